@@ -1,0 +1,78 @@
+// engine.h — one rank's training engine: flat parameters, gradients and optimizer state, the model
+// with its preallocated activations, staged input batches, and the step that ties them together.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "../comm/communicator.h"  // Communicator
+#include "../model/model.h"        // Model, MicroBatch
+#include "../model/params.h"       // ParamLayout
+#include "../optim/optimizer.h"    // Optimizer
+
+namespace paratrain {
+
+struct EngineConfig {
+  ModelConfig model;
+  int micro_batch = 1, seq_len = 1, grad_accum = 1;
+  int max_predictions = 0;  // BERT: masked positions per micro-batch (0 = every position)
+  int threads = 1;
+  uint64_t seed = 0;        // dropout streams
+  OptimizerConfig optimizer;
+};
+
+// A micro-batch copied out of JS so the step can run on another thread.
+struct StagedBatch {
+  int batch = 0, seq = 0;
+  std::vector<int> tokens, labels, segments, nsp_labels;
+  std::vector<uint8_t> key_mask;
+  bool has_segments = false, has_mask = false, has_nsp = false;
+  MicroBatch view() const;
+};
+
+struct StepMetrics {
+  double loss = 0, lm_loss = 0, nsp_loss = 0;  // means over micro-batches
+  double grad_norm = 0;
+  long tokens = 0, targets = 0;
+  bool skipped = false;
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& cfg);
+
+  const EngineConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  std::vector<float>& params() { return params_; }
+  std::vector<float>& grads() { return grads_; }
+  Optimizer& optimizer() { return optimizer_; }
+
+  void init_params(uint64_t seed);
+  // Copies and checks a batch (ids in range, sizes within the preallocated shape) into slot i.
+  StagedBatch& stage(int slot);
+  void check_staged(int slot) const;
+
+  StepMetrics forward_backward(int micro_batches, uint64_t step);
+  StepMetrics train_step(int micro_batches, uint64_t step, float lr);
+  StepMetrics evaluate(int micro_batches);
+  // Forward of slot 0 without dropout; returns the logits rows (see Model::logits).
+  LossParts forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* nsp_logits);
+
+  // One call at a time: the N-API layer takes this before staging and releases it when done.
+  std::atomic<bool> busy{false};
+
+ private:
+  void use_threads() const;
+  EngineConfig cfg_;
+  ParamLayout layout_;
+  std::vector<float> params_, grads_;
+  ModelWeights<float> weights_, weight_grads_;
+  Optimizer optimizer_;
+  Model model_;
+  std::vector<StagedBatch> staged_;
+  SingleProcessCommunicator solo_;
+  Communicator* data_parallel_ = &solo_;  // gradients are averaged over this group
+};
+
+}  // namespace paratrain

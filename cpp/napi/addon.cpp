@@ -1,0 +1,383 @@
+// addon.cpp — the N-API surface of the engine (typed once, in src/engine/native.ts).
+// Slow calls (steps, evaluation, logits) run on the libuv pool as AsyncWorkers and resolve a
+// Promise; C++ exceptions become JS Errors with a `code`.
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "../engine/engine.h"  // Engine, EngineConfig
+
+namespace paratrain {
+namespace {
+
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+// Runs `body` and converts paratrain::Error / std::exception into a thrown JS Error with a code.
+template <typename F>
+auto guarded(Napi::Env env, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    throw make_error(env, e.code(), e.what());
+  } catch (const std::exception& e) {
+    throw make_error(env, "ERR_NATIVE", e.what());
+  }
+}
+
+int get_int(const Napi::Object& o, const char* key, int fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+double get_num(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+std::string get_str(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+EngineConfig parse_config(const Napi::Object& o) {
+  EngineConfig c;
+  const std::string arch = get_str(o, "arch", "");
+  if (arch != "bert" && arch != "gpt") throw Error("ERR_CONFIG", "arch must be 'bert' or 'gpt'");
+  c.model.arch = arch == "bert" ? Arch::Bert : Arch::Gpt;
+  c.model.layers = get_int(o, "layers", 0);
+  c.model.hidden = get_int(o, "hidden", 0);
+  c.model.heads = get_int(o, "heads", 0);
+  c.model.ffn = get_int(o, "ffn", 0);
+  c.model.vocab = get_int(o, "vocabSize", 0);
+  c.model.max_positions = get_int(o, "maxPositions", 0);
+  c.model.hidden_dropout = static_cast<float>(get_num(o, "hiddenDropout", 0));
+  c.model.attention_dropout = static_cast<float>(get_num(o, "attentionDropout", 0));
+  c.model.tp_rank = get_int(o, "tensorParallelRank", 0);
+  c.model.tp_size = get_int(o, "tensorParallelSize", 1);
+  c.micro_batch = get_int(o, "microBatch", 1);
+  c.seq_len = get_int(o, "seqLen", 1);
+  c.grad_accum = get_int(o, "gradAccum", 1);
+  c.max_predictions = get_int(o, "maxPredictions", 0);
+  c.threads = get_int(o, "threads", 1);
+  c.seed = static_cast<uint64_t>(get_num(o, "seed", 0));
+  Napi::Value ov = o.Get("optimizer");
+  if (ov.IsObject()) {
+    Napi::Object opt = ov.As<Napi::Object>();
+    const std::string name = get_str(opt, "name", "lamb");
+    if (name != "lamb" && name != "adamw") throw Error("ERR_CONFIG", "optimizer.name must be 'lamb' or 'adamw'");
+    c.optimizer.kind = name == "lamb" ? OptimizerKind::Lamb : OptimizerKind::AdamW;
+    c.optimizer.beta1 = static_cast<float>(get_num(opt, "beta1", 0.9));
+    c.optimizer.beta2 = static_cast<float>(get_num(opt, "beta2", 0.999));
+    c.optimizer.eps = static_cast<float>(get_num(opt, "eps", 1e-6));
+    c.optimizer.weight_decay = static_cast<float>(get_num(opt, "weightDecay", 0.01));
+    c.optimizer.apex = get_str(opt, "variant", "nvlamb") == "apex";
+    c.optimizer.max_grad_norm = static_cast<float>(get_num(opt, "maxGradNorm", 1.0));
+  }
+  c.model.validate();
+  return c;
+}
+
+template <typename Typed>
+Typed typed_array(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray()) throw Error("ERR_ARGUMENT", std::string(what) + " must be a typed array");
+  return v.As<Typed>();
+}
+
+template <typename Elem, typename Typed>
+void copy_into(std::vector<Elem>& dst, const Napi::Value& v, const char* what, napi_typedarray_type type) {
+  Typed arr = typed_array<Typed>(v, what);
+  if (arr.TypedArrayType() != type) throw Error("ERR_ARGUMENT", std::string(what) + " has the wrong element type");
+  dst.assign(arr.Data(), arr.Data() + arr.ElementLength());
+}
+
+Napi::Object metrics_object(Napi::Env env, const StepMetrics& m) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", m.loss);
+  o.Set("lmLoss", m.lm_loss);
+  o.Set("nspLoss", m.nsp_loss);
+  o.Set("gradNorm", m.grad_norm);
+  o.Set("tokens", static_cast<double>(m.tokens));
+  o.Set("targets", static_cast<double>(m.targets));
+  o.Set("skipped", m.skipped);
+  return o;
+}
+
+// A Promise-returning job on the libuv pool that holds the engine's busy flag until it settles.
+class EngineJob : public Napi::AsyncWorker {
+ public:
+  using Body = std::function<void()>;
+  using Result = std::function<Napi::Value(Napi::Env)>;
+  EngineJob(Napi::Env env, Engine* engine, Napi::Object owner, Body body, Result result)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(engine),
+        body_(std::move(body)), result_(std::move(result)) {
+    owner_ = Napi::Persistent(owner);  // keep the engine object alive while the job runs
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      body_();
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      code_ = "ERR_NATIVE";
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    engine_->busy = false;
+    deferred_.Resolve(result_(Env()));
+  }
+  void OnError(const Napi::Error& e) override {
+    engine_->busy = false;
+    deferred_.Reject(make_error(Env(), code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Engine* engine_;
+  Napi::ObjectReference owner_;
+  Body body_;
+  Result result_;
+  std::string code_ = "ERR_NATIVE";
+};
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod("paramTable", &EngineWrap::ParamTable),
+                        InstanceMethod("numParams", &EngineWrap::NumParams),
+                        InstanceMethod("initParams", &EngineWrap::InitParams),
+                        InstanceMethod("getParams", &EngineWrap::GetParams),
+                        InstanceMethod("setParams", &EngineWrap::SetParams),
+                        InstanceMethod("getGrads", &EngineWrap::GetGrads),
+                        InstanceMethod("getOptimizerState", &EngineWrap::GetOptimizerState),
+                        InstanceMethod("setOptimizerState", &EngineWrap::SetOptimizerState),
+                        InstanceMethod("trainStep", &EngineWrap::TrainStep),
+                        InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
+                        InstanceMethod("evaluate", &EngineWrap::Evaluate),
+                        InstanceMethod("logits", &EngineWrap::Logits)});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    guarded(info.Env(), [&] {
+      if (info.Length() < 1 || !info[0].IsObject()) throw Error("ERR_ARGUMENT", "new Engine(options) needs an object");
+      engine_ = std::make_unique<Engine>(parse_config(info[0].As<Napi::Object>()));
+      return 0;
+    });
+  }
+
+ private:
+  Engine& engine() { return *engine_; }
+
+  void require_idle(Napi::Env env) {
+    if (engine_->busy) throw make_error(env, "ERR_ENGINE_BUSY", "the engine is running a step; await it first");
+  }
+
+  Napi::Value ParamTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto& ps = engine().layout().params();
+    Napi::Array arr = Napi::Array::New(env, ps.size());
+    for (size_t i = 0; i < ps.size(); i++) {
+      const ParamInfo& p = ps[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", p.name);
+      Napi::Array shape = Napi::Array::New(env, p.shape.size());
+      Napi::Array gshape = Napi::Array::New(env, p.global_shape.size());
+      for (size_t d = 0; d < p.shape.size(); d++) {
+        shape.Set(d, static_cast<double>(p.shape[d]));
+        gshape.Set(d, static_cast<double>(p.global_shape[d]));
+      }
+      o.Set("shape", shape);
+      o.Set("globalShape", gshape);
+      o.Set("splitDim", p.split_dim);
+      o.Set("offset", static_cast<double>(p.offset));
+      o.Set("numel", static_cast<double>(p.numel));
+      o.Set("decay", p.decay);
+      arr.Set(i, o);
+    }
+    return arr;
+  }
+
+  Napi::Value NumParams(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(engine().layout().total()));
+  }
+
+  Napi::Value InitParams(const Napi::CallbackInfo& info) {
+    require_idle(info.Env());
+    const double seed = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    engine().init_params(static_cast<uint64_t>(seed));
+    return info.Env().Undefined();
+  }
+
+  static Napi::Float32Array copy_out(Napi::Env env, const std::vector<float>& src) {
+    Napi::Float32Array out = Napi::Float32Array::New(env, src.size());
+    std::copy(src.begin(), src.end(), out.Data());
+    return out;
+  }
+
+  void copy_in(Napi::Env env, std::vector<float>& dst, const Napi::Value& v, const char* what) {
+    guarded(env, [&] {
+      Napi::Float32Array arr = typed_array<Napi::Float32Array>(v, what);
+      if (arr.ElementLength() != dst.size())
+        throw Error("ERR_ARGUMENT", std::string(what) + " holds " + std::to_string(arr.ElementLength()) +
+                                        " values; the engine has " + std::to_string(dst.size()));
+      std::copy(arr.Data(), arr.Data() + arr.ElementLength(), dst.begin());
+      return 0;
+    });
+  }
+
+  Napi::Value GetParams(const Napi::CallbackInfo& info) {
+    require_idle(info.Env());
+    return copy_out(info.Env(), engine().params());
+  }
+  Napi::Value SetParams(const Napi::CallbackInfo& info) {
+    require_idle(info.Env());
+    copy_in(info.Env(), engine().params(), info[0], "params");
+    return info.Env().Undefined();
+  }
+  Napi::Value GetGrads(const Napi::CallbackInfo& info) {
+    require_idle(info.Env());
+    return copy_out(info.Env(), engine().grads());
+  }
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    require_idle(info.Env());
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("step", static_cast<double>(engine().optimizer().step_count()));
+    o.Set("m", copy_out(info.Env(), engine().optimizer().m()));
+    o.Set("v", copy_out(info.Env(), engine().optimizer().v()));
+    return o;
+  }
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
+    Napi::Object o = info[0].As<Napi::Object>();
+    copy_in(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
+    copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
+    engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
+    return env.Undefined();
+  }
+
+  // Copies JS batches into the engine's staging slots; returns how many micro-batches.
+  int stage_batches(Napi::Env env, const Napi::Value& v) {
+    return guarded(env, [&] {
+      if (!v.IsArray()) throw Error("ERR_ARGUMENT", "batches must be an array of micro-batches");
+      Napi::Array arr = v.As<Napi::Array>();
+      const int count = static_cast<int>(arr.Length());
+      if (count < 1) throw Error("ERR_ARGUMENT", "at least one micro-batch is needed");
+      for (int i = 0; i < count; i++) {
+        Napi::Value item = arr.Get(static_cast<uint32_t>(i));
+        if (!item.IsObject()) throw Error("ERR_ARGUMENT", "micro-batch " + std::to_string(i) + " is not an object");
+        Napi::Object b = item.As<Napi::Object>();
+        StagedBatch& s = engine().stage(i);
+        s.batch = get_int(b, "batchSize", 0);
+        s.seq = get_int(b, "seqLen", 0);
+        copy_into<int32_t, Napi::Int32Array>(s.tokens, b.Get("tokens"), "tokens", napi_int32_array);
+        copy_into<int32_t, Napi::Int32Array>(s.labels, b.Get("labels"), "labels", napi_int32_array);
+        s.has_segments = b.Get("segments").IsTypedArray();
+        if (s.has_segments)
+          copy_into<int32_t, Napi::Int32Array>(s.segments, b.Get("segments"), "segments", napi_int32_array);
+        s.has_mask = b.Get("attentionMask").IsTypedArray();
+        if (s.has_mask)
+          copy_into<uint8_t, Napi::Uint8Array>(s.key_mask, b.Get("attentionMask"), "attentionMask", napi_uint8_array);
+        s.has_nsp = b.Get("nspLabels").IsTypedArray();
+        if (s.has_nsp)
+          copy_into<int32_t, Napi::Int32Array>(s.nsp_labels, b.Get("nspLabels"), "nspLabels", napi_int32_array);
+        engine().check_staged(i);
+      }
+      return count;
+    });
+  }
+
+  Napi::Value run_job(const Napi::CallbackInfo& info, EngineJob::Body body, EngineJob::Result result) {
+    auto* job = new EngineJob(info.Env(), engine_.get(), info.This().As<Napi::Object>(), std::move(body),
+                              std::move(result));
+    Napi::Promise p = job->promise();
+    job->Queue();
+    return p;
+  }
+
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) { return step_job(info, true); }
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info) { return step_job(info, false); }
+
+  Napi::Value step_job(const Napi::CallbackInfo& info, bool apply_optimizer) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    const int count = stage_batches(env, info[0]);
+    Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    const uint64_t step = static_cast<uint64_t>(get_num(opts, "step", 0));
+    const float lr = static_cast<float>(get_num(opts, "lr", 0));
+    engine_->busy = true;
+    auto metrics = std::make_shared<StepMetrics>();
+    Engine* e = engine_.get();
+    return run_job(
+        info,
+        [=] { *metrics = apply_optimizer ? e->train_step(count, step, lr) : e->forward_backward(count, step); },
+        [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics); });
+  }
+
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    const int count = stage_batches(env, info[0]);
+    engine_->busy = true;
+    auto metrics = std::make_shared<StepMetrics>();
+    Engine* e = engine_.get();
+    return run_job(
+        info, [=] { *metrics = e->evaluate(count); },
+        [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics); });
+  }
+
+  Napi::Value Logits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    Napi::Array one = Napi::Array::New(env, 1);
+    one.Set(0u, info[0]);
+    stage_batches(env, one);
+    engine_->busy = true;
+    struct Out {
+      std::vector<float> logits, nsp;
+      std::vector<int> rows;
+      LossParts loss;
+    };
+    auto out = std::make_shared<Out>();
+    Engine* e = engine_.get();
+    return run_job(
+        info, [=] { out->loss = e->forward_logits(&out->logits, &out->rows, &out->nsp); },
+        [=](Napi::Env env) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("logits", copy_out(env, out->logits));
+          Napi::Int32Array rows = Napi::Int32Array::New(env, out->rows.size());
+          std::copy(out->rows.begin(), out->rows.end(), rows.Data());
+          o.Set("rows", rows);
+          o.Set("nspLogits", copy_out(env, out->nsp));
+          o.Set("loss", out->loss.loss);
+          o.Set("lmLoss", out->loss.lm_loss);
+          o.Set("nspLoss", out->loss.nsp_loss);
+          return o;
+        });
+  }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("backend", Napi::String::New(env, "cpu"));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+}  // namespace paratrain
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return paratrain::Init(env, exports); }
+
+NODE_API_MODULE(paratrain_addon, InitAddon)

@@ -1,0 +1,198 @@
+// kernel_tests.cpp — every CPU kernel's backward against central finite differences, with the
+// kernels instantiated in double. For a kernel y = f(x) and a fixed random G, the scalar
+// L = Σ G ⊙ f(x) has ∂L/∂x = backward(G); we compare that with (L(x+h) − L(x−h)) / 2h.
+// Prints one line per check and "N passed, N failed"; exits non-zero on any failure.
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels/cpu/attention.h"
+#include "../kernels/cpu/cross_entropy.h"
+#include "../kernels/cpu/dropout.h"
+#include "../kernels/cpu/embedding.h"
+#include "../kernels/cpu/gelu.h"
+#include "../kernels/cpu/layernorm.h"
+#include "../kernels/cpu/linear.h"
+#include "../kernels/cpu/rows.h"
+
+using namespace paratrain;
+using namespace paratrain::cpu;
+using Vec = std::vector<double>;
+
+static std::mt19937_64 rng(1234);
+static Vec randn(size_t n, double scale = 1.0) {
+  std::normal_distribution<double> d(0.0, scale);
+  Vec v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+static double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); i++) s += a[i] * b[i];
+  return s;
+}
+
+static int passed = 0, failed = 0;
+
+// Compares `analytic` with the finite-difference gradient of loss() w.r.t. every element of x.
+static void check(const std::string& name, Vec& x, const Vec& analytic, const std::function<double()>& loss,
+                  double tol = 1e-6) {
+  const double h = 1e-6;
+  double num_sq = 0, diff_sq = 0;
+  for (size_t i = 0; i < x.size(); i++) {
+    const double keep = x[i];
+    x[i] = keep + h;
+    const double up = loss();
+    x[i] = keep - h;
+    const double down = loss();
+    x[i] = keep;
+    const double numeric = (up - down) / (2 * h);
+    num_sq += numeric * numeric;
+    diff_sq += (numeric - analytic[i]) * (numeric - analytic[i]);
+  }
+  const double rel = std::sqrt(diff_sq) / std::max(std::sqrt(num_sq), 1e-30);
+  const bool ok = rel < tol && num_sq > 0;
+  (ok ? passed : failed)++;
+  std::printf("%s %-40s rel_err=%.3e\n", ok ? "PASS" : "FAIL", name.c_str(), rel);
+}
+
+static void test_linear() {
+  const int N = 5, I = 7, O = 6;
+  Vec x = randn(N * I), W = randn(O * I), b = randn(O), G = randn(N * O), y(N * O);
+  auto loss = [&] { linear_forward(y.data(), x.data(), W.data(), b.data(), N, I, O); return dot(G, y); };
+  Vec dx(N * I), dW(O * I, 0.0), db(O, 0.0);
+  linear_backward(dx.data(), dW.data(), db.data(), G.data(), x.data(), W.data(), N, I, O, false);
+  check("linear d_input", x, dx, loss);
+  check("linear d_weight", W, dW, loss);
+  check("linear d_bias", b, db, loss);
+  // accumulate_din adds to what is there
+  Vec acc(N * I, 1.0);
+  linear_backward(acc.data(), dW.data(), db.data(), G.data(), x.data(), W.data(), N, I, O, true);
+  Vec expect(N * I);
+  for (int i = 0; i < N * I; i++) expect[i] = dx[i] + 1.0;
+  double err = 0;
+  for (int i = 0; i < N * I; i++) err = std::max(err, std::fabs(acc[i] - expect[i]));
+  (err < 1e-12 ? passed : failed)++;
+  std::printf("%s %-40s max_err=%.3e\n", err < 1e-12 ? "PASS" : "FAIL", "linear accumulate d_input", err);
+}
+
+static void test_layernorm() {
+  const int N = 4, C = 9;
+  Vec x = randn(N * C), w = randn(C), b = randn(C), G = randn(N * C), y(N * C), mean(N), rstd(N);
+  auto loss = [&] {
+    layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5);
+    return dot(G, y);
+  };
+  loss();
+  Vec dx(N * C), dw(C, 0.0), db(C, 0.0);
+  layernorm_backward(dx.data(), dw.data(), db.data(), G.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C,
+                     false);
+  check("layernorm d_input", x, dx, loss);
+  check("layernorm d_weight", w, dw, loss);
+  check("layernorm d_bias", b, db, loss);
+}
+
+static void test_gelu(GeluForm form, const char* name) {
+  const long n = 33;
+  Vec x = randn(n, 2.0), G = randn(n), y(n), dx(n);
+  auto loss = [&] { gelu_forward(y.data(), x.data(), n, form); return dot(G, y); };
+  gelu_backward(dx.data(), G.data(), x.data(), n, form);
+  check(name, x, dx, loss);
+}
+
+static void test_attention(bool causal, bool padding, float dropout, const char* name) {
+  const int B = 2, T = 5, heads = 2, d = 3, C = heads * d;
+  std::vector<uint8_t> mask(B * T, 1);
+  if (padding) mask[1 * T + 4] = mask[1 * T + 3] = 0;  // two padding keys in sequence 1
+  AttentionShape s{B, T, heads, d, causal, padding ? mask.data() : nullptr, dropout, rng_key(7, 3, 11)};
+  Vec qkv = randn(B * T * 3 * C), G = randn(B * T * C), ctx(B * T * C), probs(B * heads * T * T);
+  Vec scratch(2 * T * T * 64);  // enough for any OpenMP team size here
+  auto loss = [&] {
+    attention_forward(ctx.data(), probs.data(), qkv.data(), s, scratch.data());
+    return dot(G, ctx);
+  };
+  loss();
+  Vec dqkv(qkv.size());
+  attention_backward(dqkv.data(), G.data(), qkv.data(), probs.data(), s, scratch.data());
+  check(name, qkv, dqkv, loss);
+}
+
+static void test_cross_entropy() {
+  const int rows = 6, V = 11;
+  Vec logits = randn(rows * V, 3.0);
+  std::vector<int> labels = {3, -100, 0, 10, 5, -100};
+  auto loss = [&] {
+    Vec copy = logits;
+    auto r = softmax_cross_entropy(copy.data(), labels.data(), rows, V, -100, 0.0);
+    return r.loss_sum / r.count;  // mean over counted rows, as the model uses it
+  };
+  Vec grad = logits;
+  auto r = softmax_cross_entropy(grad.data(), labels.data(), rows, V, -100, 1.0 / 4);
+  check("cross_entropy d_logits (ignore index)", logits, grad, loss);
+  (r.count == 4 ? passed : failed)++;
+  std::printf("%s %-40s count=%ld\n", r.count == 4 ? "PASS" : "FAIL", "cross_entropy ignore count", r.count);
+}
+
+static void test_embedding() {
+  const int B = 2, T = 4, H = 5, V = 7;
+  std::vector<int> tokens = {1, 3, 3, 6, 0, 1, 1, 2}, segments = {0, 0, 1, 1, 0, 1, 1, 1};
+  Vec word = randn(V * H), pos = randn(T * H), seg = randn(2 * H), G = randn(B * T * H), y(B * T * H);
+  auto loss = [&] {
+    embedding_forward(y.data(), tokens.data(), segments.data(), word.data(), pos.data(), seg.data(), B, T, H);
+    return dot(G, y);
+  };
+  Vec dword(V * H, 0.0), dpos(T * H, 0.0), dseg(2 * H, 0.0);
+  embedding_backward(dword.data(), dpos.data(), dseg.data(), G.data(), tokens.data(), segments.data(), B, T, H);
+  check("embedding d_word", word, dword, loss);
+  check("embedding d_position", pos, dpos, loss);
+  check("embedding d_segment", seg, dseg, loss);
+}
+
+static void test_dropout() {
+  const long n = 200;
+  const uint64_t key = rng_key(3, 9, 5);
+  Vec x = randn(n), G = randn(n), y(n), r = randn(n), dx(n);
+  auto loss = [&] { residual_dropout_forward(y.data(), r.data(), x.data(), n, 0.3f, key); return dot(G, y); };
+  dropout_backward(dx.data(), G.data(), n, 0.3f, key);
+  check("residual dropout d_input", x, dx, loss);
+  long zeros = 0;
+  dropout_forward(y.data(), x.data(), n, 0.3f, key);
+  for (long i = 0; i < n; i++) zeros += y[i] == 0;
+  const bool ok = zeros > 30 && zeros < 90;  // ≈ 60 expected
+  (ok ? passed : failed)++;
+  std::printf("%s %-40s dropped=%ld/200\n", ok ? "PASS" : "FAIL", "dropout rate near p", zeros);
+}
+
+static void test_tanh_and_rows() {
+  const long n = 12;
+  Vec x = randn(n), G = randn(n), y(n), dx(n);
+  auto loss = [&] { tanh_forward(y.data(), x.data(), n); return dot(G, y); };
+  loss();
+  tanh_backward(dx.data(), G.data(), y.data(), n);
+  check("tanh d_input", x, dx, loss);
+  const int H = 3, M = 2;
+  std::vector<int> rows = {3, 1};
+  Vec src = randn(5 * H), Gm = randn(M * H), out(M * H), dsrc(5 * H, 0.0);
+  auto gl = [&] { gather_rows(out.data(), src.data(), rows.data(), M, H); return dot(Gm, out); };
+  scatter_add_rows(dsrc.data(), Gm.data(), rows.data(), M, H);
+  check("gather_rows / scatter_add_rows", src, dsrc, gl);
+}
+
+int main() {
+  test_linear();
+  test_layernorm();
+  test_gelu(GeluForm::Erf, "gelu (erf) d_input");
+  test_gelu(GeluForm::Tanh, "gelu (tanh) d_input");
+  test_attention(false, true, 0.0f, "attention padding mask d_qkv");
+  test_attention(true, false, 0.0f, "attention causal d_qkv");
+  test_attention(false, true, 0.25f, "attention padding + dropout d_qkv");
+  test_cross_entropy();
+  test_embedding();
+  test_dropout();
+  test_tanh_and_rows();
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
