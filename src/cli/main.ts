@@ -1,0 +1,145 @@
+// main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate.
+import { Command, Option } from 'commander';
+
+import { runBench } from '../bench/bench';
+import { loadConfig } from '../config/load';
+import { fillMask } from '../infer/fill-mask';
+import { generate } from '../infer/generate';
+import { loadModel } from '../infer/load';
+import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
+import { train } from '../train/trainer';
+
+/** The embedded default: a short BERT pretraining on the bundled corpus. */
+export const DEFAULT_CONFIG = 'bert-mini';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function printJson(value: unknown) {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function buildCli(): Command {
+  const program = new Command('paratrain')
+    .description('Train BERT- and GPT-style language models (TypeScript coordinator, native C++ engine)')
+    .showHelpAfterError();
+
+  program
+    .command('train')
+    .description('train a model in this process')
+    .option('-c, --config <file|preset>', 'YAML config or preset name (configs/)', DEFAULT_CONFIG)
+    .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
+    .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
+    .action(async (o: { config: string; set: string[]; resume?: string }) => {
+      const config = loadConfig({ config: o.config, set: o.set });
+      const result = await train(config, { resume: o.resume });
+      const first = result.steps[0],
+        last = result.steps[result.steps.length - 1];
+      if (first && last)
+        process.stderr.write(
+          `paratrain: trained steps ${first.step}..${last.step}: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}; ` +
+            `checkpoint ${result.checkpoints[result.checkpoints.length - 1] ?? '(none)'}\n`,
+        );
+    });
+
+  program
+    .command('bench')
+    .description('time full training steps on random tokens and print tokens/s')
+    .option('-c, --config <file|preset>', 'YAML config or preset name', DEFAULT_CONFIG)
+    .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
+    .option('--steps <n>', 'timed steps', (v) => parseInt(v, 10), 10)
+    .option('--warmup <n>', 'untimed steps first', (v) => parseInt(v, 10), 2)
+    .option('--json', 'print one JSON object')
+    .action(async (o: { config: string; set: string[]; steps: number; warmup: number; json?: boolean }) => {
+      const config = loadConfig({ config: o.config, set: o.set });
+      const r = await runBench(config, { steps: o.steps, warmup: o.warmup, name: o.config });
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else
+        process.stdout.write(
+          `${r.config}: ${r.tokens_per_s} tokens/s, ${r.step_ms} ms/step (median of ${r.steps}), ` +
+            `${r.gflops} GFLOP/s, ${(r.params / 1e6).toFixed(2)}M params, peak RSS ${r.peak_rss_mb} MB\n`,
+        );
+    });
+
+  program
+    .command('export')
+    .description('write a checkpoint as a Hugging Face model directory')
+    .requiredOption('--checkpoint <path>', 'checkpoint step directory or checkpoints root')
+    .addOption(new Option('--format <format>', 'output format').choices(['hf']).default('hf'))
+    .requiredOption('--out <dir>', 'output directory')
+    .action(async (o: { checkpoint: string; out: string }) => printJson(await exportCheckpointToHf(o.checkpoint, o.out)));
+
+  program
+    .command('import')
+    .description('read a Hugging Face BertForPreTraining / GPT2LMHeadModel directory into a checkpoint')
+    .requiredOption('--from <dir>', 'directory with config.json and model.safetensors')
+    .requiredOption('--out <path>', 'checkpoints root to write (step-0000000)')
+    .action(async (o: { from: string; out: string }) => printJson(await importHfToCheckpoint(o.from, o.out)));
+
+  program
+    .command('fill-mask')
+    .description('predict the [MASK] tokens of a text with a BERT checkpoint')
+    .requiredOption('--checkpoint <path>', 'checkpoint step directory or checkpoints root')
+    .option('--top-k <k>', 'candidates per mask', (v) => parseInt(v, 10), 5)
+    .option('--tokenizer <file>', "tokenizer.json to use instead of the checkpoint's")
+    .option('--json', 'print JSON (the default; kept for symmetry with generate)')
+    .argument('<text>', 'text with one or more [MASK] tokens')
+    .action(async (text: string, o: { checkpoint: string; topK: number; tokenizer?: string }) => {
+      const model = await loadModel(o.checkpoint, o.tokenizer);
+      printJson(await fillMask(model, text, o.topK));
+    });
+
+  program
+    .command('generate')
+    .description('continue a prompt with a GPT checkpoint')
+    .requiredOption('--checkpoint <path>', 'checkpoint step directory or checkpoints root')
+    .requiredOption('--prompt <text>', 'the text to continue')
+    .option('--max-new-tokens <n>', 'tokens to generate', (v) => parseInt(v, 10), 20)
+    .option('--greedy', 'always take the most likely token')
+    .option('--temperature <t>', 'sampling temperature', parseFloat, 1.0)
+    .option('--top-k <k>', 'sample among the k most likely (0 = all)', (v) => parseInt(v, 10), 40)
+    .option('--seed <n>', 'sampling seed', (v) => parseInt(v, 10), 0)
+    .option('--tokenizer <file>', "tokenizer.json to use instead of the checkpoint's")
+    .option('--json', 'print JSON (the default)')
+    .action(
+      async (o: {
+        checkpoint: string;
+        prompt: string;
+        maxNewTokens: number;
+        greedy?: boolean;
+        temperature: number;
+        topK: number;
+        seed: number;
+        tokenizer?: string;
+      }) => {
+        const model = await loadModel(o.checkpoint, o.tokenizer);
+        printJson(
+          await generate(model, {
+            prompt: o.prompt,
+            maxNewTokens: o.maxNewTokens,
+            greedy: !!o.greedy,
+            temperature: o.temperature,
+            topK: o.topK,
+            seed: o.seed,
+          }),
+        );
+      },
+    );
+  return program;
+}
+
+/** Runs the CLI; any error is printed as one clear message with its code, and the exit is non-zero. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().exitOverride().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as Error & { code?: string; exitCode?: number };
+    if (e.code?.startsWith('commander.')) {
+      // commander already printed usage or help
+      return e.exitCode ?? 2;
+    }
+    process.stderr.write(`paratrain: error${e.code ? ` [${e.code}]` : ''}: ${e.message}\n`);
+    if (process.env.PARATRAIN_DEBUG) process.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,146 @@
+// load.ts — read a config (a YAML file or a preset name), apply `--set key=value` overrides,
+// validate, and report every problem with its key path and what is allowed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import type { z } from 'zod';
+
+import { configSchema, type Config } from './schema';
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  constructor(
+    message: string,
+    readonly problems: string[] = [],
+  ) {
+    super(problems.length ? `${message}\n  ${problems.join('\n  ')}` : message);
+  }
+}
+
+export const presetDir = path.resolve(__dirname, '..', '..', 'configs');
+
+export function listPresets(): string[] {
+  if (!fs.existsSync(presetDir)) return [];
+  return fs
+    .readdirSync(presetDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => f.slice(0, -'.yaml'.length))
+    .sort();
+}
+
+/** A path to a YAML file, or the name of a preset in configs/. */
+export function resolveConfigPath(nameOrPath: string): string {
+  if (fs.existsSync(nameOrPath) && fs.statSync(nameOrPath).isFile()) return nameOrPath;
+  const preset = path.join(presetDir, `${nameOrPath.replace(/\.yaml$/, '')}.yaml`);
+  if (!nameOrPath.includes('/') && fs.existsSync(preset)) return preset;
+  throw new ConfigError(
+    `config '${nameOrPath}' is neither a file nor a preset. Presets: ${listPresets().join(', ')}; ` +
+      `or give the path to a YAML file.`,
+  );
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${file}: ${(err as Error).message}`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(`config ${file} must be a YAML mapping (model:, train:, ...)`);
+  return doc as Record<string, unknown>;
+}
+
+/** Applies one `a.b.c=value` override; the value is parsed as YAML (numbers, booleans, strings). */
+export function applyOverride(doc: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set expects key=value (e.g. train.steps=100), got '${assignment}'`);
+  const keys = assignment.slice(0, eq).trim().split('.');
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = YAML.parse(raw);
+  } catch {
+    value = raw;
+  }
+  let node = doc;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (next === undefined) node[key] = {};
+    else if (typeof next !== 'object' || next === null || Array.isArray(next))
+      throw new ConfigError(`--set ${assignment}: '${key}' is not a section`);
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+type AnySchema = z.ZodType & { shape?: Record<string, AnySchema>; _zod: { def: { innerType?: AnySchema } } };
+
+/** The keys a section of the schema allows, for "unknown key" messages. */
+function allowedKeys(keyPath: PropertyKey[]): string[] {
+  let s: AnySchema | undefined = configSchema as unknown as AnySchema;
+  const unwrap = (x: AnySchema | undefined) => {
+    while (x && !x.shape && x._zod.def.innerType) x = x._zod.def.innerType;
+    return x;
+  };
+  for (const key of keyPath) s = unwrap(s)?.shape?.[String(key)];
+  return Object.keys(unwrap(s)?.shape ?? {});
+}
+
+function formatIssues(error: z.ZodError): string[] {
+  return error.issues.flatMap((issue) => {
+    const where = issue.path.map(String).join('.') || '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = allowedKeys(issue.path).join(', ');
+      return issue.keys.map((k) => `${issue.path.length ? where + '.' : ''}${k}: unknown key (allowed: ${allowed})`);
+    }
+    return [`${where}: ${issue.message}`];
+  });
+}
+
+/** Checks that involve several keys. */
+function crossChecks(c: Config): string[] {
+  const problems: string[] = [];
+  const m = c.model;
+  if (m.hidden % m.heads !== 0)
+    problems.push(`model.heads: ${m.heads} does not divide model.hidden ${m.hidden}; pick heads with hidden % heads = 0`);
+  if ((m.max_positions ?? m.seq_len) < m.seq_len)
+    problems.push(`model.max_positions: ${m.max_positions} is below model.seq_len ${m.seq_len}`);
+  if (m.arch === 'bert' && m.seq_len < 8) problems.push(`model.seq_len: BERT needs at least 8 positions`);
+  const tp = c.parallel.tensor;
+  if (m.heads % tp !== 0 || m.ffn % tp !== 0)
+    problems.push(`parallel.tensor: ${tp} must divide model.heads (${m.heads}) and model.ffn (${m.ffn})`);
+  return problems;
+}
+
+export interface LoadOptions {
+  config: string;
+  set?: string[];
+}
+
+export function loadConfig(opts: LoadOptions): Config {
+  const file = resolveConfigPath(opts.config);
+  const doc = readYaml(file);
+  for (const assignment of opts.set ?? []) applyOverride(doc, assignment);
+  return validateConfig(doc, file);
+}
+
+export function validateConfig(doc: unknown, source = 'config'): Config {
+  const parsed = configSchema.safeParse(doc);
+  if (!parsed.success) throw new ConfigError(`invalid ${source}:`, formatIssues(parsed.error));
+  const problems = crossChecks(parsed.data);
+  if (problems.length) throw new ConfigError(`invalid ${source}:`, problems);
+  return parsed.data;
+}
+
+/** Derived values used everywhere, in one place. */
+export function maxPositions(c: Config): number {
+  return c.model.max_positions ?? c.model.seq_len;
+}
+export function attentionDropout(c: Config): number {
+  return c.model.attention_dropout ?? c.model.dropout;
+}
+/** BERT: the most masked positions a micro-batch can hold (dataset cap per sequence × batch). */
+export function maxPredictionsPerSequence(c: Config): number {
+  return Math.max(1, Math.round(c.model.seq_len * c.data.mask_prob));
+}

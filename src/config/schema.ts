@@ -1,0 +1,101 @@
+// schema.ts — the run configuration: every key, its type, its default and what is allowed.
+// Configs are YAML files (configs/*.yaml) plus `--set key=value` overrides; this schema validates
+// the merged result before anything starts.
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const probability = z.number().min(0).lt(1);
+
+export const modelSchema = z
+  .object({
+    arch: z.enum(['bert', 'gpt']),
+    layers: positiveInt,
+    hidden: positiveInt,
+    heads: positiveInt,
+    ffn: positiveInt,
+    vocab_size: z.number().int().min(8),
+    seq_len: positiveInt,
+    /** Rows of the position embedding; defaults to seq_len. */
+    max_positions: positiveInt.optional(),
+    dropout: probability.default(0.1),
+    /** Attention-probability dropout; defaults to `dropout`. */
+    attention_dropout: probability.optional(),
+  })
+  .strict();
+
+export const trainSchema = z
+  .object({
+    steps: positiveInt,
+    micro_batch: positiveInt,
+    grad_accum: positiveInt.default(1),
+    lr: z.number().positive(),
+    seed: nonNegativeInt.default(42),
+    /** Warm-up as a fraction of `steps` (NVIDIA's BERT recipe: 0.2843 in phase 1). */
+    warmup: z.number().min(0).max(1).default(0.1),
+    schedule: z.enum(['poly', 'linear', 'cosine', 'constant']).default('poly'),
+    poly_power: z.number().positive().default(0.5),
+    min_lr: z.number().nonnegative().default(0),
+    log_every: positiveInt.default(1),
+    /** Evaluate on the held-out slice every N steps (0 = only at the end). */
+    eval_every: nonNegativeInt.default(0),
+    eval_batches: positiveInt.default(4),
+    /** Engine threads; 0 = PARATRAIN_NUM_THREADS or all cores. */
+    threads: nonNegativeInt.default(0),
+    /** What a non-finite loss does: stop with an error, or skip the update and go on. */
+    on_nan: z.enum(['error', 'skip']).default('error'),
+  })
+  .strict();
+
+export const optimizerSchema = z
+  .object({
+    name: z.enum(['lamb', 'adamw']).default('lamb'),
+    beta1: probability.default(0.9),
+    beta2: probability.default(0.999),
+    eps: z.number().positive().default(1e-6),
+    weight_decay: z.number().nonnegative().default(0.01),
+    /** LAMB form: nvlamb (the brief's: g/‖g‖, ε inside the sqrt) or apex (FusedLAMB: clip, ε outside). */
+    variant: z.enum(['nvlamb', 'apex']).default('nvlamb'),
+    /** AdamW and apex-LAMB gradient clipping; 0 disables it. */
+    max_grad_norm: z.number().nonnegative().default(1.0),
+  })
+  .strict();
+
+export const dataSchema = z
+  .object({
+    /** 'bundled' (Moby-Dick + State of the Union addresses) or a .txt file / directory of them. */
+    corpus: z.string().min(1).default('bundled'),
+    /** 'auto' trains (and caches) a tokenizer on the corpus; or a path to any tokenizer.json. */
+    tokenizer: z.string().min(1).default('auto'),
+    cache_dir: z.string().min(1).default('.paratrain-cache'),
+    heldout_fraction: z.number().gt(0).lt(0.5).default(0.02),
+    mask_prob: z.number().gt(0).lt(1).default(0.15),
+    pair_task: z.enum(['nsp', 'sop']).default('nsp'),
+    /** Use only the first N documents (0 = all); for quick runs and tests. */
+    max_documents: nonNegativeInt.default(0),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    model: modelSchema,
+    train: trainSchema,
+    optimizer: optimizerSchema.default(optimizerSchema.parse({})),
+    parallel: z.object({ tensor: positiveInt.default(1) }).strict().default({ tensor: 1 }),
+    checkpoint: z
+      .object({
+        /** Save every N steps (0 = only at the end). */
+        every: nonNegativeInt.default(0),
+        keep: z.number().int().min(2).default(3),
+      })
+      .strict()
+      .default({ every: 0, keep: 3 }),
+    run: z
+      .object({ dir: z.string().min(1).default('runs/default') })
+      .strict()
+      .default({ dir: 'runs/default' }),
+    data: dataSchema.default(dataSchema.parse({})),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

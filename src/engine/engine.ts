@@ -1,0 +1,90 @@
+// engine.ts — builds a native engine from a validated config and names its parameters.
+import * as os from 'node:os';
+
+import { attentionDropout, maxPositions, maxPredictionsPerSequence } from '../config/load';
+import type { NamedTensor } from '../checkpoint/types';
+import type { Config } from '../config/schema';
+import { loadNative, type NativeEngine, type NativeEngineOptions, type ParamEntry } from './native';
+
+/**
+ * Threading policy: one engine per process uses `train.threads` threads, else PARATRAIN_NUM_THREADS,
+ * else every core. OpenMP loops and OpenBLAS share that one team (see docs/threading.md).
+ */
+export function resolveThreads(configured: number): number {
+  if (configured > 0) return configured;
+  const env = Number(process.env.PARATRAIN_NUM_THREADS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return os.availableParallelism();
+}
+
+export interface EngineShape {
+  microBatch?: number;
+  seqLen?: number;
+  gradAccum?: number;
+  /** Inference: predict at every position. */
+  allPositions?: boolean;
+}
+
+export function engineOptions(c: Config, shape: EngineShape = {}): NativeEngineOptions {
+  const microBatch = shape.microBatch ?? c.train.micro_batch;
+  const seqLen = shape.seqLen ?? c.model.seq_len;
+  return {
+    arch: c.model.arch,
+    layers: c.model.layers,
+    hidden: c.model.hidden,
+    heads: c.model.heads,
+    ffn: c.model.ffn,
+    vocabSize: c.model.vocab_size,
+    maxPositions: maxPositions(c),
+    hiddenDropout: c.model.dropout,
+    attentionDropout: attentionDropout(c),
+    microBatch,
+    seqLen,
+    gradAccum: shape.gradAccum ?? c.train.grad_accum,
+    maxPredictions: shape.allPositions ? 0 : microBatch * maxPredictionsPerSequence(c),
+    threads: resolveThreads(c.train.threads),
+    seed: c.train.seed,
+    optimizer: {
+      name: c.optimizer.name,
+      beta1: c.optimizer.beta1,
+      beta2: c.optimizer.beta2,
+      eps: c.optimizer.eps,
+      weightDecay: c.optimizer.weight_decay,
+      variant: c.optimizer.variant,
+      maxGradNorm: c.optimizer.max_grad_norm,
+    },
+  };
+}
+
+export function createEngine(c: Config, shape: EngineShape = {}): NativeEngine {
+  const addon = loadNative('cpu');
+  return new addon.Engine(engineOptions(c, shape));
+}
+
+
+/** Views of a flat buffer as named tensors (no copy). */
+export function splitFlat(table: ParamEntry[], flat: Float32Array, prefix = ''): NamedTensor[] {
+  return table.map((p) => ({
+    name: prefix + p.name,
+    shape: p.shape,
+    data: flat.subarray(p.offset, p.offset + p.numel),
+  }));
+}
+
+/** Assembles a flat buffer from named tensors; every parameter must be present with its shape. */
+export function joinFlat(table: ParamEntry[], tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  prefix = '', what = 'checkpoint'): Float32Array {
+  const total = table.reduce((n, p) => n + p.numel, 0);
+  const flat = new Float32Array(total);
+  for (const p of table) {
+    const t = tensors.get(prefix + p.name);
+    if (!t) throw Object.assign(new Error(`${what} has no tensor '${prefix + p.name}'`), { code: 'ERR_CHECKPOINT_MISMATCH' });
+    if (t.shape.join(',') !== p.shape.join(','))
+      throw Object.assign(
+        new Error(`${what}: '${prefix + p.name}' has shape [${t.shape}], the model expects [${p.shape}]`),
+        { code: 'ERR_CHECKPOINT_MISMATCH' },
+      );
+    flat.set(t.data, p.offset);
+  }
+  return flat;
+}

@@ -1,0 +1,150 @@
+// native.ts — the whole surface of the native addon, typed once, and the one loader for it.
+// Only src/engine/ touches the raw binding; everything else imports these types.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import type { TrainBatch } from '../data/batch';
+
+export interface NativeEngineOptions {
+  arch: 'bert' | 'gpt';
+  layers: number;
+  hidden: number;
+  heads: number;
+  ffn: number;
+  vocabSize: number;
+  maxPositions: number;
+  hiddenDropout: number;
+  attentionDropout: number;
+  tensorParallelRank?: number;
+  tensorParallelSize?: number;
+  microBatch: number;
+  seqLen: number;
+  gradAccum: number;
+  /** BERT: most masked positions in one micro-batch (0 = every position). */
+  maxPredictions: number;
+  threads: number;
+  /** Key of the dropout streams. */
+  seed: number;
+  optimizer: {
+    name: 'lamb' | 'adamw';
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    variant: 'nvlamb' | 'apex';
+    maxGradNorm: number;
+  };
+}
+
+export interface ParamEntry {
+  name: string;
+  shape: number[];
+  globalShape: number[];
+  /** Tensor-parallel split axis, -1 when every rank holds the whole tensor. */
+  splitDim: number;
+  offset: number;
+  numel: number;
+  decay: boolean;
+}
+
+export interface StepMetrics {
+  loss: number;
+  /** MLM (BERT) or causal-LM (GPT) part of the loss. */
+  lmLoss: number;
+  /** BERT next-sentence / sentence-order part. */
+  nspLoss: number;
+  gradNorm: number;
+  tokens: number;
+  targets: number;
+  /** Non-finite loss or gradients: the update was not applied. */
+  skipped: boolean;
+}
+
+export interface LogitsResult {
+  /** [rows.length, vocab] */
+  logits: Float32Array;
+  /** Flat position (b·T + t) of each logits row: BERT the labelled positions, GPT every position. */
+  rows: Int32Array;
+  /** BERT [B, 2] */
+  nspLogits: Float32Array;
+  loss: number;
+  lmLoss: number;
+  nspLoss: number;
+}
+
+export interface OptimizerState {
+  step: number;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+/** One rank's engine. Async methods run off the JS thread; one call at a time. */
+export interface NativeEngine {
+  paramTable(): ParamEntry[];
+  numParams(): number;
+  initParams(seed: number): void;
+  getParams(): Float32Array;
+  setParams(params: Float32Array): void;
+  getGrads(): Float32Array;
+  getOptimizerState(): OptimizerState;
+  setOptimizerState(state: OptimizerState): void;
+  trainStep(batches: TrainBatch[], opts: { step: number; lr: number }): Promise<StepMetrics>;
+  forwardBackward(batches: TrainBatch[], opts: { step: number }): Promise<StepMetrics>;
+  evaluate(batches: TrainBatch[]): Promise<StepMetrics>;
+  logits(batch: TrainBatch): Promise<LogitsResult>;
+}
+
+export interface NativeAddon {
+  Engine: new (options: NativeEngineOptions) => NativeEngine;
+  backend: 'cpu' | 'cuda';
+  abiVersion: number;
+}
+
+export const ADDON_ABI_VERSION = 1;
+
+export class NativeLoadError extends Error {
+  readonly code = 'ERR_NATIVE_LOAD';
+}
+
+const packageRoot = path.resolve(__dirname, '..', '..');
+
+/** Where each build variant is looked for; PARATRAIN_ADDON overrides. */
+export function addonCandidates(variant: 'cpu' | 'cuda'): string[] {
+  if (process.env.PARATRAIN_ADDON) return [path.resolve(process.env.PARATRAIN_ADDON)];
+  if (variant === 'cuda') return [path.join(packageRoot, 'build-cmake', 'Release', 'paratrain_cuda.node')];
+  return [
+    path.join(packageRoot, 'build-cmake', 'Release', 'paratrain.node'),
+    path.join(packageRoot, 'build', 'Release', 'paratrain.node'), // binding.gyp build
+  ];
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon, or throws one error that lists what was tried and how to fix it. */
+export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
+  if (cached && cached.backend === variant) return cached;
+  const problems: string[] = [];
+  for (const file of addonCandidates(variant)) {
+    if (!fs.existsSync(file)) {
+      problems.push(`${file}: not built`);
+      continue;
+    }
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const addon = require(file) as NativeAddon;
+      if (addon.abiVersion !== ADDON_ABI_VERSION)
+        throw new Error(`ABI version ${addon.abiVersion}, this package expects ${ADDON_ABI_VERSION} (stale build)`);
+      if (addon.backend !== variant) throw new Error(`is a ${addon.backend} build, not ${variant}`);
+      cached = addon;
+      return addon;
+    } catch (err) {
+      problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  const fixes =
+    variant === 'cuda'
+      ? 'This release builds the CPU engine only; run with the CPU backend.'
+      : 'Build it with `npm run build:native` (needs cmake, g++ and OpenBLAS: `bash scripts/setup.sh` installs them). ' +
+        'If it is built but fails to load, a missing libopenblas usually is the cause: `apt-get install libopenblas-openmp-dev`.';
+  throw new NativeLoadError(`cannot load the paratrain ${variant} engine.\n  ${problems.join('\n  ')}\n${fixes}`);
+}
