@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include <cblas.h>  // openblas_get_corename
+
 #include "../engine/engine.h"  // Engine, EngineConfig
 
 namespace paratrain {
@@ -372,6 +374,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("backend", Napi::String::New(env, "cpu"));
   exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("blasCore", Napi::String::New(env, openblas_get_corename()));
   return exports;
 }
 

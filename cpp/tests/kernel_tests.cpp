@@ -181,7 +181,43 @@ static void test_tanh_and_rows() {
   check("gather_rows / scatter_add_rows", src, dsrc, gl);
 }
 
+// The float GEMM path the model runs (OpenBLAS's sgemm for whatever core type it selected) against a
+// naive double product: all transpose combinations, beta 0 and 1, and leading dimensions wider
+// than the matrix (as attention uses them).
+static void test_sgemm() {
+  const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 17, 64}, {128, 96, 256}, {300, 257, 129}};
+  for (const auto& sh : shapes)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++)
+        for (float beta : {0.0f, 1.0f}) {
+          const int M = sh[0], N = sh[1], K = sh[2], pad = 3;
+          const int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+          const Vec Ad = randn(static_cast<size_t>(ta ? K : M) * lda), Bd = randn(static_cast<size_t>(tb ? N : K) * ldb);
+          const Vec Cd = randn(static_cast<size_t>(M) * ldc);
+          std::vector<float> A(Ad.begin(), Ad.end()), B(Bd.begin(), Bd.end()), C(Cd.begin(), Cd.end());
+          gemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+          double diff = 0, ref_sq = 0;
+          for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+              double acc = 0;
+              for (int k = 0; k < K; k++)
+                acc += double(A[ta ? k * lda + i : i * lda + k]) * double(B[tb ? j * ldb + k : k * ldb + j]);
+              const double ref = 0.5 * acc + beta * double(float(Cd[i * ldc + j]));
+              diff += (ref - C[i * ldc + j]) * (ref - C[i * ldc + j]);
+              ref_sq += ref * ref;
+            }
+          const double rel = std::sqrt(diff / std::max(ref_sq, 1e-30));
+          const bool ok = rel < 1e-5;
+          (ok ? passed : failed)++;
+          if (!ok || (M == 128 && ta == 0 && tb == 1 && beta == 0.0f))
+            std::printf("%s sgemm %dx%dx%d ta=%d tb=%d beta=%g rel_err=%.3e\n", ok ? "PASS" : "FAIL", M, N, K, ta, tb,
+                        beta, rel);
+        }
+}
+
 int main() {
+  std::printf("OpenBLAS core: %s\n", openblas_get_corename());
+  test_sgemm();
   test_linear();
   test_layernorm();
   test_gelu(GeluForm::Erf, "gelu (erf) d_input");

@@ -98,6 +98,8 @@ export interface NativeAddon {
   Engine: new (options: NativeEngineOptions) => NativeEngine;
   backend: 'cpu' | 'cuda';
   abiVersion: number;
+  /** The kernel family OpenBLAS runs (openblas_get_corename). */
+  blasCore: string;
 }
 
 export const ADDON_ABI_VERSION = 1;
@@ -120,10 +122,36 @@ export function addonCandidates(variant: 'cpu' | 'cuda'): string[] {
 
 let cached: NativeAddon | undefined;
 
+/**
+ * OpenBLAS 0.3.21 (Debian 12) does not recognise recent Xeons (e.g. Sapphire/Emerald Rapids) and
+ * falls back to its SSE3 "Prescott" kernels, about 4× slower. Unless the user chose a core type,
+ * pick the newest kernel family the CPU's flags support. Must run before the addon (and so
+ * libopenblas) is loaded: OpenBLAS reads the variable once, at load.
+ */
+export function chooseBlasCoreType(cpuFlags: string | undefined = readCpuFlags()): string | undefined {
+  if (process.env.OPENBLAS_CORETYPE || !cpuFlags) return process.env.OPENBLAS_CORETYPE;
+  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(cpuFlags);
+  let core: string | undefined;
+  if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every(has)) core = 'SkylakeX';
+  else if (has('avx2') && has('fma')) core = 'Haswell';
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+  return core;
+}
+
+function readCpuFlags(): string | undefined {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    return /^flags\s*:(.*)$/m.exec(info)?.[1];
+  } catch {
+    return undefined; // not Linux: leave OpenBLAS's own detection alone
+  }
+}
+
 /** Loads the addon, or throws one error that lists what was tried and how to fix it. */
 export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
   if (cached && cached.backend === variant) return cached;
   const problems: string[] = [];
+  chooseBlasCoreType();
   for (const file of addonCandidates(variant)) {
     if (!fs.existsSync(file)) {
       problems.push(`${file}: not built`);
