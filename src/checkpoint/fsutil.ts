@@ -1,0 +1,96 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+import { isErrnoException } from './errors';
+
+/** Largest single write/read; FileHandle I/O is limited to < 2 GiB per call. */
+export const IO_CHUNK = 64 * 1024 * 1024;
+
+/** Temp name in the same directory so the final rename never crosses a filesystem. */
+export function tempPathFor(target: string): string {
+  const dir = path.dirname(target);
+  const base = path.basename(target);
+  return path.join(dir, `.${base}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** fsync a directory so a rename/unlink inside it is durable. Some platforms refuse; that is not fatal. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    if (!(isErrnoException(e) && ['EISDIR', 'EINVAL', 'EPERM', 'EACCES', 'ENOTSUP'].includes(e.code ?? ''))) throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Writes all of `buf` at the handle's current position, in chunks, feeding an optional hash. */
+export async function writeAll(
+  fh: fsp.FileHandle,
+  buf: Uint8Array,
+  hash?: ReturnType<typeof createHash>,
+): Promise<void> {
+  for (let off = 0; off < buf.byteLength; ) {
+    const len = Math.min(IO_CHUNK, buf.byteLength - off);
+    const view = buf.subarray(off, off + len);
+    let done = 0;
+    while (done < len) {
+      const { bytesWritten } = await fh.write(view, done, len - done);
+      if (bytesWritten <= 0) throw new Error('short write');
+      done += bytesWritten;
+    }
+    hash?.update(view);
+    off += len;
+  }
+}
+
+/**
+ * Creates `target` atomically: `produce` writes into a temp file in the same directory which is
+ * fsync'd, closed and renamed over `target`, then the directory is fsync'd. On failure the temp
+ * file is removed and `target` is left untouched.
+ */
+export async function atomicWrite<T>(target: string, produce: (fh: fsp.FileHandle) => Promise<T>): Promise<T> {
+  const tmp = tempPathFor(target);
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  let ok = false;
+  try {
+    const result = await produce(fh);
+    await fh.sync();
+    await fh.close();
+    await fsp.rename(tmp, target);
+    ok = true;
+    await fsyncDir(path.dirname(target));
+    return result;
+  } finally {
+    if (!ok) {
+      await fh.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+}
+
+export async function atomicWriteText(target: string, text: string): Promise<{ sizeBytes: number; sha256: string }> {
+  const bytes = Buffer.from(text, 'utf8');
+  const hash = createHash('sha256');
+  await atomicWrite(target, (fh) => writeAll(fh, bytes, hash));
+  return { sizeBytes: bytes.byteLength, sha256: hash.digest('hex') };
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK, 8 * 1024 * 1024));
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
+}

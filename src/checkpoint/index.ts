@@ -1,0 +1,5 @@
+export * from './types';
+export * from './errors';
+export * from './safetensors';
+export * from './manifest';
+export * from './checkpoint';
