@@ -149,6 +149,11 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr) {
   return out;
 }
 
+OptimizerResult Engine::apply_optimizer(float lr) {
+  use_threads();
+  return optimizer_.step(params_.data(), grads_.data(), lr, *data_parallel_);
+}
+
 StepMetrics Engine::evaluate(int micro_batches) {
   use_threads();
   StepMetrics out;

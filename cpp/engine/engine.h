@@ -56,6 +56,8 @@ class Engine {
   StepMetrics forward_backward(int micro_batches, uint64_t step);
   StepMetrics train_step(int micro_batches, uint64_t step, float lr);
   StepMetrics evaluate(int micro_batches);
+  // One optimizer update with the gradients already in grads() (tests and tools).
+  OptimizerResult apply_optimizer(float lr);
   // Forward of slot 0 without dropout; returns the logits rows (see Model::logits).
   LossParts forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* nsp_logits);
 

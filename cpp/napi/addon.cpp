@@ -161,6 +161,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("getGrads", &EngineWrap::GetGrads),
                         InstanceMethod("getOptimizerState", &EngineWrap::GetOptimizerState),
                         InstanceMethod("setOptimizerState", &EngineWrap::SetOptimizerState),
+                        InstanceMethod("optimizerStep", &EngineWrap::OptimizerStep),
                         InstanceMethod("trainStep", &EngineWrap::TrainStep),
                         InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
                         InstanceMethod("evaluate", &EngineWrap::Evaluate),
@@ -265,6 +266,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
     engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
     return env.Undefined();
+  }
+
+  // Sets the gradient buffer and applies one optimizer update (synchronous; for tests and tools).
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    copy_in(env, engine().grads(), info[0], "grads");
+    const float lr = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().FloatValue() : 0.0f;
+    const OptimizerResult r = guarded(env, [&] { return engine().apply_optimizer(lr); });
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("gradNorm", r.grad_norm);
+    o.Set("skipped", r.skipped);
+    return o;
   }
 
   // Copies JS batches into the engine's staging slots; returns how many micro-batches.

@@ -88,6 +88,8 @@ export interface NativeEngine {
   getGrads(): Float32Array;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;
+  /** Sets the gradients and applies one optimizer update (synchronous; for tests and tools). */
+  optimizerStep(grads: Float32Array, lr: number): { gradNorm: number; skipped: boolean };
   trainStep(batches: TrainBatch[], opts: { step: number; lr: number }): Promise<StepMetrics>;
   forwardBackward(batches: TrainBatch[], opts: { step: number }): Promise<StepMetrics>;
   evaluate(batches: TrainBatch[]): Promise<StepMetrics>;
