@@ -38,7 +38,16 @@ export function randomBatch(c: Config, seed: number): TrainBatch {
   const tokens = Int32Array.from({ length: N }, () => Math.floor(next() * V));
   if (c.model.arch === 'gpt') {
     const labels = Int32Array.from({ length: N }, () => Math.floor(next() * V));
-    return { arch: 'gpt', batchSize: B, seqLen: T, tokens, labels, segments: null, attentionMask: null, nspLabels: null };
+    return {
+      arch: 'gpt',
+      batchSize: B,
+      seqLen: T,
+      tokens,
+      labels,
+      segments: null,
+      attentionMask: null,
+      nspLabels: null,
+    };
   }
   const labels = new Int32Array(N).fill(-100);
   const perSeq = maxPredictionsPerSequence(c);

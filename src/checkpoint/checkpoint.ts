@@ -184,7 +184,8 @@ export async function writeCheckpointDir(
   if (!Number.isSafeInteger(ckpt.consumedSamples) || ckpt.consumedSamples < 0) {
     throw invalidArg(`consumedSamples must be a non-negative integer`);
   }
-  if (ckpt.arch !== 'bert' && ckpt.arch !== 'gpt') throw invalidArg(`arch must be 'bert' or 'gpt', got ${String(ckpt.arch)}`);
+  if (ckpt.arch !== 'bert' && ckpt.arch !== 'gpt')
+    throw invalidArg(`arch must be 'bert' or 'gpt', got ${String(ckpt.arch)}`);
   checkTensors('params', ckpt.params);
   checkTensors('optimizer.state', ckpt.optimizer.state);
   const configJson = JSON.stringify(ckpt.config);
@@ -339,7 +340,11 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
     bytes = await fsp.readFile(file);
   } catch (e) {
     if (isErrnoException(e) && e.code === 'ENOENT') {
-      throw new CheckpointError('ERR_CHECKPOINT_NOT_FOUND', `${dir}: not a committed checkpoint (no ${MANIFEST_FILE})`, dir);
+      throw new CheckpointError(
+        'ERR_CHECKPOINT_NOT_FOUND',
+        `${dir}: not a committed checkpoint (no ${MANIFEST_FILE})`,
+        dir,
+      );
     }
     throw e;
   }
@@ -360,9 +365,13 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
     listed.add(f.path);
   }
   for (const t of m.tensors) {
-    if (!listed.has(t.file)) throw corrupt(file, `tensor ${t.name} refers to ${JSON.stringify(t.file)}, which is not in the file list`);
+    if (!listed.has(t.file))
+      throw corrupt(file, `tensor ${t.name} refers to ${JSON.stringify(t.file)}, which is not in the file list`);
     if (t.slice.length !== t.globalShape.length) {
-      throw corrupt(file, `tensor ${t.name} has ${t.slice.length} slice dims for a rank-${t.globalShape.length} tensor`);
+      throw corrupt(
+        file,
+        `tensor ${t.name} has ${t.slice.length} slice dims for a rank-${t.globalShape.length} tensor`,
+      );
     }
   }
   if (m.tokenizerFile !== '' && !listed.has(m.tokenizerFile)) {
@@ -396,7 +405,8 @@ export async function verifyCheckpointFiles(dir: string, manifest: CheckpointMan
     if (size < f.sizeBytes) throw corrupt(p, `truncated: ${size} bytes, manifest says ${f.sizeBytes}`);
     if (size !== f.sizeBytes) throw corrupt(p, `size mismatch: ${size} bytes, manifest says ${f.sizeBytes}`);
     const digest = await sha256File(p);
-    if (digest !== f.sha256) throw corrupt(p, `sha256 mismatch (content corrupt): got ${digest}, manifest says ${f.sha256}`);
+    if (digest !== f.sha256)
+      throw corrupt(p, `sha256 mismatch (content corrupt): got ${digest}, manifest says ${f.sha256}`);
   }
 }
 
@@ -412,7 +422,10 @@ export async function verifyCheckpoint(dirOrRoot: string): Promise<{ dir: string
  * Loads a checkpoint from a step directory or a checkpoints root (see resolveCheckpointDir).
  * Returns the same structure that was saved, plus `dir` and the decoded `manifest`.
  */
-export async function loadCheckpoint(dirOrRoot: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(
+  dirOrRoot: string,
+  options: LoadCheckpointOptions = {},
+): Promise<LoadedCheckpoint> {
   const dir = await resolveCheckpointDir(dirOrRoot);
   const manifest = await readCheckpointManifest(dir);
   const manifestPath = path.join(dir, MANIFEST_FILE);
@@ -433,7 +446,8 @@ export async function loadCheckpoint(dirOrRoot: string, options: LoadCheckpointO
     const filePath = resolveIn(dir, t.file);
     const key = t.key || t.name;
     const stored = byFile.get(t.file)?.get(key);
-    if (stored === undefined) throw corrupt(filePath, `tensor "${key}" listed in the manifest is missing from the file`);
+    if (stored === undefined)
+      throw corrupt(filePath, `tensor "${key}" listed in the manifest is missing from the file`);
     const whole = t.slice.every((s, i) => s.start === 0 && s.length === t.globalShape[i]);
     if (!whole) {
       throw new CheckpointError(
@@ -446,7 +460,10 @@ export async function loadCheckpoint(dirOrRoot: string, options: LoadCheckpointO
       throw corrupt(filePath, `tensor "${key}" is ${stored.storedDtype}, manifest says ${t.dtype}`);
     }
     if (stored.shape.length !== t.globalShape.length || stored.shape.some((d, i) => d !== t.globalShape[i])) {
-      throw corrupt(filePath, `tensor "${key}" has shape [${stored.shape.join(', ')}], manifest says [${t.globalShape.join(', ')}]`);
+      throw corrupt(
+        filePath,
+        `tensor "${key}" has shape [${stored.shape.join(', ')}], manifest says [${t.globalShape.join(', ')}]`,
+      );
     }
     const nt: NamedTensor = { name: t.name, shape: [...t.globalShape], data: stored.data };
     if (t.role === 'optimizer_state') state.push(nt);

@@ -1,8 +1,5 @@
 export type CheckpointErrorCode =
-  | 'ERR_CHECKPOINT_CORRUPT'
-  | 'ERR_CHECKPOINT_NOT_FOUND'
-  | 'ERR_CHECKPOINT_UNSUPPORTED'
-  | 'ERR_CHECKPOINT_INVALID_ARG';
+  'ERR_CHECKPOINT_CORRUPT' | 'ERR_CHECKPOINT_NOT_FOUND' | 'ERR_CHECKPOINT_UNSUPPORTED' | 'ERR_CHECKPOINT_INVALID_ARG';
 
 /** Error with a stable `code` so callers (CLI, resume logic) can branch without parsing messages. */
 export class CheckpointError extends Error {
@@ -19,7 +16,12 @@ export class CheckpointError extends Error {
 }
 
 export function corrupt(file: string, what: string, cause?: unknown): CheckpointError {
-  return new CheckpointError('ERR_CHECKPOINT_CORRUPT', `${file}: ${what}`, file, cause === undefined ? undefined : { cause });
+  return new CheckpointError(
+    'ERR_CHECKPOINT_CORRUPT',
+    `${file}: ${what}`,
+    file,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 export function isErrnoException(e: unknown): e is NodeJS.ErrnoException {

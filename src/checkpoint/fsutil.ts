@@ -33,7 +33,7 @@ export async function writeAll(
   buf: Uint8Array,
   hash?: ReturnType<typeof createHash>,
 ): Promise<void> {
-  for (let off = 0; off < buf.byteLength; ) {
+  for (let off = 0; off < buf.byteLength;) {
     const len = Math.min(IO_CHUNK, buf.byteLength - off);
     const view = buf.subarray(off, off + len);
     let done = 0;

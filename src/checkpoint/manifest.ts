@@ -78,7 +78,9 @@ let cachedVersion: string | undefined;
 export function paratrainVersion(): string {
   if (cachedVersion === undefined) {
     try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: unknown };
+      const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
+        version?: unknown;
+      };
       cachedVersion = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
     } catch {
       cachedVersion = '0.0.0';
@@ -134,7 +136,10 @@ function toSafeNumber(v: unknown, field: string, file: string): number {
 
 function checkUInt(v: number, field: string): void {
   if (!Number.isSafeInteger(v) || v < 0) {
-    throw new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', `manifest field ${field} must be a non-negative integer, got ${v}`);
+    throw new CheckpointError(
+      'ERR_CHECKPOINT_INVALID_ARG',
+      `manifest field ${field} must be a non-negative integer, got ${v}`,
+    );
   }
 }
 

@@ -86,7 +86,10 @@ function assertLittleEndianHost(): void {
 function dtypeOf(t: AnyTensor): 'F32' | 'I32' {
   if (t.data instanceof Float32Array) return 'F32';
   if (t.data instanceof Int32Array) return 'I32';
-  throw new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', `tensor ${t.name}: data must be a Float32Array or Int32Array`);
+  throw new CheckpointError(
+    'ERR_CHECKPOINT_INVALID_ARG',
+    `tensor ${t.name}: data must be a Float32Array or Int32Array`,
+  );
 }
 
 /** Builds the padded header bytes for `tensors` (exported for tests that craft corrupt files). */
@@ -97,7 +100,10 @@ export function encodeSafetensorsHeader(tensors: readonly AnyTensor[], metadata?
     const meta: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') {
-        throw new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', `safetensors metadata value for "${k}" must be a string`);
+        throw new CheckpointError(
+          'ERR_CHECKPOINT_INVALID_ARG',
+          `safetensors metadata value for "${k}" must be a string`,
+        );
       }
       meta[k] = v;
     }
@@ -112,7 +118,10 @@ export function encodeSafetensorsHeader(tensors: readonly AnyTensor[], metadata?
     if (seen.has(t.name)) throw new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', `duplicate tensor name ${t.name}`);
     seen.add(t.name);
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', `tensor ${t.name}: invalid shape ${JSON.stringify(t.shape)}`);
+      throw new CheckpointError(
+        'ERR_CHECKPOINT_INVALID_ARG',
+        `tensor ${t.name}: invalid shape ${JSON.stringify(t.shape)}`,
+      );
     }
     const dtype = dtypeOf(t);
     if (numelOf(t.shape) !== t.data.length) {
@@ -161,7 +170,7 @@ export async function writeSafetensors(
 }
 
 async function readExactly(fh: fsp.FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
-  for (let done = 0; done < target.byteLength; ) {
+  for (let done = 0; done < target.byteLength;) {
     const len = Math.min(IO_CHUNK, target.byteLength - done);
     const { bytesRead } = await fh.read(target, done, len, position + done);
     if (bytesRead === 0) throw corrupt(file, `unexpected end of file at byte ${position + done}`);
@@ -186,7 +195,8 @@ async function openForRead(file: string): Promise<fsp.FileHandle> {
 
 async function parseHeader(fh: fsp.FileHandle, file: string): Promise<SafetensorsHeader> {
   const fileSize = (await fh.stat()).size;
-  if (fileSize < 8) throw corrupt(file, `not a safetensors file: ${fileSize} bytes is shorter than the 8-byte header length`);
+  if (fileSize < 8)
+    throw corrupt(file, `not a safetensors file: ${fileSize} bytes is shorter than the 8-byte header length`);
   const lenBuf = Buffer.alloc(8);
   await readExactly(fh, lenBuf, 0, file);
   const rawLen = lenBuf.readBigUInt64LE(0);

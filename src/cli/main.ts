@@ -66,7 +66,9 @@ export function buildCli(): Command {
     .requiredOption('--checkpoint <path>', 'checkpoint step directory or checkpoints root')
     .addOption(new Option('--format <format>', 'output format').choices(['hf']).default('hf'))
     .requiredOption('--out <dir>', 'output directory')
-    .action(async (o: { checkpoint: string; out: string }) => printJson(await exportCheckpointToHf(o.checkpoint, o.out)));
+    .action(async (o: { checkpoint: string; out: string }) =>
+      printJson(await exportCheckpointToHf(o.checkpoint, o.out)),
+    );
 
   program
     .command('import')

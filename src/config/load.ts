@@ -103,7 +103,9 @@ function crossChecks(c: Config): string[] {
   const problems: string[] = [];
   const m = c.model;
   if (m.hidden % m.heads !== 0)
-    problems.push(`model.heads: ${m.heads} does not divide model.hidden ${m.hidden}; pick heads with hidden % heads = 0`);
+    problems.push(
+      `model.heads: ${m.heads} does not divide model.hidden ${m.hidden}; pick heads with hidden % heads = 0`,
+    );
   if ((m.max_positions ?? m.seq_len) < m.seq_len)
     problems.push(`model.max_positions: ${m.max_positions} is below model.seq_len ${m.seq_len}`);
   if (m.arch === 'bert' && m.seq_len < 8) problems.push(`model.seq_len: BERT needs at least 8 positions`);

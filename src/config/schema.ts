@@ -81,7 +81,10 @@ export const configSchema = z
     model: modelSchema,
     train: trainSchema,
     optimizer: optimizerSchema.default(optimizerSchema.parse({})),
-    parallel: z.object({ tensor: positiveInt.default(1) }).strict().default({ tensor: 1 }),
+    parallel: z
+      .object({ tensor: positiveInt.default(1) })
+      .strict()
+      .default({ tensor: 1 }),
     checkpoint: z
       .object({
         /** Save every N steps (0 = only at the end). */

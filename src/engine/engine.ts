@@ -61,7 +61,6 @@ export function createEngine(c: Config, shape: EngineShape = {}): NativeEngine {
   return new addon.Engine(engineOptions(c, shape));
 }
 
-
 /** Views of a flat buffer as named tensors (no copy). */
 export function splitFlat(table: ParamEntry[], flat: Float32Array, prefix = ''): NamedTensor[] {
   return table.map((p) => ({
@@ -72,13 +71,18 @@ export function splitFlat(table: ParamEntry[], flat: Float32Array, prefix = ''):
 }
 
 /** Assembles a flat buffer from named tensors; every parameter must be present with its shape. */
-export function joinFlat(table: ParamEntry[], tensors: Map<string, { shape: number[]; data: Float32Array }>,
-  prefix = '', what = 'checkpoint'): Float32Array {
+export function joinFlat(
+  table: ParamEntry[],
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  prefix = '',
+  what = 'checkpoint',
+): Float32Array {
   const total = table.reduce((n, p) => n + p.numel, 0);
   const flat = new Float32Array(total);
   for (const p of table) {
     const t = tensors.get(prefix + p.name);
-    if (!t) throw Object.assign(new Error(`${what} has no tensor '${prefix + p.name}'`), { code: 'ERR_CHECKPOINT_MISMATCH' });
+    if (!t)
+      throw Object.assign(new Error(`${what} has no tensor '${prefix + p.name}'`), { code: 'ERR_CHECKPOINT_MISMATCH' });
     if (t.shape.join(',') !== p.shape.join(','))
       throw Object.assign(
         new Error(`${what}: '${prefix + p.name}' has shape [${t.shape}], the model expects [${p.shape}]`),

@@ -53,7 +53,11 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
       const mass = candidates.reduce((s, id) => s + scaled[id], 0);
       let u = randomFloat(o.seed, i) * mass;
       next = candidates[candidates.length - 1];
-      for (const id of candidates) if ((u -= scaled[id]) <= 0) { next = id; break; }
+      for (const id of candidates)
+        if ((u -= scaled[id]) <= 0) {
+          next = id;
+          break;
+        }
     }
     ids.push(next);
     out.push({ id: next, text: await tok.decode([next]), logprob: Math.log(probs[next]) });

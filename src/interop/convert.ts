@@ -20,7 +20,8 @@ export async function exportCheckpointToHf(checkpoint: string, outDir: string) {
  * writes a paratrain checkpoint at step 0 under `outRoot` (fresh optimizer state).
  */
 export async function importHfToCheckpoint(dir: string, outRoot: string, base?: Partial<Config>) {
-  if (!fs.existsSync(dir)) throw Object.assign(new Error(`--from ${dir}: no such directory`), { code: 'ERR_HF_FORMAT' });
+  if (!fs.existsSync(dir))
+    throw Object.assign(new Error(`--from ${dir}: no such directory`), { code: 'ERR_HF_FORMAT' });
   const hf = await importHuggingFaceDir(dir);
   const m = hf.modelConfig;
   const config = validateConfig({

@@ -213,7 +213,10 @@ function gptMappings(d: ModelDims): Mapping[] {
       rename(`${h}mlp.c_proj.bias`, `${c}mlp.down.bias`, [H]),
     );
   }
-  m.push(rename('transformer.ln_f.weight', 'final_norm.weight', [H]), rename('transformer.ln_f.bias', 'final_norm.bias', [H]));
+  m.push(
+    rename('transformer.ln_f.weight', 'final_norm.weight', [H]),
+    rename('transformer.ln_f.bias', 'final_norm.bias', [H]),
+  );
   return m;
 }
 
@@ -261,7 +264,8 @@ function dimsFromModelConfig(mc: HfExportModelConfig): ModelDims {
     vocab_size: posInt(mc.vocab_size, 'model.vocab_size'),
     max_positions: posInt(mc.max_positions ?? mc.seq_len, 'model.max_positions (or model.seq_len)'),
   };
-  if (d.hidden % d.heads !== 0) throw new HfFormatError(`model.hidden ${d.hidden} is not divisible by model.heads ${d.heads}`);
+  if (d.hidden % d.heads !== 0)
+    throw new HfFormatError(`model.hidden ${d.hidden} is not divisible by model.heads ${d.heads}`);
   return d;
 }
 
@@ -273,7 +277,11 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function optionalIds(mc: { bos_token_id?: unknown; eos_token_id?: unknown; pad_token_id?: unknown }): Record<string, number> {
+function optionalIds(mc: {
+  bos_token_id?: unknown;
+  eos_token_id?: unknown;
+  pad_token_id?: unknown;
+}): Record<string, number> {
   const out: Record<string, number> = {};
   for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const) {
     const v = mc[k];
@@ -333,7 +341,11 @@ export function hfConfigFor(arch: ModelArch, mc: HfExportModelConfig): Record<st
 }
 
 /** Converts canonical params to HF names/layout and builds config.json. */
-export function toHuggingFace(arch: ModelArch, params: readonly NamedTensor[], modelConfig: HfExportModelConfig): HfExport {
+export function toHuggingFace(
+  arch: ModelArch,
+  params: readonly NamedTensor[],
+  modelConfig: HfExportModelConfig,
+): HfExport {
   if (arch !== 'bert' && arch !== 'gpt') throw new HfFormatError(`unknown arch ${JSON.stringify(arch)}`);
   const dims = dimsFromModelConfig(modelConfig);
   const byName = new Map<string, NamedTensor>();
@@ -343,9 +355,12 @@ export function toHuggingFace(arch: ModelArch, params: readonly NamedTensor[], m
   }
   for (const spec of canonicalParamSpecs(arch, dims)) {
     const p = byName.get(spec.name);
-    if (p === undefined) throw new HfFormatError(`missing parameter ${spec.name} (expected shape ${shapeStr(spec.shape)})`);
+    if (p === undefined)
+      throw new HfFormatError(`missing parameter ${spec.name} (expected shape ${shapeStr(spec.shape)})`);
     if (!sameShape(p.shape, spec.shape) || p.data.length !== numelOf(spec.shape)) {
-      throw new HfFormatError(`parameter ${spec.name} has shape ${shapeStr(p.shape)}, expected ${shapeStr(spec.shape)}`);
+      throw new HfFormatError(
+        `parameter ${spec.name} has shape ${shapeStr(p.shape)}, expected ${shapeStr(spec.shape)}`,
+      );
     }
     byName.delete(spec.name);
   }
@@ -409,7 +424,10 @@ function importedConfig(arch: ModelArch, config: Record<string, unknown>, warnin
       attention_dropout: cfgNum(config, 'attention_probs_dropout_prob', 0.1),
     };
     const tv = config['type_vocab_size'] ?? 2;
-    if (tv !== 2) throw new HfFormatError(`config.json: type_vocab_size ${JSON.stringify(tv)} is unsupported (paratrain BERT has 2 segments)`);
+    if (tv !== 2)
+      throw new HfFormatError(
+        `config.json: type_vocab_size ${JSON.stringify(tv)} is unsupported (paratrain BERT has 2 segments)`,
+      );
     const act = config['hidden_act'] ?? 'gelu';
     if (act !== 'gelu' && act !== 'gelu_python') {
       warnings.push(`hidden_act ${JSON.stringify(act)}: paratrain BERT uses erf GELU ("gelu"); outputs will differ`);
@@ -417,7 +435,8 @@ function importedConfig(arch: ModelArch, config: Record<string, unknown>, warnin
     const eps = cfgNum(config, 'layer_norm_eps', BERT_EPS);
     if (eps !== BERT_EPS) warnings.push(`layer_norm_eps ${eps}: paratrain BERT uses ${BERT_EPS}`);
     const pet = config['position_embedding_type'] ?? 'absolute';
-    if (pet !== 'absolute') warnings.push(`position_embedding_type ${JSON.stringify(pet)}: paratrain supports only "absolute"`);
+    if (pet !== 'absolute')
+      warnings.push(`position_embedding_type ${JSON.stringify(pet)}: paratrain supports only "absolute"`);
   } else {
     const hidden = cfgInt(config, 'n_embd');
     const nInner = config['n_inner'];
@@ -433,14 +452,18 @@ function importedConfig(arch: ModelArch, config: Record<string, unknown>, warnin
       attention_dropout: cfgNum(config, 'attn_pdrop', 0.1),
     };
     const embd = cfgNum(config, 'embd_pdrop', mc.dropout);
-    if (embd !== mc.dropout) warnings.push(`embd_pdrop ${embd} differs from resid_pdrop ${mc.dropout}; using resid_pdrop`);
+    if (embd !== mc.dropout)
+      warnings.push(`embd_pdrop ${embd} differs from resid_pdrop ${mc.dropout}; using resid_pdrop`);
     const act = config['activation_function'] ?? 'gelu_new';
     if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh' && act !== 'gelu_fast') {
-      warnings.push(`activation_function ${JSON.stringify(act)}: paratrain GPT-2 uses tanh GELU ("gelu_new"); outputs will differ`);
+      warnings.push(
+        `activation_function ${JSON.stringify(act)}: paratrain GPT-2 uses tanh GELU ("gelu_new"); outputs will differ`,
+      );
     }
     const eps = cfgNum(config, 'layer_norm_epsilon', GPT_EPS);
     if (eps !== GPT_EPS) warnings.push(`layer_norm_epsilon ${eps}: paratrain GPT-2 uses ${GPT_EPS}`);
-    if (config['scale_attn_weights'] === false) warnings.push('scale_attn_weights=false: paratrain always scales by 1/sqrt(head_dim)');
+    if (config['scale_attn_weights'] === false)
+      warnings.push('scale_attn_weights=false: paratrain always scales by 1/sqrt(head_dim)');
     if (config['scale_attn_by_inverse_layer_idx'] === true) {
       warnings.push('scale_attn_by_inverse_layer_idx=true is not supported by paratrain; outputs will differ');
     }
@@ -524,12 +547,17 @@ export function fromHuggingFace(config: Record<string, unknown>, tensors: readon
   for (const m of mappings) {
     const e = byKey.get(m.hf);
     if (e === undefined) {
-      throw new HfFormatError(`missing tensor ${m.hf} (expected shape ${shapeStr(m.hfShape)}) for ${arch} per config.json`);
+      throw new HfFormatError(
+        `missing tensor ${m.hf} (expected shape ${shapeStr(m.hfShape)}) for ${arch} per config.json`,
+      );
     }
     if (!sameShape(e.t.shape, m.hfShape)) {
-      throw new HfFormatError(`tensor ${e.orig} has shape ${shapeStr(e.t.shape)}, expected ${shapeStr(m.hfShape)} per config.json`);
+      throw new HfFormatError(
+        `tensor ${e.orig} has shape ${shapeStr(e.t.shape)}, expected ${shapeStr(m.hfShape)} per config.json`,
+      );
     }
-    if (!(e.t.data instanceof Float32Array)) throw new HfFormatError(`tensor ${e.orig} is an integer tensor, expected floating point`);
+    if (!(e.t.data instanceof Float32Array))
+      throw new HfFormatError(`tensor ${e.orig} is an integer tensor, expected floating point`);
     const parts = m.fromHf(e.t.data);
     m.canonical.forEach((c, i) => canonical.set(c, parts[i] as Float32Array));
     byKey.delete(m.hf);
@@ -624,7 +652,8 @@ export async function readHuggingFaceDir(dir: string): Promise<HfDirContents> {
   } else if (await exists(index)) {
     const idx = (await readJson(index)) as { weight_map?: unknown };
     const wm = idx.weight_map;
-    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new HfFormatError(`${index}: missing weight_map`);
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm))
+      throw new HfFormatError(`${index}: missing weight_map`);
     const shards = new Set(Object.values(wm as Record<string, unknown>));
     tensors = [];
     for (const shard of shards) {

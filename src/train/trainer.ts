@@ -199,8 +199,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
     const record: StepRecord = { step, loss: m.loss, lmLoss: m.lmLoss, nspLoss: m.nspLoss, gradNorm: m.gradNorm, lr };
     result.steps.push(record);
     if (step % c.train.log_every === 0 || step === c.train.steps) {
-      const losses =
-        c.model.arch === 'bert' ? { mlm_loss: m.lmLoss, nsp_loss: m.nspLoss } : { lm_loss: m.lmLoss };
+      const losses = c.model.arch === 'bert' ? { mlm_loss: m.lmLoss, nsp_loss: m.nspLoss } : { lm_loss: m.lmLoss };
       log.info(
         {
           step,
@@ -241,7 +240,10 @@ async function evaluate(engine: NativeEngine, dataset: Dataset, c: Config, logge
   }
   const n = batches.length;
   const parts = c.model.arch === 'bert' ? { eval_mlm_loss: lm / n, eval_nsp_loss: nsp / n } : { eval_lm_loss: lm / n };
-  logger.log.info({ event: 'eval', step, eval_loss: loss / n, ...parts }, `eval at step ${step}: ${(loss / n).toFixed(4)}`);
+  logger.log.info(
+    { event: 'eval', step, eval_loss: loss / n, ...parts },
+    `eval at step ${step}: ${(loss / n).toFixed(4)}`,
+  );
   return loss / n;
 }
 

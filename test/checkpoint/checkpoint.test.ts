@@ -86,7 +86,11 @@ function expectSame(loaded: CheckpointData, saved: CheckpointData): void {
       expect(t.shape).toEqual(b[i]?.shape);
       expect(t.data).toBeInstanceOf(Float32Array);
       expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)).toEqual(
-        Buffer.from((b[i] as NamedTensor).data.buffer, (b[i] as NamedTensor).data.byteOffset, (b[i] as NamedTensor).data.byteLength),
+        Buffer.from(
+          (b[i] as NamedTensor).data.buffer,
+          (b[i] as NamedTensor).data.byteOffset,
+          (b[i] as NamedTensor).data.byteLength,
+        ),
       );
     });
   };
@@ -106,7 +110,12 @@ describe('checkpoint save/load', () => {
     const ckpt = makeCkpt(100);
     const saved = await saveCheckpoint(root, ckpt);
     expect(saved.dir).toBe(checkpointDirFor(root, 100));
-    expect(fs.readdirSync(saved.dir).sort()).toEqual(['manifest.pb', 'model.safetensors', 'optimizer.safetensors', 'tokenizer.json']);
+    expect(fs.readdirSync(saved.dir).sort()).toEqual([
+      'manifest.pb',
+      'model.safetensors',
+      'optimizer.safetensors',
+      'tokenizer.json',
+    ]);
     expect(fs.readFileSync(path.join(root, 'latest'), 'utf8').trim()).toBe('step-0000100');
     expect(fs.readdirSync(root).sort()).toEqual(['latest', 'step-0000100']);
 

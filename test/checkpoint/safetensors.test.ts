@@ -20,7 +20,12 @@ afterEach(() => {
 });
 
 /** Hand-assembles a safetensors file from a header object and a raw data region. */
-function craft(file: string, header: unknown, data: Uint8Array, opts: { headerLen?: bigint; rawHeader?: string } = {}): void {
+function craft(
+  file: string,
+  header: unknown,
+  data: Uint8Array,
+  opts: { headerLen?: bigint; rawHeader?: string } = {},
+): void {
   const json = Buffer.from(opts.rawHeader ?? JSON.stringify(header), 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(opts.headerLen ?? BigInt(json.length));
@@ -109,9 +114,9 @@ describe('safetensors write/read', () => {
     await writeSafetensors(file, [{ name: 'x', shape: [1], data: new Float32Array([1]) }]);
     await writeSafetensors(file, [{ name: 'x', shape: [1], data: new Float32Array([2]) }]);
     expect((await readSafetensors(file)).tensors[0]?.data).toEqual(new Float32Array([2]));
-    await expect(writeSafetensors(path.join(tmp, 'd.safetensors'), [{ name: 'x', shape: [2], data: new Float32Array([1]) }])).rejects.toThrow(
-      /shape/,
-    );
+    await expect(
+      writeSafetensors(path.join(tmp, 'd.safetensors'), [{ name: 'x', shape: [2], data: new Float32Array([1]) }]),
+    ).rejects.toThrow(/shape/);
     await expect(
       writeSafetensors(path.join(tmp, 'd.safetensors'), [
         { name: 'x', shape: [1], data: new Float32Array([1]) },
@@ -206,7 +211,10 @@ describe('safetensors corruption detection', () => {
     await expectCorrupt(readSafetensors(file), file, /not valid UTF-8 JSON/);
     craft(file, null, new Uint8Array(0), { rawHeader: '[1, 2, 3]' });
     await expectCorrupt(readSafetensors(file), file, /not an object/);
-    fs.writeFileSync(file, Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0xff, 0xfe, 0x7b, 0x7d])]));
+    fs.writeFileSync(
+      file,
+      Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0xff, 0xfe, 0x7b, 0x7d])]),
+    );
     await expectCorrupt(readSafetensors(file), file, /UTF-8 JSON/);
   });
 

@@ -21,11 +21,34 @@ function paratrain(args: string[], cwd = root) {
 }
 
 const tiny = (arch: 'bert' | 'gpt', dir: string, steps = 3) => [
-  '--config', arch === 'bert' ? 'bert-mini' : 'gpt-mini',
-  '--set', 'model.layers=1', '--set', 'model.hidden=32', '--set', 'model.heads=2', '--set', 'model.ffn=64',
-  '--set', 'model.vocab_size=800', '--set', 'model.seq_len=32', '--set', 'train.micro_batch=4',
-  '--set', `train.steps=${steps}`, '--set', 'train.eval_every=0', '--set', 'checkpoint.every=0',
-  '--set', 'data.max_documents=30', '--set', `data.cache_dir=${cacheDir}`, '--set', `run.dir=${dir}`,
+  '--config',
+  arch === 'bert' ? 'bert-mini' : 'gpt-mini',
+  '--set',
+  'model.layers=1',
+  '--set',
+  'model.hidden=32',
+  '--set',
+  'model.heads=2',
+  '--set',
+  'model.ffn=64',
+  '--set',
+  'model.vocab_size=800',
+  '--set',
+  'model.seq_len=32',
+  '--set',
+  'train.micro_batch=4',
+  '--set',
+  `train.steps=${steps}`,
+  '--set',
+  'train.eval_every=0',
+  '--set',
+  'checkpoint.every=0',
+  '--set',
+  'data.max_documents=30',
+  '--set',
+  `data.cache_dir=${cacheDir}`,
+  '--set',
+  `run.dir=${dir}`,
 ];
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-cli-'));
@@ -73,8 +96,16 @@ describe('bad input: a clear error and a non-zero exit', () => {
 
   it('a diverging run stops with ERR_NAN_LOSS and writes no checkpoint', () => {
     const dir = tmp();
-    const r = paratrain(['train', ...tiny('gpt', dir, 6), '--set', 'train.lr=1e30', '--set', 'train.warmup=0',
-      '--set', 'optimizer.max_grad_norm=0']);
+    const r = paratrain([
+      'train',
+      ...tiny('gpt', dir, 6),
+      '--set',
+      'train.lr=1e30',
+      '--set',
+      'train.warmup=0',
+      '--set',
+      'optimizer.max_grad_norm=0',
+    ]);
     expect(r.code).toBe(1);
     expect(r.signal).toBeNull();
     expect(r.stderr).toContain('[ERR_NAN_LOSS]');
@@ -87,11 +118,17 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
   beforeAll(() => {
     bertRun = tmp();
     gptRun = tmp();
-    for (const [arch, dir] of [['bert', bertRun], ['gpt', gptRun]] as const) {
+    for (const [arch, dir] of [
+      ['bert', bertRun],
+      ['gpt', gptRun],
+    ] as const) {
       const r = paratrain(['train', ...tiny(arch, dir)]);
       expect(r.code, r.stderr).toBe(0);
       // stdout (not a terminal) carries one JSON object per line
-      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const steps = lines.filter((l) => typeof l.step === 'number' && l.loss !== undefined);
       expect(steps.map((l) => l.step)).toEqual([1, 2, 3]);
       for (const l of steps) {
@@ -109,24 +146,41 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
     const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(config.architectures).toEqual(['BertForPreTraining']);
     const file = await readSafetensors(path.join(out, 'model.safetensors'));
-    const H = 32, F = 64, V = 800, P = 512;
+    const H = 32,
+      F = 64,
+      V = 800,
+      P = 512;
     const L = (n: string) => `bert.encoder.layer.0.${n}`;
     const expected: Record<string, number[]> = {
-      'bert.embeddings.word_embeddings.weight': [V, H], 'bert.embeddings.position_embeddings.weight': [P, H],
-      'bert.embeddings.token_type_embeddings.weight': [2, H], 'bert.embeddings.LayerNorm.weight': [H],
+      'bert.embeddings.word_embeddings.weight': [V, H],
+      'bert.embeddings.position_embeddings.weight': [P, H],
+      'bert.embeddings.token_type_embeddings.weight': [2, H],
+      'bert.embeddings.LayerNorm.weight': [H],
       'bert.embeddings.LayerNorm.bias': [H],
-      [L('attention.self.query.weight')]: [H, H], [L('attention.self.query.bias')]: [H],
-      [L('attention.self.key.weight')]: [H, H], [L('attention.self.key.bias')]: [H],
-      [L('attention.self.value.weight')]: [H, H], [L('attention.self.value.bias')]: [H],
-      [L('attention.output.dense.weight')]: [H, H], [L('attention.output.dense.bias')]: [H],
-      [L('attention.output.LayerNorm.weight')]: [H], [L('attention.output.LayerNorm.bias')]: [H],
-      [L('intermediate.dense.weight')]: [F, H], [L('intermediate.dense.bias')]: [F],
-      [L('output.dense.weight')]: [H, F], [L('output.dense.bias')]: [H],
-      [L('output.LayerNorm.weight')]: [H], [L('output.LayerNorm.bias')]: [H],
-      'bert.pooler.dense.weight': [H, H], 'bert.pooler.dense.bias': [H],
-      'cls.predictions.bias': [V], 'cls.predictions.transform.dense.weight': [H, H],
-      'cls.predictions.transform.dense.bias': [H], 'cls.predictions.transform.LayerNorm.weight': [H],
-      'cls.predictions.transform.LayerNorm.bias': [H], 'cls.seq_relationship.weight': [2, H],
+      [L('attention.self.query.weight')]: [H, H],
+      [L('attention.self.query.bias')]: [H],
+      [L('attention.self.key.weight')]: [H, H],
+      [L('attention.self.key.bias')]: [H],
+      [L('attention.self.value.weight')]: [H, H],
+      [L('attention.self.value.bias')]: [H],
+      [L('attention.output.dense.weight')]: [H, H],
+      [L('attention.output.dense.bias')]: [H],
+      [L('attention.output.LayerNorm.weight')]: [H],
+      [L('attention.output.LayerNorm.bias')]: [H],
+      [L('intermediate.dense.weight')]: [F, H],
+      [L('intermediate.dense.bias')]: [F],
+      [L('output.dense.weight')]: [H, F],
+      [L('output.dense.bias')]: [H],
+      [L('output.LayerNorm.weight')]: [H],
+      [L('output.LayerNorm.bias')]: [H],
+      'bert.pooler.dense.weight': [H, H],
+      'bert.pooler.dense.bias': [H],
+      'cls.predictions.bias': [V],
+      'cls.predictions.transform.dense.weight': [H, H],
+      'cls.predictions.transform.dense.bias': [H],
+      'cls.predictions.transform.LayerNorm.weight': [H],
+      'cls.predictions.transform.LayerNorm.bias': [H],
+      'cls.seq_relationship.weight': [2, H],
       'cls.seq_relationship.bias': [2],
     };
     expect(Object.fromEntries(file.tensors.map((t) => [t.name, t.shape]))).toEqual(expected);
@@ -145,20 +199,41 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
     const out = path.join(tmp(), 'hf');
     expect(paratrain(['export', '--checkpoint', path.join(gptRun, 'checkpoints'), '--out', out]).code).toBe(0);
     const file = await readSafetensors(path.join(out, 'model.safetensors'));
-    const H = 32, F = 64, V = 800, P = 32;
+    const H = 32,
+      F = 64,
+      V = 800,
+      P = 32;
     const h = (n: string) => `transformer.h.0.${n}`;
     expect(Object.fromEntries(file.tensors.map((t) => [t.name, t.shape]))).toEqual({
-      'transformer.wte.weight': [V, H], 'transformer.wpe.weight': [P, H],
-      [h('ln_1.weight')]: [H], [h('ln_1.bias')]: [H], [h('attn.c_attn.weight')]: [H, 3 * H], [h('attn.c_attn.bias')]: [3 * H],
-      [h('attn.c_proj.weight')]: [H, H], [h('attn.c_proj.bias')]: [H], [h('ln_2.weight')]: [H], [h('ln_2.bias')]: [H],
-      [h('mlp.c_fc.weight')]: [H, F], [h('mlp.c_fc.bias')]: [F], [h('mlp.c_proj.weight')]: [F, H], [h('mlp.c_proj.bias')]: [H],
-      'transformer.ln_f.weight': [H], 'transformer.ln_f.bias': [H],
+      'transformer.wte.weight': [V, H],
+      'transformer.wpe.weight': [P, H],
+      [h('ln_1.weight')]: [H],
+      [h('ln_1.bias')]: [H],
+      [h('attn.c_attn.weight')]: [H, 3 * H],
+      [h('attn.c_attn.bias')]: [3 * H],
+      [h('attn.c_proj.weight')]: [H, H],
+      [h('attn.c_proj.bias')]: [H],
+      [h('ln_2.weight')]: [H],
+      [h('ln_2.bias')]: [H],
+      [h('mlp.c_fc.weight')]: [H, F],
+      [h('mlp.c_fc.bias')]: [F],
+      [h('mlp.c_proj.weight')]: [F, H],
+      [h('mlp.c_proj.bias')]: [H],
+      'transformer.ln_f.weight': [H],
+      'transformer.ln_f.bias': [H],
     });
   });
 
   it('fill-mask prints the top-k candidates with ids, texts and probabilities', () => {
-    const r = paratrain(['fill-mask', '--checkpoint', path.join(bertRun, 'checkpoints'), '--top-k', '5', '--json',
-      'the whale swam in the [MASK] sea']);
+    const r = paratrain([
+      'fill-mask',
+      '--checkpoint',
+      path.join(bertRun, 'checkpoints'),
+      '--top-k',
+      '5',
+      '--json',
+      'the whale swam in the [MASK] sea',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.masks).toHaveLength(1);
@@ -173,8 +248,17 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
   });
 
   it('generate --greedy is deterministic and reports log-probabilities', () => {
-    const args = ['generate', '--checkpoint', path.join(gptRun, 'checkpoints'), '--prompt', 'Call me', '--max-new-tokens',
-      '5', '--greedy', '--json'];
+    const args = [
+      'generate',
+      '--checkpoint',
+      path.join(gptRun, 'checkpoints'),
+      '--prompt',
+      'Call me',
+      '--max-new-tokens',
+      '5',
+      '--greedy',
+      '--json',
+    ];
     const r = paratrain(args);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -189,14 +273,27 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
   it('a tokenizer that does not match the checkpoint is refused', () => {
     // The GPT run's byte-level BPE tokenizer against the BERT checkpoint.
     const tok = path.join(gptRun, 'checkpoints', 'step-0000003', 'tokenizer.json');
-    const r = paratrain(['fill-mask', '--checkpoint', path.join(bertRun, 'checkpoints'), '--tokenizer', tok, 'a [MASK]']);
+    const r = paratrain([
+      'fill-mask',
+      '--checkpoint',
+      path.join(bertRun, 'checkpoints'),
+      '--tokenizer',
+      tok,
+      'a [MASK]',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[ERR_TOKENIZER_MISMATCH]');
   });
 
   it('resume refuses a checkpoint of a different model', () => {
-    const r = paratrain(['train', ...tiny('bert', tmp()), '--set', 'model.hidden=64', '--resume',
-      path.join(bertRun, 'checkpoints')]);
+    const r = paratrain([
+      'train',
+      ...tiny('bert', tmp()),
+      '--set',
+      'model.hidden=64',
+      '--resume',
+      path.join(bertRun, 'checkpoints'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[ERR_CHECKPOINT_MISMATCH]');
   });

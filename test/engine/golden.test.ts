@@ -31,8 +31,17 @@ async function loadFixture(arch: 'bert' | 'gpt') {
   const [B, T] = ids.shape;
   const m = hf.modelConfig;
   const config = validateConfig({
-    model: { arch, layers: m.layers, hidden: m.hidden, heads: m.heads, ffn: m.ffn, vocab_size: m.vocab_size,
-      seq_len: T, max_positions: m.max_positions, dropout: 0 },
+    model: {
+      arch,
+      layers: m.layers,
+      hidden: m.hidden,
+      heads: m.heads,
+      ffn: m.ffn,
+      vocab_size: m.vocab_size,
+      seq_len: T,
+      max_positions: m.max_positions,
+      dropout: 0,
+    },
     train: { steps: 1, micro_batch: B, lr: 1 },
   });
   const engine = createEngine(config, { allPositions: true });

@@ -20,8 +20,16 @@ interface Hyper {
 // decay; biases and LayerNorm parameters do not.
 const decays = (name: string) => name.endsWith('.weight') && !/norm\./.test(name);
 
-function referenceStep(h: Hyper, table: ParamEntry[], w: Float64Array, g: Float64Array, m: Float64Array,
-  v: Float64Array, t: number, lr: number) {
+function referenceStep(
+  h: Hyper,
+  table: ParamEntry[],
+  w: Float64Array,
+  g: Float64Array,
+  m: Float64Array,
+  v: Float64Array,
+  t: number,
+  lr: number,
+) {
   const gnorm = Math.sqrt(g.reduce((s, x) => s + x * x, 0));
   let scale = 1;
   if (h.name === 'lamb' && h.variant === 'nvlamb') scale = gnorm > 0 ? 1 / gnorm : 1;
@@ -39,7 +47,8 @@ function referenceStep(h: Hyper, table: ParamEntry[], w: Float64Array, g: Float6
       const mhat = m[j] / bc1,
         vhat = v[j] / bc2;
       if (h.name === 'adamw') u[i] = mhat / (Math.sqrt(vhat) + h.eps);
-      else u[i] = (h.variant === 'apex' ? mhat / (Math.sqrt(vhat) + h.eps) : mhat / Math.sqrt(vhat + h.eps)) + wd * w[j];
+      else
+        u[i] = (h.variant === 'apex' ? mhat / (Math.sqrt(vhat) + h.eps) : mhat / Math.sqrt(vhat + h.eps)) + wd * w[j];
     });
     if (h.name === 'adamw') {
       idx.forEach((j, i) => (w[j] = w[j] * (1 - lr * wd) - lr * u[i]));

@@ -182,7 +182,14 @@ function filled(n: number, seed: number): Float32Array {
 }
 
 function makeParams(specs: Array<[string, number[]]>): NamedTensor[] {
-  return specs.map(([name, shape], i) => ({ name, shape, data: filled(shape.reduce((a, b) => a * b, 1), i * 7919 + 3) }));
+  return specs.map(([name, shape], i) => ({
+    name,
+    shape,
+    data: filled(
+      shape.reduce((a, b) => a * b, 1),
+      i * 7919 + 3,
+    ),
+  }));
 }
 
 function byName<T extends { name: string }>(ts: readonly T[]): Map<string, T> {
@@ -233,7 +240,9 @@ describe('BERT <-> HF', () => {
     // Linear layout is shared: renamed tensors carry identical values.
     const hf = byName(tensors);
     const can = byName(params);
-    expect(hf.get('bert.encoder.layer.1.intermediate.dense.weight')?.data).toEqual(can.get('layers.1.mlp.up.weight')?.data);
+    expect(hf.get('bert.encoder.layer.1.intermediate.dense.weight')?.data).toEqual(
+      can.get('layers.1.mlp.up.weight')?.data,
+    );
     expect(hf.get('cls.predictions.bias')?.data).toEqual(can.get('mlm.decoder.bias')?.data);
   });
 
@@ -242,7 +251,14 @@ describe('BERT <-> HF', () => {
     const { config, tensors } = toHuggingFace('bert', params, MODEL);
     const back = fromHuggingFace(config, tensors);
     expect(back.arch).toBe('bert');
-    expect(back.modelConfig).toMatchObject({ layers: L, hidden: H, heads: NH, ffn: F, vocab_size: V, max_positions: P });
+    expect(back.modelConfig).toMatchObject({
+      layers: L,
+      hidden: H,
+      heads: NH,
+      ffn: F,
+      vocab_size: V,
+      max_positions: P,
+    });
     expect(back.warnings).toEqual([]);
     expectIdentity(back.params, params);
   });
@@ -254,13 +270,19 @@ describe('BERT <-> HF', () => {
     const variant: AnyTensor[] = tensors
       .filter((t) => t.name !== 'cls.predictions.bias')
       .map((t) => {
-        let name = t.name.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta');
+        let name = t.name
+          .replace(/LayerNorm\.weight$/, 'LayerNorm.gamma')
+          .replace(/LayerNorm\.bias$/, 'LayerNorm.beta');
         if (name.startsWith('bert.')) name = name.slice('bert.'.length);
         return { ...t, name };
       });
     variant.push(
       { name: 'bert.embeddings.position_ids', shape: [1, P], data: Int32Array.from({ length: P }, (_, i) => i) },
-      { name: 'cls.predictions.decoder.weight', shape: [V, H], data: hf.get('bert.embeddings.word_embeddings.weight')?.data as Float32Array },
+      {
+        name: 'cls.predictions.decoder.weight',
+        shape: [V, H],
+        data: hf.get('bert.embeddings.word_embeddings.weight')?.data as Float32Array,
+      },
       // Only the decoder's copy of the bias, as some transformers versions save it.
       { name: 'cls.predictions.decoder.bias', shape: [V], data: hf.get('cls.predictions.bias')?.data as Float32Array },
     );
@@ -272,18 +294,24 @@ describe('BERT <-> HF', () => {
   it('rejects an untied decoder, a missing tensor and a shape mismatch with ERR_HF_FORMAT', () => {
     const params = makeParams(canonicalBert());
     const { config, tensors } = toHuggingFace('bert', params, MODEL);
-    const untied = [...tensors, { name: 'cls.predictions.decoder.weight', shape: [V, H], data: new Float32Array(V * H) }];
+    const untied = [
+      ...tensors,
+      { name: 'cls.predictions.decoder.weight', shape: [V, H], data: new Float32Array(V * H) },
+    ];
     let err = errorOf(() => fromHuggingFace(config, untied));
     expect(err.code).toBe('ERR_HF_FORMAT');
     expect(err.message).toContain('cls.predictions.decoder.weight');
 
-    err = errorOf(() => fromHuggingFace(config, tensors.filter((t) => t.name !== 'bert.encoder.layer.1.output.dense.bias')));
+    err = errorOf(() =>
+      fromHuggingFace(
+        config,
+        tensors.filter((t) => t.name !== 'bert.encoder.layer.1.output.dense.bias'),
+      ),
+    );
     expect(err.code).toBe('ERR_HF_FORMAT');
     expect(err.message).toContain('missing tensor bert.encoder.layer.1.output.dense.bias');
 
-    const wrong = tensors.map((t) =>
-      t.name === 'bert.pooler.dense.weight' ? { ...t, shape: [H * 2, H / 2] } : t,
-    );
+    const wrong = tensors.map((t) => (t.name === 'bert.pooler.dense.weight' ? { ...t, shape: [H * 2, H / 2] } : t));
     err = errorOf(() => fromHuggingFace(config, wrong));
     expect(err.code).toBe('ERR_HF_FORMAT');
     expect(err.message).toMatch(/bert\.pooler\.dense\.weight has shape \[16, 4\], expected \[8, 8\]/);
@@ -294,10 +322,18 @@ describe('BERT <-> HF', () => {
 
   it('export validates the canonical parameter set', () => {
     const params = makeParams(canonicalBert());
-    let err = errorOf(() => toHuggingFace('bert', params.filter((p) => p.name !== 'nsp.bias'), MODEL));
+    let err = errorOf(() =>
+      toHuggingFace(
+        'bert',
+        params.filter((p) => p.name !== 'nsp.bias'),
+        MODEL,
+      ),
+    );
     expect(err.code).toBe('ERR_HF_FORMAT');
     expect(err.message).toContain('nsp.bias');
-    err = errorOf(() => toHuggingFace('bert', [...params, { name: 'bogus', shape: [1], data: new Float32Array(1) }], MODEL));
+    err = errorOf(() =>
+      toHuggingFace('bert', [...params, { name: 'bogus', shape: [1], data: new Float32Array(1) }], MODEL),
+    );
     expect(err.message).toContain('bogus');
   });
 });
@@ -358,7 +394,12 @@ describe('GPT-2 <-> HF', () => {
         return s;
       });
     const g = (m: Map<string, NamedTensor>, n: string): Float32Array => (m.get(n) as NamedTensor).data;
-    const qkv = conv1d(g(hf, 'transformer.h.1.attn.c_attn.weight'), g(hf, 'transformer.h.1.attn.c_attn.bias'), H, 3 * H);
+    const qkv = conv1d(
+      g(hf, 'transformer.h.1.attn.c_attn.weight'),
+      g(hf, 'transformer.h.1.attn.c_attn.bias'),
+      H,
+      3 * H,
+    );
     const q = linear(g(can, 'layers.1.attn.q.weight'), g(can, 'layers.1.attn.q.bias'), H, H);
     const k = linear(g(can, 'layers.1.attn.k.weight'), g(can, 'layers.1.attn.k.bias'), H, H);
     const v = linear(g(can, 'layers.1.attn.v.weight'), g(can, 'layers.1.attn.v.bias'), H, H);
@@ -379,7 +420,14 @@ describe('GPT-2 <-> HF', () => {
     const { config, tensors } = toHuggingFace('gpt', params, MODEL);
     const back = fromHuggingFace(config, tensors);
     expect(back.arch).toBe('gpt');
-    expect(back.modelConfig).toMatchObject({ layers: L, hidden: H, heads: NH, ffn: F, vocab_size: V, max_positions: P });
+    expect(back.modelConfig).toMatchObject({
+      layers: L,
+      hidden: H,
+      heads: NH,
+      ffn: F,
+      vocab_size: V,
+      max_positions: P,
+    });
     expect(back.warnings).toEqual([]);
     expectIdentity(back.params, params);
   });
@@ -414,7 +462,12 @@ describe('GPT-2 <-> HF', () => {
   it('reports missing tensors and shape mismatches by HF name', () => {
     const params = makeParams(canonicalGpt());
     const { config, tensors } = toHuggingFace('gpt', params, MODEL);
-    let err = errorOf(() => fromHuggingFace(config, tensors.filter((t) => t.name !== 'transformer.h.1.attn.c_attn.weight')));
+    let err = errorOf(() =>
+      fromHuggingFace(
+        config,
+        tensors.filter((t) => t.name !== 'transformer.h.1.attn.c_attn.weight'),
+      ),
+    );
     expect(err.code).toBe('ERR_HF_FORMAT');
     expect(err.message).toContain('transformer.h.1.attn.c_attn.weight');
     err = errorOf(() => fromHuggingFace({ ...config, n_inner: F + 1 }, tensors));
@@ -469,7 +522,10 @@ describe('HF directories', () => {
       await writeSafetensors(path.join(out, file), shard, { format: 'pt' });
       for (const t of shard) weightMap[t.name] = file;
     }
-    fs.writeFileSync(path.join(out, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    fs.writeFileSync(
+      path.join(out, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
     const imp = await importHuggingFaceDir(out);
     expectIdentity(imp.params, params);
   });
@@ -516,9 +572,15 @@ describe('HF directories', () => {
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify({ model_type: 'gpt2' }));
     fs.writeFileSync(path.join(out, 'pytorch_model.bin'), 'PK');
-    await expect(readHuggingFaceDir(out)).rejects.toMatchObject({ code: 'ERR_HF_FORMAT', message: expect.stringMatching(/pytorch_model\.bin.*safetensors.*save_pretrained/s) });
+    await expect(readHuggingFaceDir(out)).rejects.toMatchObject({
+      code: 'ERR_HF_FORMAT',
+      message: expect.stringMatching(/pytorch_model\.bin.*safetensors.*save_pretrained/s),
+    });
     fs.rmSync(path.join(out, 'pytorch_model.bin'));
-    await expect(readHuggingFaceDir(out)).rejects.toMatchObject({ code: 'ERR_HF_FORMAT', message: expect.stringMatching(/no model\.safetensors/) });
+    await expect(readHuggingFaceDir(out)).rejects.toMatchObject({
+      code: 'ERR_HF_FORMAT',
+      message: expect.stringMatching(/no model\.safetensors/),
+    });
     await expect(readHuggingFaceDir(path.join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ERR_HF_FORMAT' });
   });
 });
@@ -537,8 +599,10 @@ for (const arch of ['bert', 'gpt'] as const) {
       const expected: string[] = ['embeddings.word.weight', 'embeddings.position.weight'];
       if (arch === 'bert') expected.push('embeddings.segment.weight', 'embeddings.norm.weight', 'embeddings.norm.bias');
       for (let i = 0; i < mc.layers; i++) {
-        for (const m of ['q', 'k', 'v', 'out']) expected.push(`layers.${i}.attn.${m}.weight`, `layers.${i}.attn.${m}.bias`);
-        for (const n of ['attn_norm', 'mlp_norm', 'mlp.up', 'mlp.down']) expected.push(`layers.${i}.${n}.weight`, `layers.${i}.${n}.bias`);
+        for (const m of ['q', 'k', 'v', 'out'])
+          expected.push(`layers.${i}.attn.${m}.weight`, `layers.${i}.attn.${m}.bias`);
+        for (const n of ['attn_norm', 'mlp_norm', 'mlp.up', 'mlp.down'])
+          expected.push(`layers.${i}.${n}.weight`, `layers.${i}.${n}.bias`);
       }
       if (arch === 'bert') {
         for (const n of ['pooler', 'mlm.transform', 'mlm.norm', 'nsp']) expected.push(`${n}.weight`, `${n}.bias`);

@@ -11,12 +11,30 @@ import { train } from '../../src/train/trainer';
 
 const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
 
-function tinyConfig(arch: 'bert' | 'gpt', runDir: string, extra: { steps?: number; every?: number; dropout?: number } = {}) {
+function tinyConfig(
+  arch: 'bert' | 'gpt',
+  runDir: string,
+  extra: { steps?: number; every?: number; dropout?: number } = {},
+) {
   return validateConfig({
-    model: { arch, layers: 2, hidden: 64, heads: 4, ffn: 128, vocab_size: 1000, seq_len: 64,
-      dropout: extra.dropout ?? 0.1 },
-    train: { steps: extra.steps ?? 20, micro_batch: 8, grad_accum: 2, lr: arch === 'bert' ? 0.02 : 0.01,
-      warmup: 0.1, threads: 2 },
+    model: {
+      arch,
+      layers: 2,
+      hidden: 64,
+      heads: 4,
+      ffn: 128,
+      vocab_size: 1000,
+      seq_len: 64,
+      dropout: extra.dropout ?? 0.1,
+    },
+    train: {
+      steps: extra.steps ?? 20,
+      micro_batch: 8,
+      grad_accum: 2,
+      lr: arch === 'bert' ? 0.02 : 0.01,
+      warmup: 0.1,
+      threads: 2,
+    },
     optimizer: { name: arch === 'bert' ? 'lamb' : 'adamw' },
     checkpoint: { every: extra.every ?? 0 },
     run: { dir: runDir },
@@ -53,5 +71,7 @@ it('20 steps in one go equal 10 + resume + 10, bitwise (BERT, dropout on)', asyn
   const a = await readSafetensors(path.join(whole, 'checkpoints', 'step-0000020', 'model.safetensors'));
   const b = await readSafetensors(path.join(resumed, 'checkpoints', 'step-0000020', 'model.safetensors'));
   expect(b.tensors.map((t) => t.name)).toEqual(a.tensors.map((t) => t.name));
-  a.tensors.forEach((t, i) => expect(Buffer.from(b.tensors[i].data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true));
+  a.tensors.forEach((t, i) =>
+    expect(Buffer.from(b.tensors[i].data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true),
+  );
 });

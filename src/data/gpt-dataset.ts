@@ -1,0 +1,72 @@
+import type { TrainBatch } from './batch';
+import { StreamId } from './rng';
+import { EpochShuffle } from './sample-order';
+import type { TokenStore } from './token-store';
+
+export interface GptSampleOptions {
+  seqLen: number;
+  seed: number;
+}
+
+/**
+ * Next-token samples: the split's documents are joined into one stream, each
+ * followed by <|endoftext|>, and cut into consecutive windows of seqLen + 1
+ * tokens (neighbouring windows share one token, so every stream token is a
+ * target exactly once per epoch). Window order is a fresh permutation every
+ * epoch, keyed by (seed, split, epoch).
+ */
+export class GptWindowDataset {
+  readonly samplesPerEpoch: number;
+  private readonly stream: Int32Array;
+  private readonly order: EpochShuffle;
+
+  constructor(
+    store: TokenStore,
+    documents: readonly number[],
+    endOfTextId: number,
+    private readonly options: GptSampleOptions,
+    splitTag: number,
+  ) {
+    if (!Number.isInteger(options.seqLen) || options.seqLen < 1) {
+      throw new RangeError(`GPT seqLen must be a positive integer, got ${options.seqLen}`);
+    }
+    let streamLength = 0;
+    for (const d of documents) streamLength += store.documentTokenEnd(d) - store.documentTokenStart(d) + 1;
+    this.stream = new Int32Array(streamLength);
+    let offset = 0;
+    for (const d of documents) {
+      const tokens = store.documentTokens(d);
+      this.stream.set(tokens, offset);
+      offset += tokens.length;
+      this.stream[offset++] = endOfTextId;
+    }
+    this.samplesPerEpoch = Math.floor((streamLength - 1) / options.seqLen);
+    if (this.samplesPerEpoch === 0) {
+      throw new RangeError(
+        `this split has ${streamLength} tokens, fewer than the ${options.seqLen + 1} one window of seqLen + 1 needs`,
+      );
+    }
+    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.gptWindowOrder, splitTag);
+  }
+
+  batch(firstSample: number, count: number): TrainBatch {
+    const { seqLen } = this.options;
+    const tokens = new Int32Array(count * seqLen);
+    const labels = new Int32Array(count * seqLen);
+    for (let row = 0; row < count; row++) {
+      const windowStart = this.order.itemForSample(firstSample + row) * seqLen;
+      tokens.set(this.stream.subarray(windowStart, windowStart + seqLen), row * seqLen);
+      labels.set(this.stream.subarray(windowStart + 1, windowStart + seqLen + 1), row * seqLen);
+    }
+    return {
+      arch: 'gpt',
+      batchSize: count,
+      seqLen,
+      tokens,
+      labels,
+      segments: null,
+      attentionMask: null,
+      nspLabels: null,
+    };
+  }
+}

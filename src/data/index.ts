@@ -1,0 +1,18 @@
+// Public surface of the data pipeline.
+export { IGNORE_INDEX, type TrainBatch } from './batch';
+export { loadCorpus, fingerprintDocuments, type Document, type LoadCorpusOptions } from './corpus';
+export { openDataset, type Dataset, type DatasetOptions, type DatasetSummary, type Split } from './dataset';
+export { DataError, type DataErrorCode } from './errors';
+export { RandomStream, randomFloat, randomUint32 } from './rng';
+export { loadOrBuildTokenStore, TokenStore, type TokenStoreRequest } from './token-store';
+export {
+  END_OF_TEXT_TOKEN,
+  TextTokenizer,
+  WORDPIECE_SPECIAL_TOKENS,
+  loadOrTrainTokenizer,
+  type BpeSpecialIds,
+  type TokenizerKind,
+  type TokenizerRequest,
+  type WordPieceSpecialIds,
+} from './tokenizer';
+export type { PairTask } from './bert-dataset';

@@ -1,0 +1,501 @@
+import * as crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  Tokenizer,
+  WordPiece,
+  bertNormalizer,
+  bertPreTokenizer,
+  bertProcessing,
+  byteLevelAlphabet,
+  wordPieceDecoder,
+} from 'tokenizers';
+import { writeFileAtomic } from './atomic-file';
+import type { Document } from './corpus';
+import { DataError } from './errors';
+
+/** 'wordpiece' = BERT-style (lowercased, [CLS]/[SEP]/[MASK]); 'bpe' = GPT-2-style byte-level BPE. */
+export type TokenizerKind = 'wordpiece' | 'bpe';
+
+export interface WordPieceSpecialIds {
+  pad: number;
+  unk: number;
+  cls: number;
+  sep: number;
+  mask: number;
+}
+
+export interface BpeSpecialIds {
+  /** `<|endoftext|>`, the document separator of the GPT stream. */
+  eos: number;
+}
+
+export const WORDPIECE_SPECIAL_TOKENS: Readonly<Record<keyof WordPieceSpecialIds, string>> = {
+  pad: '[PAD]',
+  unk: '[UNK]',
+  cls: '[CLS]',
+  sep: '[SEP]',
+  mask: '[MASK]',
+};
+export const END_OF_TEXT_TOKEN = '<|endoftext|>';
+
+/**
+ * Bump whenever the training recipe below changes, so that cached tokenizers
+ * trained by an older recipe are not reused under the same key.
+ */
+const TRAINING_RECIPE_VERSION = 1;
+
+interface TokenizerModelJson {
+  type: string;
+  vocab: Record<string, number>;
+  merges?: Array<[string, string] | string>;
+  [key: string]: unknown;
+}
+
+/** The parts of a tokenizer.json this module reads or rewrites. */
+interface TokenizerJson {
+  model: TokenizerModelJson;
+  added_tokens: Array<{ id: number; content: string; special: boolean; [key: string]: unknown }>;
+  [key: string]: unknown;
+}
+
+/**
+ * A Hugging Face tokenizer plus what the data pipeline needs to know about it
+ * (kind, vocabulary size, special ids). Encoding never adds special tokens:
+ * the datasets lay out [CLS]/[SEP]/<|endoftext|> themselves.
+ */
+export class TextTokenizer {
+  readonly kind: TokenizerKind;
+  /** Largest id + 1, i.e. the embedding rows the model needs. */
+  readonly vocabSize: number;
+  readonly specialIds: WordPieceSpecialIds | BpeSpecialIds;
+  /** sha256 of the tokenizer JSON: identifies the tokenizer in cache keys. */
+  readonly hash: string;
+  private readonly native: Tokenizer;
+  private readonly json: string;
+  private readonly specialIdSet: ReadonlySet<number>;
+
+  private constructor(json: string, origin: string) {
+    let parsed: TokenizerJson;
+    try {
+      parsed = JSON.parse(json) as TokenizerJson;
+      this.native = Tokenizer.fromString(json);
+    } catch (error) {
+      throw new DataError('ERR_TOKENIZER', `cannot parse tokenizer ${origin}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    // A tokenizer.json from elsewhere may carry padding/truncation settings that would corrupt our layouts.
+    this.native.disablePadding();
+    this.native.disableTruncation();
+    this.json = json;
+    this.hash = crypto.createHash('sha256').update(json).digest('hex');
+
+    const vocab = this.native.getVocab(true);
+    // A loop, not Math.max(...ids): spreading a 250k-entry vocabulary would overflow the call stack.
+    let largestId = -1;
+    for (const id of Object.values(vocab)) largestId = Math.max(largestId, id);
+    this.vocabSize = largestId + 1;
+    const modelType = parsed.model?.type;
+    if (modelType === 'WordPiece') {
+      this.kind = 'wordpiece';
+      this.specialIds = findSpecialIds(vocab, WORDPIECE_SPECIAL_TOKENS, origin, 'a WordPiece (BERT)');
+    } else if (modelType === 'BPE') {
+      this.kind = 'bpe';
+      this.specialIds = findSpecialIds(vocab, { eos: END_OF_TEXT_TOKEN }, origin, 'a BPE (GPT)');
+    } else {
+      throw new DataError(
+        'ERR_TOKENIZER',
+        `tokenizer ${origin} has model type ${String(modelType)}; expected WordPiece (BERT) or BPE (GPT)`,
+      );
+    }
+    const declaredSpecial = (parsed.added_tokens ?? []).filter((token) => token.special).map((token) => token.id);
+    this.specialIdSet = new Set([...declaredSpecial, ...Object.values(this.specialIds)]);
+  }
+
+  static fromJSON(json: string, origin = '<in-memory JSON>'): TextTokenizer {
+    return new TextTokenizer(json, origin);
+  }
+
+  static fromFile(filePath: string): TextTokenizer {
+    let json: string;
+    try {
+      json = fs.readFileSync(filePath, 'utf8');
+    } catch (error) {
+      throw new DataError(
+        'ERR_TOKENIZER',
+        `tokenizer file ${path.resolve(filePath)} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); ` +
+          'expected a Hugging Face tokenizer.json',
+        { cause: error },
+      );
+    }
+    return new TextTokenizer(json, path.resolve(filePath));
+  }
+
+  /** The BERT special ids; throws ERR_TOKENIZER for a BPE tokenizer. */
+  wordPieceSpecialIds(): WordPieceSpecialIds {
+    if (this.kind !== 'wordpiece') {
+      throw new DataError('ERR_TOKENIZER', 'BERT needs a WordPiece tokenizer ([CLS], [SEP], [MASK]), got a BPE one');
+    }
+    return this.specialIds as WordPieceSpecialIds;
+  }
+
+  /** The `<|endoftext|>` id; throws ERR_TOKENIZER for a WordPiece tokenizer. */
+  endOfTextId(): number {
+    if (this.kind !== 'bpe') {
+      throw new DataError(
+        'ERR_TOKENIZER',
+        `GPT needs a byte-level BPE tokenizer with ${END_OF_TEXT_TOKEN}, got a WordPiece one`,
+      );
+    }
+    return (this.specialIds as BpeSpecialIds).eos;
+  }
+
+  isSpecialId(id: number): boolean {
+    return this.specialIdSet.has(id);
+  }
+
+  async encode(text: string): Promise<number[]> {
+    const encoding = await this.native.encode(text, null, { addSpecialTokens: false });
+    return encoding.getIds();
+  }
+
+  async encodeBatch(texts: string[]): Promise<number[][]> {
+    if (texts.length === 0) return [];
+    const encodings = await this.native.encodeBatch(texts, { addSpecialTokens: false });
+    return encodings.map((encoding) => encoding.getIds());
+  }
+
+  async decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): Promise<string> {
+    return this.native.decode([...ids], opts.skipSpecialTokens ?? false);
+  }
+
+  idToToken(id: number): string | null {
+    return this.native.idToToken(id);
+  }
+
+  tokenToId(token: string): number | null {
+    return this.native.tokenToId(token);
+  }
+
+  /** The Hugging Face tokenizer.json text (loadable by HF tokenizers in any language). */
+  toJSON(): string {
+    return this.json;
+  }
+}
+
+function findSpecialIds<Name extends string>(
+  vocab: Record<string, number>,
+  tokens: Readonly<Record<Name, string>>,
+  origin: string,
+  description: string,
+): Record<Name, number> {
+  const ids = {} as Record<Name, number>;
+  const missing: string[] = [];
+  for (const name of Object.keys(tokens) as Name[]) {
+    const id = vocab[tokens[name]];
+    if (id === undefined) missing.push(tokens[name]);
+    else ids[name] = id;
+  }
+  if (missing.length > 0) {
+    throw new DataError(
+      'ERR_TOKENIZER',
+      `tokenizer ${origin} is ${description} tokenizer but lacks the special token(s) ${missing.join(', ')}; ` +
+        `expected ${Object.values<string>(tokens).join(', ')} in its vocabulary`,
+    );
+  }
+  return ids;
+}
+
+export interface TokenizerRequest {
+  kind: TokenizerKind;
+  /** Upper bound on the trained vocabulary (special tokens included). */
+  vocabSize: number;
+  /** Training text (ignored when `path` is given). */
+  corpus: readonly Document[];
+  /** Identifies `corpus` in the cache key, e.g. fingerprintDocuments(corpus). */
+  corpusKey: string;
+  cacheDir: string;
+  /** An existing tokenizer.json to use instead of training. */
+  path?: string;
+}
+
+/**
+ * Loads `path` if given; otherwise reuses a tokenizer cached under
+ * (kind, vocabSize, corpusKey) or trains one and caches it.
+ */
+export async function loadOrTrainTokenizer(request: TokenizerRequest): Promise<TextTokenizer> {
+  if (request.path !== undefined) {
+    const tokenizer = TextTokenizer.fromFile(request.path);
+    if (tokenizer.kind !== request.kind) {
+      throw new DataError(
+        'ERR_TOKENIZER',
+        `tokenizer ${path.resolve(request.path)} is a ${tokenizer.kind} tokenizer but a ${request.kind} one is required ` +
+          `(BERT uses WordPiece, GPT uses byte-level BPE)`,
+      );
+    }
+    return tokenizer;
+  }
+  const cachePath = tokenizerCachePath(request);
+  const cached = tryLoadCached(cachePath);
+  if (cached) return cached;
+
+  const json = trainTokenizerJson(request.kind, request.vocabSize, request.corpus);
+  const tokenizer = TextTokenizer.fromJSON(json, `trained ${request.kind}`);
+  await assertRoundTrip(tokenizer, request.corpus);
+  writeFileAtomic(cachePath, json);
+  return tokenizer;
+}
+
+export function tokenizerCachePath(
+  request: Pick<TokenizerRequest, 'kind' | 'vocabSize' | 'corpusKey' | 'cacheDir'>,
+): string {
+  const key = crypto
+    .createHash('sha256')
+    .update(`recipe ${TRAINING_RECIPE_VERSION}|${request.corpusKey}`)
+    .digest('hex')
+    .slice(0, 20);
+  return path.join(request.cacheDir, 'tokenizers', `${request.kind}-${request.vocabSize}-${key}.json`);
+}
+
+function tryLoadCached(cachePath: string): TextTokenizer | null {
+  if (!fs.existsSync(cachePath)) return null;
+  try {
+    return TextTokenizer.fromFile(cachePath);
+  } catch {
+    // A damaged cache entry is rebuilt rather than reported: it is ours, not the user's.
+    return null;
+  }
+}
+
+/**
+ * Trains with tokenizers' built-in default trainer (the node binding exposes
+ * no trainer options) and rewrites the result into the vocabulary we want.
+ *
+ * WordPiece is NOT trained with WordPiece.train(): its default trainer
+ * numbers the "##x" continuation characters in hash-map order, so two runs
+ * on the same text give different vocabularies, and two ranks racing to
+ * build the cache could disagree. Instead a (deterministic) BPE is trained
+ * on BERT-normalized, BERT-pre-tokenized words that each start with a marker
+ * character; a learned piece with the marker is a word start ("the"), one
+ * without is a continuation ("##ing"). This is the same pair-merge algorithm
+ * the WordPiece trainer runs internally.
+ */
+function trainTokenizerJson(kind: TokenizerKind, vocabSize: number, corpus: readonly Document[]): string {
+  if (corpus.length === 0 || corpus.every((doc) => doc.text.trim() === '')) {
+    throw new DataError('ERR_DATA_CONFIG', 'cannot train a tokenizer on an empty corpus');
+  }
+  const minimumVocab = kind === 'bpe' ? 257 : 6;
+  if (!Number.isInteger(vocabSize) || vocabSize < minimumVocab) {
+    throw new DataError(
+      'ERR_TOKENIZER',
+      `vocabSize ${vocabSize} is too small for a ${kind} tokenizer (minimum ${minimumVocab}` +
+        `${kind === 'bpe' ? ': 256 byte symbols + <|endoftext|>' : ''})`,
+    );
+  }
+  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-tokenizer-'));
+  try {
+    const trainingFiles = writeTrainingFiles(corpus, scratchDir);
+    const trainedPath = path.join(scratchDir, 'trained.json');
+    trainInChildProcess(kind, trainingFiles, trainedPath);
+    const trained = JSON.parse(fs.readFileSync(trainedPath, 'utf8')) as TokenizerJson;
+    return kind === 'wordpiece'
+      ? buildWordPieceJson(trained, vocabSize, scratchDir)
+      : buildByteLevelBpeJson(trained, vocabSize);
+  } finally {
+    fs.rmSync(scratchDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The binding's train() writes progress lines straight to the process's stdout, which would break
+ * the JSON-lines log on stdout; so training runs in a short-lived child whose stdout is discarded.
+ */
+function trainInChildProcess(kind: TokenizerKind, files: string[], outputPath: string): void {
+  const program = `
+    const t = require(process.argv[1]);
+    const [kind, marker, out, ...files] = process.argv.slice(2);
+    const tok = new t.Tokenizer(t.BPE.empty());
+    if (kind === 'wordpiece') {
+      tok.setNormalizer(t.bertNormalizer({ lowercase: true }));
+      tok.setPreTokenizer(t.sequencePreTokenizer([t.bertPreTokenizer(), t.metaspacePreTokenizer(marker, 'always', false)]));
+    } else {
+      tok.setPreTokenizer(t.byteLevelPreTokenizer(false));
+    }
+    tok.train(files);
+    tok.save(out);`;
+  const run = spawnSync(
+    process.execPath,
+    ['-e', program, require.resolve('tokenizers'), kind, WORD_START_MARKER, outputPath, ...files],
+    { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' },
+  );
+  if (run.status !== 0 || !fs.existsSync(outputPath))
+    throw new DataError('ERR_TOKENIZER', `training the ${kind} tokenizer failed: ${run.stderr || run.error?.message}`);
+}
+
+// A private-use character: marks word starts during WordPiece training and cannot clash with real text.
+const WORD_START_MARKER = '\uE000';
+
+function writeTrainingFiles(corpus: readonly Document[], directory: string): string[] {
+  // A few files of a few MB each let the trainer read in parallel.
+  const targetFileBytes = 4 << 20;
+  const files: string[] = [];
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  const flush = (): void => {
+    if (pending.length === 0) return;
+    const filePath = path.join(directory, `corpus-${files.length}.txt`);
+    fs.writeFileSync(filePath, pending.join('\n'));
+    files.push(filePath);
+    pending = [];
+    pendingBytes = 0;
+  };
+  for (const doc of corpus) {
+    pending.push(doc.text);
+    pendingBytes += doc.text.length;
+    if (pendingBytes >= targetFileBytes) flush();
+  }
+  flush();
+  return files;
+}
+
+/** Merges as pairs; older tokenizer.json files write them as "left right" strings. */
+function mergePairs(model: TokenizerModelJson): Array<[string, string]> {
+  return (model.merges ?? []).map((merge) => {
+    if (typeof merge !== 'string') return merge;
+    const space = merge.indexOf(' ');
+    return [merge.slice(0, space), merge.slice(space + 1)];
+  });
+}
+
+function tokensInIdOrder(vocab: Record<string, number>): string[] {
+  return Object.entries(vocab)
+    .sort((a, b) => a[1] - b[1])
+    .map(([token]) => token);
+}
+
+// BERT's pre-tokenizer isolates punctuation, so "##," can never be used.
+function canContinueWord(character: string): boolean {
+  return !/^[\p{P}!-/:-@[-`{-~]$/u.test(character);
+}
+
+/**
+ * WordPiece layout: [PAD] [UNK] [CLS] [SEP] [MASK] = 0..4, every character,
+ * every continuation character, then learned pieces in merge order (most
+ * frequent first), cut at vocabSize. Built through the native API so the
+ * JSON is exactly what tokenizers itself writes.
+ */
+function buildWordPieceJson(trained: TokenizerJson, vocabSize: number, scratchDir: string): string {
+  const ordered = tokensInIdOrder(trained.model.vocab);
+  const mergeResults = new Set(mergePairs(trained.model).map(([left, right]) => left + right));
+  const alphabet = ordered.filter((token) => !mergeResults.has(token) && token !== WORD_START_MARKER);
+  const learned = ordered.filter((token) => mergeResults.has(token));
+
+  const candidates = [
+    ...Object.values(WORDPIECE_SPECIAL_TOKENS),
+    ...alphabet,
+    ...alphabet.filter(canContinueWord).map((character) => `##${character}`),
+    ...learned.map((piece) =>
+      piece.startsWith(WORD_START_MARKER) ? piece.slice(WORD_START_MARKER.length) : `##${piece}`,
+    ),
+  ];
+  const vocab: Record<string, number> = {};
+  let size = 0;
+  for (const token of candidates) {
+    if (size >= vocabSize) break;
+    if (token === '' || token === '##' || Object.hasOwn(vocab, token)) continue;
+    vocab[token] = size++;
+  }
+
+  const tokenizer = new Tokenizer(WordPiece.init(vocab, { unkToken: WORDPIECE_SPECIAL_TOKENS.unk }));
+  tokenizer.setNormalizer(bertNormalizer({ lowercase: true }));
+  tokenizer.setPreTokenizer(bertPreTokenizer());
+  tokenizer.setDecoder(wordPieceDecoder());
+  tokenizer.addSpecialTokens(Object.values(WORDPIECE_SPECIAL_TOKENS));
+  // Only for users of the saved tokenizer.json elsewhere; our encode() never adds special tokens.
+  tokenizer.setPostProcessor(
+    bertProcessing(
+      [WORDPIECE_SPECIAL_TOKENS.sep, vocab[WORDPIECE_SPECIAL_TOKENS.sep]],
+      [WORDPIECE_SPECIAL_TOKENS.cls, vocab[WORDPIECE_SPECIAL_TOKENS.cls]],
+    ),
+  );
+  const outputPath = path.join(scratchDir, 'wordpiece.json');
+  tokenizer.save(outputPath);
+  return fs.readFileSync(outputPath, 'utf8');
+}
+
+/**
+ * Byte-level BPE layout: the 256 byte symbols (so any text encodes without
+ * unknowns, even bytes absent from the corpus), learned pieces in merge order,
+ * then <|endoftext|> last as in GPT-2. A merge is kept only if both parts and
+ * its result survived the cut at vocabSize.
+ */
+function buildByteLevelBpeJson(trained: TokenizerJson, vocabSize: number): string {
+  // byteLevelAlphabet() comes back in hash order; sort for a stable numbering.
+  const byteSymbols = [...byteLevelAlphabet()].sort();
+  const vocab: Record<string, number> = {};
+  let size = 0;
+  for (const token of [...byteSymbols, ...tokensInIdOrder(trained.model.vocab)]) {
+    if (size >= vocabSize - 1) break;
+    if (!Object.hasOwn(vocab, token)) vocab[token] = size++;
+  }
+  const eosId = size;
+  vocab[END_OF_TEXT_TOKEN] = eosId;
+
+  const merges = mergePairs(trained.model).filter(
+    ([left, right]) => Object.hasOwn(vocab, left) && Object.hasOwn(vocab, right) && Object.hasOwn(vocab, left + right),
+  );
+
+  const json: TokenizerJson = {
+    ...trained,
+    added_tokens: [
+      {
+        id: eosId,
+        content: END_OF_TEXT_TOKEN,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      },
+    ],
+    // The node binding cannot construct ByteLevel decoders or post-processors,
+    // so they are written the way tokenizers itself serializes them.
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    model: { ...trained.model, vocab, merges },
+  };
+  return JSON.stringify(json);
+}
+
+/**
+ * Guards against a silently broken recipe (e.g. a future tokenizers release
+ * changing its JSON): a tokenizer trained on this text must reproduce it.
+ */
+async function assertRoundTrip(tokenizer: TextTokenizer, corpus: readonly Document[]): Promise<void> {
+  const sample = corpus
+    .slice(0, 3)
+    .map((doc) => doc.text.slice(0, 2000))
+    .join('\n');
+  const ids = await tokenizer.encode(sample);
+  let reproduced: boolean;
+  if (tokenizer.kind === 'bpe') {
+    reproduced = (await tokenizer.decode(ids)) === sample;
+  } else {
+    // WordPiece decoding is lossy in whitespace and its cleanup rewrites
+    // some phrases, so compare the pieces with the normalized text instead.
+    if (ids.includes(tokenizer.wordPieceSpecialIds().unk)) return; // a deliberately tiny vocabulary
+    const pieces = ids.map((id) => (tokenizer.idToToken(id) ?? '').replace(/^##/, '')).join('');
+    reproduced = pieces === normalizeLikeBert(sample);
+  }
+  if (!reproduced) {
+    throw new DataError('ERR_TOKENIZER', `trained ${tokenizer.kind} tokenizer does not reproduce its training text`);
+  }
+}
+
+function normalizeLikeBert(text: string): string {
+  const normalizer = bertNormalizer({ lowercase: true });
+  return normalizer.normalizeString(text).replace(/\s+/g, '');
+}
