@@ -4,6 +4,7 @@ import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
 import { maxPredictionsPerSequence } from '../config/load';
 import { createEngine, resolveThreads } from '../engine/engine';
+import { loadNative } from '../engine/native';
 
 export interface BenchResult {
   config: string;
@@ -20,6 +21,8 @@ export interface BenchResult {
   /** Model FLOP/s by the PaLM count: (6·N + 12·layers·seq·hidden) per token. */
   gflops: number;
   peak_rss_mb: number;
+  /** Which OpenBLAS kernels ran (see docs/threading.md). */
+  blas_core: string;
 }
 
 /** A random batch with the structure of real ones (deterministic in `seed`). */
@@ -95,5 +98,6 @@ export async function runBench(c: Config, opts: { steps: number; warmup: number;
     tokens_per_s: Number(tokensPerS.toFixed(1)),
     gflops: Number(((tokensPerS * flopsPerToken) / 1e9).toFixed(2)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    blas_core: loadNative('cpu').blasCore,
   };
 }

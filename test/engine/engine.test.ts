@@ -1,0 +1,128 @@
+// The native boundary: the loader's errors, native errors as JS Errors with a code, the
+// parameter table, and tensor-parallel shards that equal slices of the unsplit weights.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { validateConfig } from '../../src/config/load';
+import type { TrainBatch } from '../../src/data/batch';
+import { createEngine, engineOptions } from '../../src/engine/engine';
+import { loadNative } from '../../src/engine/native';
+
+const tiny = (arch: 'bert' | 'gpt') =>
+  validateConfig({
+    model: { arch, layers: 2, hidden: 32, heads: 4, ffn: 64, vocab_size: 50, seq_len: 8 },
+    train: { steps: 1, micro_batch: 2, lr: 0.01 },
+  });
+
+function gptBatch(tokens: number[]): TrainBatch {
+  return {
+    arch: 'gpt',
+    batchSize: 2,
+    seqLen: 8,
+    tokens: Int32Array.from(tokens),
+    labels: new Int32Array(16).fill(1),
+    segments: null,
+    attentionMask: null,
+    nspLabels: null,
+  };
+}
+
+describe('loader', () => {
+  it('a missing or broken build gives one error naming the file and the fix', () => {
+    const broken = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-addon-')), 'paratrain.node');
+    fs.writeFileSync(broken, 'not a shared library');
+    for (const file of ['/nonexistent/paratrain.node', broken]) {
+      // A fresh process: the loader caches the addon it loaded.
+      const program = `try { require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'engine', 'native.js'))}).loadNative('cpu'); }
+        catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }`;
+      const r = spawnSync(process.execPath, ['-e', program], {
+        encoding: 'utf8',
+        env: { ...process.env, PARATRAIN_ADDON: file },
+      });
+      const err = JSON.parse(r.stdout);
+      expect(err.code).toBe('ERR_NATIVE_LOAD');
+      expect(err.message).toContain(file);
+      expect(err.message).toContain('npm run build:native');
+    }
+  });
+
+  it('picks an OpenBLAS kernel family, never the generic fallback on an AVX2 machine', () => {
+    const flags = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    if (!/\bavx2\b/.test(flags)) return;
+    expect(loadNative('cpu').blasCore.toLowerCase()).not.toBe('prescott');
+  });
+});
+
+describe('native errors are JS Errors with a code', () => {
+  it('an out-of-range token id rejects the step with ERR_BATCH, and the engine stays usable', async () => {
+    const engine = createEngine(tiny('gpt'));
+    engine.initParams(1);
+    const bad = gptBatch(Array.from({ length: 16 }, (_, i) => (i === 5 ? 50 : i)));
+    expect(() => engine.trainStep([bad], { step: 0, lr: 0.01 })).toThrow(
+      expect.objectContaining({ code: 'ERR_BATCH', message: expect.stringContaining('token id 50') }),
+    );
+    const ok = await engine.trainStep([gptBatch(Array.from({ length: 16 }, (_, i) => i))], { step: 0, lr: 0.01 });
+    expect(Number.isFinite(ok.loss)).toBe(true);
+  });
+
+  it('a second call while a step runs is refused with ERR_ENGINE_BUSY', async () => {
+    const engine = createEngine(tiny('gpt'));
+    engine.initParams(1);
+    const batch = gptBatch(Array.from({ length: 16 }, (_, i) => i));
+    const running = engine.trainStep([batch], { step: 0, lr: 0.01 });
+    expect(() => engine.getParams()).toThrow(expect.objectContaining({ code: 'ERR_ENGINE_BUSY' }));
+    await running;
+    expect(engine.getParams().length).toBe(engine.numParams());
+  });
+
+  it('an impossible shape is refused at construction with ERR_CONFIG', () => {
+    const addon = loadNative('cpu');
+    const opts = { ...engineOptions(tiny('bert')), heads: 5 };
+    expect(() => new addon.Engine(opts)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+  });
+});
+
+describe('parameter layout', () => {
+  it('is contiguous and names every tensor once', () => {
+    for (const arch of ['bert', 'gpt'] as const) {
+      const table = createEngine(tiny(arch)).paramTable();
+      let offset = 0;
+      for (const p of table) {
+        expect(p.offset).toBe(offset);
+        expect(p.numel).toBe(p.shape.reduce((a, b) => a * b, 1));
+        offset += p.numel;
+      }
+      expect(new Set(table.map((p) => p.name)).size).toBe(table.length);
+    }
+  });
+
+  it('tensor-parallel shards initialise to the matching slices of the TP=1 weights', () => {
+    const config = tiny('gpt');
+    const addon = loadNative('cpu');
+    const whole = new addon.Engine(engineOptions(config));
+    whole.initParams(9);
+    const full = whole.getParams();
+    const fullTable = new Map(whole.paramTable().map((p) => [p.name, p]));
+    const tp = 2;
+    for (let rank = 0; rank < tp; rank++) {
+      const shard = new addon.Engine({ ...engineOptions(config), tensorParallelRank: rank, tensorParallelSize: tp });
+      shard.initParams(9);
+      const params = shard.getParams();
+      for (const p of shard.paramTable()) {
+        const f = fullTable.get(p.name)!;
+        const got = params.subarray(p.offset, p.offset + p.numel);
+        const [rows, cols] = p.shape.length === 2 ? p.shape : [p.shape[0], 1];
+        const fullCols = f.shape.length === 2 ? f.shape[1] : 1;
+        for (let r = 0; r < rows; r++)
+          for (let c = 0; c < cols; c++) {
+            const gr = p.splitDim === 0 ? rank * rows + r : r;
+            const gc = p.splitDim === 1 ? rank * cols + c : c;
+            expect(got[r * cols + c]).toBe(full[f.offset + gr * fullCols + gc]);
+          }
+      }
+    }
+  });
+});
