@@ -9,8 +9,7 @@
 #
 # Environment:
 #   STEPS=10          timed steps per run
-#   THREADS=2         threads for both (PyTorch: torch.set_num_threads; paratrain: OMP_NUM_THREADS and
-#                     PARATRAIN_THREADS are exported)
+#   THREADS=2         threads for both (PyTorch: torch.set_num_threads; paratrain: PARATRAIN_NUM_THREADS)
 #   WARMUP=2          PyTorch warmup steps
 #   ROUNDS=1          alternating rounds per model
 #   MODELS="bert-mini gpt-mini"
@@ -34,7 +33,14 @@ PARATRAIN_ARGS="${PARATRAIN_ARGS:-}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 KEEP_JSON="${KEEP_JSON:-}"
 
-export OMP_NUM_THREADS="$THREADS" PARATRAIN_THREADS="$THREADS"
+export OMP_NUM_THREADS="$THREADS" PARATRAIN_NUM_THREADS="$THREADS"
+# Both sides get the same OpenBLAS kernels: the family paratrain's loader picks for this CPU
+# (docs/threading.md), unless OPENBLAS_CORETYPE is already set.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  OPENBLAS_CORETYPE="$(node -p "require('./dist/engine/native.js').chooseBlasCoreType() || ''")"
+  [ -n "$OPENBLAS_CORETYPE" ] && export OPENBLAS_CORETYPE
+fi
+echo "bench-vs-pytorch: threads=$THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(OpenBLAS default)}"
 
 die() { echo "bench-vs-pytorch: error: $*" >&2; exit 1; }
 

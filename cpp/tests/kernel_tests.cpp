@@ -13,6 +13,7 @@
 #include "../kernels/cpu/cross_entropy.h"
 #include "../kernels/cpu/dropout.h"
 #include "../kernels/cpu/embedding.h"
+#include "../kernels/cpu/fast_math.h"
 #include "../kernels/cpu/gelu.h"
 #include "../kernels/cpu/layernorm.h"
 #include "../kernels/cpu/linear.h"
@@ -215,7 +216,24 @@ static void test_sgemm() {
         }
 }
 
+// The vectorisable float exp/erf/tanh against libm over their useful ranges.
+static void test_fast_math() {
+  double exp_rel = 0, erf_abs = 0, tanh_abs = 0;
+  for (int i = 0; i <= 200000; i++) {
+    const float x = -87.0f + 175.0f * static_cast<float>(i) / 200000.0f;
+    exp_rel = std::max(exp_rel, std::fabs(fast_exp(x) - std::exp(double(x))) / std::exp(double(x)));
+    const float y = -6.0f + 12.0f * static_cast<float>(i) / 200000.0f;
+    erf_abs = std::max(erf_abs, std::fabs(fast_erf(y) - std::erf(double(y))));
+    tanh_abs = std::max(tanh_abs, std::fabs(fast_tanh(y) - std::tanh(double(y))));
+  }
+  const bool ok = exp_rel < 5e-7 && erf_abs < 1e-6 && tanh_abs < 5e-7;
+  (ok ? passed : failed)++;
+  std::printf("%s %-40s exp_rel=%.2e erf_abs=%.2e tanh_abs=%.2e\n", ok ? "PASS" : "FAIL", "fast exp/erf/tanh (float)",
+              exp_rel, erf_abs, tanh_abs);
+}
+
 int main() {
+  test_fast_math();
   std::printf("OpenBLAS core: %s\n", openblas_get_corename());
   test_sgemm();
   test_linear();

@@ -1,5 +1,6 @@
 // log.ts — structured run logs: every record is one JSON line in <run.dir>/log.jsonl; stdout gets
-// the same JSON lines, or, on a terminal, pretty lines above a progress bar.
+// the same JSON lines, or, on a terminal, one readable line per record (the message; the fields stay
+// in the file) above a progress bar.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -35,7 +36,7 @@ export function createRunLogger(runDir: string, totalSteps: number, opts: { quie
           done();
         },
       });
-      streams.push({ stream: pretty({ destination: aboveBar, colorize: true, sync: true, ignore: 'pid,hostname' }) });
+      streams.push({ stream: pretty({ destination: aboveBar, colorize: true, sync: true, hideObject: true }) });
     } else {
       streams.push({ stream: pino.destination({ dest: 1, sync: true }) });
     }

@@ -212,7 +212,9 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
           elapsed_ms: Date.now() - started,
           consumed_samples: step * globalBatch,
         },
-        `step ${step} loss ${m.loss.toFixed(4)}`,
+        `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}` +
+          (c.model.arch === 'bert' ? ` (mlm ${m.lmLoss.toFixed(4)}, nsp ${m.nspLoss.toFixed(4)})` : '') +
+          ` lr ${lr.toExponential(2)} grad_norm ${m.gradNorm.toFixed(3)} ${Math.round((m.tokens / ms) * 1000)} tokens/s`,
       );
     }
     logger.progress(step, m.loss);

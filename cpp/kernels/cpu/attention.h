@@ -8,7 +8,8 @@
 #include <cstdint>    // uint8_t, uint64_t
 #include <limits>     // numeric_limits
 
-#include "dropout.h"  // dropout_scale
+#include "dropout.h"    // dropout_scale
+#include "fast_math.h"  // fast_exp
 #include "gemm.h"     // gemm
 
 #ifdef _OPENMP
@@ -65,7 +66,7 @@ void attention_forward(T* ctx, T* probs, const T* qkv, const AttentionShape& s, 
         if (attention_key_visible(s, b, i, j)) mx = std::max(mx, row[j]);
       T sum = 0;
       for (int j = 0; j < T_; j++) {
-        row[j] = attention_key_visible(s, b, i, j) ? std::exp(row[j] - mx) : T(0);
+        row[j] = attention_key_visible(s, b, i, j) ? fast_exp(row[j] - mx) : T(0);
         sum += row[j];
       }
       const T inv = sum > 0 ? T(1) / sum : T(0);

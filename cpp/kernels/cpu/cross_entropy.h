@@ -3,7 +3,9 @@
 // materialised as a second [rows, V] tensor.
 #pragma once
 #include <algorithm>  // std::max
-#include <cmath>      // std::exp, std::log
+#include <cmath>      // std::log
+
+#include "fast_math.h"  // fast_exp
 
 namespace paratrain::cpu {
 
@@ -24,26 +26,37 @@ CrossEntropyResult softmax_cross_entropy(T* logits, const int* labels, long rows
                                          T grad_scale) {
   double loss_sum = 0;
   long count = 0;
+  const bool write_grad = grad_scale != T(0);
 #pragma omp parallel for schedule(static) reduction(+ : loss_sum, count)
   for (long r = 0; r < rows; r++) {
     T* x = logits + r * V;
     const int label = labels[r];
     if (label == ignore_index) {
-      if (grad_scale != T(0))
+      if (write_grad)
         for (int v = 0; v < V; v++) x[v] = 0;
       continue;
     }
     T mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int v = 1; v < V; v++) mx = std::max(mx, x[v]);
-    double sum = 0;
-    for (int v = 0; v < V; v++) sum += std::exp(static_cast<double>(x[v] - mx));
-    loss_sum += std::log(sum) - static_cast<double>(x[label] - mx);
-    count += 1;
-    if (grad_scale != T(0)) {
-      const T inv = static_cast<T>(1.0 / sum);
-      for (int v = 0; v < V; v++) x[v] = grad_scale * std::exp(x[v] - mx) * inv;
+    const T target = x[label] - mx;
+    T sum = 0;
+    if (write_grad) {  // keep e^(x − max) in place; the gradient is one multiply away
+#pragma omp simd reduction(+ : sum)
+      for (int v = 0; v < V; v++) {
+        x[v] = fast_exp(x[v] - mx);
+        sum += x[v];
+      }
+      const T scale = grad_scale / sum;
+#pragma omp simd
+      for (int v = 0; v < V; v++) x[v] *= scale;
       x[label] -= grad_scale;
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (int v = 0; v < V; v++) sum += fast_exp(x[v] - mx);
     }
+    loss_sum += std::log(static_cast<double>(sum)) - static_cast<double>(target);
+    count += 1;
   }
   return {loss_sum, count};
 }

@@ -1,6 +1,6 @@
 // gelu.h — GELU in its two forms: exact erf (BERT) and the tanh approximation (GPT-2's "gelu_new").
 #pragma once
-#include <cmath>  // std::erf, std::exp, std::tanh, std::sqrt
+#include "fast_math.h"  // fast_erf, fast_exp, fast_tanh
 
 namespace paratrain::cpu {
 
@@ -8,21 +8,21 @@ enum class GeluForm { Erf, Tanh };
 
 template <typename T>
 inline T gelu_value(T x, GeluForm form) {
-  if (form == GeluForm::Erf) return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752)));
+  if (form == GeluForm::Erf) return T(0.5) * x * (T(1) + fast_erf(x * T(0.70710678118654752)));
   const T k = T(0.79788456080286536);  // sqrt(2/pi)
-  return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+  return T(0.5) * x * (T(1) + fast_tanh(k * (x + T(0.044715) * x * x * x)));
 }
 
 template <typename T>
 inline T gelu_derivative(T x, GeluForm form) {
   if (form == GeluForm::Erf) {
-    const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752)));
-    const T pdf = std::exp(T(-0.5) * x * x) * T(0.39894228040143268);  // 1/sqrt(2pi)
+    const T cdf = T(0.5) * (T(1) + fast_erf(x * T(0.70710678118654752)));
+    const T pdf = fast_exp(T(-0.5) * x * x) * T(0.39894228040143268);  // 1/sqrt(2pi)
     return cdf + x * pdf;
   }
   const T k = T(0.79788456080286536);
   const T inner = k * (x + T(0.044715) * x * x * x);
-  const T t = std::tanh(inner);
+  const T t = fast_tanh(inner);
   return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k * (T(1) + T(3) * T(0.044715) * x * x);
 }
 
