@@ -139,6 +139,22 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
     }
   });
 
+  it('two processes with the same seed log bitwise-identical losses', () => {
+    const losses = (dir: string) => {
+      const r = paratrain(['train', ...tiny('bert', dir)]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.loss !== undefined)
+        .map((l) => [l.loss, l.grad_norm]);
+    };
+    const first = losses(tmp());
+    expect(first).toHaveLength(3);
+    expect(losses(tmp())).toEqual(first);
+  });
+
   it('exports exactly the BertForPreTraining names and shapes, and imports them back', async () => {
     const out = path.join(tmp(), 'hf');
     const r = paratrain(['export', '--checkpoint', path.join(bertRun, 'checkpoints'), '--format', 'hf', '--out', out]);
