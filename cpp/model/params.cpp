@@ -141,15 +141,16 @@ void init_params(const ParamLayout& layout, const ModelConfig& cfg, uint64_t see
       continue;
     }
     const uint64_t key = rng_key(seed, 0, name_hash(p.name));
-    // Map each local element to its index in the unsplit tensor.
-    const int64_t cols = p.shape.size() == 2 ? p.shape[1] : p.numel;
-    const int64_t gcols = p.global_shape.size() == 2 ? p.global_shape[1] : p.numel;
-    const int64_t row0 = p.split_dim == 0 ? cfg.tp_rank * p.shape[0] : 0;
+    // Map each local element to its index in the unsplit tensor (a vector is one column).
+    const bool matrix = p.shape.size() == 2;
+    const int64_t rows = p.shape[0], cols = matrix ? p.shape[1] : 1;
+    const int64_t global_cols = matrix ? p.global_shape[1] : 1;
+    const int64_t row0 = p.split_dim == 0 ? cfg.tp_rank * rows : 0;
     const int64_t col0 = p.split_dim == 1 ? cfg.tp_rank * cols : 0;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < p.numel; i++) {
       const int64_t r = i / cols, c = i % cols;
-      const int64_t global = (row0 + r) * gcols + col0 + c;
+      const int64_t global = (row0 + r) * global_cols + col0 + c;
       dst[i] = static_cast<float>(p.init_std * rng_normal(key, static_cast<uint64_t>(global)));
     }
   }

@@ -132,6 +132,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
     step = ckpt.step;
     log.info({ event: 'resume', checkpoint: ckpt.dir, step }, `resumed from ${ckpt.dir} at step ${step}`);
   } else {
+    if (opts.resume === 'auto')
+      log.info({ event: 'resume', checkpoint: null }, 'no checkpoint to resume; starting at step 0');
     engine.initParams(c.train.seed);
   }
 
@@ -252,6 +254,7 @@ async function evaluate(engine: NativeEngine, dataset: Dataset, c: Config, logge
 function resolveResume(c: Config, resume: string | undefined): string | undefined {
   if (!resume) return undefined;
   if (resume === 'auto') {
+    // torchrun-style: resume when this run has a committed checkpoint, else start fresh.
     const root = checkpointRoot(c);
     return fs.existsSync(path.join(root, 'latest')) ? root : undefined;
   }
