@@ -14,7 +14,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-mavx2", "-mfma", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-mavx2", "-mfma", "-fno-math-errno", "-fno-trapping-math", "-fexceptions"],
       "libraries": [
         "-L/usr/lib/<!(gcc -dumpmachine)/openblas-openmp",
         "-Wl,-rpath,/usr/lib/<!(gcc -dumpmachine)/openblas-openmp",
