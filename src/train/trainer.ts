@@ -67,9 +67,13 @@ export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokeni
   });
 }
 
-/** The keys that must agree between a checkpoint and the run that resumes it. */
+/**
+ * The shape keys that must agree between a checkpoint and the run that resumes it. seq_len and
+ * dropout may change (NVIDIA's BERT phase 2 continues phase 1 at seq 512).
+ */
 function modelIdentity(c: Config): string {
-  return JSON.stringify({ ...c.model, max_positions: c.model.max_positions ?? c.model.seq_len });
+  const m = c.model;
+  return JSON.stringify([m.arch, m.layers, m.hidden, m.heads, m.ffn, m.vocab_size, m.max_positions ?? m.seq_len]);
 }
 
 export function optimizerTensors(table: ReturnType<NativeEngine['paramTable']>, m: Float32Array, v: Float32Array) {

@@ -301,6 +301,25 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
     expect(r.stderr).toContain('[ERR_TOKENIZER_MISMATCH]');
   });
 
+  it('resume continues at a longer sequence length (BERT phase 2)', () => {
+    const dir = tmp();
+    const r = paratrain([
+      'train',
+      ...tiny('bert', dir, 5),
+      '--set',
+      'model.seq_len=64',
+      '--resume',
+      path.join(bertRun, 'checkpoints'),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const steps = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.loss !== undefined);
+    expect(steps.map((l) => l.step)).toEqual([4, 5]);
+  });
+
   it('resume refuses a checkpoint of a different model', () => {
     const r = paratrain([
       'train',
