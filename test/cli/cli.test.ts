@@ -288,17 +288,31 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
 
   it('a tokenizer that does not match the checkpoint is refused', () => {
     // The GPT run's byte-level BPE tokenizer against the BERT checkpoint.
-    const tok = path.join(gptRun, 'checkpoints', 'step-0000003', 'tokenizer.json');
+    const bpe = path.join(gptRun, 'checkpoints', 'step-0000003', 'tokenizer.json');
     const r = paratrain([
       'fill-mask',
       '--checkpoint',
       path.join(bertRun, 'checkpoints'),
       '--tokenizer',
-      tok,
+      bpe,
       'a [MASK]',
     ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[ERR_TOKENIZER_MISMATCH]');
+    // A WordPiece tokenizer with more tokens than the checkpoint's 800-row embedding.
+    const bigger = tmp();
+    expect(paratrain(['train', ...tiny('bert', bigger, 1), '--set', 'model.vocab_size=1200']).code).toBe(0);
+    const big = path.join(bigger, 'checkpoints', 'step-0000001', 'tokenizer.json');
+    const r2 = paratrain([
+      'fill-mask',
+      '--checkpoint',
+      path.join(bertRun, 'checkpoints'),
+      '--tokenizer',
+      big,
+      'a [MASK]',
+    ]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/\[ERR_TOKENIZER_MISMATCH\].*1200 tokens.*vocabulary of 800/);
   });
 
   it('resume continues at a longer sequence length (BERT phase 2)', () => {
