@@ -14,7 +14,7 @@ void Activations::allocate(const ModelConfig& cfg, int batch, int seq, int preds
   embed.assign(N * H, 0);
   embed_mean.assign(N, 0);
   embed_rstd.assign(N, 0);
-  stream.assign(cfg.layers + 1, std::vector<float>(N * H));
+  stream.assign(cfg.layers + 1, kernels::Buffer<float>(N * H));
   layers.resize(cfg.layers);
   for (auto& a : layers) {
     a.qkv.assign(N * 3 * Hl, 0);

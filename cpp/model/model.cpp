@@ -6,19 +6,12 @@
 #include <algorithm>  // std::fill
 #include <cmath>      // std::isfinite
 
-#include "../common/rng.h"                  // rng_key
-#include "../kernels/cpu/attention.h"       // attention_forward/backward
-#include "../kernels/cpu/cross_entropy.h"   // softmax_cross_entropy
-#include "../kernels/cpu/dropout.h"         // dropout_*, residual_dropout_forward
-#include "../kernels/cpu/embedding.h"       // embedding_forward/backward
-#include "../kernels/cpu/gelu.h"            // gelu_forward/backward
-#include "../kernels/cpu/layernorm.h"       // layernorm_forward/backward
-#include "../kernels/cpu/linear.h"          // linear_forward/backward
-#include "../kernels/cpu/rows.h"            // gather_rows, scatter_add_rows, tanh_*
+#include "../common/rng.h"         // rng_key
+#include "../kernels/backend.h"    // the kernel set: linear, layernorm, gelu, attention, dropout, ...
 
 namespace paratrain {
 
-using namespace cpu;
+using namespace kernels;
 
 // Dropout stream sites: one per place in the network. Attention-probability dropout acts on this
 // rank's heads, so its site carries the TP rank; the others act on replicated activations.
