@@ -177,10 +177,8 @@ LossParts Engine::forward_logits(std::vector<float>* logits, std::vector<int>* r
   const long R = model_.logit_rows(mb);
   const long V = cfg_.model.vocab;
   logits->assign(model_.logits(), model_.logits() + R * V);
-  rows->clear();
-  const long N = static_cast<long>(mb.batch) * mb.seq;
-  for (long n = 0; n < N; n++)
-    if (cfg_.model.arch == Arch::Gpt || mb.labels[n] != kIgnoreIndex) rows->push_back(static_cast<int>(n));
+  rows->resize(R);
+  for (long r = 0; r < R; r++) (*rows)[r] = model_.logit_position(r);
   if (cfg_.model.arch == Arch::Bert) nsp->assign(model_.nsp_logits(), model_.nsp_logits() + 2L * mb.batch);
   return lp;
 }

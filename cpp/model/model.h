@@ -49,6 +49,8 @@ class Model {
   // After forward: logits rows (BERT: one per prediction position, in row order; GPT: every position).
   const float* logits() const { return acts_.logits.data(); }
   long logit_rows(const MicroBatch& mb) const;
+  // Flat position (b·T + t) of logits row r.
+  int logit_position(long r) const { return cfg_.arch == Arch::Bert ? acts_.pred_rows[r] : static_cast<int>(r); }
   const float* nsp_logits() const { return acts_.nsp_logits.data(); }
 
  private:

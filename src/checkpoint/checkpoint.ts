@@ -36,6 +36,9 @@ const STEP_DIR_RE = /^step-(\d+)$/;
 
 export type Arch = 'bert' | 'gpt';
 
+/** Names of the optimizer moments in a checkpoint: `<prefix><param name>` (PyTorch's state keys). */
+export const OPTIMIZER_STATE_PREFIX = { m: 'exp_avg.', v: 'exp_avg_sq.' } as const;
+
 export interface OptimizerCheckpoint {
   name: string;
   step: number;

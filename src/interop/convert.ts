@@ -1,7 +1,7 @@
 // convert.ts — paratrain checkpoint ⇄ Hugging Face directory.
 import * as fs from 'node:fs';
 
-import { loadCheckpoint, saveCheckpoint, type NamedTensor } from '../checkpoint';
+import { loadCheckpoint, OPTIMIZER_STATE_PREFIX, saveCheckpoint, type NamedTensor } from '../checkpoint';
 import { validateConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { exportHuggingFaceDir, importHuggingFaceDir } from './hf';
@@ -53,7 +53,7 @@ export async function importHfToCheckpoint(dir: string, outRoot: string, base?: 
     optimizer: {
       name: config.optimizer.name,
       step: 0,
-      state: [...hf.params.map((t) => zeros(t, 'exp_avg.')), ...hf.params.map((t) => zeros(t, 'exp_avg_sq.'))],
+      state: Object.values(OPTIMIZER_STATE_PREFIX).flatMap((prefix) => hf.params.map((t) => zeros(t, prefix))),
     },
     params: hf.params,
     tokenizerJson: hf.tokenizerJson,

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 
-import { loadCheckpoint, saveCheckpoint, type NamedTensor } from '../checkpoint';
+import { loadCheckpoint, OPTIMIZER_STATE_PREFIX, saveCheckpoint, type NamedTensor } from '../checkpoint';
 import { maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
@@ -77,7 +77,7 @@ function modelIdentity(c: Config): string {
 }
 
 export function optimizerTensors(table: ReturnType<NativeEngine['paramTable']>, m: Float32Array, v: Float32Array) {
-  return [...splitFlat(table, m, 'exp_avg.'), ...splitFlat(table, v, 'exp_avg_sq.')];
+  return [...splitFlat(table, m, OPTIMIZER_STATE_PREFIX.m), ...splitFlat(table, v, OPTIMIZER_STATE_PREFIX.v)];
 }
 
 function byName(tensors: NamedTensor[]) {
@@ -130,8 +130,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
     const state = byName(ckpt.optimizer.state);
     engine.setOptimizerState({
       step: ckpt.optimizer.step,
-      m: joinFlat(table, state, 'exp_avg.', ckpt.dir),
-      v: joinFlat(table, state, 'exp_avg_sq.', ckpt.dir),
+      m: joinFlat(table, state, OPTIMIZER_STATE_PREFIX.m, ckpt.dir),
+      v: joinFlat(table, state, OPTIMIZER_STATE_PREFIX.v, ckpt.dir),
     });
     step = ckpt.step;
     log.info({ event: 'resume', checkpoint: ckpt.dir, step }, `resumed from ${ckpt.dir} at step ${step}`);
