@@ -220,11 +220,6 @@ function gptMappings(d: ModelDims): Mapping[] {
   return m;
 }
 
-/** HF names for `arch`/`dims`, with shapes, in state_dict order (tied duplicates excluded). */
-export function hfParamSpecs(arch: ModelArch, dims: ModelDims): Array<{ name: string; shape: number[] }> {
-  return (arch === 'bert' ? bertMappings(dims) : gptMappings(dims)).map((m) => ({ name: m.hf, shape: [...m.hfShape] }));
-}
-
 /** Tied duplicates found in HF files: [duplicate, primary]. */
 const TIED: Record<ModelArch, Array<[string, string]>> = {
   bert: [
