@@ -19,6 +19,7 @@
         "-L/usr/lib/<!(gcc -dumpmachine)/openblas-openmp",
         "-Wl,-rpath,/usr/lib/<!(gcc -dumpmachine)/openblas-openmp",
         "-lopenblas",
+        "-lzmq",
         "-fopenmp"
       ]
     }

@@ -3,7 +3,9 @@
 #include "engine.h"
 
 #include <cblas.h>  // openblas_set_num_threads
+#include <algorithm>  // std::min
 #include <cmath>    // std::isfinite
+#include <string>   // std::stoi
 
 #ifdef _OPENMP
 #include <omp.h>  // omp_set_num_threads
@@ -23,6 +25,12 @@ MicroBatch StagedBatch::view() const {
   return mb;
 }
 
+static ModelConfig unsplit(ModelConfig m) {
+  m.tp_rank = 0;
+  m.tp_size = 1;
+  return m;
+}
+
 static int default_predictions(const EngineConfig& c) {
   return c.max_predictions > 0 ? c.max_predictions : c.micro_batch * c.seq_len;
 }
@@ -30,6 +38,7 @@ static int default_predictions(const EngineConfig& c) {
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
       layout_(cfg.model),
+      full_layout_(unsplit(cfg.model)),
       params_(layout_.total(), 0.0f),
       grads_(layout_.total(), 0.0f),
       optimizer_(cfg.optimizer, layout_),
@@ -37,8 +46,106 @@ Engine::Engine(const EngineConfig& cfg)
       staged_(cfg.grad_accum) {
   if (cfg.micro_batch < 1 || cfg.seq_len < 1 || cfg.grad_accum < 1 || cfg.threads < 1)
     throw Error("ERR_CONFIG", "micro_batch, seq_len, grad_accum and threads must be at least 1");
+  if (cfg.dp_size < 1 || cfg.dp_rank < 0 || cfg.dp_rank >= cfg.dp_size)
+    throw Error("ERR_CONFIG", "data-parallel rank out of range");
   weights_ = bind_weights(layout_, cfg.model, params_.data());
   weight_grads_ = bind_weights(layout_, cfg.model, grads_.data());
+  // Backward finalises the heads (stored after the layers), then layers L−1 … 0, then embeddings.
+  const int L = cfg.model.layers;
+  stage_offsets_.assign(L + 1, static_cast<size_t>(layout_.total()));
+  for (const ParamInfo& p : layout_.params()) {
+    size_t* slot = nullptr;
+    if (p.name.rfind("layers.", 0) == 0) {
+      slot = &stage_offsets_[std::stoi(p.name.substr(7))];
+    } else if (p.name.rfind("embeddings.", 0) != 0) {
+      slot = &stage_offsets_[L];
+    }
+    if (slot) *slot = std::min(*slot, static_cast<size_t>(p.offset));
+  }
+}
+
+void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr<Communicator> dp) {
+  if (!tp || !dp || tp->size() != cfg_.model.tp_size || tp->rank() != cfg_.model.tp_rank ||
+      dp->size() != cfg_.dp_size || dp->rank() != cfg_.dp_rank)
+    throw Error("ERR_CONFIG", "the communicators do not match the engine's tensor/data-parallel ranks");
+  reducer_.reset();
+  tp_owned_ = std::move(tp);
+  dp_owned_ = std::move(dp);
+  tensor_parallel_ = tp_owned_.get();
+  model_.set_tensor_parallel(tensor_parallel_);
+  if (cfg_.dp_size > 1) reducer_ = std::make_unique<GradientReducer>(*dp_owned_, cfg_.bucket_elems);
+}
+
+void Engine::gather_full(const std::vector<float>& local, std::vector<float>* full) {
+  use_threads();
+  const int tp = cfg_.model.tp_size;
+  full->assign(full_layout_.total(), 0.0f);
+  std::vector<float> gathered;
+  const auto& locals = layout_.params();
+  const auto& fulls = full_layout_.params();
+  for (size_t t = 0; t < locals.size(); t++) {
+    const ParamInfo& p = locals[t];
+    const ParamInfo& f = fulls[t];
+    const float* src = local.data() + p.offset;
+    float* dst = full->data() + f.offset;
+    if (p.split_dim < 0) {
+      std::copy(src, src + p.numel, dst);
+      continue;
+    }
+    gathered.resize(static_cast<size_t>(p.numel) * tp);
+    tensor_parallel_->all_gather(src, gathered.data(), static_cast<size_t>(p.numel));
+    const int64_t rows = p.shape[0], cols = p.shape.size() == 2 ? p.shape[1] : 1;
+    if (p.split_dim == 0) {
+      // Rank blocks are consecutive row ranges of the (padded) tensor: keep the real rows.
+      std::copy(gathered.begin(), gathered.begin() + f.numel, dst);
+    } else {
+      // Rank k's block holds columns [k·cols, (k+1)·cols) of every row.
+      const int64_t full_cols = cols * tp;
+      for (int k = 0; k < tp; k++)
+        for (int64_t r = 0; r < rows; r++)
+          std::copy(gathered.begin() + (k * rows + r) * cols, gathered.begin() + (k * rows + r + 1) * cols,
+                    dst + r * full_cols + k * cols);
+    }
+  }
+}
+
+void Engine::scatter_full(const float* full, std::vector<float>& local) const {
+  const auto& locals = layout_.params();
+  const auto& fulls = full_layout_.params();
+  for (size_t t = 0; t < locals.size(); t++) {
+    const ParamInfo& p = locals[t];
+    const ParamInfo& f = fulls[t];
+    const float* src = full + f.offset;
+    float* dst = local.data() + p.offset;
+    if (p.split_dim < 0) {
+      std::copy(src, src + p.numel, dst);
+      continue;
+    }
+    const int64_t rows = p.shape[0], cols = p.shape.size() == 2 ? p.shape[1] : 1;
+    if (p.split_dim == 0) {
+      std::fill(dst, dst + p.numel, 0.0f);  // vocabulary padding rows stay zero
+      std::copy(src + p.shard_start * cols, src + (p.shard_start + p.shard_valid) * cols, dst);
+    } else {
+      const int64_t full_cols = f.shape[1];
+      for (int64_t r = 0; r < rows; r++)
+        std::copy(src + r * full_cols + p.shard_start, src + r * full_cols + p.shard_start + cols, dst + r * cols);
+    }
+  }
+}
+
+void Engine::average_metrics(StepMetrics& m) const {
+  if (!reducer_) return;
+  // Sums over replicas; the means were per replica over its micro-batches.
+  double v[6] = {m.loss * m.batches, m.lm_loss * m.batches, m.nsp_loss * m.batches, static_cast<double>(m.batches),
+                 static_cast<double>(m.tokens), static_cast<double>(m.targets)};
+  reducer_->all_reduce_now(v, 6);
+  m.batches = static_cast<long>(v[3]);
+  const double inv = m.batches > 0 ? 1.0 / static_cast<double>(m.batches) : 0.0;
+  m.loss = v[0] * inv;
+  m.lm_loss = v[1] * inv;
+  m.nsp_loss = v[2] * inv;
+  m.tokens = static_cast<long>(v[4]);
+  m.targets = static_cast<long>(v[5]);
 }
 
 void Engine::use_threads() const {
@@ -116,23 +223,31 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step) {
   opt.training = true;
   opt.grad_scale = 1.0f / static_cast<float>(micro_batches);
   opt.dropout_seed = cfg_.seed;
+  // On the last micro-batch, each group of gradients is averaged over the data-parallel replicas
+  // as soon as backward has finalised it, while backward goes on.
+  const GradsReady bucket_ready = [this](int stage) {
+    reducer_->ready_from(stage < 0 ? 0 : stage_offsets_[static_cast<size_t>(stage)]);
+  };
   for (int i = 0; i < micro_batches; i++) {
     const MicroBatch mb = staged_[i].view();
-    opt.dropout_step = step * static_cast<uint64_t>(cfg_.grad_accum) + static_cast<uint64_t>(i);
+    // Dropout streams by global micro-batch index: replica r's micro-batch i is the single-process
+    // run's micro-batch r·accum + i.
+    opt.dropout_step = (step * static_cast<uint64_t>(cfg_.dp_size) + static_cast<uint64_t>(cfg_.dp_rank)) *
+                           static_cast<uint64_t>(cfg_.grad_accum) +
+                       static_cast<uint64_t>(i);
+    const bool last = i == micro_batches - 1;
     const LossParts lp = model_.forward(weights_, mb, opt);
-    model_.backward(weights_, weight_grads_, mb, opt);
+    if (last && reducer_) reducer_->begin(grads_.data(), grads_.size());
+    model_.backward(weights_, weight_grads_, mb, opt, last && reducer_ ? bucket_ready : GradsReady{});
     out.loss += lp.loss / micro_batches;
     out.lm_loss += lp.lm_loss / micro_batches;
     out.nsp_loss += lp.nsp_loss / micro_batches;
     out.tokens += static_cast<long>(mb.batch) * mb.seq;
     out.targets += lp.targets;
   }
-  // Data parallelism: sum over replicas, then average (each replica's loss is already a mean).
-  data_parallel_->all_reduce_sum(grads_.data(), grads_.size());
-  if (data_parallel_->size() > 1) {
-    const float inv = 1.0f / static_cast<float>(data_parallel_->size());
-    for (float& g : grads_) g *= inv;
-  }
+  out.batches = micro_batches;
+  if (reducer_) reducer_->finish();
+  average_metrics(out);
   return out;
 }
 
@@ -143,7 +258,7 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr) {
     out.grad_norm = NAN;
     return out;
   }
-  const OptimizerResult r = optimizer_.step(params_.data(), grads_.data(), lr, *data_parallel_);
+  const OptimizerResult r = optimizer_.step(params_.data(), grads_.data(), lr, *tensor_parallel_);
   out.grad_norm = r.grad_norm;
   out.skipped = r.skipped;
   return out;
@@ -151,7 +266,7 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr) {
 
 OptimizerResult Engine::apply_optimizer(float lr) {
   use_threads();
-  return optimizer_.step(params_.data(), grads_.data(), lr, *data_parallel_);
+  return optimizer_.step(params_.data(), grads_.data(), lr, *tensor_parallel_);
 }
 
 StepMetrics Engine::evaluate(int micro_batches) {
@@ -166,10 +281,14 @@ StepMetrics Engine::evaluate(int micro_batches) {
     out.tokens += static_cast<long>(staged_[i].batch) * staged_[i].seq;
     out.targets += lp.targets;
   }
+  out.batches = micro_batches;
+  average_metrics(out);
   return out;
 }
 
 LossParts Engine::forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* nsp) {
+  if (cfg_.model.tp_size > 1)
+    throw Error("ERR_CONFIG", "logits are read at parallel.tensor = 1 (inference runs in one process)");
   use_threads();
   const MicroBatch mb = staged_[0].view();
   ForwardOptions opt;

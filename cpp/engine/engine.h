@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../comm/communicator.h"  // Communicator
+#include "grad_reducer.h"          // GradientReducer
 #include "../model/model.h"        // Model, MicroBatch
 #include "../model/params.h"       // ParamLayout
 #include "../optim/optimizer.h"    // Optimizer
@@ -20,6 +21,9 @@ struct EngineConfig {
   int threads = 1;
   uint64_t seed = 0;        // dropout streams
   OptimizerConfig optimizer;
+  // Data parallelism: this replica's index and the replica count (tensor parallelism is in `model`).
+  int dp_rank = 0, dp_size = 1;
+  size_t bucket_elems = size_t(2) << 20;  // gradient all-reduce bucket (elements)
 };
 
 // A micro-batch copied out of JS so the step can run on another thread.
@@ -31,10 +35,13 @@ struct StagedBatch {
   MicroBatch view() const;
 };
 
+// With data parallelism every figure is the whole job's: losses averaged over all micro-batches of
+// all replicas, tokens and targets summed.
 struct StepMetrics {
   double loss = 0, lm_loss = 0, nsp_loss = 0;  // means over micro-batches
   double grad_norm = 0;
   long tokens = 0, targets = 0;
+  long batches = 0;  // micro-batches behind the means
   bool skipped = false;
 };
 
@@ -48,13 +55,25 @@ class Engine {
   std::vector<float>& grads() { return grads_; }
   Optimizer& optimizer() { return optimizer_; }
 
+  // The tensor- and data-parallel groups, connected (sizes must match the config). Until this is
+  // called the engine trains alone.
+  void set_communicators(std::unique_ptr<Communicator> tensor_parallel, std::unique_ptr<Communicator> data_parallel);
+
   void init_params(uint64_t seed);
+
+  // The whole model as one TP = 1 buffer (layout full_layout()), assembled from the shards of the
+  // tensor-parallel group: every TP rank must call it (collective). And the reverse: this rank
+  // takes its shard of a whole buffer (local, no communication). Used for checkpoints.
+  const ParamLayout& full_layout() const { return full_layout_; }
+  void gather_full(const std::vector<float>& local, std::vector<float>* full);
+  void scatter_full(const float* full, std::vector<float>& local) const;
   // Copies and checks a batch (ids in range, sizes within the preallocated shape) into slot i.
   StagedBatch& stage(int slot);
   void check_staged(int slot) const;
 
   StepMetrics forward_backward(int micro_batches, uint64_t step);
   StepMetrics train_step(int micro_batches, uint64_t step, float lr);
+  // Forward only; micro_batches may be 0 on a data-parallel replica that has no share of this call.
   StepMetrics evaluate(int micro_batches);
   // One optimizer update with the gradients already in grads() (tests and tools).
   OptimizerResult apply_optimizer(float lr);
@@ -66,15 +85,20 @@ class Engine {
 
  private:
   void use_threads() const;
+  void average_metrics(StepMetrics& m) const;
   EngineConfig cfg_;
   ParamLayout layout_;
+  ParamLayout full_layout_;  // the same model at tensor-parallel size 1
   std::vector<float> params_, grads_;
   ModelWeights<float> weights_, weight_grads_;
   Optimizer optimizer_;
   Model model_;
   std::vector<StagedBatch> staged_;
+  std::vector<size_t> stage_offsets_;  // backward stage (Model::GradsReady) → first final offset
   SingleProcessCommunicator solo_;
-  Communicator* data_parallel_ = &solo_;  // gradients are averaged over this group
+  std::unique_ptr<Communicator> tp_owned_, dp_owned_;
+  Communicator* tensor_parallel_ = &solo_;
+  std::unique_ptr<GradientReducer> reducer_;  // data parallelism: gradients averaged over replicas
 };
 
 }  // namespace paratrain

@@ -7,7 +7,7 @@ namespace paratrain {
 
 void Activations::allocate(const ModelConfig& cfg, int batch, int seq, int preds, int threads) {
   const long N = static_cast<long>(batch) * seq;
-  const long H = cfg.hidden, Hl = cfg.local_hidden(), Fl = cfg.local_ffn(), V = cfg.vocab;
+  const long H = cfg.hidden, Hl = cfg.local_hidden(), Fl = cfg.local_ffn(), V = cfg.local_vocab();
   const bool bert = cfg.arch == Arch::Bert;
   max_rows = static_cast<int>(N);
   max_preds = preds;
@@ -59,6 +59,7 @@ void Activations::allocate(const ModelConfig& cfg, int batch, int seq, int preds
   const long head_rows = std::max<long>(M, batch);
   d_head_a.assign(head_rows * H, 0);
   d_head_b.assign(head_rows * H, 0);
+  ce_scratch.assign(cfg.tp_size > 1 ? 3 * std::max<long>(M, N) : 0, 0);
   attn_scratch.assign(static_cast<long>(std::max(threads, 1)) * 2 * seq * seq, 0);
 }
 

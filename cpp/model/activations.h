@@ -40,7 +40,8 @@ struct Activations {
   kernels::Buffer<float> mlm_in, mlm_dense, mlm_gelu, mlm_norm, mlm_mean, mlm_rstd;  // [M, H], [M]
   kernels::Buffer<int> cls_rows;                    // [B]
   kernels::Buffer<float> pool_in, pooled, nsp_logits;  // [B,H], [B,H], [B,2]
-  kernels::Buffer<float> logits;                    // [M or N, V] → overwritten by its gradient
+  kernels::Buffer<float> logits;                    // [M or N, Vl] → overwritten by its gradient
+  kernels::Buffer<float> ce_scratch;                // TP: [3·rows] vocabulary-parallel softmax statistics
   // Gradient scratch
   kernels::Buffer<float> d_x, d_h1, d_h2;  // [N, H]
   kernels::Buffer<float> d_qkv;            // [N, 3·Hl]

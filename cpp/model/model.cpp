@@ -1,6 +1,8 @@
 // model.cpp — the forward and backward passes of BERT (post-LN) and GPT-2 (pre-LN).
 // Shapes: B sequences of T tokens, N = B·T rows, H hidden, Hl = H/tp attention width on this rank,
-// Fl = F/tp MLP width on this rank, V vocabulary, M masked positions (BERT).
+// Fl = F/tp MLP width on this rank, Vl = this rank's vocabulary columns (V when tp = 1),
+// M masked positions (BERT). Tensor parallelism (Megatron): QKV and MLP-up are column-parallel,
+// attention-out and MLP-down row-parallel; see tensor_parallel.h for f, g and the vocabulary split.
 #include "model.h"
 
 #include <algorithm>  // std::fill
@@ -8,6 +10,7 @@
 
 #include "../common/rng.h"         // rng_key
 #include "../kernels/backend.h"    // the kernel set: linear, layernorm, gelu, attention, dropout, ...
+#include "tensor_parallel.h"       // tp_reduce_*, row_parallel_linear_forward, vocab_parallel_*
 
 namespace paratrain {
 
@@ -40,15 +43,17 @@ long Model::logit_rows(const MicroBatch& mb) const {
 LossParts Model::forward(const ModelWeights<float>& w, const MicroBatch& mb, const ForwardOptions& opt) {
   const bool bert = cfg_.arch == Arch::Bert;
   const int B = mb.batch, T = mb.seq, H = cfg_.hidden, Hl = cfg_.local_hidden(), Fl = cfg_.local_ffn();
-  const int V = cfg_.vocab, N = B * T;
+  const int Vl = cfg_.local_vocab(), N = B * T;
   const float eps = cfg_.layernorm_eps();
+  Communicator& tp = *tp_;
   const float p_hidden = opt.training ? cfg_.hidden_dropout : 0.0f;
   const float p_attn = opt.training ? cfg_.attention_dropout : 0.0f;
   const GeluForm form = cfg_.gelu_form();
   Activations& a = acts_;
 
   // Embeddings: [N,H] = word + position (+ segment); BERT normalises, both apply dropout.
-  embedding_forward(a.embed.data(), mb.tokens, mb.segments, w.word, w.position, bert ? w.segment : nullptr, B, T, H);
+  vocab_parallel_embedding_forward(tp, cfg_, a.embed.data(), mb.tokens, mb.segments, w.word, w.position,
+                                   bert ? w.segment : nullptr, B, T);
   float* x0 = a.stream[0].data();
   if (bert) {
     layernorm_forward(x0, a.embed_mean.data(), a.embed_rstd.data(), a.embed.data(), w.emb_norm_w, w.emb_norm_b, N, H,
@@ -74,7 +79,7 @@ LossParts Model::forward(const ModelWeights<float>& w, const MicroBatch& mb, con
     }
     linear_forward(la.qkv.data(), attn_in, lw.qkv_w, lw.qkv_b, N, H, 3 * Hl);  // [N,3Hl]
     attention_forward(la.ctx.data(), la.probs.data(), la.qkv.data(), shape, a.attn_scratch.data());
-    linear_forward(la.attn_proj.data(), la.ctx.data(), lw.out_w, lw.out_b, N, Hl, H);  // TP: all-reduce (g)
+    row_parallel_linear_forward(tp, la.attn_proj.data(), la.ctx.data(), lw.out_w, lw.out_b, N, Hl, H);  // g
     residual_dropout_forward(la.resid1.data(), x, la.attn_proj.data(), static_cast<long>(N) * H, p_hidden,
                              dropout_key(opt, site_attn_out(l)));
     // MLP input: BERT normalises the residual sum (post-LN), GPT normalises it into norm2 (pre-LN).
@@ -90,7 +95,7 @@ LossParts Model::forward(const ModelWeights<float>& w, const MicroBatch& mb, con
     }
     linear_forward(la.up.data(), mlp_in, lw.up_w, lw.up_b, N, H, Fl);  // [N,Fl]
     gelu_forward(la.gelu.data(), la.up.data(), static_cast<long>(N) * Fl, form);
-    linear_forward(la.down.data(), la.gelu.data(), lw.down_w, lw.down_b, N, Fl, H);  // TP: all-reduce (g)
+    row_parallel_linear_forward(tp, la.down.data(), la.gelu.data(), lw.down_w, lw.down_b, N, Fl, H);  // g
     if (bert) {
       residual_dropout_forward(la.resid2.data(), mlp_in, la.down.data(), static_cast<long>(N) * H, p_hidden,
                                dropout_key(opt, site_mlp_out(l)));
@@ -108,10 +113,11 @@ LossParts Model::forward(const ModelWeights<float>& w, const MicroBatch& mb, con
     // GPT head: final LayerNorm, logits = z·Eᵀ (tied), cross-entropy over every labelled position.
     layernorm_forward(a.final_norm.data(), a.final_mean.data(), a.final_rstd.data(), top, w.final_norm_w,
                       w.final_norm_b, N, H, eps);
-    linear_forward(a.logits.data(), a.final_norm.data(), w.word, static_cast<const float*>(nullptr), N, H, V);
+    linear_forward(a.logits.data(), a.final_norm.data(), w.word, static_cast<const float*>(nullptr), N, H, Vl);
     const long targets = count_targets(mb.labels, N, kIgnoreIndex);
     const float scale = opt.training && targets > 0 ? opt.grad_scale / static_cast<float>(targets) : 0.0f;
-    const CrossEntropyResult ce = softmax_cross_entropy(a.logits.data(), mb.labels, N, V, kIgnoreIndex, scale);
+    const CrossEntropyResult ce = vocab_parallel_cross_entropy(tp, cfg_, a.logits.data(), mb.labels, N, kIgnoreIndex,
+                                                               scale, a.ce_scratch.data());
     out.lm_loss = ce.count > 0 ? ce.loss_sum / ce.count : 0.0;
     out.loss = out.lm_loss;
     out.targets = ce.count;
@@ -136,10 +142,10 @@ LossParts Model::forward(const ModelWeights<float>& w, const MicroBatch& mb, con
   gelu_forward(a.mlm_gelu.data(), a.mlm_dense.data(), M * H, form);
   layernorm_forward(a.mlm_norm.data(), a.mlm_mean.data(), a.mlm_rstd.data(), a.mlm_gelu.data(), w.mlm_norm_w,
                     w.mlm_norm_b, static_cast<int>(M), H, eps);
-  linear_forward(a.logits.data(), a.mlm_norm.data(), w.word, w.mlm_decoder_b, static_cast<int>(M), H, V);
+  linear_forward(a.logits.data(), a.mlm_norm.data(), w.word, w.mlm_decoder_b, static_cast<int>(M), H, Vl);
   const float mlm_scale = opt.training && M > 0 ? opt.grad_scale / static_cast<float>(M) : 0.0f;
-  const CrossEntropyResult mlm =
-      softmax_cross_entropy(a.logits.data(), a.pred_labels.data(), M, V, kIgnoreIndex, mlm_scale);
+  const CrossEntropyResult mlm = vocab_parallel_cross_entropy(tp, cfg_, a.logits.data(), a.pred_labels.data(), M,
+                                                              kIgnoreIndex, mlm_scale, a.ce_scratch.data());
 
   // NSP / SOP head on the pooled [CLS] (row b·T).
   for (int b = 0; b < B; b++) a.cls_rows[b] = b * T;
@@ -162,10 +168,17 @@ LossParts Model::forward(const ModelWeights<float>& w, const MicroBatch& mb, con
 }
 
 void Model::backward(const ModelWeights<float>& w, const ModelWeights<float>& g, const MicroBatch& mb,
-                     const ForwardOptions& opt) {
+                     const ForwardOptions& opt, const GradsReady& grads_ready) {
   const bool bert = cfg_.arch == Arch::Bert;
   const int B = mb.batch, T = mb.seq, H = cfg_.hidden, Hl = cfg_.local_hidden(), Fl = cfg_.local_ffn();
-  const int V = cfg_.vocab, N = B * T;
+  const int Vl = cfg_.local_vocab(), N = B * T;
+  Communicator& tp = *tp_;
+  // Column-parallel input gradients are partial sums (f's backward all-reduce). Where they add onto
+  // a replicated residual gradient, only TP rank 0 keeps the residual before the sum.
+  const bool keep_residual = cfg_.tp_rank == 0;
+  auto ready = [&](int stage) {
+    if (grads_ready) grads_ready(stage);
+  };
   const long NH = static_cast<long>(N) * H;
   const float p_hidden = cfg_.hidden_dropout, p_attn = cfg_.attention_dropout;
   const GeluForm form = cfg_.gelu_form();
@@ -175,7 +188,8 @@ void Model::backward(const ModelWeights<float>& w, const ModelWeights<float>& g,
   if (!bert) {
     // dlogits [N,V] are in a.logits. dz = dlogits·E, dE += dlogitsᵀ·z; then the final LayerNorm.
     linear_backward(a.d_h1.data(), g.word, static_cast<float*>(nullptr), a.logits.data(), a.final_norm.data(), w.word,
-                    N, H, V, false);
+                    N, H, Vl, false);
+    tp_reduce_backward(tp, a.d_h1.data(), NH);  // f: the head's input is replicated
     layernorm_backward(dx, g.final_norm_w, g.final_norm_b, a.d_h1.data(), a.stream[cfg_.layers].data(),
                        w.final_norm_w, a.final_mean.data(), a.final_rstd.data(), N, H, false);
   } else {
@@ -184,7 +198,8 @@ void Model::backward(const ModelWeights<float>& w, const ModelWeights<float>& g,
     float* d_a = a.d_head_a.data();
     float* d_b = a.d_head_b.data();
     // MLM: logits = norm·Eᵀ + bias → LayerNorm → GELU → dense → gathered rows of the stream.
-    linear_backward(d_a, g.word, g.mlm_decoder_b, a.logits.data(), a.mlm_norm.data(), w.word, M, H, V, false);
+    linear_backward(d_a, g.word, g.mlm_decoder_b, a.logits.data(), a.mlm_norm.data(), w.word, M, H, Vl, false);
+    tp_reduce_backward(tp, d_a, static_cast<long>(M) * H);  // f: the decoder's input is replicated
     layernorm_backward(d_b, g.mlm_norm_w, g.mlm_norm_b, d_a, a.mlm_gelu.data(), w.mlm_norm_w, a.mlm_mean.data(),
                        a.mlm_rstd.data(), M, H, false);
     gelu_backward(d_b, d_b, a.mlm_dense.data(), static_cast<long>(M) * H, form);
@@ -198,6 +213,7 @@ void Model::backward(const ModelWeights<float>& w, const ModelWeights<float>& g,
       scatter_add_rows(dx, d_b, a.cls_rows.data(), B, H);
     }
   }
+  ready(cfg_.layers);
 
   for (int l = cfg_.layers - 1; l >= 0; l--) {
     const LayerWeights<float>& lw = w.layers[l];
@@ -215,28 +231,33 @@ void Model::backward(const ModelWeights<float>& w, const ModelWeights<float>& g,
       dropout_backward(dx, d1, NH, p_hidden, dropout_key(opt, site_mlp_out(l)));     // dx = ∂down
       linear_backward(a.d_ffn.data(), lg.down_w, lg.down_b, dx, la.gelu.data(), lw.down_w, N, Fl, H, false);
       gelu_backward(a.d_ffn.data(), a.d_ffn.data(), la.up.data(), static_cast<long>(N) * Fl, form);
-      linear_backward(d1, lg.up_w, lg.up_b, a.d_ffn.data(), la.norm1.data(), lw.up_w, N, H, Fl, true);  // d1 = ∂norm1
+      linear_backward(d1, lg.up_w, lg.up_b, a.d_ffn.data(), la.norm1.data(), lw.up_w, N, H, Fl, keep_residual);
+      tp_reduce_backward(tp, d1, NH);                                                // d1 = ∂norm1 (f)
       layernorm_backward(dx, lg.norm1_w, lg.norm1_b, d1, la.resid1.data(), lw.norm1_w, la.norm1_mean.data(),
                          la.norm1_rstd.data(), N, H, false);                          // dx = ∂resid1
       dropout_backward(d1, dx, NH, p_hidden, dropout_key(opt, site_attn_out(l)));    // d1 = ∂proj
       linear_backward(d2, lg.out_w, lg.out_b, d1, la.ctx.data(), lw.out_w, N, Hl, H, false);  // d2 = ∂ctx
       attention_backward(a.d_qkv.data(), d2, la.qkv.data(), la.probs.data(), shape, a.attn_scratch.data());
-      linear_backward(dx, lg.qkv_w, lg.qkv_b, a.d_qkv.data(), x, lw.qkv_w, N, H, 3 * Hl, true);  // dx = ∂x
+      linear_backward(dx, lg.qkv_w, lg.qkv_b, a.d_qkv.data(), x, lw.qkv_w, N, H, 3 * Hl, keep_residual);
+      tp_reduce_backward(tp, dx, NH);                                                // dx = ∂x (f)
     } else {
       // dx = ∂y, y = resid1 + drop(down); down from LN2(resid1); resid1 = x + drop(proj); proj from LN1(x).
       dropout_backward(d1, dx, NH, p_hidden, dropout_key(opt, site_mlp_out(l)));     // d1 = ∂down
       linear_backward(a.d_ffn.data(), lg.down_w, lg.down_b, d1, la.gelu.data(), lw.down_w, N, Fl, H, false);
       gelu_backward(a.d_ffn.data(), a.d_ffn.data(), la.up.data(), static_cast<long>(N) * Fl, form);
-      linear_backward(d2, lg.up_w, lg.up_b, a.d_ffn.data(), la.norm2.data(), lw.up_w, N, H, Fl, false);  // ∂norm2
+      linear_backward(d2, lg.up_w, lg.up_b, a.d_ffn.data(), la.norm2.data(), lw.up_w, N, H, Fl, false);
+      tp_reduce_backward(tp, d2, NH);                                                // d2 = ∂norm2 (f)
       layernorm_backward(dx, lg.norm2_w, lg.norm2_b, d2, la.resid1.data(), lw.norm2_w, la.norm2_mean.data(),
                          la.norm2_rstd.data(), N, H, true);                           // dx = ∂resid1
       dropout_backward(d1, dx, NH, p_hidden, dropout_key(opt, site_attn_out(l)));    // d1 = ∂proj
       linear_backward(d2, lg.out_w, lg.out_b, d1, la.ctx.data(), lw.out_w, N, Hl, H, false);  // d2 = ∂ctx
       attention_backward(a.d_qkv.data(), d2, la.qkv.data(), la.probs.data(), shape, a.attn_scratch.data());
       linear_backward(d1, lg.qkv_w, lg.qkv_b, a.d_qkv.data(), la.norm1.data(), lw.qkv_w, N, H, 3 * Hl, false);
+      tp_reduce_backward(tp, d1, NH);                                                // d1 = ∂norm1 (f)
       layernorm_backward(dx, lg.norm1_w, lg.norm1_b, d1, x, lw.norm1_w, la.norm1_mean.data(), la.norm1_rstd.data(), N,
                          H, true);                                                    // dx = ∂x
     }
+    ready(l);
   }
 
   // Embeddings.
@@ -247,7 +268,9 @@ void Model::backward(const ModelWeights<float>& w, const ModelWeights<float>& g,
                        a.embed_mean.data(), a.embed_rstd.data(), N, H, false);
     d_embed = a.d_h1.data();
   }
-  embedding_backward(g.word, g.position, bert ? g.segment : nullptr, d_embed, mb.tokens, mb.segments, B, T, H);
+  vocab_parallel_embedding_backward(cfg_, g.word, g.position, bert ? g.segment : nullptr, d_embed, mb.tokens,
+                                    mb.segments, B, T);
+  ready(-1);
 }
 
 }  // namespace paratrain

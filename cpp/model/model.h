@@ -2,8 +2,10 @@
 // One Model owns the activations of one micro-batch shape; weights and gradients are bound views
 // into the engine's flat buffers.
 #pragma once
-#include <cstdint>  // uint8_t, uint64_t
+#include <cstdint>     // uint8_t, uint64_t
+#include <functional>  // std::function
 
+#include "../comm/communicator.h"  // Communicator
 #include "activations.h"  // Activations
 #include "config.h"       // ModelConfig
 #include "params.h"       // ParamLayout, ModelWeights
@@ -35,18 +37,25 @@ struct ForwardOptions {
   uint64_t dropout_seed = 0, dropout_step = 0;
 };
 
+// Called during backward when a group of parameter gradients is final: stage = layers after the
+// heads (all but the tied word embedding), l after layer l, -1 at the end (embeddings).
+using GradsReady = std::function<void(int stage)>;
+
 class Model {
  public:
   Model(const ModelConfig& cfg, int max_batch, int max_seq, int max_preds, int threads);
+  // The tensor-parallel group (cfg.tp_size ranks); unset = this rank alone.
+  void set_tensor_parallel(Communicator* tp) { tp_ = tp ? tp : &solo_; }
   const ModelConfig& config() const { return cfg_; }
   int max_preds() const { return acts_.max_preds; }
 
   LossParts forward(const ModelWeights<float>& w, const MicroBatch& mb, const ForwardOptions& opt);
   // Accumulates ∂loss/∂weights into g; call after forward(training = true) on the same batch.
   void backward(const ModelWeights<float>& w, const ModelWeights<float>& g, const MicroBatch& mb,
-                const ForwardOptions& opt);
+                const ForwardOptions& opt, const GradsReady& grads_ready = {});
 
-  // After forward: logits rows (BERT: one per prediction position, in row order; GPT: every position).
+  // After forward: logits rows (BERT: one per prediction position, in row order; GPT: every position),
+  // each holding this rank's vocabulary columns (all of them when tp_size = 1).
   const float* logits() const { return acts_.logits.data(); }
   long logit_rows(const MicroBatch& mb) const;
   // Flat position (b·T + t) of logits row r.
@@ -58,7 +67,9 @@ class Model {
   ModelConfig cfg_;
   Activations acts_;
   int threads_;
-  long preds_ = 0;  // BERT prediction rows of the last forward
+  long preds_ = 0;
+  SingleProcessCommunicator solo_;
+  Communicator* tp_ = &solo_;  // BERT prediction rows of the last forward
 };
 
 }  // namespace paratrain

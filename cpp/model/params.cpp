@@ -15,7 +15,7 @@ ParamLayout::ParamLayout(const ModelConfig& cfg) : cfg_(cfg) {
   const double resid_std = cfg.arch == Arch::Gpt ? std / std::sqrt(2.0 * cfg.layers) : std;
   const bool bert = cfg.arch == Arch::Bert;
 
-  add("embeddings.word.weight", {V, H}, -1, true, std);
+  add_vocab("embeddings.word.weight", {V, H}, true, std);
   add("embeddings.position.weight", {P, H}, -1, true, std);
   if (bert) {
     add("embeddings.segment.weight", {2, H}, -1, true, std);
@@ -50,7 +50,7 @@ ParamLayout::ParamLayout(const ModelConfig& cfg) : cfg_(cfg) {
     add("mlm.transform.bias", {H}, -1, false, 0);
     add("mlm.norm.weight", {H}, -1, false, 0, 1);
     add("mlm.norm.bias", {H}, -1, false, 0);
-    add("mlm.decoder.bias", {V}, -1, false, 0);
+    add_vocab("mlm.decoder.bias", {V}, false, 0);
     add("nsp.weight", {2, H}, -1, true, std);
     add("nsp.bias", {2}, -1, false, 0);
   } else {
@@ -66,7 +66,11 @@ void ParamLayout::add(const std::string& name, std::vector<int64_t> global_shape
   p.global_shape = global_shape;
   p.shape = global_shape;
   p.split_dim = cfg_.tp_size > 1 ? split_dim : -1;
-  if (p.split_dim >= 0) p.shape[p.split_dim] /= cfg_.tp_size;
+  if (p.split_dim >= 0) {
+    p.shape[p.split_dim] /= cfg_.tp_size;
+    p.shard_start = cfg_.tp_rank * p.shape[p.split_dim];
+    p.shard_valid = p.shape[p.split_dim];
+  }
   p.numel = 1;
   for (int64_t d : p.shape) p.numel *= d;
   p.offset = total_;
@@ -75,6 +79,19 @@ void ParamLayout::add(const std::string& name, std::vector<int64_t> global_shape
   p.init_value = value;
   total_ += p.numel;
   params_.push_back(std::move(p));
+}
+
+void ParamLayout::add_vocab(const std::string& name, std::vector<int64_t> global_shape, bool decay, double std) {
+  add(name, global_shape, 0, decay, std);
+  if (cfg_.tp_size == 1) return;
+  ParamInfo& p = params_.back();
+  const int64_t row = p.numel / p.shape[0];
+  total_ -= p.numel;
+  p.shape[0] = cfg_.local_vocab();
+  p.shard_start = cfg_.vocab_start();
+  p.shard_valid = cfg_.local_vocab_valid();
+  p.numel = p.shape[0] * row;
+  total_ += p.numel;
 }
 
 const ParamInfo& ParamLayout::find(const std::string& name) const {
@@ -145,11 +162,16 @@ void init_params(const ParamLayout& layout, const ModelConfig& cfg, uint64_t see
     const bool matrix = p.shape.size() == 2;
     const int64_t rows = p.shape[0], cols = matrix ? p.shape[1] : 1;
     const int64_t global_cols = matrix ? p.global_shape[1] : 1;
-    const int64_t row0 = p.split_dim == 0 ? cfg.tp_rank * rows : 0;
-    const int64_t col0 = p.split_dim == 1 ? cfg.tp_rank * cols : 0;
+    const int64_t row0 = p.split_dim == 0 ? p.shard_start : 0;
+    const int64_t col0 = p.split_dim == 1 ? p.shard_start : 0;
+    const int64_t valid_rows = p.split_dim == 0 ? p.shard_valid : rows;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < p.numel; i++) {
       const int64_t r = i / cols, c = i % cols;
+      if (r >= valid_rows) {  // vocabulary padding
+        dst[i] = 0;
+        continue;
+      }
       const int64_t global = (row0 + r) * global_cols + col0 + c;
       dst[i] = static_cast<float>(p.init_std * rng_normal(key, static_cast<uint64_t>(global)));
     }

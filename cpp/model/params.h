@@ -14,6 +14,9 @@ struct ParamInfo {
   std::vector<int64_t> shape;         // this rank's shard
   std::vector<int64_t> global_shape;  // the whole tensor (equal to shape when not split)
   int split_dim = -1;                 // tensor-parallel split axis, -1 = replicated on every TP rank
+  // Along split_dim this shard covers global indices [shard_start, shard_start + shard_valid); a
+  // vocabulary shard may end in padding rows (shape[split_dim] > shard_valid) that stay zero.
+  int64_t shard_start = 0, shard_valid = 0;
   int64_t offset = 0, numel = 0;      // in elements, within the flat buffer
   bool decay = false;                 // weight decay applies (matrices; not biases or LayerNorm)
   double init_std = 0;                // normal(0, std) at init; 0 = constant init_value
@@ -31,6 +34,8 @@ class ParamLayout {
  private:
   void add(const std::string& name, std::vector<int64_t> global_shape, int split_dim, bool decay, double std,
            float value = 0);
+  // A tensor whose first axis is the vocabulary: split (and padded) across TP ranks.
+  void add_vocab(const std::string& name, std::vector<int64_t> global_shape, bool decay, double std);
   const ModelConfig cfg_;
   std::vector<ParamInfo> params_;
   int64_t total_ = 0;

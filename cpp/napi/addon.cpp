@@ -3,13 +3,15 @@
 // Promise; C++ exceptions become JS Errors with a `code`.
 #include <napi.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include <cblas.h>  // openblas_get_corename
 
-#include "../engine/engine.h"  // Engine, EngineConfig
+#include "../comm/zmq_ring.h"  // ZmqRingCommunicator
+#include "../engine/engine.h"    // Engine, EngineConfig
 
 namespace paratrain {
 namespace {
@@ -66,6 +68,10 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.max_predictions = get_int(o, "maxPredictions", 0);
   c.threads = get_int(o, "threads", 1);
   c.seed = static_cast<uint64_t>(get_num(o, "seed", 0));
+  c.dp_rank = get_int(o, "dataParallelRank", 0);
+  c.dp_size = get_int(o, "dataParallelSize", 1);
+  const double bucket = get_num(o, "bucketElems", 0);
+  if (bucket > 0) c.bucket_elems = static_cast<size_t>(bucket);
   Napi::Value ov = o.Get("optimizer");
   if (ov.IsObject()) {
     Napi::Object opt = ov.As<Napi::Object>();
@@ -104,6 +110,7 @@ Napi::Object metrics_object(Napi::Env env, const StepMetrics& m) {
   o.Set("gradNorm", m.grad_norm);
   o.Set("tokens", static_cast<double>(m.tokens));
   o.Set("targets", static_cast<double>(m.targets));
+  o.Set("batches", static_cast<double>(m.batches));
   o.Set("skipped", m.skipped);
   return o;
 }
@@ -149,11 +156,142 @@ class EngineJob : public Napi::AsyncWorker {
   std::string code_ = "ERR_NATIVE";
 };
 
+// A Promise-returning job on the libuv pool with no engine attached (data-plane handshakes).
+class PoolJob : public Napi::AsyncWorker {
+ public:
+  PoolJob(Napi::Env env, Napi::Object owner, std::function<void()> body)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), body_(std::move(body)) {
+    owner_ = Napi::Persistent(owner);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      body_();
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+  std::function<void()> body_;
+  std::string code_ = "ERR_NATIVE";
+};
+
+// The worker's two data-plane rings (tensor-parallel and data-parallel group). Created before
+// rendezvous so their endpoints can be registered; connected once the coordinator has assigned the
+// groups; then handed to an Engine, which owns them from there on.
+class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Define(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "DataPlane",
+                                   {InstanceMethod("endpoints", &DataPlaneWrap::Endpoints),
+                                    InstanceMethod("connect", &DataPlaneWrap::Connect)});
+    constructor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  // new DataPlane({ ipcDir, hostAddr, timeoutMs })
+  explicit DataPlaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataPlaneWrap>(info) {
+    guarded(info.Env(), [&] {
+      if (info.Length() < 1 || !info[0].IsObject())
+        throw Error("ERR_ARGUMENT", "new DataPlane(options) needs {ipcDir, hostAddr, timeoutMs}");
+      Napi::Object o = info[0].As<Napi::Object>();
+      const std::string ipc_dir = get_str(o, "ipcDir", "");
+      const std::string host = get_str(o, "hostAddr", "");
+      const int timeout_ms = get_int(o, "timeoutMs", 120000);
+      const std::string tag = ipc_dir.empty() ? "" : ipc_dir + "/" + std::to_string(get_int(o, "localRank", 0));
+      tp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-tp", host, timeout_ms, "tensor-parallel");
+      dp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-dp", host, timeout_ms, "data-parallel");
+      return 0;
+    });
+  }
+
+  // Moves the connected rings out (Engine takes them); throws if not connected or already taken.
+  std::pair<std::unique_ptr<Communicator>, std::unique_ptr<Communicator>> take() {
+    if (!tp_ || !dp_) throw Error("ERR_ARGUMENT", "this DataPlane was already given to an engine");
+    if (!connected_) throw Error("ERR_ARGUMENT", "connect() the DataPlane before creating the engine with it");
+    if (busy_) throw Error("ERR_ENGINE_BUSY", "the DataPlane is still connecting");
+    return {std::move(tp_), std::move(dp_)};
+  }
+
+ private:
+  static Napi::Object endpoint_object(Napi::Env env, const RingEndpoints& e) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ipc", e.ipc);
+    o.Set("tcp", e.tcp);
+    return o;
+  }
+
+  Napi::Value Endpoints(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!tp_ || !dp_) throw make_error(env, "ERR_ARGUMENT", "this DataPlane was already given to an engine");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tp", endpoint_object(env, tp_->endpoints()));
+    o.Set("dp", endpoint_object(env, dp_->endpoints()));
+    return o;
+  }
+
+  // connect({ tp: {rank, size, next}, dp: {rank, size, next} }) → Promise; handshakes both rings.
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct Ring {
+      int rank, size;
+      std::string next;
+    };
+    auto ring = [&](const Napi::Object& o, const char* key) {
+      Napi::Value v = o.Get(key);
+      if (!v.IsObject()) throw Error("ERR_ARGUMENT", std::string("connect() needs ") + key + ": {rank, size, next}");
+      Napi::Object r = v.As<Napi::Object>();
+      return Ring{get_int(r, "rank", -1), get_int(r, "size", 0), get_str(r, "next", "")};
+    };
+    const auto rings = guarded(env, [&] {
+      if (!tp_ || !dp_ || busy_ || connected_) throw Error("ERR_ARGUMENT", "this DataPlane cannot connect again");
+      if (info.Length() < 1 || !info[0].IsObject()) throw Error("ERR_ARGUMENT", "connect() needs {tp, dp}");
+      Napi::Object o = info[0].As<Napi::Object>();
+      return std::make_pair(ring(o, "tp"), ring(o, "dp"));
+    });
+    busy_ = true;
+    ZmqRingCommunicator* tp = tp_.get();
+    ZmqRingCommunicator* dp = dp_.get();
+    auto* job = new PoolJob(env, info.This().As<Napi::Object>(), [=] {
+      try {
+        tp->connect(rings.first.rank, rings.first.size, rings.first.next);
+        dp->connect(rings.second.rank, rings.second.size, rings.second.next);
+      } catch (...) {
+        busy_ = false;
+        throw;
+      }
+      connected_ = true;
+      busy_ = false;
+    });
+    Napi::Promise p = job->promise();
+    job->Queue();
+    return p;
+  }
+
+  std::unique_ptr<ZmqRingCommunicator> tp_, dp_;
+  std::atomic<bool> busy_{false}, connected_{false};
+};
+Napi::FunctionReference* DataPlaneWrap::constructor = nullptr;
+
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("paramTable", &EngineWrap::ParamTable),
+                        InstanceMethod("fullParamTable", &EngineWrap::FullParamTable),
+                        InstanceMethod("gatherParams", &EngineWrap::GatherParams),
+                        InstanceMethod("gatherOptimizerState", &EngineWrap::GatherOptimizerState),
+                        InstanceMethod("setFullParams", &EngineWrap::SetFullParams),
+                        InstanceMethod("setFullOptimizerState", &EngineWrap::SetFullOptimizerState),
                         InstanceMethod("numParams", &EngineWrap::NumParams),
                         InstanceMethod("initParams", &EngineWrap::InitParams),
                         InstanceMethod("getParams", &EngineWrap::GetParams),
@@ -172,6 +310,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     guarded(info.Env(), [&] {
       if (info.Length() < 1 || !info[0].IsObject()) throw Error("ERR_ARGUMENT", "new Engine(options) needs an object");
       engine_ = std::make_unique<Engine>(parse_config(info[0].As<Napi::Object>()));
+      // new Engine(options, dataPlane): train as one rank of a tensor/data-parallel job.
+      if (info.Length() > 1 && !info[1].IsUndefined()) {
+        if (!info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(DataPlaneWrap::constructor->Value()))
+          throw Error("ERR_ARGUMENT", "the second argument of new Engine() must be a DataPlane");
+        auto rings = DataPlaneWrap::Unwrap(info[1].As<Napi::Object>())->take();
+        engine_->set_communicators(std::move(rings.first), std::move(rings.second));
+      }
       return 0;
     });
   }
@@ -183,9 +328,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (engine_->busy) throw make_error(env, "ERR_ENGINE_BUSY", "the engine is running a step; await it first");
   }
 
-  Napi::Value ParamTable(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const auto& ps = engine().layout().params();
+  Napi::Value ParamTable(const Napi::CallbackInfo& info) { return param_table(info.Env(), engine().layout()); }
+  Napi::Value FullParamTable(const Napi::CallbackInfo& info) {
+    return param_table(info.Env(), engine().full_layout());
+  }
+
+  static Napi::Value param_table(Napi::Env env, const ParamLayout& layout) {
+    const auto& ps = layout.params();
     Napi::Array arr = Napi::Array::New(env, ps.size());
     for (size_t i = 0; i < ps.size(); i++) {
       const ParamInfo& p = ps[i];
@@ -200,6 +349,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("shape", shape);
       o.Set("globalShape", gshape);
       o.Set("splitDim", p.split_dim);
+      o.Set("shardStart", static_cast<double>(p.shard_start));
+      o.Set("shardValid", static_cast<double>(p.shard_valid));
       o.Set("offset", static_cast<double>(p.offset));
       o.Set("numel", static_cast<double>(p.numel));
       o.Set("decay", p.decay);
@@ -268,6 +419,68 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return env.Undefined();
   }
 
+  // The whole model (TP = 1 layout) from the shards of the tensor-parallel group: a collective,
+  // so it runs on the pool like a step, and every rank of the group must call it.
+  Napi::Value GatherParams(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    engine_->busy = true;
+    auto full = std::make_shared<std::vector<float>>();
+    Engine* e = engine_.get();
+    return run_job(
+        info, [=] { e->gather_full(e->params(), full.get()); },
+        [=](Napi::Env env) -> Napi::Value { return copy_out(env, *full); });
+  }
+  Napi::Value GatherOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    engine_->busy = true;
+    auto m = std::make_shared<std::vector<float>>();
+    auto v = std::make_shared<std::vector<float>>();
+    Engine* e = engine_.get();
+    const double step = static_cast<double>(e->optimizer().step_count());
+    return run_job(
+        info,
+        [=] {
+          e->gather_full(e->optimizer().m(), m.get());
+          e->gather_full(e->optimizer().v(), v.get());
+        },
+        [=](Napi::Env env) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("step", step);
+          o.Set("m", copy_out(env, *m));
+          o.Set("v", copy_out(env, *v));
+          return o;
+        });
+  }
+  // This rank's shard of a whole (TP = 1 layout) buffer; local, no communication.
+  void set_full(Napi::Env env, std::vector<float>& dst, const Napi::Value& v, const char* what) {
+    guarded(env, [&] {
+      Napi::Float32Array arr = typed_array<Napi::Float32Array>(v, what);
+      const size_t want = static_cast<size_t>(engine().full_layout().total());
+      if (arr.ElementLength() != want)
+        throw Error("ERR_ARGUMENT", std::string(what) + " holds " + std::to_string(arr.ElementLength()) +
+                                        " values; the whole model has " + std::to_string(want));
+      engine().scatter_full(arr.Data(), dst);
+      return 0;
+    });
+  }
+  Napi::Value SetFullParams(const Napi::CallbackInfo& info) {
+    require_idle(info.Env());
+    set_full(info.Env(), engine().params(), info[0], "params");
+    return info.Env().Undefined();
+  }
+  Napi::Value SetFullOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
+    Napi::Object o = info[0].As<Napi::Object>();
+    set_full(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
+    set_full(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
+    engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
+    return env.Undefined();
+  }
+
   // Sets the gradient buffer and applies one optimizer update (synchronous; for tests and tools).
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -282,12 +495,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   // Copies JS batches into the engine's staging slots; returns how many micro-batches.
-  int stage_batches(Napi::Env env, const Napi::Value& v) {
+  int stage_batches(Napi::Env env, const Napi::Value& v, bool allow_empty = false) {
     return guarded(env, [&] {
       if (!v.IsArray()) throw Error("ERR_ARGUMENT", "batches must be an array of micro-batches");
       Napi::Array arr = v.As<Napi::Array>();
       const int count = static_cast<int>(arr.Length());
-      if (count < 1) throw Error("ERR_ARGUMENT", "at least one micro-batch is needed");
+      if (count < (allow_empty ? 0 : 1)) throw Error("ERR_ARGUMENT", "at least one micro-batch is needed");
       for (int i = 0; i < count; i++) {
         Napi::Value item = arr.Get(static_cast<uint32_t>(i));
         if (!item.IsObject()) throw Error("ERR_ARGUMENT", "micro-batch " + std::to_string(i) + " is not an object");
@@ -342,7 +555,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     require_idle(env);
-    const int count = stage_batches(env, info[0]);
+    // A data-parallel replica may have no share of an evaluation call but still joins its averaging.
+    const int count = stage_batches(env, info[0], engine().config().dp_size > 1);
     engine_->busy = true;
     auto metrics = std::make_shared<StepMetrics>();
     Engine* e = engine_.get();
@@ -386,8 +600,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("DataPlane", DataPlaneWrap::Define(env));
   exports.Set("backend", Napi::String::New(env, "cpu"));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   exports.Set("blasCore", Napi::String::New(env, openblas_get_corename()));
   return exports;
 }

@@ -16,11 +16,19 @@ static double sum_squares(const float* x, int64_t n) {
   return s;
 }
 
-OptimizerResult Optimizer::step(float* params, float* grads, float lr, Communicator& group) {
+// ‖g‖² of this rank's gradients: tensor-parallel shards are summed over the group, replicated
+// tensors (identical on every TP rank) are counted once.
+static double global_grad_sq(const ParamLayout& layout, const float* grads, Communicator& tp) {
+  double split = 0, replicated = 0;
+  for (const ParamInfo& p : layout.params())
+    (p.split_dim >= 0 ? split : replicated) += sum_squares(grads + p.offset, p.numel);
+  if (tp.size() > 1) tp.all_reduce_sum(&split, 1);
+  return split + replicated;
+}
+
+OptimizerResult Optimizer::step(float* params, float* grads, float lr, Communicator& tp) {
   OptimizerResult res;
-  double sq = sum_squares(grads, layout_.total());
-  group.all_reduce_sum(&sq, 1);  // TP/DP: every rank sees the global norm
-  res.grad_norm = std::sqrt(sq);
+  res.grad_norm = std::sqrt(global_grad_sq(layout_, grads, tp));
   if (!std::isfinite(res.grad_norm)) {
     res.skipped = true;
     return res;
@@ -38,45 +46,80 @@ OptimizerResult Optimizer::step(float* params, float* grads, float lr, Communica
     g_scale = static_cast<float>(cfg_.max_grad_norm / res.grad_norm);
   }
 
-  for (const ParamInfo& p : layout_.params()) {
-    float* w = params + p.offset;
-    float* g = grads + p.offset;
-    float* m = m_.data() + p.offset;
-    float* v = v_.data() + p.offset;
-    const float wd = p.decay ? cfg_.weight_decay : 0.0f;
-    const int64_t n = p.numel;
-    if (cfg_.kind == OptimizerKind::AdamW) {
+  const auto& params_info = layout_.params();
+  if (cfg_.kind == OptimizerKind::AdamW) {
+    for (const ParamInfo& p : params_info) {
+      float* w = params + p.offset;
+      float* g = grads + p.offset;
+      float* m = m_.data() + p.offset;
+      float* v = v_.data() + p.offset;
+      const float wd = p.decay ? cfg_.weight_decay : 0.0f;
       // PyTorch AdamW: w ← w·(1 − lr·wd) − lr·m̂/(√v̂ + ε)
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; i++) {
+      for (int64_t i = 0; i < p.numel; i++) {
         const float gi = g[i] * g_scale;
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
         const float update = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
         w[i] = w[i] * (1 - lr * wd) - lr * update;
       }
-      continue;
     }
-    // LAMB: u = m̂/√(v̂+ε) + wd·w (apex: m̂/(√v̂+ε) + wd·w); r = ‖w‖/‖u‖ (1 if either is 0); w ← w − lr·r·u.
+    return res;
+  }
+
+  // LAMB pass 1: moments and u = m̂/√(v̂+ε) + wd·w (apex: m̂/(√v̂+ε) + wd·w) in place of the spent
+  // gradient, with each tensor's ‖w‖² and ‖u‖².
+  const size_t count = params_info.size();
+  norms_.assign(2 * count, 0.0);  // [w² per tensor | u² per tensor]
+  const bool apex = cfg_.apex;
+  for (size_t t = 0; t < count; t++) {
+    const ParamInfo& p = params_info[t];
+    const float* w = params + p.offset;
+    float* g = grads + p.offset;
+    float* m = m_.data() + p.offset;
+    float* v = v_.data() + p.offset;
+    const float wd = p.decay ? cfg_.weight_decay : 0.0f;
     double w_sq = 0, u_sq = 0;
-    const bool apex = cfg_.apex;
 #pragma omp parallel for schedule(static) reduction(+ : w_sq, u_sq)
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < p.numel; i++) {
       const float gi = g[i] * g_scale;
       m[i] = b1 * m[i] + (1 - b1) * gi;
       v[i] = b2 * v[i] + (1 - b2) * gi * gi;
       const float mhat = m[i] / bc1, vhat = v[i] / bc2;
       const float u = (apex ? mhat / (std::sqrt(vhat) + eps) : mhat / std::sqrt(vhat + eps)) + wd * w[i];
-      g[i] = u;  // the gradient is spent: keep u in its place
+      g[i] = u;
       w_sq += static_cast<double>(w[i]) * w[i];
       u_sq += static_cast<double>(u) * u;
     }
-    // TP: a split tensor's ‖w‖² and ‖u‖² are summed over the tensor-parallel group here.
-    const double w_norm = std::sqrt(w_sq), u_norm = std::sqrt(u_sq);
+    norms_[t] = w_sq;
+    norms_[count + t] = u_sq;
+  }
+  // A split tensor's norms are over the whole tensor: sum its shards' squares over the TP group
+  // (one all-reduce for all tensors; replicated ones contribute zeros elsewhere and are restored).
+  if (tp.size() > 1) {
+    split_norms_.assign(2 * count, 0.0);
+    for (size_t t = 0; t < count; t++)
+      if (params_info[t].split_dim >= 0) {
+        split_norms_[t] = norms_[t];
+        split_norms_[count + t] = norms_[count + t];
+      }
+    tp.all_reduce_sum(split_norms_.data(), split_norms_.size());
+    for (size_t t = 0; t < count; t++)
+      if (params_info[t].split_dim >= 0) {
+        norms_[t] = split_norms_[t];
+        norms_[count + t] = split_norms_[count + t];
+      }
+  }
+  // Pass 2: r = ‖w‖/‖u‖ (1 if either is 0); w ← w − lr·r·u.
+  for (size_t t = 0; t < count; t++) {
+    const ParamInfo& p = params_info[t];
+    float* w = params + p.offset;
+    const float* u = grads + p.offset;
+    const double w_norm = std::sqrt(norms_[t]), u_norm = std::sqrt(norms_[count + t]);
     const float ratio = (w_norm > 0 && u_norm > 0) ? static_cast<float>(w_norm / u_norm) : 1.0f;
     const float step_size = lr * ratio;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) w[i] -= step_size * g[i];
+    for (int64_t i = 0; i < p.numel; i++) w[i] -= step_size * u[i];
   }
   return res;
 }

@@ -28,8 +28,10 @@ struct OptimizerResult {
 class Optimizer {
  public:
   Optimizer(const OptimizerConfig& cfg, const ParamLayout& layout);
-  // One update with learning rate lr. `grads` is consumed (used as scratch for the update).
-  OptimizerResult step(float* params, float* grads, float lr, Communicator& grad_norm_group);
+  // One update with learning rate lr. `grads` is consumed (used as scratch for the update). The
+  // gradients must already be averaged over data-parallel replicas; `tp` is the tensor-parallel
+  // group, over which split tensors' norms are summed so every norm equals the TP = 1 one.
+  OptimizerResult step(float* params, float* grads, float lr, Communicator& tp);
 
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t s) { step_ = s; }
@@ -41,6 +43,7 @@ class Optimizer {
   OptimizerConfig cfg_;
   const ParamLayout& layout_;
   std::vector<float> m_, v_;
+  std::vector<double> norms_, split_norms_;  // LAMB: per-tensor ‖w‖², ‖u‖² (kept to avoid reallocating)
   int64_t step_ = 0;
 };
 

@@ -1,12 +1,16 @@
 // main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate.
 import { Command, Option } from 'commander';
 
+import * as os from 'node:os';
+
 import { runBench } from '../bench/bench';
+import { benchLayouts, parseLayouts } from '../bench/layouts';
 import { loadConfig } from '../config/load';
 import { fillMask } from '../infer/fill-mask';
 import { generate } from '../infer/generate';
 import { loadModel } from '../infer/load';
 import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
+import { registerLaunchCommand } from '../launch/command';
 import { train } from '../train/trainer';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
@@ -43,22 +47,56 @@ export function buildCli(): Command {
 
   program
     .command('bench')
-    .description('time full training steps on random tokens and print tokens/s')
+    .description('time full training steps and print tokens/s (in this process, or per parallel layout)')
     .option('-c, --config <file|preset>', 'YAML config or preset name', DEFAULT_CONFIG)
     .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('--steps <n>', 'timed steps', (v) => parseInt(v, 10), 10)
     .option('--warmup <n>', 'untimed steps first', (v) => parseInt(v, 10), 2)
-    .option('--json', 'print one JSON object')
-    .action(async (o: { config: string; set: string[]; steps: number; warmup: number; json?: boolean }) => {
-      const config = loadConfig({ config: o.config, set: o.set });
-      const r = await runBench(config, { steps: o.steps, warmup: o.warmup, name: o.config });
-      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-      else
-        process.stdout.write(
-          `${r.config}: ${r.tokens_per_s} tokens/s, ${r.step_ms} ms/step (median of ${r.steps}), ` +
-            `${r.gflops} GFLOP/s, ${(r.params / 1e6).toFixed(2)}M params, peak RSS ${r.peak_rss_mb} MB\n`,
-        );
-    });
+    .option(
+      '--layouts <list>',
+      'launch the job once per layout and compare, e.g. 1,dp2,tp2,tp2dp2 (TP × DP worker processes)',
+    )
+    .option('--master-port <port>', 'first coordinator port for --layouts runs', (v) => parseInt(v, 10), 29600)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        config: string;
+        set: string[];
+        steps: number;
+        warmup: number;
+        layouts?: string;
+        masterPort: number;
+        json?: boolean;
+      }) => {
+        const config = loadConfig({ config: o.config, set: o.set });
+        if (o.layouts) {
+          const rows = benchLayouts(config, o.config, o.set, parseLayouts(o.layouts), {
+            steps: o.steps,
+            warmup: o.warmup,
+            masterPort: o.masterPort,
+          });
+          if (o.json) process.stdout.write(JSON.stringify(rows) + '\n');
+          else {
+            process.stdout.write(
+              `${o.config}: median of ${o.steps} steps after ${o.warmup} warm-up, ${os.availableParallelism()} cores\n` +
+                '| layout | processes | threads each | ms/step | tokens/s | vs first |\n|---|---|---|---|---|---|\n',
+            );
+            for (const r of rows)
+              process.stdout.write(
+                `| ${r.name} | ${r.processes} | ${r.threads_per_process} | ${r.step_ms} | ${r.tokens_per_s} | ${r.ratio}× |\n`,
+              );
+          }
+          return;
+        }
+        const r = await runBench(config, { steps: o.steps, warmup: o.warmup, name: o.config });
+        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else
+          process.stdout.write(
+            `${r.config}: ${r.tokens_per_s} tokens/s, ${r.step_ms} ms/step (median of ${r.steps}), ` +
+              `${r.gflops} GFLOP/s, ${(r.params / 1e6).toFixed(2)}M params, peak RSS ${r.peak_rss_mb} MB\n`,
+          );
+      },
+    );
 
   program
     .command('export')
@@ -126,6 +164,7 @@ export function buildCli(): Command {
         );
       },
     );
+  registerLaunchCommand(program);
   return program;
 }
 

@@ -110,8 +110,10 @@ function crossChecks(c: Config): string[] {
     problems.push(`model.max_positions: ${m.max_positions} is below model.seq_len ${m.seq_len}`);
   if (m.arch === 'bert' && m.seq_len < 8) problems.push(`model.seq_len: BERT needs at least 8 positions`);
   const tp = c.parallel.tensor;
-  if (m.heads % tp !== 0 || m.ffn % tp !== 0)
-    problems.push(`parallel.tensor: ${tp} must divide model.heads (${m.heads}) and model.ffn (${m.ffn})`);
+  if (m.heads % tp !== 0 || m.hidden % tp !== 0 || m.ffn % tp !== 0)
+    problems.push(
+      `parallel.tensor: ${tp} must divide model.heads (${m.heads}), model.hidden (${m.hidden}) and model.ffn (${m.ffn})`,
+    );
   return problems;
 }
 

@@ -82,9 +82,16 @@ export const configSchema = z
     train: trainSchema,
     optimizer: optimizerSchema.default(optimizerSchema.parse({})),
     parallel: z
-      .object({ tensor: positiveInt.default(1) })
+      .object({
+        /** Tensor-parallel size (Megatron): consecutive ranks of a node split every layer. */
+        tensor: positiveInt.default(1),
+        /** Data-parallel gradient all-reduce bucket size in MB (fp32). */
+        bucket_mb: z.number().positive().default(8),
+        /** Bound on every data-plane wait; a collective that waits longer fails the job. */
+        comm_timeout_s: z.number().positive().default(300),
+      })
       .strict()
-      .default({ tensor: 1 }),
+      .default({ tensor: 1, bucket_mb: 8, comm_timeout_s: 300 }),
     checkpoint: z
       .object({
         /** Save every N steps (0 = only at the end). */

@@ -17,6 +17,10 @@ export interface NativeEngineOptions {
   attentionDropout: number;
   tensorParallelRank?: number;
   tensorParallelSize?: number;
+  dataParallelRank?: number;
+  dataParallelSize?: number;
+  /** Data-parallel gradient all-reduce bucket, in elements. */
+  bucketElems?: number;
   microBatch: number;
   seqLen: number;
   gradAccum: number;
@@ -42,6 +46,12 @@ export interface ParamEntry {
   globalShape: number[];
   /** Tensor-parallel split axis, -1 when every rank holds the whole tensor. */
   splitDim: number;
+  /**
+   * Along splitDim this shard holds global indices [shardStart, shardStart + shardValid); rows past
+   * shardValid are vocabulary padding (zero, never trained).
+   */
+  shardStart: number;
+  shardValid: number;
   offset: number;
   numel: number;
   decay: boolean;
@@ -56,6 +66,8 @@ export interface StepMetrics {
   gradNorm: number;
   tokens: number;
   targets: number;
+  /** Micro-batches behind the means (summed over data-parallel replicas). */
+  batches: number;
   /** Non-finite loss or gradients: the update was not applied. */
   skipped: boolean;
 }
@@ -86,6 +98,14 @@ export interface NativeEngine {
   getParams(): Float32Array;
   setParams(params: Float32Array): void;
   getGrads(): Float32Array;
+  /** The same model at tensor-parallel size 1: the layout of checkpoints and of the gather/setFull calls. */
+  fullParamTable(): ParamEntry[];
+  /** The whole model assembled from the tensor-parallel group's shards (collective: every TP rank calls it). */
+  gatherParams(): Promise<Float32Array>;
+  gatherOptimizerState(): Promise<OptimizerState>;
+  /** Takes this rank's shard of a whole-model buffer (fullParamTable layout). */
+  setFullParams(params: Float32Array): void;
+  setFullOptimizerState(state: OptimizerState): void;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;
   /** Sets the gradients and applies one optimizer update (synchronous; for tests and tools). */
@@ -96,15 +116,51 @@ export interface NativeEngine {
   logits(batch: TrainBatch): Promise<LogitsResult>;
 }
 
+/** Where one ring's receive socket listens ('' = that transport is not bound). */
+export interface RingEndpoints {
+  ipc: string;
+  tcp: string;
+}
+
+export interface RingPosition {
+  rank: number;
+  size: number;
+  /** Endpoint of rank (rank + 1) % size: ipc:// on the same host, tcp:// otherwise. */
+  next: string;
+}
+
+/**
+ * A worker's two data-plane rings (tensor-parallel and data-parallel group) over libzmq. Bound at
+ * creation so the endpoints can be registered at rendezvous; connected once the groups are known;
+ * then handed to `new Engine(options, dataPlane)`, which owns it from there on.
+ */
+export interface NativeDataPlane {
+  endpoints(): { tp: RingEndpoints; dp: RingEndpoints };
+  /** Joins both rings; rejects with ERR_COMM_CONNECT when a neighbour does not answer in time. */
+  connect(rings: { tp: RingPosition; dp: RingPosition }): Promise<void>;
+}
+
+export interface DataPlaneOptions {
+  /** Directory for ipc:// sockets ('' = tcp only). */
+  ipcDir: string;
+  /** Address to bind tcp:// sockets to ('' = ipc only). */
+  hostAddr: string;
+  /** Bound on every data-plane wait; a collective that waits longer fails with ERR_COLLECTIVE_TIMEOUT. */
+  timeoutMs: number;
+  /** Distinguishes the socket files of the workers of one node. */
+  localRank: number;
+}
+
 export interface NativeAddon {
-  Engine: new (options: NativeEngineOptions) => NativeEngine;
+  Engine: new (options: NativeEngineOptions, dataPlane?: NativeDataPlane) => NativeEngine;
+  DataPlane: new (options: DataPlaneOptions) => NativeDataPlane;
   backend: 'cpu' | 'cuda';
   abiVersion: number;
   /** The kernel family OpenBLAS runs (openblas_get_corename). */
   blasCore: string;
 }
 
-export const ADDON_ABI_VERSION = 1;
+export const ADDON_ABI_VERSION = 2;
 
 export class NativeLoadError extends Error {
   readonly code = 'ERR_NATIVE_LOAD';
@@ -123,6 +179,12 @@ export function addonCandidates(variant: 'cpu' | 'cuda'): string[] {
 }
 
 let cached: NativeAddon | undefined;
+let cachedFile: string | undefined;
+
+/** The file the addon was loaded from (after loadNative). */
+export function loadedAddonFile(): string | undefined {
+  return cachedFile;
+}
 
 /**
  * OpenBLAS 0.3.21 (Debian 12) does not recognise recent Xeons (e.g. Sapphire/Emerald Rapids) and
@@ -166,6 +228,7 @@ export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
         throw new Error(`ABI version ${addon.abiVersion}, this package expects ${ADDON_ABI_VERSION} (stale build)`);
       if (addon.backend !== variant) throw new Error(`is a ${addon.backend} build, not ${variant}`);
       cached = addon;
+      cachedFile = file;
       return addon;
     } catch (err) {
       problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`);

@@ -16,10 +16,21 @@ export interface RunLogger {
   close(): Promise<void>;
 }
 
-export function createRunLogger(runDir: string, totalSteps: number, opts: { quiet?: boolean } = {}): RunLogger {
+/**
+ * `file: false` (workers other than rank 0 of a distributed job): stdout only, which the launcher
+ * keeps as that rank's log file.
+ */
+export function createRunLogger(
+  runDir: string,
+  totalSteps: number,
+  opts: { quiet?: boolean; file?: boolean } = {},
+): RunLogger {
   fs.mkdirSync(runDir, { recursive: true });
-  const file = pino.destination({ dest: path.join(runDir, 'log.jsonl'), sync: true, append: true });
-  const streams: pino.StreamEntry[] = [{ stream: file }];
+  const file =
+    opts.file === false
+      ? undefined
+      : pino.destination({ dest: path.join(runDir, 'log.jsonl'), sync: true, append: true });
+  const streams: pino.StreamEntry[] = file ? [{ stream: file }] : [];
   let multibar: MultiBar | undefined;
   let bar: SingleBar | undefined;
   if (!opts.quiet) {
@@ -49,7 +60,7 @@ export function createRunLogger(runDir: string, totalSteps: number, opts: { quie
     },
     async close() {
       multibar?.stop();
-      file.flushSync();
+      file?.flushSync();
     },
   };
 }

@@ -1,4 +1,6 @@
-// trainer.ts — training in one process: data → engine → optimizer schedule → logs → checkpoints.
+// trainer.ts — the training loop: data → engine → optimizer schedule → logs → checkpoints. It runs
+// alone (`paratrain train`) or as one rank of a distributed job (src/worker/), where the engine
+// holds this rank's tensor-parallel shard and the data-parallel rank picks its slice of each batch.
 // The loop prepares the next step's batches while the native step runs on another thread.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,6 +30,26 @@ export interface TrainOptions {
   /** A checkpoint step directory, a checkpoints root, or 'auto' (this run's newest, if any). */
   resume?: string;
   quiet?: boolean;
+}
+
+/** What one rank of a distributed job brings to the loop (see src/worker/main.ts). */
+export interface RankContext {
+  /** Global rank; rank 0 writes the run log and the checkpoints. */
+  rank: number;
+  tpRank: number;
+  tpSize: number;
+  dpRank: number;
+  dpSize: number;
+  /** Created with this rank's connected data plane. */
+  engine: NativeEngine;
+  /** Every finished step, with the job-wide metrics. */
+  onStep?(
+    record: StepRecord,
+    detail: { tokensPerS: number; stepMs: number; skipped: boolean; consumedSamples: number },
+  ): void;
+  onEval?(step: number, loss: number): void;
+  /** Heartbeat phases: saves and evaluation may stall the step loop. */
+  setPhase?(phase: 'train' | 'eval' | 'save'): void;
 }
 
 export interface StepRecord {
@@ -84,30 +106,37 @@ function byName(tensors: NamedTensor[]) {
   return new Map(tensors.map((t) => [t.name, t]));
 }
 
-export async function train(c: Config, opts: TrainOptions = {}): Promise<TrainResult> {
-  if (c.parallel.tensor !== 1)
+export async function train(c: Config, opts: TrainOptions = {}, rank?: RankContext): Promise<TrainResult> {
+  if (c.parallel.tensor !== 1 && !rank)
     throw new TrainingError(
       'ERR_CONFIG',
-      `parallel.tensor = ${c.parallel.tensor} needs several worker processes; this release trains in one process ` +
-        `(parallel.tensor: 1).`,
+      `parallel.tensor = ${c.parallel.tensor} needs several worker processes: start it with ` +
+        `\`paratrain launch --nproc-per-node N\` (N a multiple of ${c.parallel.tensor}), or set parallel.tensor: 1.`,
     );
+  const leader = !rank || rank.rank === 0;
   fs.mkdirSync(c.run.dir, { recursive: true });
-  fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
-  const logger = createRunLogger(c.run.dir, c.train.steps, { quiet: opts.quiet });
+  if (leader) fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
+  const logger = createRunLogger(c.run.dir, c.train.steps, { quiet: opts.quiet, file: leader });
   try {
-    return await runTraining(c, opts, logger);
+    return await runTraining(c, opts, logger, rank);
   } finally {
     await logger.close();
   }
 }
 
-async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Promise<TrainResult> {
+async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, rank?: RankContext): Promise<TrainResult> {
   const { log } = logger;
   const { dataset, tokenizer } = await openRunData(c);
-  const engine = createEngine(c);
-  const table = engine.paramTable();
+  const engine = rank?.engine ?? createEngine(c);
+  // Checkpoints always hold the whole model (the TP = 1 layout); a tensor-parallel rank gathers
+  // its group's shards to save and takes its own shard when it loads.
+  const table = engine.fullParamTable();
+  const dpRank = rank?.dpRank ?? 0,
+    dpSize = rank?.dpSize ?? 1;
+  const leader = !rank || rank.rank === 0;
   const microBatch = c.train.micro_batch;
-  const globalBatch = microBatch * c.train.grad_accum;
+  const replicaBatch = microBatch * c.train.grad_accum;
+  const globalBatch = replicaBatch * dpSize;
   let step = 0;
 
   const resumeFrom = resolveResume(c, opts.resume);
@@ -126,9 +155,9 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
         `checkpoint ${ckpt.dir} was trained with another tokenizer than this run's (data.tokenizer / data.corpus ` +
           `changed); resume with the same data settings or point data.tokenizer at ${path.join(ckpt.dir, 'tokenizer.json')}`,
       );
-    engine.setParams(joinFlat(table, byName(ckpt.params), '', ckpt.dir));
+    engine.setFullParams(joinFlat(table, byName(ckpt.params), '', ckpt.dir));
     const state = byName(ckpt.optimizer.state);
-    engine.setOptimizerState({
+    engine.setFullOptimizerState({
       step: ckpt.optimizer.step,
       m: joinFlat(table, state, OPTIMIZER_STATE_PREFIX.m, ckpt.dir),
       v: joinFlat(table, state, OPTIMIZER_STATE_PREFIX.v, ckpt.dir),
@@ -151,22 +180,31 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
       train_samples_per_epoch: dataset.samplesPerEpoch('train'),
       global_batch: globalBatch,
       steps: c.train.steps,
+      ...(rank ? { tensor_parallel: rank.tpSize, data_parallel: rank.dpSize } : {}),
     },
     `training ${c.model.arch} (${(params / 1e6).toFixed(2)}M parameters) for ${c.train.steps} steps`,
   );
 
   const schedule = scheduleFromConfig(c);
+  // Data-parallel replica r reads samples [r·replicaBatch, (r+1)·replicaBatch) of each global batch:
+  // its micro-batch i is the single-process run's micro-batch r·grad_accum + i.
   const batchesFor = (s: number): TrainBatch[] =>
     Array.from({ length: c.train.grad_accum }, (_, i) =>
-      dataset.batch('train', s * globalBatch + i * microBatch, microBatch),
+      dataset.batch('train', s * globalBatch + dpRank * replicaBatch + i * microBatch, microBatch),
     );
   const result: TrainResult = { steps: [], evals: [], checkpoints: [], finalStep: step };
   const started = Date.now();
   let next = step < c.train.steps ? batchesFor(step) : [];
 
   const saveAt = async (done: number) => {
+    // Replicas hold identical weights: the first one's tensor-parallel group gathers, rank 0 writes.
+    if (dpRank !== 0) return;
+    rank?.setPhase?.('save');
     const t0 = Date.now();
-    const state = engine.getOptimizerState();
+    const state = await engine.gatherOptimizerState();
+    const params = await engine.gatherParams();
+    rank?.setPhase?.('train');
+    if (!leader) return;
     const saved = await saveCheckpoint(
       checkpointRoot(c),
       {
@@ -175,7 +213,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
         config: c,
         arch: c.model.arch,
         optimizer: { name: c.optimizer.name, step: state.step, state: optimizerTensors(table, state.m, state.v) },
-        params: splitFlat(table, engine.getParams()),
+        params: splitFlat(table, params),
         tokenizerJson: tokenizer.toJSON(),
       },
       { keep: c.checkpoint.keep },
@@ -204,6 +242,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
     step += 1;
     const record: StepRecord = { step, loss: m.loss, lmLoss: m.lmLoss, nspLoss: m.nspLoss, gradNorm: m.gradNorm, lr };
     result.steps.push(record);
+    const tokensPerS = Math.round((m.tokens / Math.max(ms, 1)) * 1000);
+    rank?.onStep?.(record, { tokensPerS, stepMs: ms, skipped: m.skipped, consumedSamples: step * globalBatch });
     if (step % c.train.log_every === 0 || step === c.train.steps) {
       const losses = c.model.arch === 'bert' ? { mlm_loss: m.lmLoss, nsp_loss: m.nspLoss } : { lm_loss: m.lmLoss };
       log.info(
@@ -213,40 +253,64 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger): Pr
           ...losses,
           lr,
           grad_norm: m.gradNorm,
-          tokens_per_s: Math.round((m.tokens / ms) * 1000),
+          tokens_per_s: tokensPerS,
           step_ms: ms,
           elapsed_ms: Date.now() - started,
           consumed_samples: step * globalBatch,
         },
         `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}` +
           (c.model.arch === 'bert' ? ` (mlm ${m.lmLoss.toFixed(4)}, nsp ${m.nspLoss.toFixed(4)})` : '') +
-          ` lr ${lr.toExponential(2)} grad_norm ${m.gradNorm.toFixed(3)} ${Math.round((m.tokens / ms) * 1000)} tokens/s`,
+          ` lr ${lr.toExponential(2)} grad_norm ${m.gradNorm.toFixed(3)} ${tokensPerS} tokens/s`,
       );
     }
     logger.progress(step, m.loss);
     const evalDue = (c.train.eval_every > 0 && step % c.train.eval_every === 0) || step === c.train.steps;
-    if (evalDue) result.evals.push({ step, loss: await evaluate(engine, dataset, c, logger, step) });
+    if (evalDue) {
+      rank?.setPhase?.('eval');
+      const loss = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);
+      rank?.setPhase?.('train');
+      rank?.onEval?.(step, loss);
+      result.evals.push({ step, loss });
+    }
     if ((c.checkpoint.every > 0 && step % c.checkpoint.every === 0) || step === c.train.steps) await saveAt(step);
   }
   result.finalStep = step;
   return result;
 }
 
-async function evaluate(engine: NativeEngine, dataset: Dataset, c: Config, logger: RunLogger, step: number) {
+/**
+ * The held-out loss over train.eval_batches micro-batches (the same ones in every layout):
+ * data-parallel replica r evaluates those with index ≡ r (mod replicas), and the engine averages
+ * over replicas, weighting each call by its micro-batch count.
+ */
+async function evaluate(
+  engine: NativeEngine,
+  dataset: Dataset,
+  c: Config,
+  logger: RunLogger,
+  step: number,
+  dpRank: number,
+  dpSize: number,
+) {
   const B = c.train.micro_batch;
-  const batches = Array.from({ length: c.train.eval_batches }, (_, i) => dataset.batch('eval', i * B, B));
+  const mine: TrainBatch[] = [];
+  for (let i = dpRank; i < c.train.eval_batches; i += dpSize) mine.push(dataset.batch('eval', i * B, B));
+  // Every replica makes the same number of calls (the engine stages at most grad_accum per call).
+  const perReplica = Math.ceil(c.train.eval_batches / dpSize);
+  const calls = Math.ceil(perReplica / c.train.grad_accum);
   let loss = 0,
     lm = 0,
-    nsp = 0;
-  // The engine stages at most grad_accum micro-batches per call.
-  for (let i = 0; i < batches.length; i += c.train.grad_accum) {
-    const group = batches.slice(i, i + c.train.grad_accum);
+    nsp = 0,
+    n = 0;
+  for (let k = 0; k < calls; k++) {
+    const group = mine.slice(k * c.train.grad_accum, (k + 1) * c.train.grad_accum);
     const m = await engine.evaluate(group);
-    loss += m.loss * group.length;
-    lm += m.lmLoss * group.length;
-    nsp += m.nspLoss * group.length;
+    loss += m.loss * m.batches;
+    lm += m.lmLoss * m.batches;
+    nsp += m.nspLoss * m.batches;
+    n += m.batches;
   }
-  const n = batches.length;
+  n = Math.max(n, 1);
   const parts = c.model.arch === 'bert' ? { eval_mlm_loss: lm / n, eval_nsp_loss: nsp / n } : { eval_lm_loss: lm / n };
   logger.log.info(
     { event: 'eval', step, eval_loss: loss / n, ...parts },

@@ -103,28 +103,44 @@ describe('parameter layout', () => {
   });
 
   it('tensor-parallel shards initialise to the matching slices of the TP=1 weights', () => {
-    const config = tiny('gpt');
     const addon = loadNative('cpu');
-    const whole = new addon.Engine(engineOptions(config));
-    whole.initParams(9);
-    const full = whole.getParams();
-    const fullTable = new Map(whole.paramTable().map((p) => [p.name, p]));
-    const tp = 2;
-    for (let rank = 0; rank < tp; rank++) {
-      const shard = new addon.Engine({ ...engineOptions(config), tensorParallelRank: rank, tensorParallelSize: tp });
-      shard.initParams(9);
-      const params = shard.getParams();
-      for (const p of shard.paramTable()) {
-        const f = fullTable.get(p.name)!;
-        const got = params.subarray(p.offset, p.offset + p.numel);
-        const [rows, cols] = p.shape.length === 2 ? p.shape : [p.shape[0], 1];
-        const fullCols = f.shape.length === 2 ? f.shape[1] : 1;
-        for (let r = 0; r < rows; r++)
-          for (let c = 0; c < cols; c++) {
-            const gr = p.splitDim === 0 ? rank * rows + r : r;
-            const gc = p.splitDim === 1 ? rank * cols + c : c;
-            expect(got[r * cols + c]).toBe(full[f.offset + gr * fullCols + gc]);
+    for (const arch of ['gpt', 'bert'] as const) {
+      const config = tiny(arch);
+      const whole = new addon.Engine(engineOptions(config));
+      whole.initParams(9);
+      const full = whole.getParams();
+      const fullTable = new Map(whole.paramTable().map((p) => [p.name, p]));
+      for (const tp of [2, 4]) {
+        let vocabRows = 0;
+        for (let rank = 0; rank < tp; rank++) {
+          const shard = new addon.Engine({
+            ...engineOptions(config),
+            tensorParallelRank: rank,
+            tensorParallelSize: tp,
+          });
+          shard.initParams(9);
+          const params = shard.getParams();
+          for (const p of shard.paramTable()) {
+            const f = fullTable.get(p.name)!;
+            expect(p.globalShape).toEqual(f.shape);
+            const got = params.subarray(p.offset, p.offset + p.numel);
+            const [rows, cols] = p.shape.length === 2 ? p.shape : [p.shape[0], 1];
+            const fullCols = f.shape.length === 2 ? f.shape[1] : 1;
+            if (p.name === 'embeddings.word.weight') vocabRows += p.shardValid;
+            for (let r = 0; r < rows; r++)
+              for (let c = 0; c < cols; c++) {
+                const gr = p.splitDim === 0 ? p.shardStart + r : r;
+                const gc = p.splitDim === 1 ? p.shardStart + c : c;
+                // Vocabulary padding rows (past the real vocabulary) start at zero.
+                const want = p.splitDim === 0 && r >= p.shardValid ? 0 : full[f.offset + gr * fullCols + gc];
+                expect(got[r * cols + c]).toBe(want);
+              }
           }
+          // The vocabulary is padded to a multiple of 128·TP and split evenly.
+          const word = shard.paramTable().find((p) => p.name === 'embeddings.word.weight')!;
+          expect((word.shape[0] * tp) % (128 * tp)).toBe(0);
+        }
+        expect(vocabRows).toBe(config.model.vocab_size);
       }
     }
   });

@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>  // std::max
 #include <cmath>      // std::log
+#include <limits>     // std::numeric_limits
 
 #include "fast_math.h"  // fast_exp
 
@@ -56,6 +57,88 @@ CrossEntropyResult softmax_cross_entropy(T* logits, const int* labels, long rows
       for (int v = 0; v < V; v++) sum += fast_exp(x[v] - mx);
     }
     loss_sum += std::log(static_cast<double>(sum)) - static_cast<double>(target);
+    count += 1;
+  }
+  return {loss_sum, count};
+}
+
+// Vocabulary-parallel cross-entropy (Megatron): each tensor-parallel rank holds logits[rows, Vl]
+// for vocabulary ids [vocab_start, vocab_start + Vl), of which the first `valid` columns are real
+// tokens (the rest is padding, kept out of the softmax). The full logits are never gathered: three
+// local passes run between two all-reduces over the group (max; then Σexp and the target logit).
+
+// Pass 1: row_max[r] = max over this rank's real columns (−∞ when it has none).
+template <typename T>
+void vocab_parallel_row_max(const T* logits, long rows, int Vl, int valid, T* row_max) {
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {
+    const T* x = logits + r * Vl;
+    T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int v = 0; v < valid; v++) mx = std::max(mx, x[v]);
+    row_max[r] = mx;
+  }
+}
+
+// Pass 2 (row_max now global): sum_target[r] = Σ_v exp(x − max) over this rank's columns, and
+// sum_target[rows + r] = the label's logit when this rank holds the label, else 0. With keep_exp
+// the exponentials stay in place for pass 3.
+template <typename T>
+void vocab_parallel_sum_exp(T* logits, const int* labels, long rows, int Vl, int valid, int vocab_start,
+                            int ignore_index, const T* row_max, T* sum_target, bool keep_exp) {
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {
+    T* x = logits + r * Vl;
+    const int label = labels[r];
+    T sum = 0, target = 0;
+    if (label != ignore_index) {
+      const int local = label - vocab_start;
+      if (local >= 0 && local < valid) target = x[local];
+      const T mx = row_max[r];
+      if (keep_exp) {
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < valid; v++) {
+          x[v] = fast_exp(x[v] - mx);
+          sum += x[v];
+        }
+      } else {
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < valid; v++) sum += fast_exp(x[v] - mx);
+      }
+    }
+    sum_target[r] = sum;
+    sum_target[rows + r] = target;
+  }
+}
+
+// Pass 3 (sums and targets now global): the loss over counted rows and, when grad_scale != 0, the
+// rows become grad_scale·(softmax − onehot) restricted to this rank's columns (padding and
+// ignored rows: 0). Needs pass 2 with keep_exp when writing the gradient.
+template <typename T>
+CrossEntropyResult vocab_parallel_loss(T* logits, const int* labels, long rows, int Vl, int valid, int vocab_start,
+                                       int ignore_index, const T* row_max, const T* sum_target, T grad_scale) {
+  double loss_sum = 0;
+  long count = 0;
+  const bool write_grad = grad_scale != T(0);
+#pragma omp parallel for schedule(static) reduction(+ : loss_sum, count)
+  for (long r = 0; r < rows; r++) {
+    T* x = logits + r * Vl;
+    const int label = labels[r];
+    if (label == ignore_index) {
+      if (write_grad)
+        for (int v = 0; v < Vl; v++) x[v] = 0;
+      continue;
+    }
+    const T sum = sum_target[r];
+    if (write_grad) {
+      const T scale = grad_scale / sum;
+#pragma omp simd
+      for (int v = 0; v < valid; v++) x[v] *= scale;
+      for (int v = valid; v < Vl; v++) x[v] = 0;
+      const int local = label - vocab_start;
+      if (local >= 0 && local < valid) x[local] -= grad_scale;
+    }
+    loss_sum += std::log(static_cast<double>(sum)) - static_cast<double>(sum_target[rows + r] - row_max[r]);
     count += 1;
   }
   return {loss_sum, count};

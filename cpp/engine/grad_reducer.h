@@ -1,0 +1,55 @@
+// grad_reducer.h — data-parallel gradient averaging in buckets, on a communication thread that
+// overlaps the rest of backward (PyTorch DDP / Megatron style). Backward finalises gradients from
+// the end of the flat buffer towards its start (heads, last layer, …, embeddings), so "ready" is
+// one frontier offset; whenever a bucket's worth is final behind it, that bucket is all-reduced.
+#pragma once
+#include <condition_variable>
+#include <cstddef>    // size_t
+#include <deque>
+#include <exception>  // std::exception_ptr
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "../comm/communicator.h"  // Communicator
+
+namespace paratrain {
+
+class GradientReducer {
+ public:
+  // dp: the data-parallel group, used only from this reducer's thread from now on.
+  GradientReducer(Communicator& dp, size_t bucket_elems);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // A backward pass over grads[0, total) begins.
+  void begin(float* grads, size_t total);
+  // grads[offset, total) are final: start every full bucket behind the frontier.
+  void ready_from(size_t offset);
+  // All gradients are final: start the rest, wait for every bucket (now averaged over the group),
+  // and rethrow the first communication error.
+  void finish();
+  // Sums a few values over the group on the communication thread and waits (metrics).
+  void all_reduce_now(double* data, size_t n);
+
+ private:
+  void enqueue(std::function<void()> job);
+  void wait_idle();
+  void run();
+
+  Communicator& dp_;
+  const size_t bucket_elems_;
+  float* grads_ = nullptr;
+  size_t launched_from_ = 0;  // [launched_from_, total) has been handed to the thread
+
+  std::mutex mu_;
+  std::condition_variable work_cv_, idle_cv_;
+  std::deque<std::function<void()>> queue_;
+  size_t pending_ = 0;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the members above exist
+};
+
+}  // namespace paratrain

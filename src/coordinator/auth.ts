@@ -1,0 +1,134 @@
+// auth.ts — authentication of the control plane with ZeroMQ CURVE. Every node is given the same
+// per-job secret (--auth-key-file); from it each process derives the coordinator's key pair and the
+// one client key pair the job's agents and workers use. A peer without the secret cannot complete
+// the CURVE handshake: it does not know the coordinator's public key, and the ZAP handler refuses
+// any client key but the job's. Traffic is encrypted as a consequence. (PyTorch's TCPStore had no
+// authentication and was used for remote code execution; we never execute what arrives either.)
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as zmq from 'zeromq';
+
+import { ControlError } from './errors';
+
+/** CURVE keys in Z85 text, as ZeroMQ's socket options take them. */
+export interface ControlKeys {
+  serverPublic: string;
+  serverSecret: string;
+  clientPublic: string;
+  clientSecret: string;
+}
+
+/** Fewer bytes than this is not a secret worth the name. */
+const MIN_SECRET_BYTES = 16;
+
+const Z85_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#';
+
+/** ZeroMQ's Z85 encoding (RFC 32) of a multiple of 4 bytes. */
+export function z85Encode(bytes: Buffer): string {
+  if (bytes.length % 4 !== 0) throw new Error(`Z85 encodes multiples of 4 bytes, got ${bytes.length}`);
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 4) {
+    let value = bytes.readUInt32BE(i);
+    const chunk: string[] = [];
+    for (let j = 0; j < 5; j++) {
+      chunk.push(Z85_ALPHABET[value % 85]);
+      value = Math.floor(value / 85);
+    }
+    out += chunk.reverse().join('');
+  }
+  return out;
+}
+
+// PKCS#8 DER header of a raw X25519 private key (RFC 8410); the 32 key bytes follow it.
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+/** A Curve25519 key pair (CURVE's) derived from the job's secret and a role label. */
+function derivePair(secret: Buffer, role: string): { publicKey: string; secretKey: string } {
+  const secretKey = createHash('sha256').update(`paratrain control ${role} key\0`).update(secret).digest();
+  const key = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
+  const publicKey = createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(-32);
+  return { publicKey: z85Encode(publicKey), secretKey: z85Encode(secretKey) };
+}
+
+export function deriveControlKeys(secret: Buffer): ControlKeys {
+  const server = derivePair(secret, 'coordinator');
+  const client = derivePair(secret, 'peer');
+  return {
+    serverPublic: server.publicKey,
+    serverSecret: server.secretKey,
+    clientPublic: client.publicKey,
+    clientSecret: client.secretKey,
+  };
+}
+
+/**
+ * Reads the job's secret; refuses a missing or short file, and one that every user of the host can
+ * read (group access is allowed: Kubernetes mounts secrets group-readable under fsGroup).
+ */
+export function loadControlKeys(file: string): ControlKeys {
+  let stat: fs.Stats;
+  let content: Buffer;
+  try {
+    stat = fs.statSync(file);
+    content = fs.readFileSync(file);
+  } catch (err) {
+    throw new ControlError('ERR_AUTH_KEY', `cannot read the auth key file ${file}: ${(err as Error).message}`);
+  }
+  if (process.platform !== 'win32' && (stat.mode & 0o007) !== 0)
+    throw new ControlError(
+      'ERR_AUTH_KEY',
+      `the auth key file ${file} is open to every user of this host (mode ${(stat.mode & 0o777).toString(8)}); ` +
+        `run chmod 600 ${file}`,
+    );
+  const secret = Buffer.from(content.toString('utf8').trim(), 'utf8');
+  if (secret.length < MIN_SECRET_BYTES)
+    throw new ControlError(
+      'ERR_AUTH_KEY',
+      `the auth key file ${file} holds ${secret.length} bytes; make one with ` +
+        `'head -c 32 /dev/urandom | base64 > ${file}; chmod 600 ${file}'`,
+    );
+  return deriveControlKeys(secret);
+}
+
+/** Socket options of the coordinator's ROUTER (a CURVE server). */
+export function serverCurveOptions(keys: ControlKeys) {
+  return { curveServer: true, curvePublicKey: keys.serverPublic, curveSecretKey: keys.serverSecret };
+}
+
+/** Socket options of an agent's or worker's DEALER (a CURVE client of the coordinator). */
+export function clientCurveOptions(keys: ControlKeys) {
+  return { curveServerKey: keys.serverPublic, curvePublicKey: keys.clientPublic, curveSecretKey: keys.clientSecret };
+}
+
+/**
+ * The ZAP handler (RFC 27): libzmq asks it about every CURVE handshake on this process's sockets.
+ * Only the job's client key is let in. One per process (it binds a fixed inproc address).
+ */
+export class ZapHandler {
+  private constructor(private readonly socket: zmq.Reply) {}
+
+  static async start(keys: ControlKeys, onRefused: (address: string) => void): Promise<ZapHandler> {
+    const socket = new zmq.Reply({ linger: 0 });
+    await socket.bind('inproc://zeromq.zap.01');
+    const handler = new ZapHandler(socket);
+    void handler.serve(keys.clientPublic, onRefused);
+    return handler;
+  }
+
+  private async serve(allowedClient: string, onRefused: (address: string) => void): Promise<void> {
+    try {
+      for await (const [version, requestId, , address, , mechanism, credentials] of this.socket) {
+        const ok =
+          mechanism?.toString() === 'CURVE' && credentials?.length === 32 && z85Encode(credentials) === allowedClient;
+        if (!ok) onRefused(address?.toString() ?? '?');
+        await this.socket.send([version, requestId, ok ? '200' : '400', ok ? 'OK' : 'not a key of this job', '', '']);
+      }
+    } catch {
+      // closed
+    }
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}

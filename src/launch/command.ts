@@ -1,0 +1,59 @@
+// command.ts — the `paratrain launch` command line (torchrun's flags), handed to runLaunch.
+import type { Command } from 'commander';
+
+import { runLaunch, type LaunchOptions } from './launcher';
+import { LAUNCH_DEFAULTS } from './options';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+interface LaunchCommandOptions {
+  config: string;
+  set: string[];
+  nnodes?: string;
+  nodeRank?: string;
+  nprocPerNode?: string;
+  masterAddr?: string;
+  masterPort?: string;
+  hostAddr?: string;
+  heartbeatInterval?: string;
+  heartbeatTimeout?: string;
+  firstStepTimeout?: string;
+  rendezvousTimeout?: string;
+  authKeyFile?: string;
+  resume?: string;
+}
+
+/**
+ * Adds `launch` to the CLI. `overrides` lets a program embedding the launcher (the tests) run
+ * another worker program.
+ */
+export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOptions, 'workerEntry'> = {}): void {
+  const d = LAUNCH_DEFAULTS;
+  program
+    .command('launch')
+    .description('run a distributed job: start one launcher per node (torchrun conventions); see docs/launching.md')
+    .requiredOption('-c, --config <file|preset>', 'YAML config or preset name (configs/)')
+    .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
+    .option('--nnodes <n>', `number of nodes (default ${d.nnodes}, or SLURM_NNODES)`)
+    .option('--node-rank <r>', `this node's rank, 0..nnodes-1 (default ${d.nodeRank}, or SLURM_NODEID)`)
+    .option('--nproc-per-node <k>', `workers on this node (default ${d.nprocPerNode}, or Slurm's GPUs/tasks per node)`)
+    .option('--master-addr <host>', `node 0's address (default MASTER_ADDR, Slurm's first node, or ${d.masterAddr})`)
+    .option('--master-port <port>', `the coordinator's port on node 0 (default MASTER_PORT or ${d.masterPort})`)
+    .option('--host-addr <addr>', "address this node's workers bind their data-plane sockets to")
+    .option('--heartbeat-interval <s>', `seconds between heartbeats (default ${d.heartbeatIntervalS})`)
+    .option('--heartbeat-timeout <s>', `silence that counts as a failure, seconds (default ${d.heartbeatTimeoutS})`)
+    .option(
+      '--first-step-timeout <s>',
+      `silence allowed before a worker's first step and while it saves, seconds (default ${d.firstStepTimeoutS})`,
+    )
+    .option('--rendezvous-timeout <s>', `time for the whole job to gather, seconds (default ${d.rendezvousTimeoutS})`)
+    .option(
+      '--auth-key-file <file>',
+      "the job's secret, the same file on every node: authenticates and encrypts the control plane " +
+        '(default PARATRAIN_AUTH_KEY_FILE; none: unauthenticated)',
+    )
+    .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
+    .action(async (o: LaunchCommandOptions) => {
+      await runLaunch({ ...o, ...overrides });
+    });
+}

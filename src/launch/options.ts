@@ -1,0 +1,248 @@
+// options.ts — what one `paratrain launch` is asked to do, resolved from (in this order) its flags,
+// Slurm's environment, MASTER_ADDR/MASTER_PORT, and the defaults; and the checks that must pass
+// before anything is spawned (the node layout, and a tensor-parallel size the model can be split by).
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import type { Config } from '../config/schema';
+import { layoutProblems } from '../coordinator/groups';
+import { LaunchError } from './errors';
+import { firstHost } from './slurm-hostlist';
+
+/** The command-line flags (strings from commander, or numbers when called from code). */
+export interface LaunchFlags {
+  nnodes?: string | number;
+  nodeRank?: string | number;
+  nprocPerNode?: string | number;
+  masterAddr?: string;
+  masterPort?: string | number;
+  hostAddr?: string;
+  /** Seconds. */
+  heartbeatInterval?: string | number;
+  heartbeatTimeout?: string | number;
+  firstStepTimeout?: string | number;
+  rendezvousTimeout?: string | number;
+  /** The job's secret, shared by every node; turns on CURVE authentication of the control plane. */
+  authKeyFile?: string;
+  /** A checkpoint step directory, a checkpoints root, or 'auto' (passed to every worker). */
+  resume?: string;
+}
+
+export interface LaunchPlan {
+  nnodes: number;
+  nodeRank: number;
+  nprocPerNode: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Where this node's workers bind their tcp data-plane sockets. */
+  hostAddr: string;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  firstStepTimeoutMs: number;
+  rendezvousTimeoutMs: number;
+  /** Absolute path of the job's secret (--auth-key-file or PARATRAIN_AUTH_KEY_FILE), if any. */
+  authKeyFile?: string;
+  /** --resume: an absolute checkpoint path, or 'auto'. */
+  resume?: string;
+  /** Where the node layout came from, for the startup log line. */
+  layoutSource: 'flags' | 'slurm' | 'slurm-per-task' | 'defaults';
+}
+
+export const LAUNCH_DEFAULTS = {
+  nnodes: 1,
+  nodeRank: 0,
+  nprocPerNode: 1,
+  masterAddr: '127.0.0.1',
+  masterPort: 29500,
+  heartbeatIntervalS: 2,
+  heartbeatTimeoutS: 20,
+  firstStepTimeoutS: 300,
+  rendezvousTimeoutS: 300,
+} as const;
+
+function optionError(what: string, raw: unknown, expected: string): LaunchError {
+  return new LaunchError('ERR_LAUNCH_OPTION', `${what} expects ${expected}, got '${String(raw)}'`);
+}
+
+function parseInteger(what: string, raw: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = typeof raw === 'number' ? raw : /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw optionError(
+      what,
+      raw,
+      max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer ${min}..${max}`,
+    );
+  return n;
+}
+
+function parseSeconds(what: string, raw: string | number): number {
+  const n = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (typeof raw === 'string' && raw.trim() === ''))
+    throw optionError(what, raw, 'a positive number of seconds');
+  return Math.max(1, Math.round(n * 1000));
+}
+
+/** An integer from a Slurm variable; SLURM_NTASKS_PER_NODE may read '4(x2)' or '4,2': the first count. */
+function slurmInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const m = /^(\d+)/.exec(raw);
+  if (!m) throw new LaunchError('ERR_LAUNCH_ENV', `${name}='${raw}' is not a number`);
+  return Number(m[1]);
+}
+
+interface NodeLayout {
+  nnodes?: number;
+  nodeRank?: number;
+  nprocPerNode?: number;
+  masterAddr?: string;
+  source: 'slurm' | 'slurm-per-task';
+}
+
+/**
+ * What Slurm says about this launcher. With one task per node (srun --ntasks-per-node=1) each task
+ * is a node's agent. When Slurm started one task per rank instead (SLURM_NTASKS > SLURM_NNODES),
+ * each task is a one-process agent: its node rank is SLURM_PROCID and there are SLURM_NTASKS of them.
+ */
+export function slurmLayout(env: NodeJS.ProcessEnv): NodeLayout | undefined {
+  if (!env.SLURM_JOB_ID) return undefined;
+  const nodelist = env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST;
+  const masterAddr = nodelist ? firstHost(nodelist) : undefined;
+  const ntasks = slurmInteger(env, 'SLURM_NTASKS');
+  const nnodes = slurmInteger(env, 'SLURM_NNODES') ?? slurmInteger(env, 'SLURM_JOB_NUM_NODES');
+  if (ntasks !== undefined && nnodes !== undefined && ntasks > nnodes)
+    return {
+      nnodes: ntasks,
+      nodeRank: slurmInteger(env, 'SLURM_PROCID'),
+      nprocPerNode: 1,
+      masterAddr,
+      source: 'slurm-per-task',
+    };
+  const gpus = slurmInteger(env, 'SLURM_GPUS_ON_NODE');
+  return {
+    nnodes,
+    nodeRank: slurmInteger(env, 'SLURM_NODEID'),
+    nprocPerNode: gpus !== undefined && gpus > 0 ? gpus : slurmInteger(env, 'SLURM_NTASKS_PER_NODE'),
+    masterAddr,
+    source: 'slurm',
+  };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** --host-addr; else loopback when the whole job is on loopback; else this host's first external IPv4. */
+export function resolveHostAddr(
+  flag: string | undefined,
+  masterAddr: string,
+  interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
+): string {
+  if (flag) return flag;
+  if (isLoopback(masterAddr)) return '127.0.0.1';
+  for (const infos of Object.values(interfaces))
+    for (const info of infos ?? []) if (info.family === 'IPv4' && !info.internal) return info.address;
+  throw new LaunchError(
+    'ERR_LAUNCH_OPTION',
+    'this host has no external IPv4 address for the data plane; pass --host-addr with the address other nodes can reach',
+  );
+}
+
+function layoutSource(flags: LaunchFlags, slurm: NodeLayout | undefined): LaunchPlan['layoutSource'] {
+  const fromSlurm =
+    slurm !== undefined &&
+    ((flags.nnodes === undefined && slurm.nnodes !== undefined) ||
+      (flags.nodeRank === undefined && slurm.nodeRank !== undefined) ||
+      (flags.nprocPerNode === undefined && slurm.nprocPerNode !== undefined));
+  if (fromSlurm) return slurm.source;
+  const anyFlag = flags.nnodes !== undefined || flags.nodeRank !== undefined || flags.nprocPerNode !== undefined;
+  return anyFlag ? 'flags' : 'defaults';
+}
+
+export function resolveLaunchPlan(
+  flags: LaunchFlags,
+  env: NodeJS.ProcessEnv = process.env,
+  interfaces?: NodeJS.Dict<os.NetworkInterfaceInfo[]>,
+): LaunchPlan {
+  const slurm = slurmLayout(env);
+  const nnodes =
+    flags.nnodes !== undefined ? parseInteger('--nnodes', flags.nnodes, 1) : (slurm?.nnodes ?? LAUNCH_DEFAULTS.nnodes);
+  const nodeRank =
+    flags.nodeRank !== undefined
+      ? parseInteger('--node-rank', flags.nodeRank, 0)
+      : (slurm?.nodeRank ?? LAUNCH_DEFAULTS.nodeRank);
+  const nprocPerNode =
+    flags.nprocPerNode !== undefined
+      ? parseInteger('--nproc-per-node', flags.nprocPerNode, 1)
+      : (slurm?.nprocPerNode ?? LAUNCH_DEFAULTS.nprocPerNode);
+  if (nodeRank >= nnodes)
+    throw new LaunchError(
+      'ERR_LAUNCH_OPTION',
+      `--node-rank ${nodeRank} is outside --nnodes ${nnodes}; node ranks are 0..${nnodes - 1}`,
+    );
+  const authKeyFile = flags.authKeyFile ?? (env.PARATRAIN_AUTH_KEY_FILE || undefined);
+  const masterAddr = flags.masterAddr ?? slurm?.masterAddr ?? env.MASTER_ADDR ?? LAUNCH_DEFAULTS.masterAddr;
+  const masterPort = parseInteger(
+    flags.masterPort !== undefined ? '--master-port' : 'MASTER_PORT',
+    flags.masterPort ?? env.MASTER_PORT ?? LAUNCH_DEFAULTS.masterPort,
+    1,
+    65535,
+  );
+  const heartbeatIntervalMs = parseSeconds(
+    '--heartbeat-interval',
+    flags.heartbeatInterval ?? LAUNCH_DEFAULTS.heartbeatIntervalS,
+  );
+  const heartbeatTimeoutMs = parseSeconds(
+    '--heartbeat-timeout',
+    flags.heartbeatTimeout ?? LAUNCH_DEFAULTS.heartbeatTimeoutS,
+  );
+  if (heartbeatTimeoutMs <= heartbeatIntervalMs)
+    throw new LaunchError(
+      'ERR_LAUNCH_OPTION',
+      `--heartbeat-timeout (${heartbeatTimeoutMs / 1000} s) must be longer than --heartbeat-interval ` +
+        `(${heartbeatIntervalMs / 1000} s); a few intervals is usual`,
+    );
+  return {
+    nnodes,
+    nodeRank,
+    nprocPerNode,
+    worldSize: nnodes * nprocPerNode,
+    masterAddr,
+    masterPort,
+    hostAddr: resolveHostAddr(flags.hostAddr, masterAddr, interfaces),
+    heartbeatIntervalMs,
+    heartbeatTimeoutMs,
+    firstStepTimeoutMs: parseSeconds(
+      '--first-step-timeout',
+      flags.firstStepTimeout ?? LAUNCH_DEFAULTS.firstStepTimeoutS,
+    ),
+    rendezvousTimeoutMs: parseSeconds(
+      '--rendezvous-timeout',
+      flags.rendezvousTimeout ?? LAUNCH_DEFAULTS.rendezvousTimeoutS,
+    ),
+    authKeyFile: authKeyFile ? path.resolve(authKeyFile) : undefined,
+    resume: flags.resume === undefined || flags.resume === 'auto' ? flags.resume : path.resolve(flags.resume),
+    layoutSource: layoutSource(flags, slurm),
+  };
+}
+
+/** Everything that makes the job impossible, checked before a single process is started. */
+export function checkLaunchPlan(plan: LaunchPlan, config: Config): void {
+  const tp = config.parallel.tensor;
+  const problems = layoutProblems({ worldSize: plan.worldSize, nprocPerNode: plan.nprocPerNode, tpSize: tp });
+  for (const key of ['heads', 'hidden', 'ffn'] as const) {
+    const value = config.model[key];
+    if (value % tp !== 0)
+      problems.push(
+        `parallel.tensor = ${tp} does not divide model.${key} = ${value}: each tensor-parallel rank holds ` +
+          `model.${key} / parallel.tensor of it; pick a parallel.tensor that divides it`,
+      );
+  }
+  if (problems.length)
+    throw new LaunchError(
+      'ERR_PARALLEL_LAYOUT',
+      `cannot run ${plan.nnodes} node(s) × ${plan.nprocPerNode} process(es) with parallel.tensor = ${tp}:\n  ` +
+        problems.join('\n  '),
+    );
+}

@@ -1,0 +1,58 @@
+// worker-env.ts — the environment a worker starts with: torchrun's names (RANK, LOCAL_RANK,
+// WORLD_SIZE, ...) plus what paratrain's worker needs (job, round, config, data-plane address,
+// timeouts, its share of the cores). The worker reads it with ControlClient.fromEnv().
+import type { AgentWelcome } from '../coordinator/messages';
+import type { LaunchPlan } from './options';
+
+export interface WorkerEnvInput {
+  plan: LaunchPlan;
+  localRank: number;
+  welcome: AgentWelcome;
+  /** The resolved config, as JSON. */
+  configJson: string;
+  ipcDir: string;
+  agentPid: number;
+  /** Cores on this node (os.availableParallelism()). */
+  cores: number;
+  /** The launcher's own environment, passed through. */
+  base: NodeJS.ProcessEnv;
+}
+
+/** Each worker gets an equal share of the node's cores, unless the user fixed the count. */
+export function threadsPerWorker(cores: number, nprocPerNode: number): number {
+  return Math.max(1, Math.floor(cores / nprocPerNode));
+}
+
+export function workerEnv(i: WorkerEnvInput): NodeJS.ProcessEnv {
+  const { plan, welcome } = i;
+  const threads = i.base.PARATRAIN_NUM_THREADS || String(threadsPerWorker(i.cores, plan.nprocPerNode));
+  const env: NodeJS.ProcessEnv = {
+    ...i.base,
+    RANK: String(plan.nodeRank * plan.nprocPerNode + i.localRank),
+    LOCAL_RANK: String(i.localRank),
+    WORLD_SIZE: String(plan.worldSize),
+    LOCAL_WORLD_SIZE: String(plan.nprocPerNode),
+    NODE_RANK: String(plan.nodeRank),
+    MASTER_ADDR: plan.masterAddr,
+    MASTER_PORT: String(plan.masterPort),
+    PARATRAIN_JOB_ID: welcome.jobId,
+    PARATRAIN_ROUND: String(welcome.round),
+    PARATRAIN_CONFIG: i.configJson,
+    PARATRAIN_HOST_ADDR: plan.hostAddr,
+    PARATRAIN_IPC_DIR: i.ipcDir,
+    // Node 0's timing (from the welcome), so every process of the job uses the same limits.
+    PARATRAIN_HEARTBEAT_INTERVAL_MS: String(welcome.heartbeatIntervalMs),
+    PARATRAIN_HEARTBEAT_TIMEOUT_MS: String(welcome.heartbeatTimeoutMs),
+    PARATRAIN_FIRST_STEP_TIMEOUT_MS: String(welcome.firstStepTimeoutMs),
+    PARATRAIN_RENDEZVOUS_TIMEOUT_MS: String(welcome.rendezvousTimeoutMs),
+    PARATRAIN_AGENT_PID: String(i.agentPid),
+    PARATRAIN_NUM_THREADS: threads,
+    OMP_NUM_THREADS: threads,
+  };
+  // The launcher's own key file, resolved; never one inherited that the launcher did not use.
+  if (plan.resume) env.PARATRAIN_RESUME = plan.resume;
+  else delete env.PARATRAIN_RESUME;
+  if (plan.authKeyFile) env.PARATRAIN_AUTH_KEY_FILE = plan.authKeyFile;
+  else delete env.PARATRAIN_AUTH_KEY_FILE;
+  return env;
+}

@@ -1,0 +1,144 @@
+// main.ts — one worker process of a distributed job, as `paratrain launch` starts it (one per rank).
+// Reads its environment (torchrun's variables + PARATRAIN_*), binds its data plane, registers with
+// the coordinator, joins its tensor- and data-parallel rings, and runs the training loop on its
+// shard. Any error is reported to the coordinator, which stops the whole job.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { validateConfig } from '../config/load';
+import type { Config } from '../config/schema';
+import { engineOptions } from '../engine/engine';
+import { loadedAddonFile, loadNative, type RingEndpoints } from '../engine/native';
+import { train } from '../train/trainer';
+import { ControlClient, type Assignment, type PeerInfo } from './control';
+
+function requiredEnv(name: string): string {
+  const v = process.env[name];
+  if (v === undefined || v === '')
+    throw Object.assign(new Error(`${name} is not set: workers are started by \`paratrain launch\``), {
+      code: 'ERR_WORKER_ENV',
+    });
+  return v;
+}
+
+/** Same resolved config on every rank ⇔ same hash (the coordinator compares them). */
+export function configHash(c: Config): string {
+  return crypto.createHash('sha256').update(JSON.stringify(c)).digest('hex');
+}
+
+/** Same native build on every rank ⇔ same hash: the addon's bytes and the package version. */
+export function buildHash(): string {
+  const h = crypto.createHash('sha256');
+  const file = loadedAddonFile();
+  if (file) h.update(fs.readFileSync(file));
+  h.update(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json')));
+  return h.digest('hex');
+}
+
+/** The endpoint of the next rank in a ring: ipc:// on the same host, tcp:// across hosts. */
+export function nextEndpoint(peers: PeerInfo[], index: number, ring: 'tp' | 'dp'): string {
+  const me = peers[index];
+  const next = peers[(index + 1) % peers.length];
+  const e: RingEndpoints = next.endpoints[ring];
+  return next.host === me.host && e.ipc ? e.ipc : e.tcp;
+}
+
+async function runWorker(control: ControlClient): Promise<void> {
+  const config = validateConfig(JSON.parse(requiredEnv('PARATRAIN_CONFIG')), 'PARATRAIN_CONFIG');
+  const localRank = Number(requiredEnv('LOCAL_RANK'));
+  const nodeRank = Number(process.env.NODE_RANK ?? 0);
+  const addon = loadNative('cpu');
+  const plane = new addon.DataPlane({
+    ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
+    hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
+    timeoutMs: Math.round(config.parallel.comm_timeout_s * 1000),
+    localRank,
+  });
+  const a: Assignment = await control.register({
+    host: os.hostname(),
+    nodeRank,
+    localRank,
+    pid: process.pid,
+    device: 'cpu',
+    endpoints: plane.endpoints(),
+    configHash: configHash(config),
+    buildHash: buildHash(),
+  });
+  await plane.connect({
+    tp: { rank: a.tpRank, size: a.tpSize, next: nextEndpoint(a.tpPeers, a.tpRank, 'tp') },
+    dp: { rank: a.dpRank, size: a.dpSize, next: nextEndpoint(a.dpPeers, a.dpRank, 'dp') },
+  });
+  const engine = new addon.Engine(
+    {
+      ...engineOptions(config),
+      tensorParallelRank: a.tpRank,
+      tensorParallelSize: a.tpSize,
+      dataParallelRank: a.dpRank,
+      dataParallelSize: a.dpSize,
+    },
+    plane,
+  );
+  await control.ready();
+  control.setPhase('first-step');
+  let lastEval: number | undefined;
+  await train(
+    config,
+    { resume: process.env.PARATRAIN_RESUME || undefined, quiet: false },
+    {
+      rank: a.rank,
+      tpRank: a.tpRank,
+      tpSize: a.tpSize,
+      dpRank: a.dpRank,
+      dpSize: a.dpSize,
+      engine,
+      setPhase: (p) => control.setPhase(p),
+      onEval: (_step, loss) => (lastEval = loss),
+      onStep: (r, d) => {
+        control.setPhase('train');
+        // Every figure is job-wide already; the first rank of each tensor-parallel group reports.
+        if (a.tpRank === 0)
+          control.reportStep({
+            step: r.step,
+            totalSteps: config.train.steps,
+            loss: r.loss,
+            lmLoss: r.lmLoss,
+            nspLoss: r.nspLoss,
+            gradNorm: r.gradNorm,
+            lr: r.lr,
+            tokensPerS: d.tokensPerS,
+            stepMs: d.stepMs,
+            skipped: d.skipped,
+            consumedSamples: d.consumedSamples,
+            ...(lastEval !== undefined ? { evalLoss: lastEval } : {}),
+          });
+        lastEval = undefined;
+      },
+    },
+  );
+  await control.finish();
+  await control.close();
+}
+
+async function main(): Promise<void> {
+  let control: ControlClient | undefined;
+  try {
+    control = ControlClient.fromEnv();
+    await runWorker(control);
+    process.exit(0);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const code = e.code ?? 'ERR_WORKER';
+    process.stderr.write(`paratrain worker (rank ${process.env.RANK ?? '?'}): error [${code}]: ${e.message}\n`);
+    if (process.env.PARATRAIN_DEBUG) process.stderr.write(`${e.stack}\n`);
+    try {
+      await control?.reportFailure(code, e.message);
+    } catch {
+      // the coordinator may be gone; the exit code tells the agent
+    }
+    process.exit(1);
+  }
+}
+
+if (require.main === module) void main();
