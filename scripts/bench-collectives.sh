@@ -17,5 +17,8 @@ if [[ ! -x "$BENCH" ]]; then
   echo "bench-collectives: $BENCH is missing; build it with: npm run build:native" >&2
   exit 1
 fi
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $BENCH $*"
+# The malloc settings `paratrain launch` gives its workers (src/launch/worker-env.ts); run with
+# GLIBC_TUNABLES= (empty) to see glibc's defaults.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=67108864}"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $BENCH $*, GLIBC_TUNABLES=${GLIBC_TUNABLES:-(glibc defaults)}"
 exec "$BENCH" "$@"
