@@ -77,6 +77,7 @@ void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr
 }
 
 void Engine::gather_full(const std::vector<float>& local, std::vector<float>* full) {
+  require_groups();
   use_threads();
   const int tp = cfg_.model.tp_size;
   full->assign(full_layout_.total(), 0.0f);
@@ -131,6 +132,13 @@ void Engine::scatter_full(const float* full, std::vector<float>& local) const {
         std::copy(src + r * full_cols + p.shard_start, src + r * full_cols + p.shard_start + cols, dst + r * cols);
     }
   }
+}
+
+void Engine::require_groups() const {
+  if (tensor_parallel_->size() != cfg_.model.tp_size || (cfg_.dp_size > 1 && !reducer_))
+    throw Error("ERR_CONFIG", "this engine is one rank of a tensor/data-parallel job (tp " +
+                                  std::to_string(cfg_.model.tp_size) + ", dp " + std::to_string(cfg_.dp_size) +
+                                  "): create it with its connected DataPlane before training or gathering");
 }
 
 void Engine::average_metrics(StepMetrics& m) const {
@@ -216,6 +224,7 @@ void Engine::check_staged(int slot) const {
 }
 
 StepMetrics Engine::forward_backward(int micro_batches, uint64_t step) {
+  require_groups();
   use_threads();
   std::fill(grads_.begin(), grads_.end(), 0.0f);
   StepMetrics out;
@@ -265,11 +274,13 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr) {
 }
 
 OptimizerResult Engine::apply_optimizer(float lr) {
+  require_groups();
   use_threads();
   return optimizer_.step(params_.data(), grads_.data(), lr, *tensor_parallel_);
 }
 
 StepMetrics Engine::evaluate(int micro_batches) {
+  require_groups();
   use_threads();
   StepMetrics out;
   ForwardOptions opt;  // training = false: no dropout, no gradient

@@ -86,6 +86,7 @@ class Engine {
  private:
   void use_threads() const;
   void average_metrics(StepMetrics& m) const;
+  void require_groups() const;  // a TP/DP rank cannot compute without its communicators
   EngineConfig cfg_;
   ParamLayout layout_;
   ParamLayout full_layout_;  // the same model at tensor-parallel size 1

@@ -102,6 +102,21 @@ describe('parameter layout', () => {
     }
   });
 
+  it('a tensor-parallel rank without its data plane refuses to train instead of computing garbage', async () => {
+    const addon = loadNative('cpu');
+    const config = tiny('gpt');
+    const shard = new addon.Engine({ ...engineOptions(config), tensorParallelRank: 0, tensorParallelSize: 2 });
+    shard.initParams(1);
+    const batch = {
+      batchSize: 1,
+      seqLen: 4,
+      tokens: new Int32Array([1, 2, 3, 4]),
+      labels: new Int32Array([2, 3, 4, 5]),
+    } as unknown as TrainBatch;
+    await expect(shard.trainStep([batch], { step: 0, lr: 1e-3 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    await expect(shard.gatherParams()).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+  });
+
   it('tensor-parallel shards initialise to the matching slices of the TP=1 weights', () => {
     const addon = loadNative('cpu');
     for (const arch of ['gpt', 'bert'] as const) {
