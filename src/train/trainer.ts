@@ -203,8 +203,10 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     const t0 = Date.now();
     const state = await engine.gatherOptimizerState();
     const params = await engine.gatherParams();
-    rank?.setPhase?.('train');
-    if (!leader) return;
+    if (!leader) {
+      rank?.setPhase?.('train');
+      return;
+    }
     const saved = await saveCheckpoint(
       checkpointRoot(c),
       {
@@ -218,6 +220,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       },
       { keep: c.checkpoint.keep },
     );
+    rank?.setPhase?.('train');
     result.checkpoints.push(saved.dir);
     log.info({ event: 'checkpoint', step: done, dir: saved.dir, ms: Date.now() - t0 }, `saved ${saved.dir}`);
   };
