@@ -98,6 +98,27 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Waits until rank 0 has logged two steps, then returns the launcher's worker pids. */
+async function runningWorkers(launcherPid: number, runDir: string, count: number): Promise<number[]> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300));
+    if (!fs.existsSync(path.join(runDir, 'log.jsonl')) || stepLines(runDir).length < 2) continue;
+    const pids = spawnSync('pgrep', ['-P', String(launcherPid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map(Number);
+    if (pids.length === count) return pids;
+  }
+  throw new Error('the job did not start training in time');
+}
+
+function workerWithRank(pids: number[], rank: number): number {
+  const pid = pids.find((p) => fs.readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`));
+  if (pid === undefined) throw new Error(`no worker with RANK=${rank}`);
+  return pid;
+}
+
 function expectClose(got: StepLine[], want: StepLine[], tol = 1e-5) {
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) {
@@ -241,6 +262,39 @@ describe('determinism and failure', () => {
     expectClose(stepLines(dir), want);
   });
 
+  it('a stalled worker (SIGSTOP) makes its peers time out in a collective: the job stops with that cause', async () => {
+    const dir = tmp();
+    const launcher = spawn(
+      process.execPath,
+      [
+        bin,
+        'launch',
+        '--nproc-per-node',
+        '2',
+        '--master-port',
+        String(await freePort()),
+        '--heartbeat-timeout',
+        '60',
+        ...tiny('gpt', dir, { 'parallel.tensor': 2, 'train.steps': 100000, 'parallel.comm_timeout_s': 2 }),
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    launcher.stderr.on('data', (d) => (stderr += String(d)));
+    launcher.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
+    const workers = await runningWorkers(launcher.pid!, dir, 2);
+    const rank1 = workerWithRank(workers, 1);
+    const stoppedAt = Date.now();
+    process.kill(rank1, 'SIGSTOP');
+    const code = await exited;
+    // Well before the 60 s heartbeat timeout: the 2 s collective timeout fired.
+    expect(Date.now() - stoppedAt).toBeLessThan(30_000);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('ERR_COLLECTIVE_TIMEOUT');
+    for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
   it('kill -9 of one worker: every process exits, the launcher fails and names the rank and signal', async () => {
     const dir = tmp();
     const port = await freePort();
@@ -265,25 +319,8 @@ describe('determinism and failure', () => {
     launcher.stderr.on('data', (d) => (stderr += String(d)));
     launcher.stdout.resume();
     const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
-    // Wait until training runs, then kill rank 1.
-    const deadline = Date.now() + 120_000;
-    let workers: number[] = [];
-    while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 300));
-      if (!fs.existsSync(path.join(dir, 'log.jsonl'))) continue;
-      if (stepLines(dir).length < 2) continue;
-      workers = spawnSync('pgrep', ['-P', String(launcher.pid)], { encoding: 'utf8' })
-        .stdout.split('\n')
-        .filter(Boolean)
-        .map(Number);
-      if (workers.length === 2) break;
-    }
-    expect(workers.length).toBe(2);
-    const rank1 = workers.find((pid) => {
-      const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      return env.includes('RANK=1');
-    })!;
-    expect(rank1).toBeDefined();
+    const workers = await runningWorkers(launcher.pid!, dir, 2);
+    const rank1 = workerWithRank(workers, 1);
     const killedAt = Date.now();
     process.kill(rank1, 'SIGKILL');
     const code = await exited;
