@@ -16,9 +16,9 @@ function keyFile(secret: string, mode = 0o600): string {
   return file;
 }
 
-/** True when a DEALER with these options gets any answer to a stale registration. */
-async function getsAnAnswer(port: number, options: object): Promise<boolean> {
-  const d = new zmq.Dealer({ linger: 0, receiveTimeout: 1500, ...options });
+/** True when a DEALER with these options gets any answer to a stale registration within waitMs. */
+async function getsAnAnswer(port: number, options: object, waitMs = 1500): Promise<boolean> {
+  const d = new zmq.Dealer({ linger: 0, receiveTimeout: waitMs, ...options });
   d.connect(`tcp://127.0.0.1:${port}`);
   const register = encodeMessage({
     kind: 'register',
@@ -78,7 +78,9 @@ describe('an authenticated job', () => {
     const port = await freePort();
     const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--auth-key-file', file]), {
       FIXTURE_OUT_DIR: out,
-      FIXTURE_STEPS: '120',
+      // Long enough that every probe below is answered (or not) while the job still runs, even on
+      // a loaded machine.
+      FIXTURE_STEPS: '400',
       FIXTURE_STEP_MS: '25',
     });
     await waitFor('the workers', () => workerRecords(out).size === 2);
@@ -93,7 +95,7 @@ describe('an authenticated job', () => {
       getsAnAnswer(port, { ...clientCurveOptions(stranger), curveServerKey: job.serverPublic }),
       getsAnAnswer(port, { ...clientCurveOptions(job), curveServerKey: stranger.serverPublic }),
       // With the job's keys the same message is answered (and refused: it is not a worker of this job).
-      getsAnAnswer(port, clientCurveOptions(job)),
+      getsAnAnswer(port, clientCurveOptions(job), 8000),
     ]);
     expect(answered).toEqual([false, false, false, true]);
 
