@@ -4,6 +4,7 @@
 
 #include <cblas.h>  // openblas_set_num_threads
 #include <algorithm>  // std::min
+#include <chrono>     // steady_clock: data-parallel wait
 #include <cmath>    // std::isfinite
 #include <string>   // std::stoi
 
@@ -255,7 +256,11 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step) {
     out.targets += lp.targets;
   }
   out.batches = micro_batches;
-  if (reducer_) reducer_->finish();
+  if (reducer_) {
+    const auto t0 = std::chrono::steady_clock::now();
+    reducer_->finish();
+    out.dp_wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
   average_metrics(out);
   return out;
 }

@@ -42,6 +42,9 @@ struct StepMetrics {
   double grad_norm = 0;
   long tokens = 0, targets = 0;
   long batches = 0;  // micro-batches behind the means
+  // Data parallelism: how long the step waited for gradient buckets after backward ended — the
+  // part of the all-reduce that did not overlap backward.
+  double dp_wait_ms = 0;
   bool skipped = false;
 };
 

@@ -111,6 +111,7 @@ Napi::Object metrics_object(Napi::Env env, const StepMetrics& m) {
   o.Set("tokens", static_cast<double>(m.tokens));
   o.Set("targets", static_cast<double>(m.targets));
   o.Set("batches", static_cast<double>(m.batches));
+  o.Set("dpWaitMs", m.dp_wait_ms);
   o.Set("skipped", m.skipped);
   return o;
 }

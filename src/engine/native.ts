@@ -68,6 +68,8 @@ export interface StepMetrics {
   targets: number;
   /** Micro-batches behind the means (summed over data-parallel replicas). */
   batches: number;
+  /** Data parallelism: ms the step waited for gradient all-reduces after backward (not overlapped). */
+  dpWaitMs: number;
   /** Non-finite loss or gradients: the update was not applied. */
   skipped: boolean;
 }

@@ -260,6 +260,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           step_ms: ms,
           elapsed_ms: Date.now() - started,
           consumed_samples: step * globalBatch,
+          ...(dpSize > 1 ? { dp_wait_ms: Number(m.dpWaitMs.toFixed(1)) } : {}),
         },
         `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}` +
           (c.model.arch === 'bert' ? ` (mlm ${m.lmLoss.toFixed(4)}, nsp ${m.nspLoss.toFixed(4)})` : '') +
