@@ -12,6 +12,7 @@ import type { ControlKeys } from '../coordinator/auth';
 import { describeExit } from '../coordinator/failure';
 import { CoordinatorLink } from '../coordinator/link';
 import type { AgentWelcome, ControlMessage } from '../coordinator/messages';
+import { allowedCpus, coreSlices } from './core-binding';
 import type { LaunchPlan } from './options';
 import { prepareRunDataInChild } from './prepare-data';
 import { workerEnv } from './worker-env';
@@ -170,6 +171,7 @@ export class Agent {
     this.ipcDir = ipcDirFor(welcome.jobId, plan.nodeRank);
     fs.mkdirSync(this.ipcDir, { recursive: true, mode: 0o700 });
     const configJson = JSON.stringify(config);
+    const cpuLists = plan.bindCores ? coreSlices(allowedCpus(), plan.nprocPerNode) : undefined;
     for (let localRank = 0; localRank < plan.nprocPerNode; localRank++) {
       const rank = plan.nodeRank * plan.nprocPerNode + localRank;
       const env = workerEnv({
@@ -179,13 +181,16 @@ export class Agent {
         configJson,
         ipcDir: this.ipcDir,
         agentPid: process.pid,
-        cores: os.availableParallelism(),
+        cores: cpuLists ? allowedCpus().length : os.availableParallelism(),
         base: process.env,
       });
       const logFile = path.join(logDir, rankLogName(rank));
-      const w = new WorkerProcess(rank, localRank, this.opts.workerEntry, env, logFile);
+      const w = new WorkerProcess(rank, localRank, this.opts.workerEntry, env, logFile, cpuLists?.[localRank]);
       this.workers.push(w);
-      this.log.info({ rank, pid: w.pid, log: logFile }, `started rank ${rank} (pid ${w.pid})`);
+      this.log.info(
+        { rank, pid: w.pid, log: logFile, ...(cpuLists ? { cpus: cpuLists[localRank] } : {}) },
+        `started rank ${rank} (pid ${w.pid})${cpuLists ? ` on cores ${cpuLists[localRank]}` : ''}`,
+      );
       void w.ended.then((end) => {
         const lastLines = w.lastLines();
         const how = describeExit(end.exitCode ?? undefined, end.signal ?? undefined);

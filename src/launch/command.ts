@@ -21,6 +21,7 @@ interface LaunchCommandOptions {
   rendezvousTimeout?: string;
   authKeyFile?: string;
   resume?: string;
+  bindCores?: boolean;
 }
 
 /**
@@ -52,6 +53,7 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
       "the job's secret, the same file on every node: authenticates and encrypts the control plane " +
         '(default PARATRAIN_AUTH_KEY_FILE; none: unauthenticated)',
     )
+    .option('--bind-cores', "run each worker on its own slice of this node's cores (taskset); default: no binding")
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
     .action(async (o: LaunchCommandOptions) => {
       await runLaunch({ ...o, ...overrides });

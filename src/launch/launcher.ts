@@ -9,6 +9,7 @@ import { loadControlKeys } from '../coordinator/auth';
 import { Coordinator, type JobOutcome } from '../coordinator/coordinator';
 import { formatReport } from '../coordinator/failure';
 import { Agent, type AgentOutcome } from './agent';
+import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
 import { checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
 import { LauncherView } from './progress';
@@ -36,6 +37,10 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
       `the worker program ${workerEntry} does not exist; build paratrain first (npm run build)`,
     );
 
+  if (plan.bindCores) {
+    requireTaskset();
+    coreSlices(allowedCpus(), plan.nprocPerNode); // enough cores for one each, or a clear error now
+  }
   const keys = plan.authKeyFile ? loadControlKeys(plan.authKeyFile) : undefined;
   const tpSize = config.parallel.tensor;
   const view = new LauncherView({

@@ -26,6 +26,8 @@ export interface LaunchFlags {
   authKeyFile?: string;
   /** A checkpoint step directory, a checkpoints root, or 'auto' (passed to every worker). */
   resume?: string;
+  /** Give each worker its own slice of the node's cores (taskset). */
+  bindCores?: boolean;
 }
 
 export interface LaunchPlan {
@@ -45,6 +47,8 @@ export interface LaunchPlan {
   authKeyFile?: string;
   /** --resume: an absolute checkpoint path, or 'auto'. */
   resume?: string;
+  /** --bind-cores */
+  bindCores: boolean;
   /** Where the node layout came from, for the startup log line. */
   layoutSource: 'flags' | 'slurm' | 'slurm-per-task' | 'defaults';
 }
@@ -222,6 +226,7 @@ export function resolveLaunchPlan(
       flags.rendezvousTimeout ?? LAUNCH_DEFAULTS.rendezvousTimeoutS,
     ),
     authKeyFile: authKeyFile ? path.resolve(authKeyFile) : undefined,
+    bindCores: !!flags.bindCores,
     resume: flags.resume === undefined || flags.resume === 'auto' ? flags.resume : path.resolve(flags.resume),
     layoutSource: layoutSource(flags, slurm),
   };

@@ -53,10 +53,15 @@ export class WorkerProcess {
     entry: string,
     env: NodeJS.ProcessEnv,
     logFile: string,
+    /** --bind-cores: the CPU list this worker runs on (taskset), else no binding. */
+    cpuList?: string,
   ) {
     const log = fs.createWriteStream(logFile, { flags: 'a' });
     log.write(`=== paratrain worker rank ${rank} (local rank ${localRank}) started ${new Date().toISOString()}\n`);
-    this.child = spawn(process.execPath, [entry], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // taskset execs node in place: same pid, and every thread inherits the affinity.
+    this.child = cpuList
+      ? spawn('taskset', ['-c', cpuList, process.execPath, entry], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [entry], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     // spawn() reports a failure to start asynchronously; pid is then undefined.
     this.pid = this.child.pid ?? -1;
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
