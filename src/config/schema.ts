@@ -105,6 +105,8 @@ export const configSchema = z
       .strict()
       .default({ dir: 'runs/default' }),
     data: dataSchema.default(dataSchema.parse({})),
+    /** Where the engine runs: the CPU build, or the CUDA build (which must load; never a silent fallback). */
+    device: z.enum(['cpu', 'cuda']).default('cpu'),
   })
   .strict();
 

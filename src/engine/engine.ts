@@ -58,7 +58,7 @@ export function engineOptions(c: Config, shape: EngineShape = {}): NativeEngineO
 }
 
 export function createEngine(c: Config, shape: EngineShape = {}): NativeEngine {
-  const addon = loadNative('cpu');
+  const addon = loadNative(c.device);
   return new addon.Engine(engineOptions(c, shape));
 }
 

@@ -238,7 +238,8 @@ export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
   }
   const fixes =
     variant === 'cuda'
-      ? 'This release builds the CPU engine only; run with the CPU backend.'
+      ? 'The CUDA engine is not built yet (docs/cuda.md: its kernels exist, the engine on the GPU does not); ' +
+        'train on the CPU with `--set device=cpu` (the default).'
       : 'Build it with `npm run build:native` (needs cmake, g++ and OpenBLAS: `bash scripts/setup.sh` installs them). ' +
         'If it is built but fails to load, a missing libopenblas usually is the cause: `apt-get install libopenblas-openmp-dev`.';
   throw new NativeLoadError(`cannot load the paratrain ${variant} engine.\n  ${problems.join('\n  ')}\n${fixes}`);

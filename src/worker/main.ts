@@ -49,7 +49,7 @@ async function runWorker(control: ControlClient): Promise<void> {
   const config = validateConfig(JSON.parse(requiredEnv('PARATRAIN_CONFIG')), 'PARATRAIN_CONFIG');
   const localRank = Number(requiredEnv('LOCAL_RANK'));
   const nodeRank = Number(process.env.NODE_RANK ?? 0);
-  const addon = loadNative('cpu');
+  const addon = loadNative(config.device);
   const plane = new addon.DataPlane({
     ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
     hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
@@ -61,7 +61,7 @@ async function runWorker(control: ControlClient): Promise<void> {
     nodeRank,
     localRank,
     pid: process.pid,
-    device: 'cpu',
+    device: config.device,
     endpoints: plane.endpoints(),
     configHash: configHash(config),
     buildHash: buildHash(),

@@ -94,6 +94,14 @@ describe('bad input: a clear error and a non-zero exit', () => {
     expect(r.stderr).toContain('parallel.tensor = 2');
   });
 
+  it('asking for the CUDA engine fails loudly instead of falling back to the CPU', () => {
+    const r = paratrain(['train', ...tiny('gpt', tmp()), '--set', 'device=cuda']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[ERR_NATIVE_LOAD]');
+    expect(r.stderr).toContain('cannot load the paratrain cuda engine');
+    expect(r.stderr).toContain('device=cpu');
+  });
+
   it('a diverging run stops with ERR_NAN_LOSS and writes no checkpoint', () => {
     const dir = tmp();
     const r = paratrain([
