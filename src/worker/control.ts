@@ -53,12 +53,17 @@ function envString(name: string): string {
   return v;
 }
 
+/** How long reportFailure() waits for the coordinator's answer. */
+const REPORT_ANSWER_MS = 3000;
+
 export class ControlClient {
   private readonly link: CoordinatorLink;
   private readonly who: string;
   private assignmentWaiter: Waiter<Assignment> | undefined;
   private startWaiter: Waiter<void> | undefined;
   private finishWaiter: Waiter<void> | undefined;
+  /** reportFailure() calls waiting for the coordinator's answer (its abort). */
+  private failureWaiters: Array<() => void> = [];
   private abortCallback: ((reason: string) => void) | undefined;
   private started = false;
   private aborted: string | undefined;
@@ -161,8 +166,20 @@ export class ControlClient {
   }
 
   /** Tells the coordinator why this worker cannot go on (it aborts the job). */
+  /**
+   * Resolves once the coordinator has answered with its abort (so the report, not this process's
+   * exit that usually follows, is the job's root cause), or after a few seconds without an answer.
+   */
   reportFailure(code: string, message: string): Promise<void> {
-    return this.link.send({ kind: 'failureReport', body: { code, message } });
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, REPORT_ANSWER_MS);
+      this.failureWaiters.push(done);
+      this.link.send({ kind: 'failureReport', body: { code, message } }).catch(done);
+    });
   }
 
   /** Says training is done; resolves when the coordinator has recorded it. */
@@ -213,6 +230,7 @@ export class ControlClient {
   private onAbortMessage(reason: string): void {
     if (this.aborted !== undefined) return;
     this.aborted = reason;
+    for (const done of this.failureWaiters.splice(0)) done();
     const err = new ControlError('ERR_ABORTED', `the job was aborted: ${reason}`);
     for (const w of [this.assignmentWaiter, this.startWaiter, this.finishWaiter]) w?.reject(err);
     this.startWaiter = this.finishWaiter = undefined;
