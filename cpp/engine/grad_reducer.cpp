@@ -68,8 +68,7 @@ void GradientReducer::begin(float* grads, size_t total) {
   launched_from_ = total;
 }
 
-void GradientReducer::ready_from(size_t offset) {
-  if (launched_from_ <= offset || launched_from_ - offset < bucket_elems_) return;
+void GradientReducer::launch_down_to(size_t offset) {
   float* data = grads_ + offset;
   const size_t n = launched_from_ - offset;
   launched_from_ = offset;
@@ -80,22 +79,13 @@ void GradientReducer::ready_from(size_t offset) {
   });
 }
 
+void GradientReducer::ready_from(size_t offset) {
+  if (launched_from_ > offset && launched_from_ - offset >= bucket_elems_) launch_down_to(offset);
+}
+
 void GradientReducer::finish() {
-  const size_t bucket = bucket_elems_;
-  if (launched_from_ > 0) {
-    // The rest, in bucket-sized pieces so no single message grows with the model.
-    while (launched_from_ > 0) {
-      const size_t offset = launched_from_ > bucket ? launched_from_ - bucket : 0;
-      float* data = grads_ + offset;
-      const size_t n = launched_from_ - offset;
-      launched_from_ = offset;
-      const float inv = 1.0f / static_cast<float>(dp_.size());
-      enqueue([this, data, n, inv] {
-        dp_.all_reduce_sum(data, n);
-        for (size_t i = 0; i < n; i++) data[i] *= inv;
-      });
-    }
-  }
+  // The rest, in bucket-sized pieces so no single message grows with the model.
+  while (launched_from_ > 0) launch_down_to(launched_from_ > bucket_elems_ ? launched_from_ - bucket_elems_ : 0);
   wait_idle();
 }
 

@@ -34,6 +34,8 @@ class GradientReducer {
   void all_reduce_now(double* data, size_t n);
 
  private:
+  // All-reduces (and averages) grads[offset, launched_from_) on the thread; moves the frontier.
+  void launch_down_to(size_t offset);
   void enqueue(std::function<void()> job);
   void wait_idle();
   void run();

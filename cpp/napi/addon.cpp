@@ -116,15 +116,17 @@ Napi::Object metrics_object(Napi::Env env, const StepMetrics& m) {
   return o;
 }
 
-// A Promise-returning job on the libuv pool that holds the engine's busy flag until it settles.
-class EngineJob : public Napi::AsyncWorker {
+// A Promise-returning job on the libuv pool: runs `body` off the JS thread, then resolves with
+// `result` (on the JS thread) or rejects with the C++ error's code. `settle` runs on the JS thread
+// either way (an engine's job clears its busy flag there).
+class PoolJob : public Napi::AsyncWorker {
  public:
   using Body = std::function<void()>;
   using Result = std::function<Napi::Value(Napi::Env)>;
-  EngineJob(Napi::Env env, Engine* engine, Napi::Object owner, Body body, Result result)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(engine),
-        body_(std::move(body)), result_(std::move(result)) {
-    owner_ = Napi::Persistent(owner);  // keep the engine object alive while the job runs
+  PoolJob(Napi::Env env, Napi::Object owner, Body body, Result result, std::function<void()> settle = {})
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), body_(std::move(body)),
+        result_(std::move(result)), settle_(std::move(settle)) {
+    owner_ = Napi::Persistent(owner);  // keep the JS object alive while the job runs
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -140,50 +142,29 @@ class EngineJob : public Napi::AsyncWorker {
     }
   }
   void OnOK() override {
-    engine_->busy = false;
-    deferred_.Resolve(result_(Env()));
+    if (settle_) settle_();
+    deferred_.Resolve(result_ ? result_(Env()) : Env().Undefined());
   }
   void OnError(const Napi::Error& e) override {
-    engine_->busy = false;
+    if (settle_) settle_();
     deferred_.Reject(make_error(Env(), code_, e.Message()).Value());
   }
 
  private:
   Napi::Promise::Deferred deferred_;
-  Engine* engine_;
   Napi::ObjectReference owner_;
   Body body_;
   Result result_;
+  std::function<void()> settle_;
   std::string code_ = "ERR_NATIVE";
 };
 
-// A Promise-returning job on the libuv pool with no engine attached (data-plane handshakes).
-class PoolJob : public Napi::AsyncWorker {
- public:
-  PoolJob(Napi::Env env, Napi::Object owner, std::function<void()> body)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), body_(std::move(body)) {
-    owner_ = Napi::Persistent(owner);
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      body_();
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message()).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference owner_;
-  std::function<void()> body_;
-  std::string code_ = "ERR_NATIVE";
-};
+// Queues a job and returns its Promise.
+Napi::Value queue_job(PoolJob* job) {
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
 
 // The worker's two data-plane rings (tensor-parallel and data-parallel group). Created before
 // rendezvous so their endpoints can be registered; connected once the coordinator has assigned the
@@ -262,20 +243,12 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     busy_ = true;
     ZmqRingCommunicator* tp = tp_.get();
     ZmqRingCommunicator* dp = dp_.get();
-    auto* job = new PoolJob(env, info.This().As<Napi::Object>(), [=] {
-      try {
-        tp->connect(rings.first.rank, rings.first.size, rings.first.next);
-        dp->connect(rings.second.rank, rings.second.size, rings.second.next);
-      } catch (...) {
-        busy_ = false;
-        throw;
-      }
+    auto body = [this, tp, dp, rings] {
+      tp->connect(rings.first.rank, rings.first.size, rings.first.next);
+      dp->connect(rings.second.rank, rings.second.size, rings.second.next);
       connected_ = true;
-      busy_ = false;
-    });
-    Napi::Promise p = job->promise();
-    job->Queue();
-    return p;
+    };
+    return queue_job(new PoolJob(env, info.This().As<Napi::Object>(), body, {}, [this] { busy_ = false; }));
   }
 
   std::unique_ptr<ZmqRingCommunicator> tp_, dp_;
@@ -299,7 +272,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setParams", &EngineWrap::SetParams),
                         InstanceMethod("getGrads", &EngineWrap::GetGrads),
                         InstanceMethod("getOptimizerState", &EngineWrap::GetOptimizerState),
-                        InstanceMethod("setOptimizerState", &EngineWrap::SetOptimizerState),
                         InstanceMethod("optimizerStep", &EngineWrap::OptimizerStep),
                         InstanceMethod("trainStep", &EngineWrap::TrainStep),
                         InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
@@ -409,16 +381,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("v", copy_out(info.Env(), engine().optimizer().v()));
     return o;
   }
-  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    require_idle(env);
-    if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
-    Napi::Object o = info[0].As<Napi::Object>();
-    copy_in(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
-    copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
-    engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
-    return env.Undefined();
-  }
 
   // The whole model (TP = 1 layout) from the shards of the tensor-parallel group: a collective,
   // so it runs on the pool like a step, and every rank of the group must call it.
@@ -526,12 +488,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     });
   }
 
-  Napi::Value run_job(const Napi::CallbackInfo& info, EngineJob::Body body, EngineJob::Result result) {
-    auto* job = new EngineJob(info.Env(), engine_.get(), info.This().As<Napi::Object>(), std::move(body),
-                              std::move(result));
-    Napi::Promise p = job->promise();
-    job->Queue();
-    return p;
+  // A job that holds the engine's busy flag until it settles.
+  Napi::Value run_job(const Napi::CallbackInfo& info, PoolJob::Body body, PoolJob::Result result) {
+    Engine* e = engine_.get();
+    return queue_job(new PoolJob(info.Env(), info.This().As<Napi::Object>(), std::move(body), std::move(result),
+                                 [e] { e->busy = false; }));
   }
 
   Napi::Value TrainStep(const Napi::CallbackInfo& info) { return step_job(info, true); }

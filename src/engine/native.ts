@@ -109,7 +109,6 @@ export interface NativeEngine {
   setFullParams(params: Float32Array): void;
   setFullOptimizerState(state: OptimizerState): void;
   getOptimizerState(): OptimizerState;
-  setOptimizerState(state: OptimizerState): void;
   /** Sets the gradients and applies one optimizer update (synchronous; for tests and tools). */
   optimizerStep(grads: Float32Array, lr: number): { gradNorm: number; skipped: boolean };
   trainStep(batches: TrainBatch[], opts: { step: number; lr: number }): Promise<StepMetrics>;

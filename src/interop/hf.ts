@@ -39,13 +39,7 @@ export interface HfExportModelConfig {
 }
 
 /** Model config recovered from an HF config.json. */
-export interface HfImportedModelConfig {
-  layers: number;
-  hidden: number;
-  heads: number;
-  ffn: number;
-  vocab_size: number;
-  max_positions: number;
+export interface HfImportedModelConfig extends ModelDims {
   dropout: number;
   attention_dropout: number;
   bos_token_id?: number;

@@ -171,7 +171,8 @@ export class Agent {
     this.ipcDir = ipcDirFor(welcome.jobId, plan.nodeRank);
     fs.mkdirSync(this.ipcDir, { recursive: true, mode: 0o700 });
     const configJson = JSON.stringify(config);
-    const cpuLists = plan.bindCores ? coreSlices(allowedCpus(), plan.nprocPerNode) : undefined;
+    const cpus = plan.bindCores ? allowedCpus() : undefined;
+    const cpuLists = cpus ? coreSlices(cpus, plan.nprocPerNode) : undefined;
     for (let localRank = 0; localRank < plan.nprocPerNode; localRank++) {
       const rank = plan.nodeRank * plan.nprocPerNode + localRank;
       const env = workerEnv({
@@ -181,7 +182,7 @@ export class Agent {
         configJson,
         ipcDir: this.ipcDir,
         agentPid: process.pid,
-        cores: cpuLists ? allowedCpus().length : os.availableParallelism(),
+        cores: cpus ? cpus.length : os.availableParallelism(),
         base: process.env,
       });
       const logFile = path.join(logDir, rankLogName(rank));

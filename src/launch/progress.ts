@@ -3,14 +3,13 @@
 // <run.dir>/logs/launcher-node-R.jsonl, or, on a terminal, readable lines above a progress bar.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 
-import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import type { MultiBar, SingleBar } from 'cli-progress';
 import pino from 'pino';
-import pretty from 'pino-pretty';
 
 import type { CoordinatorEvent } from '../coordinator/coordinator';
 import type { StepReport } from '../coordinator/messages';
+import { stdoutLogStream } from '../train/log';
 
 /** One step of the whole job: the data-parallel ranks' reports combined. */
 export interface MergedStep extends StepReport {
@@ -82,21 +81,12 @@ export class LauncherView {
       append: true,
     });
     const streams: pino.StreamEntry[] = [{ stream: this.file }];
-    if (opts.tty ?? process.stdout.isTTY) {
-      const bars = (this.multibar = new MultiBar(
-        { format: ' {bar} {value}/{total} steps | loss {loss} | {tps} tok/s | eta {eta_formatted}', hideCursor: true },
-        Presets.shades_classic,
-      ));
-      const aboveBar = new Writable({
-        write(chunk, _enc, done) {
-          bars.log(String(chunk));
-          done();
-        },
-      });
-      streams.push({ stream: pretty({ destination: aboveBar, colorize: true, sync: true, hideObject: true }) });
-    } else {
-      streams.push({ stream: pino.destination({ dest: 1, sync: true }) });
-    }
+    const out = stdoutLogStream(
+      opts.tty ?? !!process.stdout.isTTY,
+      ' {bar} {value}/{total} steps | loss {loss} | {tps} tok/s | eta {eta_formatted}',
+    );
+    streams.push(out.stream);
+    this.multibar = out.multibar;
     this.log = pino(
       { base: { node: opts.nodeRank }, timestamp: pino.stdTimeFunctions.isoTime },
       pino.multistream(streams),

@@ -9,6 +9,25 @@ import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import pino from 'pino';
 import pretty from 'pino-pretty';
 
+/**
+ * Where a log's records go on stdout: on a terminal, readable lines (the message) above a progress
+ * bar drawn by the returned MultiBar; otherwise JSON lines. The launcher's view uses it too.
+ */
+export function stdoutLogStream(tty: boolean, barFormat: string): { stream: pino.StreamEntry; multibar?: MultiBar } {
+  if (!tty) return { stream: { stream: pino.destination({ dest: 1, sync: true }) } };
+  const multibar = new MultiBar({ format: barFormat, hideCursor: true }, Presets.shades_classic);
+  const aboveBar = new Writable({
+    write(chunk, _enc, done) {
+      multibar.log(String(chunk));
+      done();
+    },
+  });
+  return {
+    stream: { stream: pretty({ destination: aboveBar, colorize: true, sync: true, hideObject: true }) },
+    multibar,
+  };
+}
+
 export interface RunLogger {
   log: pino.Logger;
   /** Moves the progress bar (terminal only). */
@@ -34,23 +53,13 @@ export function createRunLogger(
   let multibar: MultiBar | undefined;
   let bar: SingleBar | undefined;
   if (!opts.quiet) {
-    if (process.stdout.isTTY) {
-      multibar = new MultiBar(
-        { format: ' {bar} {value}/{total} steps | loss {loss} | eta {eta_formatted}', hideCursor: true },
-        Presets.shades_classic,
-      );
-      bar = multibar.create(totalSteps, 0, { loss: '-' });
-      const bars = multibar;
-      const aboveBar = new Writable({
-        write(chunk, _enc, done) {
-          bars.log(String(chunk));
-          done();
-        },
-      });
-      streams.push({ stream: pretty({ destination: aboveBar, colorize: true, sync: true, hideObject: true }) });
-    } else {
-      streams.push({ stream: pino.destination({ dest: 1, sync: true }) });
-    }
+    const out = stdoutLogStream(
+      !!process.stdout.isTTY,
+      ' {bar} {value}/{total} steps | loss {loss} | eta {eta_formatted}',
+    );
+    streams.push(out.stream);
+    multibar = out.multibar;
+    bar = multibar?.create(totalSteps, 0, { loss: '-' });
   }
   const log = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams));
   return {

@@ -4,30 +4,17 @@
 // dropout on, reruns are bitwise identical.
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { readSafetensors } from '../../src/checkpoint';
+import { bin, freePort, root, startLauncher } from './launch-harness';
 
-const root = path.join(__dirname, '..', '..');
-const bin = path.join(root, 'bin', 'paratrain.js');
 const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
 const STEPS = 20;
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-dist-'));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A tiny model: 2 layers, hidden 32, 4 heads (TP up to 4), vocabulary 800 (padded under TP). */
 function tiny(arch: 'bert' | 'gpt', dir: string, extra: Record<string, string | number> = {}): string[] {
@@ -96,6 +83,16 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}) {
     timeout: 240_000,
   });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A 2-rank TP=2 GPT job that would run for a very long time, started in the background. */
+async function startLongJob(dir: string, flags: string[], sets: Record<string, string | number> = {}) {
+  const args = ['launch', '--nproc-per-node', '2', '--master-port', String(await freePort()), ...flags];
+  return startLauncher(
+    [...args, ...tiny('gpt', dir, { 'parallel.tensor': 2, 'train.steps': 100000, ...sets })],
+    {},
+    bin,
+  );
 }
 
 /** Waits until rank 0 has logged two steps, then returns the launcher's worker pids. */
@@ -264,70 +261,31 @@ describe('determinism and failure', () => {
 
   it('a stalled worker (SIGSTOP) makes its peers time out in a collective: the job stops with that cause', async () => {
     const dir = tmp();
-    const launcher = spawn(
-      process.execPath,
-      [
-        bin,
-        'launch',
-        '--nproc-per-node',
-        '2',
-        '--master-port',
-        String(await freePort()),
-        '--heartbeat-timeout',
-        '60',
-        ...tiny('gpt', dir, { 'parallel.tensor': 2, 'train.steps': 100000, 'parallel.comm_timeout_s': 2 }),
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    launcher.stderr.on('data', (d) => (stderr += String(d)));
-    launcher.stdout.resume();
-    const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
-    const workers = await runningWorkers(launcher.pid!, dir, 2);
+    const job = await startLongJob(dir, ['--heartbeat-timeout', '60'], { 'parallel.comm_timeout_s': 2 });
+    const workers = await runningWorkers(job.proc.pid!, dir, 2);
     const rank1 = workerWithRank(workers, 1);
     const stoppedAt = Date.now();
     process.kill(rank1, 'SIGSTOP');
-    const code = await exited;
+    const r = await job.exited;
     // Well before the 60 s heartbeat timeout: the 2 s collective timeout fired.
     expect(Date.now() - stoppedAt).toBeLessThan(30_000);
-    expect(code).not.toBe(0);
-    expect(stderr).toContain('ERR_COLLECTIVE_TIMEOUT');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('ERR_COLLECTIVE_TIMEOUT');
     for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
   });
 
   it('kill -9 of one worker: every process exits, the launcher fails and names the rank and signal', async () => {
     const dir = tmp();
-    const port = await freePort();
-    const launcher = spawn(
-      process.execPath,
-      [
-        bin,
-        'launch',
-        '--nproc-per-node',
-        '2',
-        '--master-port',
-        String(port),
-        '--heartbeat-interval',
-        '0.5',
-        '--heartbeat-timeout',
-        '5',
-        ...tiny('gpt', dir, { 'parallel.tensor': 2, 'train.steps': 100000 }),
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    launcher.stderr.on('data', (d) => (stderr += String(d)));
-    launcher.stdout.resume();
-    const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
-    const workers = await runningWorkers(launcher.pid!, dir, 2);
+    const job = await startLongJob(dir, ['--heartbeat-interval', '0.5', '--heartbeat-timeout', '5']);
+    const workers = await runningWorkers(job.proc.pid!, dir, 2);
     const rank1 = workerWithRank(workers, 1);
     const killedAt = Date.now();
     process.kill(rank1, 'SIGKILL');
-    const code = await exited;
+    const r = await job.exited;
     expect(Date.now() - killedAt).toBeLessThan(15_000);
-    expect(code).not.toBe(0);
-    expect(stderr).toMatch(/rank 1/);
-    expect(stderr).toContain('SIGKILL');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/rank 1/);
+    expect(r.stderr).toContain('SIGKILL');
     for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
   });
 });
