@@ -142,12 +142,29 @@ void Engine::require_groups() const {
                                   "): create it with its connected DataPlane before training or gathering");
 }
 
+// Every rank of the job must learn of a request raised by any one of them at the same step: the
+// flags are summed over the tensor-parallel group here and over the data-parallel group with the
+// metrics, which covers the whole TP × DP grid. Two doubles per step; no extra round trip.
+void Engine::agree_requests(StepMetrics& m) const {
+  if (tensor_parallel_->size() <= 1) return;
+  double flags[2] = {(m.requests & kRequestSave) ? 1.0 : 0.0, (m.requests & kRequestStop) ? 1.0 : 0.0};
+  tensor_parallel_->all_reduce_sum(flags, 2);
+  m.requests = (flags[0] > 0 ? kRequestSave : 0u) | (flags[1] > 0 ? kRequestStop : 0u);
+}
+
 void Engine::average_metrics(StepMetrics& m) const {
   if (!reducer_) return;
   // Sums over replicas; the means were per replica over its micro-batches.
-  double v[6] = {m.loss * m.batches, m.lm_loss * m.batches, m.nsp_loss * m.batches, static_cast<double>(m.batches),
-                 static_cast<double>(m.tokens), static_cast<double>(m.targets)};
-  reducer_->all_reduce_now(v, 6);
+  double v[8] = {m.loss * m.batches,
+                 m.lm_loss * m.batches,
+                 m.nsp_loss * m.batches,
+                 static_cast<double>(m.batches),
+                 static_cast<double>(m.tokens),
+                 static_cast<double>(m.targets),
+                 (m.requests & kRequestSave) ? 1.0 : 0.0,
+                 (m.requests & kRequestStop) ? 1.0 : 0.0};
+  reducer_->all_reduce_now(v, 8);
+  m.requests = (v[6] > 0 ? kRequestSave : 0u) | (v[7] > 0 ? kRequestStop : 0u);
   m.batches = static_cast<long>(v[3]);
   const double inv = m.batches > 0 ? 1.0 / static_cast<double>(m.batches) : 0.0;
   m.loss = v[0] * inv;
@@ -224,7 +241,7 @@ void Engine::check_staged(int slot) const {
   }
 }
 
-StepMetrics Engine::forward_backward(int micro_batches, uint64_t step) {
+StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t requests) {
   require_groups();
   use_threads();
   std::fill(grads_.begin(), grads_.end(), 0.0f);
@@ -261,12 +278,14 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step) {
     reducer_->finish();
     out.dp_wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
+  out.requests = requests;
+  agree_requests(out);
   average_metrics(out);
   return out;
 }
 
-StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr) {
-  StepMetrics out = forward_backward(micro_batches, step);
+StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr, uint32_t requests) {
+  StepMetrics out = forward_backward(micro_batches, step, requests);
   if (!std::isfinite(out.loss)) {
     out.skipped = true;
     out.grad_norm = NAN;

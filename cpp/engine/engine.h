@@ -46,7 +46,13 @@ struct StepMetrics {
   // part of the all-reduce that did not overlap backward.
   double dp_wait_ms = 0;
   bool skipped = false;
+  // Requests (kRequestSave | kRequestStop) raised by any rank during this step, the same on every
+  // rank afterwards: how a job agrees on the step at which it saves or stops.
+  uint32_t requests = 0;
 };
+
+constexpr uint32_t kRequestSave = 1u;
+constexpr uint32_t kRequestStop = 2u;
 
 class Engine {
  public:
@@ -74,8 +80,9 @@ class Engine {
   StagedBatch& stage(int slot);
   void check_staged(int slot) const;
 
-  StepMetrics forward_backward(int micro_batches, uint64_t step);
-  StepMetrics train_step(int micro_batches, uint64_t step, float lr);
+  // `requests`: this rank's pending save/stop requests, OR-ed over the whole job into the result.
+  StepMetrics forward_backward(int micro_batches, uint64_t step, uint32_t requests = 0);
+  StepMetrics train_step(int micro_batches, uint64_t step, float lr, uint32_t requests = 0);
   // Forward only; micro_batches may be 0 on a data-parallel replica that has no share of this call.
   StepMetrics evaluate(int micro_batches);
   // One optimizer update with the gradients already in grads() (tests and tools).
@@ -89,6 +96,7 @@ class Engine {
  private:
   void use_threads() const;
   void average_metrics(StepMetrics& m) const;
+  void agree_requests(StepMetrics& m) const;
   void require_groups() const;  // a TP/DP rank cannot compute without its communicators
   EngineConfig cfg_;
   ParamLayout layout_;

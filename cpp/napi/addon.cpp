@@ -113,6 +113,7 @@ Napi::Object metrics_object(Napi::Env env, const StepMetrics& m) {
   o.Set("batches", static_cast<double>(m.batches));
   o.Set("dpWaitMs", m.dp_wait_ms);
   o.Set("skipped", m.skipped);
+  o.Set("requests", static_cast<double>(m.requests));
   return o;
 }
 
@@ -272,6 +273,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setParams", &EngineWrap::SetParams),
                         InstanceMethod("getGrads", &EngineWrap::GetGrads),
                         InstanceMethod("getOptimizerState", &EngineWrap::GetOptimizerState),
+                        InstanceMethod("setOptimizerState", &EngineWrap::SetOptimizerState),
                         InstanceMethod("optimizerStep", &EngineWrap::OptimizerStep),
                         InstanceMethod("trainStep", &EngineWrap::TrainStep),
                         InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
@@ -372,6 +374,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value GetGrads(const Napi::CallbackInfo& info) {
     require_idle(info.Env());
     return copy_out(info.Env(), engine().grads());
+  }
+  // This rank's own optimizer state (the local layout of paramTable()), e.g. read back from its
+  // checkpoint slices.
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
+    Napi::Object o = info[0].As<Napi::Object>();
+    copy_in(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
+    copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
+    engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
+    return env.Undefined();
   }
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
     require_idle(info.Env());
@@ -505,12 +519,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
     const uint64_t step = static_cast<uint64_t>(get_num(opts, "step", 0));
     const float lr = static_cast<float>(get_num(opts, "lr", 0));
+    const uint32_t requests = static_cast<uint32_t>(get_num(opts, "requests", 0)) & (kRequestSave | kRequestStop);
     engine_->busy = true;
     auto metrics = std::make_shared<StepMetrics>();
     Engine* e = engine_.get();
     return run_job(
         info,
-        [=] { *metrics = apply_optimizer ? e->train_step(count, step, lr) : e->forward_backward(count, step); },
+        [=] {
+          *metrics = apply_optimizer ? e->train_step(count, step, lr, requests)
+                                     : e->forward_backward(count, step, requests);
+        },
         [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics); });
   }
 
@@ -564,7 +582,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("DataPlane", DataPlaneWrap::Define(env));
   exports.Set("backend", Napi::String::New(env, "cpu"));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   exports.Set("blasCore", Napi::String::New(env, openblas_get_corename()));
   return exports;
 }

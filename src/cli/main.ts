@@ -11,7 +11,8 @@ import { generate } from '../infer/generate';
 import { loadModel } from '../infer/load';
 import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
-import { train } from '../train/trainer';
+import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
+import { train, TrainRequests } from '../train/trainer';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
 export const DEFAULT_CONFIG = 'bert-mini';
@@ -35,14 +36,31 @@ export function buildCli(): Command {
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
     .action(async (o: { config: string; set: string[]; resume?: string }) => {
       const config = loadConfig({ config: o.config, set: o.set });
-      const result = await train(config, { resume: o.resume });
-      const first = result.steps[0],
-        last = result.steps[result.steps.length - 1];
-      if (first && last)
-        process.stderr.write(
-          `paratrain: trained steps ${first.step}..${last.step}: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}; ` +
-            `checkpoint ${result.checkpoints[result.checkpoints.length - 1] ?? '(none)'}\n`,
-        );
+      // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.
+      // SIGUSR2: save after the current step and go on. A second SIGTERM stops at once.
+      const requests = new TrainRequests();
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (signal === 'SIGUSR2') return requests.raise(REQUEST_SAVE, `${signal}`);
+        if (requests.pending & REQUEST_STOP && signal === 'SIGTERM') process.exit(143);
+        process.stderr.write(`paratrain: received ${signal}: saving after this step, then stopping\n`);
+        requests.raise(REQUEST_STOP, signal);
+      };
+      const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGUSR1', 'SIGUSR2'];
+      for (const sig of signals) process.on(sig, onSignal);
+      try {
+        const result = await train(config, { resume: o.resume, requests });
+        const first = result.steps[0],
+          last = result.steps[result.steps.length - 1];
+        if (first && last)
+          process.stderr.write(
+            `paratrain: trained steps ${first.step}..${last.step}: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}; ` +
+              `checkpoint ${result.checkpoints[result.checkpoints.length - 1] ?? '(none)'}` +
+              (result.stopped ? `; stopped early (${result.stopped.reason}): continue with --resume auto` : '') +
+              '\n',
+          );
+      } finally {
+        for (const sig of signals) process.off(sig, onSignal);
+      }
     });
 
   program

@@ -96,10 +96,15 @@ export const configSchema = z
       .object({
         /** Save every N steps (0 = only at the end). */
         every: nonNegativeInt.default(0),
+        /** Also save when this many minutes have passed since the last save (0 = off). */
+        every_minutes: z.number().nonnegative().default(0),
+        /** Keep the newest N committed checkpoints (at least 2). */
         keep: z.number().int().min(2).default(3),
+        /** Write shards in the background from a host copy while training goes on (one save in flight). */
+        async: z.boolean().default(false),
       })
       .strict()
-      .default({ every: 0, keep: 3 }),
+      .default({ every: 0, every_minutes: 0, keep: 3, async: false }),
     run: z
       .object({ dir: z.string().min(1).default('runs/default') })
       .strict()

@@ -72,7 +72,13 @@ export interface StepMetrics {
   dpWaitMs: number;
   /** Non-finite loss or gradients: the update was not applied. */
   skipped: boolean;
+  /** Save/stop requests (REQUEST_SAVE | REQUEST_STOP) raised by any rank for this step: the same on every rank. */
+  requests: number;
 }
+
+/** Bits of trainStep's `requests`: a rank asks the whole job to save (and stop) after this step. */
+export const REQUEST_SAVE = 1;
+export const REQUEST_STOP = 2;
 
 export interface LogitsResult {
   /** [rows.length, vocab] */
@@ -109,10 +115,13 @@ export interface NativeEngine {
   setFullParams(params: Float32Array): void;
   setFullOptimizerState(state: OptimizerState): void;
   getOptimizerState(): OptimizerState;
+  /** This rank's own optimizer state, in the paramTable() layout. */
+  setOptimizerState(state: OptimizerState): void;
   /** Sets the gradients and applies one optimizer update (synchronous; for tests and tools). */
   optimizerStep(grads: Float32Array, lr: number): { gradNorm: number; skipped: boolean };
-  trainStep(batches: TrainBatch[], opts: { step: number; lr: number }): Promise<StepMetrics>;
-  forwardBackward(batches: TrainBatch[], opts: { step: number }): Promise<StepMetrics>;
+  /** `requests`: this rank's pending REQUEST_* bits, OR-ed over the whole job into the result's `requests`. */
+  trainStep(batches: TrainBatch[], opts: { step: number; lr: number; requests?: number }): Promise<StepMetrics>;
+  forwardBackward(batches: TrainBatch[], opts: { step: number; requests?: number }): Promise<StepMetrics>;
   evaluate(batches: TrainBatch[]): Promise<StepMetrics>;
   logits(batch: TrainBatch): Promise<LogitsResult>;
 }
@@ -161,7 +170,7 @@ export interface NativeAddon {
   blasCore: string;
 }
 
-export const ADDON_ABI_VERSION = 2;
+export const ADDON_ABI_VERSION = 3;
 
 export class NativeLoadError extends Error {
   readonly code = 'ERR_NATIVE_LOAD';

@@ -6,14 +6,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 
-import { loadCheckpoint, OPTIMIZER_STATE_PREFIX, saveCheckpoint, type NamedTensor } from '../checkpoint';
 import { maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
 import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
-import { createEngine, joinFlat, splitFlat } from '../engine/engine';
-import type { NativeEngine, StepMetrics } from '../engine/native';
+import { createEngine } from '../engine/engine';
+import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
+import {
+  checkpointRoot,
+  CheckpointSaver,
+  commitLocally,
+  findResumePoint,
+  restoreRank,
+  type CommitShard,
+  type SaveTiming,
+} from './checkpointing';
 import { createRunLogger, type RunLogger } from './log';
 import { learningRate, scheduleFromConfig } from './schedule';
 
@@ -27,9 +35,24 @@ export class TrainingError extends Error {
 }
 
 export interface TrainOptions {
-  /** A checkpoint step directory, a checkpoints root, or 'auto' (this run's newest, if any). */
+  /** A checkpoint step directory, a checkpoints root, or 'auto' (this run's newest good one, if any). */
   resume?: string;
   quiet?: boolean;
+  /** Save/stop requests raised from outside the loop (signals, the coordinator). */
+  requests?: TrainRequests;
+}
+
+/**
+ * Pending requests of this rank, polled before every step. The engine ORs them over the whole job
+ * during the step, so every rank saves (and stops) after the same step.
+ */
+export class TrainRequests {
+  pending = 0;
+  reason = '';
+  raise(bits: number, reason: string): void {
+    this.pending |= bits;
+    this.reason ||= reason;
+  }
 }
 
 /** What one rank of a distributed job brings to the loop (see src/worker/main.ts). */
@@ -50,6 +73,10 @@ export interface RankContext {
   onEval?(step: number, loss: number): void;
   /** Heartbeat phases: saves and evaluation may stall the step loop. */
   setPhase?(phase: 'train' | 'eval' | 'save'): void;
+  /** The checkpoint the coordinator chose and verified ('' or undefined: start fresh). */
+  resumeDir?: string;
+  /** Sends this rank's shard report to the coordinator; resolves once the checkpoint is committed. */
+  commitShard: CommitShard;
 }
 
 export interface StepRecord {
@@ -65,12 +92,13 @@ export interface TrainResult {
   steps: StepRecord[];
   evals: Array<{ step: number; loss: number }>;
   checkpoints: string[];
+  saves: SaveTiming[];
   finalStep: number;
+  /** Set when a stop request ended the run early (after saving). */
+  stopped?: { step: number; reason: string };
 }
 
-export function checkpointRoot(c: Config): string {
-  return path.join(c.run.dir, 'checkpoints');
-}
+export { checkpointRoot };
 
 export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
   return openDataset({
@@ -98,14 +126,6 @@ function modelIdentity(c: Config): string {
   return JSON.stringify([m.arch, m.layers, m.hidden, m.heads, m.ffn, m.vocab_size, m.max_positions ?? m.seq_len]);
 }
 
-export function optimizerTensors(table: ReturnType<NativeEngine['paramTable']>, m: Float32Array, v: Float32Array) {
-  return [...splitFlat(table, m, OPTIMIZER_STATE_PREFIX.m), ...splitFlat(table, v, OPTIMIZER_STATE_PREFIX.v)];
-}
-
-function byName(tensors: NamedTensor[]) {
-  return new Map(tensors.map((t) => [t.name, t]));
-}
-
 export async function train(c: Config, opts: TrainOptions = {}, rank?: RankContext): Promise<TrainResult> {
   if (c.parallel.tensor !== 1 && !rank)
     throw new TrainingError(
@@ -128,47 +148,67 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   const { log } = logger;
   const { dataset, tokenizer } = await openRunData(c);
   const engine = rank?.engine ?? createEngine(c);
-  // Checkpoints always hold the whole model (the TP = 1 layout); a tensor-parallel rank gathers
-  // its group's shards to save and takes its own shard when it loads.
-  const table = engine.fullParamTable();
-  const dpRank = rank?.dpRank ?? 0,
-    dpSize = rank?.dpSize ?? 1;
-  const leader = !rank || rank.rank === 0;
+  const place = rank ?? { rank: 0, tpRank: 0, tpSize: 1, dpRank: 0, dpSize: 1 };
+  const { dpRank, dpSize } = place;
+  const leader = place.rank === 0;
   const microBatch = c.train.micro_batch;
   const replicaBatch = microBatch * c.train.grad_accum;
   const globalBatch = replicaBatch * dpSize;
+  const requests = opts.requests ?? new TrainRequests();
   let step = 0;
+  // The data position: samples consumed before `resumedAt` (another global batch size may have
+  // consumed them), then globalBatch per step.
+  let resumedAt = 0,
+    consumedAtResume = 0;
 
-  const resumeFrom = resolveResume(c, opts.resume);
+  const resumeFrom = await findResumePoint(c, opts.resume, rank?.resumeDir, (dir, reason) =>
+    log.warn({ event: 'resume-skip', checkpoint: dir, reason }, `skipping checkpoint ${dir}: ${reason}`),
+  );
   if (resumeFrom) {
-    const ckpt = await loadCheckpoint(resumeFrom);
-    const saved = ckpt.config as Config;
-    if (ckpt.arch !== c.model.arch || modelIdentity(saved) !== modelIdentity(c))
+    const { dir, manifest } = resumeFrom;
+    const saved = JSON.parse(manifest.configJson) as Config;
+    if (manifest.arch !== c.model.arch || modelIdentity(saved) !== modelIdentity(c))
       throw new TrainingError(
         'ERR_CHECKPOINT_MISMATCH',
-        `checkpoint ${ckpt.dir} holds a different model (${JSON.stringify(saved.model)}); this run's model is ` +
+        `checkpoint ${dir} holds a different model (${JSON.stringify(saved.model)}); this run's model is ` +
           `${JSON.stringify(c.model)}`,
       );
-    if (ckpt.tokenizerJson !== undefined && ckpt.tokenizerJson !== tokenizer.toJSON())
-      throw new TrainingError(
-        'ERR_TOKENIZER_MISMATCH',
-        `checkpoint ${ckpt.dir} was trained with another tokenizer than this run's (data.tokenizer / data.corpus ` +
-          `changed); resume with the same data settings or point data.tokenizer at ${path.join(ckpt.dir, 'tokenizer.json')}`,
+    if (manifest.tokenizerFile !== '') {
+      const tokenizerJson = fs.readFileSync(path.join(dir, manifest.tokenizerFile), 'utf8');
+      if (tokenizerJson !== tokenizer.toJSON())
+        throw new TrainingError(
+          'ERR_TOKENIZER_MISMATCH',
+          `checkpoint ${dir} was trained with another tokenizer than this run's (data.tokenizer / data.corpus ` +
+            `changed); resume with the same data settings or point data.tokenizer at ${path.join(dir, manifest.tokenizerFile)}`,
+        );
+    }
+    if (saved.train.seed !== c.train.seed)
+      log.warn(
+        { event: 'resume-seed', saved: saved.train.seed, now: c.train.seed },
+        `train.seed changed from ${saved.train.seed} to ${c.train.seed}: dropout masks will differ from the saved run's`,
       );
-    engine.setFullParams(joinFlat(table, byName(ckpt.params), '', ckpt.dir));
-    const state = byName(ckpt.optimizer.state);
-    engine.setFullOptimizerState({
-      step: ckpt.optimizer.step,
-      m: joinFlat(table, state, OPTIMIZER_STATE_PREFIX.m, ckpt.dir),
-      v: joinFlat(table, state, OPTIMIZER_STATE_PREFIX.v, ckpt.dir),
-    });
-    step = ckpt.step;
-    log.info({ event: 'resume', checkpoint: ckpt.dir, step }, `resumed from ${ckpt.dir} at step ${step}`);
+    const restored = await restoreRank(engine, resumeFrom);
+    step = resumedAt = manifest.step;
+    consumedAtResume = manifest.consumedSamples;
+    log.info(
+      {
+        event: 'resume',
+        checkpoint: dir,
+        step,
+        consumed_samples: consumedAtResume,
+        saved_layout: manifest.layout,
+        read_bytes: restored.bytesRead,
+        read_ms: restored.ms,
+      },
+      `resumed from ${dir} at step ${step} (saved at TP ${manifest.layout.tensorParallel} × DP ` +
+        `${manifest.layout.dataParallel})`,
+    );
   } else {
-    if (opts.resume === 'auto')
+    if (opts.resume === 'auto' || rank?.resumeDir === '')
       log.info({ event: 'resume', checkpoint: null }, 'no checkpoint to resume; starting at step 0');
     engine.initParams(c.train.seed);
   }
+  const consumedAt = (s: number) => consumedAtResume + (s - resumedAt) * globalBatch;
 
   const params = engine.numParams();
   log.info(
@@ -190,47 +230,54 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   // its micro-batch i is the single-process run's micro-batch r·grad_accum + i.
   const batchesFor = (s: number): TrainBatch[] =>
     Array.from({ length: c.train.grad_accum }, (_, i) =>
-      dataset.batch('train', s * globalBatch + dpRank * replicaBatch + i * microBatch, microBatch),
+      dataset.batch('train', consumedAt(s) + dpRank * replicaBatch + i * microBatch, microBatch),
     );
-  const result: TrainResult = { steps: [], evals: [], checkpoints: [], finalStep: step };
+  const result: TrainResult = { steps: [], evals: [], checkpoints: [], saves: [], finalStep: step };
   const started = Date.now();
   let next = step < c.train.steps ? batchesFor(step) : [];
 
-  const saveAt = async (done: number) => {
-    // Replicas hold identical weights: the first one's tensor-parallel group gathers, rank 0 writes.
-    if (dpRank !== 0) return;
+  const saver = new CheckpointSaver(
+    c,
+    engine,
+    place,
+    rank?.commitShard ?? commitLocally(c),
+    (t) => {
+      result.checkpoints.push(t.dir);
+      result.saves.push(t);
+      log.info(
+        {
+          event: 'checkpoint',
+          step: t.step,
+          dir: t.dir,
+          bytes: t.bytes,
+          write_ms: t.writeMs,
+          ms: t.totalMs,
+          blocked_ms: t.blockedMs,
+        },
+        `saved ${t.dir}`,
+      );
+    },
+    tokenizer.toJSON(),
+  );
+  let lastSaved = resumeFrom ? step : -1;
+  const saveAt = async (done: number, sync: boolean) => {
     rank?.setPhase?.('save');
-    const t0 = Date.now();
-    const state = await engine.gatherOptimizerState();
-    const params = await engine.gatherParams();
-    if (!leader) {
-      rank?.setPhase?.('train');
-      return;
-    }
-    const saved = await saveCheckpoint(
-      checkpointRoot(c),
-      {
-        step: done,
-        consumedSamples: done * globalBatch,
-        config: c,
-        arch: c.model.arch,
-        optimizer: { name: c.optimizer.name, step: state.step, state: optimizerTensors(table, state.m, state.v) },
-        params: splitFlat(table, params),
-        tokenizerJson: tokenizer.toJSON(),
-      },
-      { keep: c.checkpoint.keep },
-    );
+    await saver.save(done, consumedAt(done), schedule, sync);
     rank?.setPhase?.('train');
-    result.checkpoints.push(saved.dir);
-    log.info({ event: 'checkpoint', step: done, dir: saved.dir, ms: Date.now() - t0 }, `saved ${saved.dir}`);
+    lastSaved = done;
   };
 
   while (step < c.train.steps) {
     const lr = learningRate(schedule, step);
     const t0 = Date.now();
-    const running = engine.trainStep(next, { step, lr });
+    // Save requests count from rank 0 only (the coordinator tells every rank; one raise is enough,
+    // and a late copy elsewhere must not cause a second save). Stop requests from anyone.
+    let mine = requests.pending & (leader ? REQUEST_SAVE | REQUEST_STOP : REQUEST_STOP);
+    if (leader && saver.timeDue()) mine |= REQUEST_SAVE;
+    const running = engine.trainStep(next, { step, lr, requests: mine });
     next = step + 1 < c.train.steps ? batchesFor(step + 1) : []; // overlaps the native step
     const m: StepMetrics = await running;
+    requests.pending &= ~m.requests;
     const ms = Date.now() - t0;
     if (m.skipped || !Number.isFinite(m.loss)) {
       const what = `loss ${m.loss}, grad norm ${m.gradNorm} at step ${step + 1}`;
@@ -246,7 +293,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     const record: StepRecord = { step, loss: m.loss, lmLoss: m.lmLoss, nspLoss: m.nspLoss, gradNorm: m.gradNorm, lr };
     result.steps.push(record);
     const tokensPerS = Math.round((m.tokens / Math.max(ms, 1)) * 1000);
-    rank?.onStep?.(record, { tokensPerS, stepMs: ms, skipped: m.skipped, consumedSamples: step * globalBatch });
+    rank?.onStep?.(record, { tokensPerS, stepMs: ms, skipped: m.skipped, consumedSamples: consumedAt(step) });
     if (step % c.train.log_every === 0 || step === c.train.steps) {
       const losses = c.model.arch === 'bert' ? { mlm_loss: m.lmLoss, nsp_loss: m.nspLoss } : { lm_loss: m.lmLoss };
       log.info(
@@ -259,7 +306,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           tokens_per_s: tokensPerS,
           step_ms: ms,
           elapsed_ms: Date.now() - started,
-          consumed_samples: step * globalBatch,
+          consumed_samples: consumedAt(step),
           ...(dpSize > 1 ? { dp_wait_ms: Number(m.dpWaitMs.toFixed(1)) } : {}),
         },
         `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}` +
@@ -268,16 +315,29 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       );
     }
     logger.progress(step, m.loss);
+    const stop = (m.requests & REQUEST_STOP) !== 0;
     const evalDue = (c.train.eval_every > 0 && step % c.train.eval_every === 0) || step === c.train.steps;
-    if (evalDue) {
+    if (evalDue && !stop) {
       rank?.setPhase?.('eval');
       const loss = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);
       rank?.setPhase?.('train');
       rank?.onEval?.(step, loss);
       result.evals.push({ step, loss });
     }
-    if ((c.checkpoint.every > 0 && step % c.checkpoint.every === 0) || step === c.train.steps) await saveAt(step);
+    const last = step === c.train.steps || stop;
+    const due =
+      (c.checkpoint.every > 0 && step % c.checkpoint.every === 0) || (m.requests & REQUEST_SAVE) !== 0 || last;
+    if (due && lastSaved !== step) await saveAt(step, last);
+    if (stop) {
+      result.stopped = { step, reason: requests.reason || 'a stop request' };
+      log.warn(
+        { event: 'stopped', step, reason: result.stopped.reason },
+        `stopped at step ${step} (${result.stopped.reason}); continue with --resume auto`,
+      );
+      break;
+    }
   }
+  await saver.drain();
   result.finalStep = step;
   return result;
 }
@@ -321,16 +381,4 @@ async function evaluate(
     `eval at step ${step}: ${(loss / n).toFixed(4)}`,
   );
   return loss / n;
-}
-
-function resolveResume(c: Config, resume: string | undefined): string | undefined {
-  if (!resume) return undefined;
-  if (resume === 'auto') {
-    // torchrun-style: resume when this run has a committed checkpoint, else start fresh.
-    const root = checkpointRoot(c);
-    return fs.existsSync(path.join(root, 'latest')) ? root : undefined;
-  }
-  if (!fs.existsSync(resume))
-    throw new TrainingError('ERR_CHECKPOINT_NOT_FOUND', `--resume ${resume}: no such checkpoint directory`);
-  return resume;
 }

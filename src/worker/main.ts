@@ -93,6 +93,7 @@ async function runWorker(control: ControlClient): Promise<void> {
       dpRank: a.dpRank,
       dpSize: a.dpSize,
       engine,
+      commitShard: () => Promise.reject(new Error('TEMP: coordinator commit relay not merged yet')),
       setPhase: (p) => control.setPhase(p),
       onEval: (_step, loss) => (lastEval = loss),
       onStep: (r, d) => {

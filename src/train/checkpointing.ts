@@ -1,0 +1,211 @@
+// checkpointing.ts — the trainer's side of checkpoints: when to save, writing this rank's shard
+// (in the background when checkpoint.async is on, at most one save in flight), handing the shard's
+// report to whoever commits it, and restoring this rank's slices on resume.
+import * as path from 'node:path';
+
+import {
+  checkpointDirFor,
+  commitCheckpoint,
+  readCheckpointManifest,
+  readRankState,
+  selectResumeCheckpoint,
+  writeShard,
+  type CheckpointHeader,
+  type CheckpointManifest,
+  type ShardReport,
+} from '../checkpoint';
+import type { Config } from '../config/schema';
+import type { NativeEngine } from '../engine/native';
+import { learningRate, type ScheduleSpec } from './schedule';
+
+export function checkpointRoot(c: Config): string {
+  return path.join(c.run.dir, 'checkpoints');
+}
+
+/** Where a rank's shard report goes: the coordinator (distributed) or commitCheckpoint here. */
+export type CommitShard = (report: ShardReport) => Promise<{ dir: string }>;
+
+/** The rule that derives every dropout stream from the seed (recorded in the manifest). */
+export const RNG_SCHEME = 'counter(seed, (step*dp_size + dp_rank)*grad_accum + micro_batch)';
+
+export interface SaveTiming {
+  step: number;
+  dir: string;
+  /** This rank's shard: bytes and time to write them (fsync included). */
+  bytes: number;
+  writeMs: number;
+  /** From the save's start to its commit. */
+  totalMs: number;
+  /** How long the step loop was held up by this save (copy + waiting for it, or for its predecessor). */
+  blockedMs: number;
+}
+
+export interface RankPlace {
+  rank: number;
+  tpRank: number;
+  tpSize: number;
+  dpRank: number;
+  dpSize: number;
+}
+
+/** Saves of one rank. `save` returns once the step loop may go on; `drain` waits for the last commit. */
+export class CheckpointSaver {
+  private inFlight: Promise<SaveTiming> | undefined;
+  private failed: Error | undefined;
+  private lastSaveMs = Date.now();
+
+  constructor(
+    private readonly c: Config,
+    private readonly engine: NativeEngine,
+    private readonly place: RankPlace,
+    private readonly commit: CommitShard,
+    private readonly onSaved: (t: SaveTiming) => void,
+    private readonly tokenizerJson: string,
+  ) {}
+
+  /** Whether checkpoint.every_minutes has elapsed since the last save (rank 0's clock decides). */
+  timeDue(now = Date.now()): boolean {
+    const minutes = this.c.checkpoint.every_minutes;
+    return minutes > 0 && now - this.lastSaveMs >= minutes * 60_000;
+  }
+
+  /**
+   * Saves the engine's state after `step`. Async mode returns after the host copy; the write and
+   * commit go on behind the next steps. `sync` forces waiting for the commit (end of run, stop).
+   */
+  async save(step: number, consumedSamples: number, schedule: ScheduleSpec, sync: boolean): Promise<void> {
+    const t0 = Date.now();
+    this.lastSaveMs = t0;
+    await this.waitPrevious();
+    // Copies: the engine goes on training while the shard is written from these.
+    const params = this.engine.getParams();
+    const state = this.engine.getOptimizerState();
+    const { rank, tpRank, tpSize, dpRank, dpSize } = this.place;
+    const header: CheckpointHeader | undefined =
+      rank === 0 ? this.header(step, consumedSamples, schedule, state.step) : undefined;
+    const dir = checkpointDirFor(checkpointRoot(this.c), step);
+    const copiedMs = Date.now() - t0;
+    const running = (async (): Promise<SaveTiming> => {
+      const report = await writeShard(
+        dir,
+        {
+          step,
+          rank,
+          tpRank,
+          tpSize,
+          dpRank,
+          dpSize,
+          table: this.engine.paramTable(),
+          params,
+          optimizer: { name: this.c.optimizer.name, step: state.step, m: state.m, v: state.v },
+          ...(rank === 0 ? { tokenizerJson: this.tokenizerJson } : {}),
+        },
+        header,
+      );
+      // Testing and debugging: hold a written, uncommitted shard (the window a crash may hit).
+      const holdMs = Number(process.env.PARATRAIN_DEBUG_SAVE_DELAY_MS ?? 0);
+      if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
+      const committed = await this.commit(report);
+      return {
+        step,
+        dir: committed.dir,
+        bytes: report.bytes,
+        writeMs: report.writeMs,
+        totalMs: Date.now() - t0,
+        blockedMs: copiedMs,
+      };
+    })();
+    this.inFlight = running.then(
+      (t) => {
+        this.onSaved(t);
+        return t;
+      },
+      (err: Error) => {
+        this.failed = err;
+        throw err;
+      },
+    );
+    // A background save's failure surfaces at the next save or at drain().
+    this.inFlight.catch(() => undefined);
+    if (sync || !this.c.checkpoint.async) await this.waitPrevious();
+  }
+
+  /** Waits for the save in flight, if any; rethrows its failure. */
+  async drain(): Promise<void> {
+    await this.waitPrevious();
+  }
+
+  private async waitPrevious(): Promise<void> {
+    const previous = this.inFlight;
+    this.inFlight = undefined;
+    if (previous) await previous;
+    if (this.failed) throw this.failed;
+  }
+
+  private header(
+    step: number,
+    consumedSamples: number,
+    schedule: ScheduleSpec,
+    optimizerStep: number,
+  ): CheckpointHeader {
+    const c = this.c;
+    return {
+      step,
+      consumedSamples,
+      config: c,
+      arch: c.model.arch,
+      optimizer: { name: c.optimizer.name, step: optimizerStep },
+      layout: { tensorParallel: this.place.tpSize, dataParallel: this.place.dpSize },
+      training: {
+        rng: { seed: c.train.seed, scheme: RNG_SCHEME },
+        schedule: {
+          kind: schedule.kind,
+          lr: schedule.lr,
+          minLr: schedule.minLr,
+          steps: schedule.steps,
+          warmupSteps: schedule.warmupSteps,
+          power: schedule.power,
+          nextLr: learningRate(schedule, step),
+        },
+        lossScale: { enabled: false, scale: 1, growthTracker: 0 },
+      },
+    };
+  }
+}
+
+/** A single process commits its own shard. */
+export function commitLocally(c: Config): CommitShard {
+  return async (report) => {
+    const saved = await commitCheckpoint(checkpointRoot(c), [report], { keep: c.checkpoint.keep });
+    return { dir: saved.dir };
+  };
+}
+
+export interface ResumePoint {
+  dir: string;
+  manifest: CheckpointManifest;
+}
+
+/**
+ * The checkpoint to resume from. `verifiedDir` comes from the coordinator, which has verified it
+ * already; otherwise `spec` ('auto' or a path) is resolved and verified here.
+ */
+export async function findResumePoint(
+  c: Config,
+  spec: string | undefined,
+  verifiedDir: string | undefined,
+  onSkip: (dir: string, reason: string) => void,
+): Promise<ResumePoint | undefined> {
+  if (verifiedDir) return { dir: verifiedDir, manifest: await readCheckpointManifest(verifiedDir) };
+  if (!spec) return undefined;
+  return selectResumeCheckpoint(spec, checkpointRoot(c), onSkip);
+}
+
+/** Loads this rank's slices of every parameter and optimizer moment (any saved layout). */
+export async function restoreRank(engine: NativeEngine, at: ResumePoint): Promise<{ bytesRead: number; ms: number }> {
+  const t0 = Date.now();
+  const state = await readRankState(at.dir, at.manifest, engine.paramTable(), { optimizer: true });
+  engine.setParams(state.params);
+  engine.setOptimizerState({ step: state.optimizerStep, m: state.m!, v: state.v! });
+  return { bytesRead: state.bytesRead, ms: Date.now() - t0 };
+}
