@@ -3,3 +3,4 @@ export * from './errors';
 export * from './safetensors';
 export * from './manifest';
 export * from './checkpoint';
+export * from './sharded';
