@@ -108,7 +108,8 @@ export function checkTableEntry(t: ShardTensor, bufferLength: number): void {
       isCount(t.shardStart) &&
       isCount(t.shardValid) &&
       t.shardValid <= (t.shape[d] as number) &&
-      t.shardStart + t.shardValid <= (t.globalShape[d] as number);
+      // A rank whose vocabulary shard is all padding starts past the end and holds nothing.
+      (t.shardValid === 0 || t.shardStart + t.shardValid <= (t.globalShape[d] as number));
     if (!fits) {
       throw invalidArg(
         `${where}: shard [${t.shardStart}, ${t.shardStart + t.shardValid}) along dim ${d} does not fit local size ${t.shape[d]} and global size ${t.globalShape[d]}`,

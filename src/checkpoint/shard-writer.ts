@@ -183,7 +183,8 @@ export async function writeShard(dir: string, shard: RankShard, header?: Checkpo
       .filter((u) => u.writer.rank === shard.rank)
       .map((u) => u.index),
   );
-  const units = shard.table.filter((_, i) => mine.has(i));
+  // A shard that is all padding holds no element of the tensor: nothing to write.
+  const units = shard.table.filter((t, i) => mine.has(i) && (t.splitDim < 0 || t.shardValid > 0));
   const model = units.map((t) => validPiece(t, shard.params, t.name));
   const optimizer = [
     ...units.map((t) => validPiece(t, shard.optimizer.m, OPTIMIZER_STATE_PREFIX.m + t.name)),

@@ -11,6 +11,7 @@ import { generate } from '../infer/generate';
 import { loadModel } from '../infer/load';
 import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
+import { registerCheckpointCommand } from './checkpoint-command';
 import { train } from '../train/trainer';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
@@ -165,6 +166,7 @@ export function buildCli(): Command {
       },
     );
   registerLaunchCommand(program);
+  registerCheckpointCommand(program);
   return program;
 }
 

@@ -162,7 +162,7 @@ describe.each(['bert', 'gpt'] as const)('%s: every layout trains like the single
     expect(Math.abs(e1 - e2) / e2).toBeLessThan(1e-5);
     // The checkpoint holds the whole model (gathered from the shards), close to the reference's.
     const ckpt = (d: string) =>
-      path.join(d, 'checkpoints', `step-${String(STEPS).padStart(7, '0')}`, 'model.safetensors');
+      path.join(d, 'checkpoints', `step-${String(STEPS).padStart(7, '0')}`, 'model-tp00-dp00.safetensors');
     const [a, b] = [await readSafetensors(ckpt(dir)), await readSafetensors(ckpt(want))];
     const bByName = new Map(b.tensors.map((t) => [t.name, t]));
     for (const t of a.tensors) {
@@ -192,7 +192,7 @@ describe('determinism and failure', () => {
     const a = await run(),
       b = await run();
     expect(a.lines.map((l) => [l.loss, l.grad_norm])).toEqual(b.lines.map((l) => [l.loss, l.grad_norm]));
-    const file = (d: string) => path.join(d, 'checkpoints', 'step-0000008', 'model.safetensors');
+    const file = (d: string) => path.join(d, 'checkpoints', 'step-0000008', 'model-tp00-dp00.safetensors');
     expect(fs.readFileSync(file(a.dir)).equals(fs.readFileSync(file(b.dir)))).toBe(true);
   });
 
