@@ -1,5 +1,12 @@
 export type CheckpointErrorCode =
-  'ERR_CHECKPOINT_CORRUPT' | 'ERR_CHECKPOINT_NOT_FOUND' | 'ERR_CHECKPOINT_UNSUPPORTED' | 'ERR_CHECKPOINT_INVALID_ARG';
+  | 'ERR_CHECKPOINT_CORRUPT'
+  | 'ERR_CHECKPOINT_NOT_FOUND'
+  | 'ERR_CHECKPOINT_UNSUPPORTED'
+  | 'ERR_CHECKPOINT_INVALID_ARG'
+  /** The checkpoint holds other tensors or shapes than the model that loads it. */
+  | 'ERR_CHECKPOINT_MISMATCH'
+  /** A rank's shard report is malformed, or the reports of one save do not fit together. */
+  | 'ERR_SHARD_REPORT';
 
 /** Error with a stable `code` so callers (CLI, resume logic) can branch without parsing messages. */
 export class CheckpointError extends Error {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { isErrnoException } from './errors';
+import { corrupt, isErrnoException } from './errors';
 
 /** Largest single write/read; FileHandle I/O is limited to < 2 GiB per call. */
 export const IO_CHUNK = 64 * 1024 * 1024;
@@ -69,6 +69,21 @@ export async function atomicWrite<T>(target: string, produce: (fh: fsp.FileHandl
       await fh.close().catch(() => undefined);
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
+  }
+}
+
+/** Fills `target` from `position` of the file (positional reads, in chunks); a short file is corrupt. */
+export async function readExactlyAt(
+  fh: fsp.FileHandle,
+  target: Uint8Array,
+  position: number,
+  file: string,
+): Promise<void> {
+  for (let done = 0; done < target.byteLength;) {
+    const len = Math.min(IO_CHUNK, target.byteLength - done);
+    const { bytesRead } = await fh.read(target, done, len, position + done);
+    if (bytesRead === 0) throw corrupt(file, `unexpected end of file at byte ${position + done}`);
+    done += bytesRead;
   }
 }
 

@@ -9,7 +9,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 
 import { CheckpointError, corrupt, isErrnoException } from './errors';
-import { atomicWrite, IO_CHUNK, writeAll } from './fsutil';
+import { atomicWrite, readExactlyAt, writeAll } from './fsutil';
 import { AnyTensor, numelOf } from './types';
 
 /** Same limit as the reference implementation: protects against absurd header lengths. */
@@ -169,20 +169,11 @@ export async function writeSafetensors(
   return { path: file, sizeBytes: size, sha256: hash.digest('hex') };
 }
 
-async function readExactly(fh: fsp.FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
-  for (let done = 0; done < target.byteLength;) {
-    const len = Math.min(IO_CHUNK, target.byteLength - done);
-    const { bytesRead } = await fh.read(target, done, len, position + done);
-    if (bytesRead === 0) throw corrupt(file, `unexpected end of file at byte ${position + done}`);
-    done += bytesRead;
-  }
-}
-
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-async function openForRead(file: string): Promise<fsp.FileHandle> {
+export async function openForRead(file: string): Promise<fsp.FileHandle> {
   try {
     return await fsp.open(file, 'r');
   } catch (e) {
@@ -193,12 +184,13 @@ async function openForRead(file: string): Promise<fsp.FileHandle> {
   }
 }
 
-async function parseHeader(fh: fsp.FileHandle, file: string): Promise<SafetensorsHeader> {
+/** Reads and validates the header through an open handle (callers that go on to read slices keep it open). */
+export async function parseSafetensorsHeader(fh: fsp.FileHandle, file: string): Promise<SafetensorsHeader> {
   const fileSize = (await fh.stat()).size;
   if (fileSize < 8)
     throw corrupt(file, `not a safetensors file: ${fileSize} bytes is shorter than the 8-byte header length`);
   const lenBuf = Buffer.alloc(8);
-  await readExactly(fh, lenBuf, 0, file);
+  await readExactlyAt(fh, lenBuf, 0, file);
   const rawLen = lenBuf.readBigUInt64LE(0);
   if (rawLen === 0n) throw corrupt(file, 'header length is 0');
   if (rawLen > BigInt(MAX_HEADER_BYTES)) {
@@ -209,7 +201,7 @@ async function parseHeader(fh: fsp.FileHandle, file: string): Promise<Safetensor
     throw corrupt(file, `header length ${headerLength} runs past the end of the ${fileSize}-byte file (truncated?)`);
   }
   const headBuf = Buffer.alloc(headerLength);
-  await readExactly(fh, headBuf, 8, file);
+  await readExactlyAt(fh, headBuf, 8, file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headBuf));
@@ -284,7 +276,7 @@ async function parseHeader(fh: fsp.FileHandle, file: string): Promise<Safetensor
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
   const fh = await openForRead(file);
   try {
-    return await parseHeader(fh, file);
+    return await parseSafetensorsHeader(fh, file);
   } finally {
     await fh.close();
   }
@@ -388,7 +380,7 @@ export async function readSafetensors(
   assertLittleEndianHost();
   const fh = await openForRead(file);
   try {
-    const header = await parseHeader(fh, file);
+    const header = await parseSafetensorsHeader(fh, file);
     const tensors: SafetensorsTensor[] = [];
     for (const entry of header.entries) {
       if (options.filter !== undefined && !options.filter(entry)) continue;
@@ -396,7 +388,7 @@ export async function readSafetensors(
       const [begin, end] = entry.dataOffsets;
       // Fresh, 8-byte aligned buffer per tensor so typed views of any width are legal.
       const raw = new Uint8Array(new ArrayBuffer(end - begin));
-      await readExactly(fh, raw, header.dataStart + begin, file);
+      await readExactlyAt(fh, raw, header.dataStart + begin, file);
       const data = decode(entry, raw, file);
       tensors.push({
         name: entry.name,

@@ -2,9 +2,10 @@
 // assigned, reports them (files, checksums, slices), and one process commits the step by writing
 // the manifest. Loading reads, for each of a rank's tensors, only the byte ranges it needs from
 // whichever pieces overlap it, so any layout loads any other's checkpoint.
-// SKELETON: signatures agreed between the trainer, the coordinator and this module.
-import type { Arch, SavedCheckpoint } from './checkpoint';
-import type { CheckpointManifest, ManifestFileEntry, ManifestTensorEntry } from './manifest';
+// The types below and the function signatures were agreed between the trainer, the coordinator
+// and this module; see docs/checkpoint-format.md.
+import type { Arch } from './checkpoint';
+import type { ManifestFileEntry, ManifestTensorEntry } from './manifest';
 
 /** One tensor of a rank's flat buffers, as the engine's paramTable() describes it. */
 export interface ShardTensor {
@@ -43,7 +44,15 @@ export interface TrainingState {
   /** Key of every random stream (dropout masks) and the rule that derives a stream from the step. */
   rng: { seed: number; scheme: string };
   /** The learning-rate schedule (src/train/schedule.ts ScheduleSpec) and the lr of the next step. */
-  schedule: { kind: string; lr: number; minLr: number; steps: number; warmupSteps: number; power: number; nextLr: number };
+  schedule: {
+    kind: string;
+    lr: number;
+    minLr: number;
+    steps: number;
+    warmupSteps: number;
+    power: number;
+    nextLr: number;
+  };
   /** Dynamic loss scaling (mixed precision); disabled in fp32. */
   lossScale: { enabled: boolean; scale: number; growthTracker: number };
 }
@@ -73,22 +82,11 @@ export interface ShardReport {
   header?: CheckpointHeader;
 }
 
-export declare function writeShard(dir: string, shard: RankShard, header?: CheckpointHeader): Promise<ShardReport>;
-export declare function encodeShardReport(r: ShardReport): Uint8Array;
-export declare function decodeShardReport(bytes: Uint8Array): ShardReport;
-export declare function commitCheckpoint(
-  root: string,
-  reports: ShardReport[],
-  options?: { keep?: number },
-): Promise<SavedCheckpoint>;
-export declare function readRankState(
-  dir: string,
-  manifest: CheckpointManifest,
-  table: ShardTensor[],
-  options?: { optimizer?: boolean },
-): Promise<{ params: Float32Array; m?: Float32Array; v?: Float32Array; optimizerStep: number; bytesRead: number }>;
-export declare function selectResumeCheckpoint(
-  spec: string,
-  root: string,
-  onSkip?: (dir: string, reason: string) => void,
-): Promise<{ dir: string; manifest: CheckpointManifest } | undefined>;
+// The agreed functions; each lives with its concept.
+export { writeShard } from './shard-writer';
+export { encodeShardReport, decodeShardReport } from './shard-report';
+export { commitCheckpoint } from './commit';
+export { readRankState } from './shard-reader';
+export { selectResumeCheckpoint } from './verify';
+// Additions: the writer plan (for tests and the benchmark).
+export { planShardWriters, type ShardWriteUnit, type ShardWriter } from './shard-plan';

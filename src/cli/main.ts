@@ -13,6 +13,7 @@ import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
 import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
+import { registerCheckpointCommand } from './checkpoint-command';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
 export const DEFAULT_CONFIG = 'bert-mini';
@@ -183,6 +184,7 @@ export function buildCli(): Command {
       },
     );
   registerLaunchCommand(program);
+  registerCheckpointCommand(program);
   return program;
 }
 

@@ -112,8 +112,8 @@ describe('checkpoint save/load', () => {
     expect(saved.dir).toBe(checkpointDirFor(root, 100));
     expect(fs.readdirSync(saved.dir).sort()).toEqual([
       'manifest.pb',
-      'model.safetensors',
-      'optimizer.safetensors',
+      'model-tp00-dp00.safetensors',
+      'optimizer-tp00-dp00.safetensors',
       'tokenizer.json',
     ]);
     expect(fs.readFileSync(path.join(root, 'latest'), 'utf8').trim()).toBe('step-0000100');
@@ -126,13 +126,22 @@ describe('checkpoint save/load', () => {
     expectSame(fromDir, ckpt);
 
     const m = fromDir.manifest;
-    expect(m.formatVersion).toBe(1);
+    expect(m.formatVersion).toBe(2);
     expect(m.arch).toBe('gpt');
     expect(m.layout).toEqual({ tensorParallel: 1, dataParallel: 1 });
-    expect(m.files.map((f) => f.path)).toEqual(['model.safetensors', 'optimizer.safetensors', 'tokenizer.json']);
+    expect(m.files.map((f) => f.path)).toEqual([
+      'model-tp00-dp00.safetensors',
+      'optimizer-tp00-dp00.safetensors',
+      'tokenizer.json',
+    ]);
     expect(m.tokenizerFile).toBe('tokenizer.json');
     const q = m.tensors.find((t) => t.name === 'layers.0.attn.q.weight');
-    expect(q).toMatchObject({ dtype: 'F32', globalShape: [4, 4], file: 'model.safetensors', role: 'parameter' });
+    expect(q).toMatchObject({
+      dtype: 'F32',
+      globalShape: [4, 4],
+      file: 'model-tp00-dp00.safetensors',
+      role: 'parameter',
+    });
     expect(q?.slice).toEqual([
       { start: 0, length: 4 },
       { start: 0, length: 4 },
@@ -193,7 +202,7 @@ describe('checkpoint corruption', () => {
   it('a flipped byte in a shard is reported with the file name', async () => {
     const root = path.join(tmp, 'r');
     const { dir } = await saveCheckpoint(root, makeCkpt(1));
-    for (const name of ['model.safetensors', 'optimizer.safetensors']) {
+    for (const name of ['model-tp00-dp00.safetensors', 'optimizer-tp00-dp00.safetensors']) {
       const file = path.join(dir, name);
       const orig = fs.readFileSync(file);
       const bad = Buffer.from(orig);
@@ -214,7 +223,7 @@ describe('checkpoint corruption', () => {
   it('a truncated or missing file is reported precisely', async () => {
     const root = path.join(tmp, 'r');
     const { dir } = await saveCheckpoint(root, makeCkpt(1));
-    const model = path.join(dir, 'model.safetensors');
+    const model = path.join(dir, 'model-tp00-dp00.safetensors');
     const orig = fs.readFileSync(model);
     fs.writeFileSync(model, orig.subarray(0, orig.length - 10));
     let err = await rejection(loadCheckpoint(dir));

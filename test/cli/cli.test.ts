@@ -213,8 +213,8 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
     const back = path.join(tmp(), 'imported');
     const imp = paratrain(['import', '--from', out, '--out', back]);
     expect(imp.code, imp.stderr).toBe(0);
-    const a = await readSafetensors(path.join(bertRun, 'checkpoints', 'step-0000003', 'model.safetensors'));
-    const b = await readSafetensors(path.join(back, 'step-0000000', 'model.safetensors'));
+    const a = await readSafetensors(path.join(bertRun, 'checkpoints', 'step-0000003', 'model-tp00-dp00.safetensors'));
+    const b = await readSafetensors(path.join(back, 'step-0000000', 'model-tp00-dp00.safetensors'));
     const asMap = (ts: typeof a.tensors) => new Map(ts.map((t) => [t.name, Array.from(t.data)]));
     expect(asMap(b.tensors)).toEqual(asMap(a.tensors));
   });

@@ -68,8 +68,8 @@ it('20 steps in one go equal 10 + resume + 10, bitwise (BERT, dropout on)', asyn
   expect(second.steps.map((s) => s.step)).toEqual(Array.from({ length: 10 }, (_, i) => i + 11));
   expect(second.steps.map((s) => s.loss)).toEqual(full.steps.slice(10).map((s) => s.loss));
   expect(second.steps.map((s) => s.gradNorm)).toEqual(full.steps.slice(10).map((s) => s.gradNorm));
-  const a = await readSafetensors(path.join(whole, 'checkpoints', 'step-0000020', 'model.safetensors'));
-  const b = await readSafetensors(path.join(resumed, 'checkpoints', 'step-0000020', 'model.safetensors'));
+  const a = await readSafetensors(path.join(whole, 'checkpoints', 'step-0000020', 'model-tp00-dp00.safetensors'));
+  const b = await readSafetensors(path.join(resumed, 'checkpoints', 'step-0000020', 'model-tp00-dp00.safetensors'));
   expect(b.tensors.map((t) => t.name)).toEqual(a.tensors.map((t) => t.name));
   a.tensors.forEach((t, i) =>
     expect(Buffer.from(b.tensors[i].data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true),

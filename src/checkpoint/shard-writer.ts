@@ -1,0 +1,205 @@
+// shard-writer.ts — one rank's part of a save: the pieces the writer plan gives it, written
+// straight from its flat buffers (vocabulary padding dropped) into its own safetensors files.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+import { CheckpointError } from './errors';
+import { atomicWriteText, fsyncDir } from './fsutil';
+import { checkHeader } from './header';
+import {
+  ManifestFileEntry,
+  ManifestSliceDim,
+  ManifestTensorEntry,
+  OPTIMIZER_STATE_PREFIX,
+  TensorRole,
+} from './manifest';
+import { writeSafetensors } from './safetensors';
+import { checkTableEntry, planShardWriters } from './shard-plan';
+import type { CheckpointHeader, RankShard, ShardReport, ShardTensor } from './sharded';
+import { shardFileName, TOKENIZER_FILE, uncommit } from './store';
+import { numelOf } from './types';
+
+/** A stored piece: `data` is row-major over the slice lengths. */
+export interface ShardPiece {
+  /** Tensor name, also the key in the file. */
+  name: string;
+  globalShape: number[];
+  slice: ManifestSliceDim[];
+  data: Float32Array;
+}
+
+export interface RankFilesOwner {
+  tpRank: number;
+  dpRank: number;
+  optimizerName: string;
+  /** Written as tokenizer.json. */
+  tokenizerJson?: string;
+}
+
+function invalidArg(msg: string): CheckpointError {
+  return new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', msg);
+}
+
+/**
+ * Creates the step directory and uncommits it: a manifest left by an earlier save of this step
+ * must never describe files that are about to be overwritten. Every rank calls this; they race.
+ */
+export async function prepareStepDir(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  await uncommit(dir);
+  await fsyncDir(path.dirname(path.resolve(dir)));
+}
+
+function entriesFor(
+  pieces: readonly ShardPiece[],
+  file: string,
+  sha256: string,
+  role: TensorRole,
+  owner: RankFilesOwner,
+): ManifestTensorEntry[] {
+  return pieces.map((p) => ({
+    name: p.name,
+    dtype: 'F32',
+    globalShape: [...p.globalShape],
+    file,
+    slice: p.slice.map((s) => ({ ...s })),
+    fileSha256: sha256,
+    role,
+    key: '',
+    tpRank: owner.tpRank,
+    dpRank: owner.dpRank,
+  }));
+}
+
+/**
+ * Writes `model` into model-tpTT-dpDD.safetensors and `optimizer` into optimizer-tpTT-dpDD.safetensors
+ * (no file when a list is empty), and tokenizer.json when given. Each file is atomic (temp, fsync,
+ * rename) and hashed while it is written.
+ */
+export async function writeRankFiles(
+  dir: string,
+  owner: RankFilesOwner,
+  model: readonly ShardPiece[],
+  optimizer: readonly ShardPiece[],
+): Promise<{ files: ManifestFileEntry[]; tensors: ManifestTensorEntry[]; bytes: number }> {
+  const files: ManifestFileEntry[] = [];
+  const tensors: ManifestTensorEntry[] = [];
+  const stored = (p: ShardPiece) => ({ name: p.name, shape: p.slice.map((s) => s.length), data: p.data });
+  const groups = [
+    { kind: 'model', pieces: model, role: 'parameter', meta: { format: 'paratrain', role: 'model' } },
+    {
+      kind: 'optimizer',
+      pieces: optimizer,
+      role: 'optimizer_state',
+      meta: { format: 'paratrain', role: 'optimizer', optimizer: owner.optimizerName },
+    },
+  ] as const;
+  for (const g of groups) {
+    if (g.pieces.length === 0) continue;
+    const name = shardFileName(g.kind, owner.tpRank, owner.dpRank);
+    const written = await writeSafetensors(path.join(dir, name), g.pieces.map(stored), g.meta);
+    files.push({ path: name, sizeBytes: written.sizeBytes, sha256: written.sha256 });
+    tensors.push(...entriesFor(g.pieces, name, written.sha256, g.role, owner));
+  }
+  if (owner.tokenizerJson !== undefined) {
+    const tok = await atomicWriteText(path.join(dir, TOKENIZER_FILE), owner.tokenizerJson);
+    files.push({ path: TOKENIZER_FILE, sizeBytes: tok.sizeBytes, sha256: tok.sha256 });
+  }
+  await fsyncDir(dir);
+  return { files, tensors, bytes: files.reduce((n, f) => n + f.sizeBytes, 0) };
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function checkRankShard(s: RankShard): void {
+  if (!isCount(s.step)) throw invalidArg(`step must be a non-negative integer, got ${String(s.step)}`);
+  if (!isCount(s.tpSize) || !isCount(s.dpSize) || s.tpSize < 1 || s.dpSize < 1) {
+    throw invalidArg(`layout TP${s.tpSize}×DP${s.dpSize} is invalid`);
+  }
+  if (!isCount(s.tpRank) || !isCount(s.dpRank) || s.tpRank >= s.tpSize || s.dpRank >= s.dpSize) {
+    throw invalidArg(`ranks tp${s.tpRank} dp${s.dpRank} lie outside TP${s.tpSize}×DP${s.dpSize}`);
+  }
+  if (s.rank !== s.dpRank * s.tpSize + s.tpRank) {
+    throw invalidArg(`rank ${s.rank} is not dpRank * tpSize + tpRank = ${s.dpRank * s.tpSize + s.tpRank}`);
+  }
+  const o = s.optimizer;
+  if (!(s.params instanceof Float32Array) || !(o?.m instanceof Float32Array) || !(o.v instanceof Float32Array)) {
+    throw invalidArg('params, optimizer.m and optimizer.v must be Float32Arrays');
+  }
+  if (o.m.length !== s.params.length || o.v.length !== s.params.length) {
+    throw invalidArg(`optimizer moments hold ${o.m.length} / ${o.v.length} elements, params ${s.params.length}`);
+  }
+  if (typeof o.name !== 'string' || !isCount(o.step)) throw invalidArg('optimizer must have a name and a step count');
+  if (s.tokenizerJson !== undefined && typeof s.tokenizerJson !== 'string')
+    throw invalidArg('tokenizerJson must be a string');
+  const seen = new Set<string>();
+  for (const t of s.table) {
+    checkTableEntry(t, s.params.length);
+    if (seen.has(t.name)) throw invalidArg(`table lists ${t.name} twice`);
+    seen.add(t.name);
+  }
+}
+
+/** The valid part of a tensor in `flat`: a view, or a copy when padding sits inside a row. */
+function validPiece(t: ShardTensor, flat: Float32Array, name: string): ShardPiece {
+  const local = flat.subarray(t.offset, t.offset + t.numel);
+  const d = t.splitDim;
+  const slice = t.globalShape.map((g, i) =>
+    i === d ? { start: t.shardStart, length: t.shardValid } : { start: 0, length: g },
+  );
+  if (d < 0 || t.shardValid === t.shape[d]) return { name, globalShape: t.globalShape, slice, data: local };
+  const inner = numelOf(t.shape.slice(d + 1));
+  const outer = numelOf(t.shape.slice(0, d));
+  const rows = t.shape[d] as number;
+  // Padding rows at the end of the leading (non-trivial) dim: a prefix of the buffer, no copy.
+  if (outer === 1) return { name, globalShape: t.globalShape, slice, data: local.subarray(0, t.shardValid * inner) };
+  const data = new Float32Array(outer * t.shardValid * inner);
+  for (let o = 0; o < outer; o++) {
+    const from = o * rows * inner;
+    data.set(local.subarray(from, from + t.shardValid * inner), o * t.shardValid * inner);
+  }
+  return { name, globalShape: t.globalShape, slice, data };
+}
+
+/**
+ * Writes this rank's share of a save into `dir` (the step directory; every rank of the job calls
+ * this concurrently) and returns the report for the committer. Rank 0 passes the header.
+ */
+export async function writeShard(dir: string, shard: RankShard, header?: CheckpointHeader): Promise<ShardReport> {
+  const started = performance.now();
+  checkRankShard(shard);
+  if (header !== undefined) {
+    checkHeader(header, invalidArg);
+    if (header.training === undefined) throw invalidArg('header.training is required');
+    if (header.step !== shard.step)
+      throw invalidArg(`header step ${header.step} differs from the shard's ${shard.step}`);
+    const { tensorParallel: tp, dataParallel: dp } = header.layout;
+    if (tp !== shard.tpSize || dp !== shard.dpSize) {
+      throw invalidArg(`header layout TP${tp}×DP${dp} differs from the shard's TP${shard.tpSize}×DP${shard.dpSize}`);
+    }
+  }
+  const mine = new Set(
+    planShardWriters(shard.table, shard.tpSize, shard.dpSize)
+      .filter((u) => u.writer.rank === shard.rank)
+      .map((u) => u.index),
+  );
+  // A shard that is all padding holds no element of the tensor: nothing to write.
+  const units = shard.table.filter((t, i) => mine.has(i) && (t.splitDim < 0 || t.shardValid > 0));
+  const model = units.map((t) => validPiece(t, shard.params, t.name));
+  const optimizer = [
+    ...units.map((t) => validPiece(t, shard.optimizer.m, OPTIMIZER_STATE_PREFIX.m + t.name)),
+    ...units.map((t) => validPiece(t, shard.optimizer.v, OPTIMIZER_STATE_PREFIX.v + t.name)),
+  ];
+  await prepareStepDir(dir);
+  const owner: RankFilesOwner = { tpRank: shard.tpRank, dpRank: shard.dpRank, optimizerName: shard.optimizer.name };
+  if (shard.rank === 0 && shard.tokenizerJson !== undefined) owner.tokenizerJson = shard.tokenizerJson;
+  const written = await writeRankFiles(dir, owner, model, optimizer);
+  const report: ShardReport = {
+    step: shard.step,
+    rank: shard.rank,
+    ...written,
+    writeMs: performance.now() - started,
+  };
+  if (header !== undefined) report.header = header;
+  return report;
+}

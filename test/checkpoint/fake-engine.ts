@@ -1,0 +1,167 @@
+// A stand-in for the engine's parameter tables: the same kinds of tensors (vocabulary-parallel with
+// padding, column- and row-split, replicated) laid out and sliced per tensor-parallel rank the way
+// cpp/model/params.cpp does, with whole tensors of random values to slice from.
+import type { CheckpointHeader, RankShard, ShardTensor } from '../../src/checkpoint';
+
+export const VOCAB = 11;
+export const HIDDEN = 6;
+export const FFN = 8;
+/** The engine pads the vocabulary to a multiple of 128·tp; 4·tp keeps the tensors small. */
+const VOCAB_PAD = 4;
+
+interface TensorSpec {
+  name: string;
+  globalShape: number[];
+  splitDim: number;
+  /** Vocabulary-parallel: padded per rank, and the last ranks may hold only padding. */
+  vocab?: boolean;
+}
+
+export const SPECS: TensorSpec[] = [
+  { name: 'embeddings.word.weight', globalShape: [VOCAB, HIDDEN], splitDim: 0, vocab: true },
+  { name: 'layers.0.mlp.up.weight', globalShape: [FFN, HIDDEN], splitDim: 0 },
+  { name: 'layers.0.mlp.up.bias', globalShape: [FFN], splitDim: 0 },
+  { name: 'layers.0.mlp.down.weight', globalShape: [HIDDEN, FFN], splitDim: 1 },
+  { name: 'layers.0.mlp.down.bias', globalShape: [HIDDEN], splitDim: -1 },
+  // A vocabulary axis that is not the leading one: padding inside every row.
+  { name: 'head.weight', globalShape: [HIDDEN, VOCAB], splitDim: 1, vocab: true },
+  { name: 'mlm.decoder.bias', globalShape: [VOCAB], splitDim: 0, vocab: true },
+  { name: 'final_norm.weight', globalShape: [HIDDEN], splitDim: -1 },
+  { name: 'logit_scale', globalShape: [], splitDim: -1 },
+];
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** The table of TP rank `tpRank` of `tp` (the same for every data-parallel replica). */
+export function tableFor(tp: number, tpRank: number, specs: TensorSpec[] = SPECS): ShardTensor[] {
+  let offset = 0;
+  return specs.map((s) => {
+    const shape = [...s.globalShape];
+    let shardStart = 0;
+    let shardValid = 0;
+    if (s.splitDim >= 0) {
+      const global = s.globalShape[s.splitDim] as number;
+      if (s.vocab && tp > 1) {
+        const local = Math.ceil(global / (VOCAB_PAD * tp)) * VOCAB_PAD;
+        shardStart = tpRank * local;
+        shardValid = Math.max(0, Math.min(local, global - shardStart));
+        shape[s.splitDim] = local;
+      } else {
+        const local = global / tp;
+        shardStart = tpRank * local;
+        shardValid = local;
+        shape[s.splitDim] = local;
+      }
+    }
+    const t: ShardTensor = {
+      name: s.name,
+      shape,
+      globalShape: [...s.globalShape],
+      splitDim: s.splitDim,
+      shardStart,
+      shardValid,
+      offset,
+      numel: numel(shape),
+    };
+    offset += t.numel;
+    return t;
+  });
+}
+
+/** Deterministic pseudo-random values (LCG) in [-0.5, 0.5). */
+export function randomValues(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+export interface WholeModel {
+  params: Map<string, Float32Array>;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+export function wholeModel(seed: number, specs: TensorSpec[] = SPECS): WholeModel {
+  const make = (k: number) =>
+    new Map(specs.map((s, i) => [s.name, randomValues(numel(s.globalShape), seed * 1000 + k * 100 + i + 1)]));
+  return { params: make(0), m: make(1), v: make(2) };
+}
+
+/** Writes the local (padded) slice of `whole` for table entry `t` into `flat`; padding stays zero. */
+export function sliceInto(flat: Float32Array, t: ShardTensor, whole: Float32Array): void {
+  const gStrides = t.globalShape.map((_, d) => numel(t.globalShape.slice(d + 1)));
+  const idx = new Array<number>(t.shape.length).fill(0);
+  for (let i = 0; i < t.numel; i++) {
+    let rest = i;
+    for (let d = t.shape.length - 1; d >= 0; d--) {
+      idx[d] = rest % (t.shape[d] as number);
+      rest = Math.floor(rest / (t.shape[d] as number));
+    }
+    if (t.splitDim >= 0 && (idx[t.splitDim] as number) >= t.shardValid) continue;
+    let g = 0;
+    idx.forEach((x, d) => {
+      g += (x + (d === t.splitDim ? t.shardStart : 0)) * (gStrides[d] as number);
+    });
+    flat[t.offset + i] = whole[g] as number;
+  }
+}
+
+/** The flat buffer a rank with `table` holds for `whole` tensors (an engine's getParams()). */
+export function flatFor(table: ShardTensor[], whole: Map<string, Float32Array>): Float32Array {
+  const total = table.reduce((n, t) => Math.max(n, t.offset + t.numel), 0);
+  const flat = new Float32Array(total);
+  for (const t of table) sliceInto(flat, t, whole.get(t.name) as Float32Array);
+  return flat;
+}
+
+export const TRAINING = {
+  rng: { seed: 42, scheme: 'philox(seed, step, rank)' },
+  schedule: { kind: 'poly', lr: 1e-4, minLr: 0, steps: 1000, warmupSteps: 100, power: 0.5, nextLr: 9.5e-5 },
+  lossScale: { enabled: false, scale: 1, growthTracker: 0 },
+};
+
+export function headerFor(step: number, tp: number, dp: number): CheckpointHeader {
+  return {
+    step,
+    consumedSamples: step * 32,
+    config: { model: { arch: 'gpt', hidden: HIDDEN, layers: 1 }, train: { steps: 1000, lr: 1e-4 }, name: 'fake' },
+    arch: 'gpt',
+    optimizer: { name: 'adamw', step },
+    layout: { tensorParallel: tp, dataParallel: dp },
+    training: TRAINING,
+    extra: { note: 'fake engine' },
+  };
+}
+
+/** What rank (tpRank, dpRank) of a TP×DP job hands to writeShard. */
+export function rankShard(
+  model: WholeModel,
+  step: number,
+  tp: number,
+  dp: number,
+  tpRank: number,
+  dpRank: number,
+): RankShard {
+  const table = tableFor(tp, tpRank);
+  const shard: RankShard = {
+    step,
+    rank: dpRank * tp + tpRank,
+    tpRank,
+    tpSize: tp,
+    dpRank,
+    dpSize: dp,
+    table,
+    params: flatFor(table, model.params),
+    optimizer: { name: 'adamw', step, m: flatFor(table, model.m), v: flatFor(table, model.v) },
+  };
+  if (tpRank === 0 && dpRank === 0) shard.tokenizerJson = JSON.stringify({ version: '1.0', model: { type: 'BPE' } });
+  return shard;
+}
+
+export function bytesOf(a: Float32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
