@@ -48,10 +48,11 @@ export interface TrainOptions {
  */
 export class TrainRequests {
   pending = 0;
-  reason = '';
+  /** What raised the first stop request (a signal's name, the coordinator's reason). */
+  stopReason = '';
   raise(bits: number, reason: string): void {
     this.pending |= bits;
-    this.reason ||= reason;
+    if (bits & REQUEST_STOP && !this.stopReason) this.stopReason = reason;
   }
 }
 
@@ -329,7 +330,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       (c.checkpoint.every > 0 && step % c.checkpoint.every === 0) || (m.requests & REQUEST_SAVE) !== 0 || last;
     if (due && lastSaved !== step) await saveAt(step, last);
     if (stop) {
-      result.stopped = { step, reason: requests.reason || 'a stop request' };
+      result.stopped = { step, reason: requests.stopReason || 'a stop request from another rank' };
       log.warn(
         { event: 'stopped', step, reason: result.stopped.reason },
         `stopped at step ${step} (${result.stopped.reason}); continue with --resume auto`,
