@@ -159,7 +159,6 @@ export async function saveCheckpoint(
   await fsp.mkdir(root, { recursive: true });
   await prepareStepDir(dir);
   const owner = { tpRank: 0, dpRank: 0, optimizerName: ckpt.optimizer.name, tokenizerJson: ckpt.tokenizerJson };
-  if (owner.tokenizerJson === undefined) delete owner.tokenizerJson;
   const written = await writeRankFiles(dir, owner, ckpt.params.map(wholePiece), ckpt.optimizer.state.map(wholePiece));
   const report: ShardReport = { step: ckpt.step, rank: 0, ...written, writeMs: performance.now() - started };
   return commitReports(root, [report], header, options.keep);

@@ -88,5 +88,5 @@ export { encodeShardReport, decodeShardReport } from './shard-report';
 export { commitCheckpoint } from './commit';
 export { readRankState } from './shard-reader';
 export { selectResumeCheckpoint } from './verify';
-// Additions: the writer plan (for tests and the benchmark).
+// Addition: the writer plan (tests and tools show who writes what).
 export { planShardWriters, type ShardWriteUnit, type ShardWriter } from './shard-plan';

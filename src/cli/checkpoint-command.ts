@@ -18,7 +18,7 @@ import {
 } from '../checkpoint';
 import { corrupt } from '../checkpoint/errors';
 import { headerFromManifest } from '../checkpoint/header';
-import { readLatest } from '../checkpoint/store';
+import { isStepDirName, readLatest } from '../checkpoint/store';
 
 interface StepDirSummary {
   name: string;
@@ -128,7 +128,7 @@ function okLine(dir: string, m: CheckpointManifest): string {
 }
 
 async function isStepDir(p: string): Promise<boolean> {
-  if (/^step-\d+$/.test(path.basename(path.resolve(p)))) return true;
+  if (isStepDirName(path.basename(path.resolve(p)))) return true;
   return (await fsp.stat(path.join(p, MANIFEST_FILE)).catch(() => undefined)) !== undefined;
 }
 
