@@ -99,13 +99,13 @@ export class CheckpointRelay {
   }
 }
 
-/** "checkpoint step 40 committed: runs/x/checkpoints/step-0000040 (52.4 MB from 4 ranks, slowest rank 812 ms)" */
+/** "checkpoint step 40 committed: runs/x/checkpoints/step-0000040 (52.4 MB from 4 ranks, slowest rank 812 ms: rank 3)" */
 export function describeCommit(dir: string, reports: ShardReport[]): string {
   const mb = reports.reduce((s, r) => s + r.bytes, 0) / 1e6;
   const slowest = reports.reduce((a, b) => (b.writeMs > a.writeMs ? b : a));
   return (
     `checkpoint step ${reports[0].step} committed: ${dir} (${mb.toFixed(1)} MB from ${reports.length} ranks, ` +
-    `slowest rank ${slowest.rank} ${Math.round(slowest.writeMs)} ms)`
+    `slowest rank ${Math.round(slowest.writeMs)} ms: rank ${slowest.rank})`
   );
 }
 

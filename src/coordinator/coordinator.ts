@@ -505,6 +505,8 @@ export class Coordinator {
   // ---- running ---------------------------------------------------------------------------------
 
   private onStepReport(rank: number, report: StepReport): void {
+    // A worker of a round that failed may still be stepping until its agent has stopped it.
+    if (this.phase !== 'running' && this.phase !== 'stopping') return;
     const w = this.workers.get(rank)!;
     w.steppedOnce = true;
     this.lastStep = report.step;

@@ -243,6 +243,30 @@ describe('save and stop requests (preemption)', () => {
     for (const rec of workerRecords(out).values()) expect(isAlive(rec.pid)).toBe(false);
   });
 
+  it('a stop while the job restarts calls the restart off; a worker that ignores SIGTERM is killed', async () => {
+    const dir = tmp(),
+      out = tmp();
+    const l = startLauncher(jobArgs(dir, await freePort(), ['--nproc-per-node', '2', '--max-restarts', '2']), {
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_STEPS: '100000',
+      FIXTURE_EXIT_RANK: '1',
+      FIXTURE_LINGER_RANK: '0',
+    });
+    // Rank 0 holds the restart up for the agent's 3 s grace before SIGKILL.
+    await waitFor('the restart', () => l.output().stdout.includes('stopping its workers for round 1'));
+    l.proc.kill('SIGUSR1');
+    const r = await l.exited;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/received SIGUSR1: the restart is called off/);
+    expect(r.stdout).toContain('stopped on SIGUSR1 while no worker was training (nothing to save)');
+    expect(status(dir)).toMatchObject({ state: 'stopped', signal: 'SIGUSR1', step: null, restarts: 0 });
+    expect(roundRecords(out, 1).size).toBe(0);
+    const round0 = readJson<RootCauseReport>(path.join(dir, 'failures', 'round-0.json'));
+    expect(round0.rootCause).toMatchObject({ rank: 1, exitCode: 1 });
+    expect(round0.consequences).toContainEqual(expect.objectContaining({ rank: 0, signal: 'SIGKILL' }));
+    expect(fs.existsSync(path.join(dir, 'failure.json'))).toBe(false);
+  });
+
   it('SIGTERM before every worker runs ends the job cleanly: nothing to save, exit 0', async () => {
     const dir = tmp();
     const port = await freePort();
@@ -297,7 +321,7 @@ describe('save and stop requests (preemption)', () => {
       expect(readJson(path.join(out, `${rank}.committed.json`))).toEqual({ step: s.step, dir: ckpt });
     expect(r.stdout).toMatch(
       new RegExp(
-        `checkpoint step ${s.step} committed: ${ckpt} \\([\\d.]+ MB from 2 ranks, slowest rank \\d \\d+ ms\\)`,
+        `checkpoint step ${s.step} committed: ${ckpt} \\([\\d.]+ MB from 2 ranks, slowest rank \\d+ ms: rank \\d\\)`,
       ),
     );
     expect(r.stdout).toContain(
