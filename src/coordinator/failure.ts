@@ -29,7 +29,10 @@ export interface RejectedPeer {
 
 export interface RootCauseReport {
   jobId: string;
+  /** The round that failed; rounds before it failed too and were restarted (failures/round-<r>.json). */
   round: number;
+  /** Restarts of the job before this round (= round). */
+  restarts: number;
   rootCause: JobFailure;
   /** Failures after the root cause, mostly brought on by it (the abort, broken rings). */
   consequences: JobFailure[];
@@ -61,7 +64,7 @@ export class FailureLog {
 
   report(jobId: string, round: number, rejected: RejectedPeer[]): RootCauseReport | undefined {
     const [rootCause, ...consequences] = this.failures;
-    return rootCause && { jobId, round, rootCause, consequences, rejected };
+    return rootCause && { jobId, round, restarts: round, rootCause, consequences, rejected: [...rejected] };
   }
 }
 
@@ -82,7 +85,8 @@ export function describeExit(exitCode: number | undefined, signal: string | unde
 export function formatReport(r: RootCauseReport): string {
   const lines: string[] = [];
   const c = r.rootCause;
-  lines.push(`job ${r.jobId} (round ${r.round}) failed. Root cause [${c.code}]: ${c.message}`);
+  const after = r.restarts > 0 ? ` after ${r.restarts} restart${r.restarts === 1 ? '' : 's'}` : '';
+  lines.push(`job ${r.jobId} (round ${r.round}) failed${after}. Root cause [${c.code}]: ${c.message}`);
   if (c.lastLines?.length) {
     lines.push(`  last lines of ${describeWho(c)}:`);
     for (const l of c.lastLines) lines.push(`    | ${l}`);
@@ -95,10 +99,19 @@ export function formatReport(r: RootCauseReport): string {
   return lines.join('\n');
 }
 
-/** Writes <runDir>/failure.json and returns its path. */
+/** Writes <runDir>/failure.json (the job's end) and returns its path. */
 export function writeReport(runDir: string, r: RootCauseReport): string {
   fs.mkdirSync(runDir, { recursive: true });
   const file = path.join(runDir, 'failure.json');
+  fs.writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+  return file;
+}
+
+/** Writes <runDir>/failures/round-<r>.json (every failed round, restarted or not) and returns its path. */
+export function writeRoundReport(runDir: string, r: RootCauseReport): string {
+  const dir = path.join(runDir, 'failures');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `round-${r.round}.json`);
   fs.writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
   return file;
 }

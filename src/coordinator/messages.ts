@@ -45,6 +45,10 @@ export interface Assignment {
   tpPeers: PeerInfo[];
   /** The DP group in group order (dpPeers[dpRank] is this worker). */
   dpPeers: PeerInfo[];
+  /** The checkpoint step directory to load, verified by the coordinator; '' = start at step 0. */
+  resumeDir: string;
+  /** Restarts of the job so far (= round). */
+  restartCount: number;
 }
 
 export interface StepReport {
@@ -63,7 +67,7 @@ export interface StepReport {
 }
 
 export type WorkerPhase = 'setup' | 'first-step' | 'train' | 'eval' | 'save';
-export type AgentPhase = 'prepare' | 'supervise' | 'stopping';
+export type AgentPhase = 'prepare' | 'supervise' | 'restarting' | 'stopping';
 
 export interface AgentHello {
   nodeRank: number;
@@ -98,11 +102,44 @@ export interface WorkerExited {
   /** '' when the process exited by itself. */
   signal: string;
   lastLines: string[];
+  /** The round the worker was started for. */
+  round: number;
 }
 
 export interface FailureReport {
   code: string;
   message: string;
+}
+
+/** Training complete (stopped false), or saved and stopped on a stop request at `step`. */
+export interface Finish {
+  stopped: boolean;
+  step: number;
+}
+
+export interface Shutdown {
+  reason: string;
+  /** Stopped before the workers started: the agent stops them, their exits are expected. */
+  stopWorkers: boolean;
+}
+
+/** A launcher's signal: a checkpoint (stop false, SIGUSR2) or a graceful stop (SIGTERM, SIGUSR1). */
+export interface StopRequest {
+  signal: string;
+  stop: boolean;
+}
+
+export interface SaveRequest {
+  stop: boolean;
+  reason: string;
+}
+
+export interface SaveCommitted {
+  step: number;
+  /** '' on error. */
+  dir: string;
+  /** '' on success. */
+  error: string;
 }
 
 type Empty = Record<string, never>;
@@ -120,10 +157,17 @@ export interface MessageBodies {
   stepReport: StepReport;
   workerExited: WorkerExited;
   failureReport: FailureReport;
-  finish: Empty;
+  finish: Finish;
   finishAck: Empty;
   abort: { reason: string };
-  shutdown: { reason: string };
+  shutdown: Shutdown;
+  restart: { round: number; reason: string };
+  agentStopped: { round: number };
+  stopRequest: StopRequest;
+  saveRequest: SaveRequest;
+  /** An encoded ShardReport (src/checkpoint/sharded.ts). */
+  shardSaved: { report: Uint8Array };
+  saveCommitted: SaveCommitted;
 }
 
 export type MessageKind = keyof MessageBodies;

@@ -9,12 +9,13 @@ import { packageRoot } from '../checkpoint/manifest';
 import type { ControlMessage, GroupEndpoints, MessageKind } from './messages';
 
 /** Bumped whenever a message changes incompatibly; a peer with another version is refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
- * The largest control frame anyone accepts. Control messages are small (the largest, an
- * Assignment, lists at most a group of peers); ZeroMQ drops a peer that sends more
- * (maxMessageSize), and decodeMessage refuses it too.
+ * The largest control frame anyone accepts. Control messages are small: the largest are an
+ * Assignment (at most a group of peers) and a ShardSaved (one rank's checkpoint files and tensor
+ * pieces, some hundred bytes each). ZeroMQ drops a peer that sends more (maxMessageSize), and
+ * decodeMessage refuses it too.
  */
 export const MAX_CONTROL_MESSAGE_BYTES = 1 << 20;
 
@@ -49,6 +50,12 @@ const KINDS: ReadonlySet<string> = new Set<MessageKind>([
   'finishAck',
   'abort',
   'shutdown',
+  'restart',
+  'agentStopped',
+  'stopRequest',
+  'saveRequest',
+  'shardSaved',
+  'saveCommitted',
 ]);
 
 export function encodeMessage(m: ControlMessage): Buffer {

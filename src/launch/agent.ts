@@ -1,7 +1,8 @@
 // agent.ts — a node's half of `paratrain launch`: joins the job at the coordinator, prepares the
 // data once for the node, spawns and supervises the node's workers, reports every worker's exit,
-// and stops them all when told to (abort, shutdown), when the coordinator goes silent, or when the
-// launcher itself is interrupted. Whatever happens, no worker outlives its agent.
+// restarts them in a new round when the coordinator says so, forwards the launcher's save/stop
+// signals, and stops them all when told to (abort, shutdown), when the coordinator goes silent, or
+// when the launcher itself is interrupted. Whatever happens, no worker outlives its agent.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,11 +31,13 @@ export interface AgentOptions {
   keys?: ControlKeys;
 }
 
-export type AgentOutcome = { ok: true } | { ok: false; code: string; message: string };
+/** ok: the job finished or stopped (`note` says how, as the coordinator put it). */
+export type AgentOutcome = { ok: true; note?: string } | { ok: false; code: string; message: string };
 
 /** Why supervision ends; the first reason wins. */
 type Ending =
-  | { kind: 'shutdown' }
+  | { kind: 'shutdown'; reason: string; stopWorkers: boolean }
+  | { kind: 'stopped-before-joining'; signal: string }
   | { kind: 'abort'; reason: string }
   | { kind: 'rejected'; reason: string }
   | { kind: 'coordinator-lost'; silentMs: number }
@@ -55,8 +58,13 @@ export class Agent {
   private readonly host = os.hostname();
   private link: CoordinatorLink | undefined;
   private workers: WorkerProcess[] = [];
+  /** The latest welcome: the job, and the round the node's workers run (or will run) in. */
   private welcome: AgentWelcome | undefined;
   private onWelcome: ((w: AgentWelcome) => void) | undefined;
+  /** Data prepared: workers may be spawned. */
+  private prepared = false;
+  /** Restarting: the old round's workers are being stopped, or the welcome of this round is awaited. */
+  private awaitingRound: number | undefined;
   private endWith!: (e: Ending) => void;
   private readonly ending: Promise<Ending>;
   private ended = false;
@@ -87,6 +95,21 @@ export class Agent {
   /** A second interrupt: no more grace. */
   killNow(): void {
     for (const w of this.workers) w.kill('SIGKILL');
+  }
+
+  /**
+   * The launcher received a signal that asks for a checkpoint (stop false) or a graceful stop:
+   * forwarded to the coordinator, which asks every worker. A launcher that has not joined yet has
+   * nothing to save: a stop ends it at once.
+   */
+  requestSave(signal: string, stop: boolean): void {
+    if (this.ended) return;
+    if (this.welcome) {
+      void this.link?.send({ kind: 'stopRequest', body: { signal, stop } });
+      return;
+    }
+    if (stop) this.endWith({ kind: 'stopped-before-joining', signal });
+    else this.log.warn(`ignored ${signal}: this node has not joined the job yet, there is nothing to save`);
   }
 
   async run(): Promise<AgentOutcome> {
@@ -142,7 +165,7 @@ export class Agent {
           (this.opts.keys ? '; and that every node has the same --auth-key-file' : ''),
       };
     if ('kind' in first) return first;
-    const welcome = (this.welcome = first);
+    const welcome = first;
     link.setTiming(welcome);
     this.log.info(
       { jobId: welcome.jobId, round: welcome.round, node: plan.nodeRank, nnodes: plan.nnodes },
@@ -150,6 +173,7 @@ export class Agent {
     );
 
     const preparation = prepareRunDataInChild(JSON.stringify(this.opts.config));
+    // Once per node, whatever the number of rounds.
     const prepared = await Promise.race([preparation.done.then(() => 'ready' as const), this.ending]).catch(
       (err: Error) => ({ kind: 'failed' as const, code: 'ERR_DATA_PREPARE', message: err.message }),
     );
@@ -158,14 +182,40 @@ export class Agent {
       if (prepared.kind === 'failed') void link.send({ kind: 'failureReport', body: prepared });
       return prepared;
     }
-
-    this.spawnWorkers(welcome);
-    link.phase = 'supervise';
+    this.prepared = true;
+    // A restart while preparing: the workers start when the next round's welcome arrives.
+    if (this.awaitingRound === undefined) this.spawnWorkers(this.welcome!);
     return this.ending;
+  }
+
+  /**
+   * The round failed and the job restarts: stop every worker (SIGTERM, then SIGKILL), report each
+   * exit, then say so; the welcome of the next round follows and brings new workers.
+   */
+  private async restartWorkers(round: number, reason: string): Promise<void> {
+    const current = this.welcome?.round ?? round;
+    if (this.ended || round <= current || this.awaitingRound !== undefined) return;
+    this.awaitingRound = round;
+    this.link!.phase = 'restarting';
+    this.log.warn({ round }, `node ${this.plan.nodeRank}: stopping its workers for round ${round} after ${reason}`);
+    await this.stopWorkers();
+    if (this.ended) return;
+    // The exits went out first (same queue), so the coordinator has them all when it reads this.
+    void this.link!.send({ kind: 'agentStopped', body: { round: current } });
+  }
+
+  private onNextRound(welcome: AgentWelcome): void {
+    if (this.ended || welcome.round !== this.awaitingRound || welcome.jobId !== this.welcome?.jobId) return;
+    this.awaitingRound = undefined;
+    this.welcome = welcome;
+    if (this.prepared) this.spawnWorkers(welcome);
   }
 
   private spawnWorkers(welcome: AgentWelcome): void {
     const { plan, config } = this.opts;
+    this.workers = [];
+    // A fresh directory per round: no socket file of the previous round's workers is left in it.
+    if (this.ipcDir) fs.rmSync(this.ipcDir, { recursive: true, force: true });
     const logDir = path.join(config.run.dir, 'logs');
     fs.mkdirSync(logDir, { recursive: true });
     this.ipcDir = ipcDirFor(welcome.jobId, plan.nodeRank);
@@ -190,7 +240,7 @@ export class Agent {
       this.workers.push(w);
       this.log.info(
         { rank, pid: w.pid, log: logFile, ...(cpuLists ? { cpus: cpuLists[localRank] } : {}) },
-        `started rank ${rank} (pid ${w.pid})${cpuLists ? ` on cores ${cpuLists[localRank]}` : ''}`,
+        `started rank ${rank} (pid ${w.pid}, round ${welcome.round})${cpuLists ? ` on cores ${cpuLists[localRank]}` : ''}`,
       );
       void w.ended.then((end) => {
         const lastLines = w.lastLines();
@@ -206,23 +256,30 @@ export class Agent {
             exitCode: end.exitCode ?? undefined,
             signal: end.signal ?? '',
             lastLines,
+            round: welcome.round,
           },
         });
       });
     }
+    this.link!.phase = 'supervise';
   }
 
   private onMessage(m: ControlMessage): void {
     switch (m.kind) {
       case 'agentWelcome':
-        this.onWelcome?.(m.body);
+        // Kept at once: a Restart may be read before supervise() resumes.
+        if (!this.welcome) this.onWelcome?.((this.welcome = m.body));
+        else if (m.body.round > this.welcome.round) this.onNextRound(m.body);
+        return;
+      case 'restart':
+        void this.restartWorkers(m.body.round, m.body.reason);
         return;
       case 'reject':
         return this.endWith({ kind: 'rejected', reason: m.body.reason });
       case 'abort':
         return this.endWith({ kind: 'abort', reason: m.body.reason });
       case 'shutdown':
-        return this.endWith({ kind: 'shutdown' });
+        return this.endWith({ kind: 'shutdown', reason: m.body.reason, stopWorkers: m.body.stopWorkers });
     }
   }
 
@@ -232,11 +289,18 @@ export class Agent {
     // From here on the coordinator may finish and close before us; its silence means nothing.
     link.stopWatchingSilence();
     switch (end.kind) {
+      case 'stopped-before-joining':
+        return { ok: true, note: `stopped on ${end.signal} before this node joined the job (nothing to save)` };
       case 'shutdown': {
+        // The job stopped before its workers ran: stop them, however they end.
+        if (end.stopWorkers) {
+          await this.stopWorkers();
+          return { ok: true, note: end.reason };
+        }
         // Every worker finished; give them the heartbeat timeout to exit by themselves.
         const exits = await this.waitForWorkers(this.plan.heartbeatTimeoutMs);
         const bad = exits.filter((x) => x.end.exitCode !== 0);
-        if (bad.length === 0) return { ok: true };
+        if (bad.length === 0) return { ok: true, note: end.reason };
         return {
           ok: false,
           code: 'ERR_WORKER_EXITED',

@@ -22,6 +22,9 @@ interface LaunchCommandOptions {
   authKeyFile?: string;
   resume?: string;
   bindCores?: boolean;
+  maxRestarts?: string;
+  stopTimeout?: string;
+  statusFile?: string;
 }
 
 /**
@@ -55,6 +58,15 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
     )
     .option('--bind-cores', "run each worker on its own slice of this node's cores (taskset); default: no binding")
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
+    .option(
+      '--max-restarts <n>',
+      `restart the whole job up to n times after a failure, from its newest checkpoint (default PARATRAIN_MAX_RESTARTS or ${d.maxRestarts})`,
+    )
+    .option(
+      '--stop-timeout <s>',
+      `seconds a graceful stop (SIGTERM, SIGUSR1: save a checkpoint, then stop) may take (default ${d.stopTimeoutS})`,
+    )
+    .option('--status-file <file>', "where node 0 writes the job's state at the end (default <run.dir>/status.json)")
     .action(async (o: LaunchCommandOptions) => {
       await runLaunch({ ...o, ...overrides });
     });

@@ -1,18 +1,28 @@
 // launcher.ts — one `paratrain launch`: resolve and check everything first, then on node 0 start the
-// coordinator, then run this node's agent; turn how the job ended into the launcher's result
-// (nothing on success; a LaunchError carrying the root-cause report otherwise).
+// coordinator, then run this node's agent; turn signals into a save, a graceful stop or an abort;
+// turn how the job ended into the launcher's result (nothing when it finished or stopped; a
+// LaunchError carrying the root-cause report otherwise) and, on node 0, into status.json.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { loadConfig } from '../config/load';
 import { loadControlKeys } from '../coordinator/auth';
-import { Coordinator, type JobOutcome } from '../coordinator/coordinator';
+import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
 import { formatReport } from '../coordinator/failure';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
 import { checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
 import { LauncherView } from './progress';
+import { statusOf, writeLaunchStatus } from './status';
+
+/**
+ * What a signal asks of the launcher. SIGINT aborts at once (Ctrl-C); SIGTERM and SIGUSR1 (Slurm's
+ * warning before the time limit) ask for a graceful stop: every worker saves a checkpoint, then
+ * the job ends; SIGUSR2 asks for a checkpoint and training goes on. A second SIGINT or SIGTERM
+ * kills the workers at once.
+ */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2'] as const;
 
 export interface LaunchOptions extends LaunchFlags {
   /** YAML file or preset name. */
@@ -56,11 +66,12 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
       `tcp://${plan.masterAddr}:${plan.masterPort}`,
   );
 
+  const statusFile = plan.statusFile ?? path.join(config.run.dir, 'status.json');
   let coordinator: Coordinator | undefined;
   let agentOutcome: AgentOutcome;
   let jobOutcome: JobOutcome | undefined;
   try {
-    if (plan.nodeRank === 0)
+    if (plan.nodeRank === 0) {
       coordinator = await Coordinator.start({
         port: plan.masterPort,
         nnodes: plan.nnodes,
@@ -71,20 +82,56 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
         firstStepTimeoutMs: plan.firstStepTimeoutMs,
         rendezvousTimeoutMs: plan.rendezvousTimeoutMs,
         runDir: config.run.dir,
+        checkpointRoot: path.join(config.run.dir, 'checkpoints'),
+        keep: config.checkpoint.keep,
+        resume: plan.resume,
+        maxRestarts: plan.maxRestarts,
+        stopTimeoutMs: plan.stopTimeoutMs,
         log: view.log.child({ component: 'coordinator' }),
         onEvent: (e) => view.onCoordinatorEvent(e),
         keys,
       });
+      writeLaunchStatus(statusFile, {
+        state: 'running',
+        jobId: coordinator.jobId,
+        restarts: 0,
+        step: null,
+        checkpoint: null,
+        updatedAt: new Date().toISOString(),
+      });
+    }
     const agent = new Agent({ plan, config, workerEntry, keys, log: view.log.child({ component: 'agent' }) });
-    let interrupts = 0;
+    let ending: 'stop' | 'abort' | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
-      if (++interrupts > 1) return agent.killNow();
-      view.log.warn(`received ${signal}: stopping the job`);
-      coordinator?.abort('ERR_INTERRUPTED', `the launcher of node ${plan.nodeRank} received ${signal}`);
-      agent.interrupt(signal);
+      const stop = signal === 'SIGTERM' || signal === 'SIGUSR1';
+      if (signal === 'SIGUSR2') {
+        if (ending) return;
+        view.log.info(`received ${signal}: asking every worker to save a checkpoint`);
+        if (coordinator) coordinator.requestSave({ signal, stop: false, nodeRank: 0 });
+        else agent.requestSave(signal, false);
+      } else if (ending && (signal === 'SIGINT' || signal === 'SIGTERM')) {
+        view.log.warn(`received ${signal} again: killing this node's workers now`);
+        coordinator?.abort('ERR_INTERRUPTED', `the launcher of node ${plan.nodeRank} received ${signal} again`);
+        agent.interrupt(signal);
+        agent.killNow();
+      } else if (ending) {
+        view.log.warn(`received ${signal}: the job is already stopping`);
+      } else if (stop) {
+        ending = 'stop';
+        view.log.warn(
+          `received ${signal}: every worker saves a checkpoint, then the job stops (within --stop-timeout ` +
+            `${plan.stopTimeoutMs / 1000} s; SIGINT aborts at once)`,
+        );
+        if (coordinator) coordinator.requestSave({ signal, stop: true, nodeRank: 0 });
+        else agent.requestSave(signal, true);
+      } else {
+        ending = 'abort';
+        view.log.warn(`received ${signal}: stopping the job`);
+        coordinator?.abort('ERR_INTERRUPTED', `the launcher of node ${plan.nodeRank} received ${signal}`);
+        agent.interrupt(signal);
+      }
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const s of SIGNALS) process.on(s, onSignal);
     try {
       agentOutcome = await agent.run();
       if (coordinator) {
@@ -93,13 +140,23 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
           coordinator.abort(agentOutcome.code, `node 0: ${agentOutcome.message}`);
         jobOutcome = await coordinator.done;
       }
-      if (agentOutcome.ok && jobOutcome?.ok !== false) view.log.info(`node ${plan.nodeRank}: every worker finished`);
+      if (jobOutcome?.ok && jobOutcome.stopped) view.log.warn(describeStop(jobOutcome.stopped, jobOutcome.checkpoint));
+      else if (agentOutcome.ok && jobOutcome?.ok !== false)
+        view.log.info(`node ${plan.nodeRank}: ${agentOutcome.note ?? 'every worker finished'}`);
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const s of SIGNALS) process.off(s, onSignal);
     }
   } finally {
-    await coordinator?.close();
+    if (coordinator) {
+      await coordinator.close();
+      // Closed, the coordinator has an outcome even when this launcher ended early.
+      jobOutcome ??= await coordinator.done;
+      try {
+        writeLaunchStatus(statusFile, statusOf(jobOutcome));
+      } catch (err) {
+        view.log.error({ err: (err as Error).message }, `could not write ${statusFile}`);
+      }
+    }
     view.close();
   }
 

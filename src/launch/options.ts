@@ -28,6 +28,12 @@ export interface LaunchFlags {
   resume?: string;
   /** Give each worker its own slice of the node's cores (taskset). */
   bindCores?: boolean;
+  /** Failed rounds restarted before the job fails (default PARATRAIN_MAX_RESTARTS, else 0). */
+  maxRestarts?: string | number;
+  /** Seconds a graceful stop (SIGTERM, SIGUSR1) may take before the job is aborted. */
+  stopTimeout?: string | number;
+  /** Where node 0 writes the job's status (default <run.dir>/status.json). */
+  statusFile?: string;
 }
 
 export interface LaunchPlan {
@@ -49,6 +55,12 @@ export interface LaunchPlan {
   resume?: string;
   /** --bind-cores */
   bindCores: boolean;
+  /** --max-restarts (or PARATRAIN_MAX_RESTARTS): failed rounds restarted before the job fails. */
+  maxRestarts: number;
+  /** --stop-timeout */
+  stopTimeoutMs: number;
+  /** --status-file, absolute; absent = <run.dir>/status.json. */
+  statusFile?: string;
   /** Where the node layout came from, for the startup log line. */
   layoutSource: 'flags' | 'slurm' | 'slurm-per-task' | 'defaults';
 }
@@ -63,6 +75,8 @@ export const LAUNCH_DEFAULTS = {
   heartbeatTimeoutS: 20,
   firstStepTimeoutS: 300,
   rendezvousTimeoutS: 300,
+  maxRestarts: 0,
+  stopTimeoutS: 120,
 } as const;
 
 function optionError(what: string, raw: unknown, expected: string): LaunchError {
@@ -227,6 +241,13 @@ export function resolveLaunchPlan(
     ),
     authKeyFile: authKeyFile ? path.resolve(authKeyFile) : undefined,
     bindCores: !!flags.bindCores,
+    maxRestarts: parseInteger(
+      flags.maxRestarts !== undefined ? '--max-restarts' : 'PARATRAIN_MAX_RESTARTS',
+      flags.maxRestarts ?? (env.PARATRAIN_MAX_RESTARTS || LAUNCH_DEFAULTS.maxRestarts),
+      0,
+    ),
+    stopTimeoutMs: parseSeconds('--stop-timeout', flags.stopTimeout ?? LAUNCH_DEFAULTS.stopTimeoutS),
+    statusFile: flags.statusFile ? path.resolve(flags.statusFile) : undefined,
     resume: flags.resume === undefined || flags.resume === 'auto' ? flags.resume : path.resolve(flags.resume),
     layoutSource: layoutSource(flags, slurm),
   };

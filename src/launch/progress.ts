@@ -66,7 +66,7 @@ export interface LauncherViewOptions {
 
 export class LauncherView {
   readonly log: pino.Logger;
-  private readonly merger: StepMerger;
+  private merger: StepMerger;
   private readonly file: pino.DestinationStream & { flushSync(): void };
   private multibar: MultiBar | undefined;
   private bar: SingleBar | undefined;
@@ -93,9 +93,17 @@ export class LauncherView {
     );
   }
 
-  /** Node 0: what the coordinator reports (it logs joins, refusals and failures itself). */
+  /** Node 0: what the coordinator reports (it logs joins, refusals, failures and restarts itself). */
   onCoordinatorEvent(e: CoordinatorEvent): void {
-    if (e.type === 'started') this.bar = this.multibar?.create(this.opts.totalSteps, 0, { loss: '-', tps: '-' });
+    if (e.type === 'started') {
+      this.bar = this.multibar?.create(this.opts.totalSteps, e.resumeStep ?? 0, { loss: '-', tps: '-' });
+    }
+    if (e.type === 'restarting') {
+      // The failed round's bar and half-merged steps go; the next round starts a new bar.
+      if (this.bar) this.multibar?.remove(this.bar);
+      this.bar = undefined;
+      this.merger = new StepMerger(this.opts.dpSize);
+    }
     if (e.type === 'step') {
       const merged = this.merger.add(e.dpRank, e.report);
       if (merged) this.showStep(merged);

@@ -1,6 +1,7 @@
 // worker-env.ts — the environment a worker starts with: torchrun's names (RANK, LOCAL_RANK,
-// WORLD_SIZE, ...) plus what paratrain's worker needs (job, round, config, data-plane address,
-// timeouts, its share of the cores). The worker reads it with ControlClient.fromEnv().
+// WORLD_SIZE, TORCHELASTIC_RESTART_COUNT, ...) plus what paratrain's worker needs (job, round,
+// config, data-plane address, timeouts, its share of the cores). The worker reads it with
+// ControlClient.fromEnv(); what to resume from comes later, in its Assignment.
 import type { AgentWelcome } from '../coordinator/messages';
 import type { LaunchPlan } from './options';
 
@@ -40,6 +41,9 @@ export function workerEnv(i: WorkerEnvInput): NodeJS.ProcessEnv {
     MASTER_PORT: String(plan.masterPort),
     PARATRAIN_JOB_ID: welcome.jobId,
     PARATRAIN_ROUND: String(welcome.round),
+    // Every round after the first is a restart of the whole gang.
+    PARATRAIN_RESTART_COUNT: String(welcome.round),
+    TORCHELASTIC_RESTART_COUNT: String(welcome.round),
     PARATRAIN_CONFIG: i.configJson,
     PARATRAIN_HOST_ADDR: plan.hostAddr,
     PARATRAIN_IPC_DIR: i.ipcDir,
@@ -56,9 +60,9 @@ export function workerEnv(i: WorkerEnvInput): NodeJS.ProcessEnv {
     // (docs/collectives.md). The user's own setting wins.
     GLIBC_TUNABLES: i.base.GLIBC_TUNABLES || DATA_PLANE_MALLOC_TUNABLES,
   };
+  // The coordinator chooses the checkpoint (Assignment.resumeDir); never one inherited.
+  delete env.PARATRAIN_RESUME;
   // The launcher's own key file, resolved; never one inherited that the launcher did not use.
-  if (plan.resume) env.PARATRAIN_RESUME = plan.resume;
-  else delete env.PARATRAIN_RESUME;
   if (plan.authKeyFile) env.PARATRAIN_AUTH_KEY_FILE = plan.authKeyFile;
   else delete env.PARATRAIN_AUTH_KEY_FILE;
   return env;

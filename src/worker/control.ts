@@ -1,7 +1,9 @@
-// control.ts — a worker's control client: registers with the coordinator, receives its groups,
-// waits at the start barrier, reports steps and failures, says when it has finished, and obeys an
-// abort. It heartbeats on its own, and exits the process when the coordinator (or the launcher that
-// started it) is gone, so a worker is never left behind.
+// control.ts — a worker's control client: registers with the coordinator, receives its groups (and
+// the checkpoint to resume from), waits at the start barrier, reports steps and failures, hears save
+// and stop requests, reports its checkpoint shards and learns when a step is committed, says when it
+// has finished (or stopped), and obeys an abort. It heartbeats on its own, and exits the process when
+// the coordinator (or the launcher that started it) is gone, so a worker is never left behind.
+import { encodeShardReport, type ShardReport } from '../checkpoint/sharded';
 import { loadControlKeys, type ControlKeys } from '../coordinator/auth';
 import { ControlError } from '../coordinator/errors';
 import { CoordinatorLink } from '../coordinator/link';
@@ -10,12 +12,13 @@ import type {
   ControlMessage,
   DataEndpoints,
   PeerInfo,
+  SaveRequest,
   StepReport,
   WorkerPhase,
   WorkerRegistration,
 } from '../coordinator/messages';
 
-export type { Assignment, DataEndpoints, PeerInfo, StepReport, WorkerPhase, WorkerRegistration };
+export type { Assignment, DataEndpoints, PeerInfo, SaveRequest, StepReport, WorkerPhase, WorkerRegistration };
 
 export interface ControlClientOptions {
   masterAddr: string;
@@ -62,6 +65,11 @@ export class ControlClient {
   private assignmentWaiter: Waiter<Assignment> | undefined;
   private startWaiter: Waiter<void> | undefined;
   private finishWaiter: Waiter<void> | undefined;
+  /** reportShardSaved() calls waiting for the commit of their step. */
+  private readonly commitWaiters = new Map<number, Waiter<{ dir: string }>>();
+  private saveCallback: ((r: SaveRequest) => void) | undefined;
+  /** Save requests that arrived before onSaveRequest() was called. */
+  private unheardSaves: SaveRequest[] = [];
   /** reportFailure() calls waiting for the coordinator's answer (its abort). */
   private failureWaiters: Array<() => void> = [];
   private abortCallback: ((reason: string) => void) | undefined;
@@ -69,8 +77,13 @@ export class ControlClient {
   private aborted: string | undefined;
   private parentWatch: NodeJS.Timeout | undefined;
 
-  /** The client for a worker spawned by `paratrain launch` (reads the env it sets); starts heartbeats. */
+  /**
+   * The client for a worker spawned by `paratrain launch` (reads the env it sets); starts heartbeats.
+   * The launcher turns SIGUSR1/SIGUSR2 into save requests; a batch system may signal every process
+   * of the job, so the worker ignores them itself (SIGUSR1 would start Node's inspector, SIGUSR2 kill).
+   */
   static fromEnv(): ControlClient {
+    for (const s of ['SIGUSR1', 'SIGUSR2'] as const) process.on(s, () => {});
     const agentPid = process.env.PARATRAIN_AGENT_PID ? envNumber('PARATRAIN_AGENT_PID') : undefined;
     return new ControlClient({
       masterAddr: envString('MASTER_ADDR'),
@@ -182,11 +195,41 @@ export class ControlClient {
     });
   }
 
-  /** Says training is done; resolves when the coordinator has recorded it. */
-  finish(): Promise<void> {
+  /**
+   * Says training is done, or with `stopped` that this worker saved the checkpoint of `step` on a
+   * stop request and stops there (every rank must stop at the same step); resolves when the
+   * coordinator has recorded it.
+   */
+  finish(opts: { stopped?: boolean; step?: number } = {}): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.finishWaiter = { resolve, reject };
-      void this.link.send({ kind: 'finish', body: {} });
+      void this.link.send({ kind: 'finish', body: { stopped: !!opts.stopped, step: opts.step ?? 0 } });
+    });
+  }
+
+  /**
+   * What to do when the job asks for a checkpoint: save one (stop false) and train on, or save
+   * one, wait for its commit, and finish({ stopped: true, step }) (stop true). The ranks agree on
+   * the step among themselves. Requests that came before the callback are delivered to it now.
+   */
+  onSaveRequest(cb: (r: SaveRequest) => void): void {
+    this.saveCallback = cb;
+    for (const r of this.unheardSaves.splice(0)) cb(r);
+  }
+
+  /**
+   * Reports this rank's written shard of a checkpoint; resolves with the step directory once the
+   * coordinator has every rank's report and has committed the step. Rejects (ControlError) when
+   * the commit failed (ERR_CHECKPOINT_COMMIT; the job fails with it) or the job was aborted.
+   * At most one save may be in flight: report the next only after this one resolved.
+   */
+  reportShardSaved(report: ShardReport): Promise<{ dir: string }> {
+    if (this.aborted !== undefined)
+      return Promise.reject(new ControlError('ERR_ABORTED', `the job was aborted: ${this.aborted}`));
+    return new Promise<{ dir: string }>((resolve, reject) => {
+      const bytes = encodeShardReport(report);
+      this.commitWaiters.set(report.step, { resolve, reject });
+      void this.link.send({ kind: 'shardSaved', body: { report: bytes } });
     });
   }
 
@@ -222,9 +265,23 @@ export class ControlClient {
         this.finishWaiter?.resolve();
         this.finishWaiter = undefined;
         return;
+      case 'saveRequest':
+        if (this.saveCallback) this.saveCallback(m.body);
+        else this.unheardSaves.push(m.body);
+        return;
+      case 'saveCommitted':
+        return this.onSaveCommitted(m.body.step, m.body.dir, m.body.error);
       case 'abort':
         return this.onAbortMessage(m.body.reason);
     }
+  }
+
+  private onSaveCommitted(step: number, dir: string, error: string): void {
+    const waiter = this.commitWaiters.get(step);
+    if (!waiter) return;
+    this.commitWaiters.delete(step);
+    if (error) waiter.reject(new ControlError('ERR_CHECKPOINT_COMMIT', error));
+    else waiter.resolve({ dir });
   }
 
   private onAbortMessage(reason: string): void {
@@ -232,8 +289,10 @@ export class ControlClient {
     this.aborted = reason;
     for (const done of this.failureWaiters.splice(0)) done();
     const err = new ControlError('ERR_ABORTED', `the job was aborted: ${reason}`);
-    for (const w of [this.assignmentWaiter, this.startWaiter, this.finishWaiter]) w?.reject(err);
+    for (const w of [this.assignmentWaiter, this.startWaiter, this.finishWaiter, ...this.commitWaiters.values()])
+      w?.reject(err);
     this.startWaiter = this.finishWaiter = undefined;
+    this.commitWaiters.clear();
     if (this.abortCallback) this.abortCallback(reason);
     else this.exitNow(`the job was aborted: ${reason}`);
   }

@@ -111,6 +111,31 @@ describe('coordinator robustness', () => {
     expect(r.stdout).toMatch(/refused: rank 0 \(host stale-host, pid 99999\) belongs to another job/);
   });
 
+  it('after a restart, a worker of round 0 is refused; the job finishes', async () => {
+    const dir = tmp(),
+      out = tmp();
+    const port = await freePort();
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--max-restarts', '1']), {
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_STEPS: '40',
+      FIXTURE_STEP_MS: '25',
+      FIXTURE_EXIT_RANK: '1',
+      FIXTURE_EXIT_ROUND: '0',
+    });
+    const round1 = path.join(out, 'round-1');
+    await waitFor('round 1', () => fs.existsSync(round1) && workerRecords(round1).size === 2);
+    const jobId = workerRecords(round1).get(0)!.assignment.jobId;
+
+    const stale = await askOnce(port, staleRegister(jobId, 0));
+    expect(stale?.kind).toBe('reject');
+    expect(stale?.body).toMatchObject({
+      reason: 'rank 0 (host stale-host, pid 99999) is a worker from an earlier round (0; this is round 1)',
+    });
+    const r = await l.exited;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/refused: rank 0 \(host stale-host, pid 99999\) is a worker from an earlier round/);
+  });
+
   it('garbage, oversized frames and malformed messages are dropped; the job finishes', async () => {
     const dir = tmp(),
       out = tmp();
@@ -140,7 +165,7 @@ describe('coordinator robustness', () => {
     await d.send(Buffer.from('definitely not protobuf \xff\xff'));
     await d.send(Buffer.alloc(0));
     await d.send([Buffer.from('a'), Buffer.from('b')]);
-    await d.send(encodeMessage({ kind: 'finish', body: {} }));
+    await d.send(encodeMessage({ kind: 'finish', body: { stopped: false, step: 0 } }));
     await d.send(Buffer.alloc(2 * 1024 * 1024, 7));
     d.close();
 

@@ -56,6 +56,8 @@ describe('wire', () => {
             { rank: 1, host: 'a', nodeRank: 0, endpoints },
           ],
           dpPeers: [{ rank: 1, host: 'a', nodeRank: 0, endpoints }],
+          resumeDir: '/runs/x/checkpoints/step-0000040',
+          restartCount: 1,
         },
       },
       {
@@ -75,10 +77,24 @@ describe('wire', () => {
           evalLoss: 7.25,
         },
       },
-      { kind: 'workerExited', body: { rank: 3, localRank: 1, pid: 9, signal: 'SIGKILL', lastLines: ['a', 'b'] } },
-      { kind: 'workerExited', body: { rank: 3, localRank: 1, pid: 9, exitCode: 0, signal: '', lastLines: [] } },
+      {
+        kind: 'workerExited',
+        body: { rank: 3, localRank: 1, pid: 9, signal: 'SIGKILL', lastLines: ['a', 'b'], round: 2 },
+      },
+      {
+        kind: 'workerExited',
+        body: { rank: 3, localRank: 1, pid: 9, exitCode: 0, signal: '', lastLines: [], round: 0 },
+      },
       { kind: 'ready', body: {} },
       { kind: 'abort', body: { reason: 'rank 3 died' } },
+      { kind: 'finish', body: { stopped: true, step: 120 } },
+      { kind: 'shutdown', body: { reason: 'stopped at step 120 on SIGUSR1', stopWorkers: false } },
+      { kind: 'restart', body: { round: 1, reason: '[ERR_WORKER_EXITED] rank 3 …' } },
+      { kind: 'agentStopped', body: { round: 0 } },
+      { kind: 'stopRequest', body: { signal: 'SIGUSR1', stop: true } },
+      { kind: 'saveRequest', body: { stop: false, reason: 'the launcher of node 0 received SIGUSR2' } },
+      { kind: 'shardSaved', body: { report: Buffer.from([0, 1, 2, 255]) } },
+      { kind: 'saveCommitted', body: { step: 120, dir: '/runs/x/checkpoints/step-0000120', error: '' } },
     ];
     for (const m of messages) expect(decodeMessage(encodeMessage(m))).toEqual(m);
   });
@@ -106,7 +122,7 @@ describe('wire', () => {
     const exited = decodeMessage(
       encodeMessage({
         kind: 'workerExited',
-        body: { rank: 0, localRank: 0, pid: 1, signal: 'SIGTERM', lastLines: [] },
+        body: { rank: 0, localRank: 0, pid: 1, signal: 'SIGTERM', lastLines: [], round: 0 },
       }),
     );
     expect(exited.body).not.toHaveProperty('exitCode');
@@ -124,7 +140,9 @@ describe('wire', () => {
     bad.push(Buffer.from(T.encode(T.fromObject({ protocol: PROTOCOL_VERSION + 1, ready: {} })).finish()));
     bad.push(Buffer.from(T.encode(T.fromObject({ protocol: PROTOCOL_VERSION })).finish()));
     for (const frame of bad) expect(() => decodeMessage(frame)).toThrow(WireError);
-    expect(() => decodeMessage(bad[4])).toThrow(/protocol version 2, expected 1/);
+    expect(() => decodeMessage(bad[4])).toThrow(
+      new RegExp(`protocol version ${PROTOCOL_VERSION + 1}, expected ${PROTOCOL_VERSION}`),
+    );
   });
 
   it('the send queue keeps one send in flight and its order', async () => {
@@ -176,5 +194,7 @@ describe('failure report', () => {
     expect(text).toMatch(/Root cause \[ERR_WORKER_EXITED\]: rank 3 was killed by SIGKILL/);
     expect(text).toMatch(/\| x/);
     expect(text).toMatch(/consequences/);
+    expect(text).not.toMatch(/restart/);
+    expect(formatReport(log.report('job', 2, [])!)).toMatch(/job job \(round 2\) failed after 2 restarts\. Root cause/);
   });
 });

@@ -181,19 +181,27 @@ describe('paratrain launch', () => {
     expect(readReport(dir).rootCause).toMatchObject({ code: 'ERR_COLLECTIVE_TIMEOUT', rank: 0 });
   });
 
-  it('SIGTERM to the launcher stops its workers and exits non-zero', async () => {
+  // SIGTERM is a graceful stop (recovery.test.ts); SIGINT aborts at once, and is never restarted.
+  it('SIGINT to the launcher stops its workers at once and exits non-zero', async () => {
     const dir = tmp(),
       out = tmp();
-    const l = startLauncher(jobArgs(dir, await freePort(), ['--nproc-per-node', '2']), {
+    const l = startLauncher(jobArgs(dir, await freePort(), ['--nproc-per-node', '2', '--max-restarts', '2']), {
       FIXTURE_OUT_DIR: out,
       FIXTURE_STEPS: '100000',
     });
     await waitFor('two workers', () => workerRecords(out).size === 2);
-    l.proc.kill('SIGTERM');
+    const signalledAt = Date.now();
+    l.proc.kill('SIGINT');
     const r = await l.exited;
+    expect(Date.now() - signalledAt).toBeLessThan(3000);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/\[ERR_INTERRUPTED\].*received SIGTERM/);
+    expect(r.stderr).toMatch(/\[ERR_INTERRUPTED\].*received SIGINT/);
+    expect(r.stdout).not.toMatch(/restarting the job/);
     for (const rec of workerRecords(out).values()) expect(isAlive(rec.pid)).toBe(false);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8'))).toMatchObject({
+      state: 'failed',
+      code: 'ERR_INTERRUPTED',
+    });
   });
 
   it('an unreachable master ends with ERR_MASTER_UNREACHABLE naming the address', async () => {

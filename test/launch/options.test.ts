@@ -48,8 +48,34 @@ describe('launch plan', () => {
       heartbeatTimeoutMs: 20000,
       firstStepTimeoutMs: 300000,
       rendezvousTimeoutMs: 300000,
+      maxRestarts: 0,
+      stopTimeoutMs: 120000,
       layoutSource: 'defaults',
     });
+    expect(plan({}).statusFile).toBeUndefined();
+  });
+
+  it('restarts and the stop timeout: flags, PARATRAIN_MAX_RESTARTS, and bad values named', () => {
+    expect(plan({ maxRestarts: '3', stopTimeout: '30', statusFile: 'st.json' })).toMatchObject({
+      maxRestarts: 3,
+      stopTimeoutMs: 30000,
+      statusFile: expect.stringMatching(/^\/.*\/st\.json$/),
+    });
+    expect(plan({}, { PARATRAIN_MAX_RESTARTS: '2' }).maxRestarts).toBe(2);
+    expect(plan({ maxRestarts: 0 }, { PARATRAIN_MAX_RESTARTS: '2' }).maxRestarts).toBe(0);
+    expect(plan({}, { PARATRAIN_MAX_RESTARTS: '' }).maxRestarts).toBe(0);
+    const cases: Array<[Parameters<typeof plan>[0], NodeJS.ProcessEnv, RegExp]> = [
+      [{ maxRestarts: '-1' }, {}, /--max-restarts expects an integer >= 0, got '-1'/],
+      [{ maxRestarts: 'many' }, {}, /--max-restarts expects an integer >= 0, got 'many'/],
+      [{ maxRestarts: '1.5' }, {}, /--max-restarts expects an integer >= 0/],
+      [{}, { PARATRAIN_MAX_RESTARTS: 'x' }, /PARATRAIN_MAX_RESTARTS expects an integer >= 0, got 'x'/],
+      [{ stopTimeout: '0' }, {}, /--stop-timeout expects a positive number of seconds, got '0'/],
+      [{ stopTimeout: 'soon' }, {}, /--stop-timeout expects a positive number of seconds/],
+    ];
+    for (const [flags, env, message] of cases)
+      expect(() => plan(flags, env)).toThrow(
+        expect.objectContaining({ code: 'ERR_LAUNCH_OPTION', message: expect.stringMatching(message) }),
+      );
   });
 
   it('reads MASTER_ADDR/MASTER_PORT, and flags win over them', () => {
@@ -220,6 +246,8 @@ describe('worker environment', () => {
       MASTER_PORT: '29500',
       PARATRAIN_JOB_ID: 'feedbeef',
       PARATRAIN_ROUND: '0',
+      PARATRAIN_RESTART_COUNT: '0',
+      TORCHELASTIC_RESTART_COUNT: '0',
       PARATRAIN_CONFIG: '{"x":1}',
       PARATRAIN_HOST_ADDR: '10.0.0.2',
       PARATRAIN_IPC_DIR: '/tmp/pt-feedbeef-n1',
@@ -249,5 +277,28 @@ describe('worker environment', () => {
       base: { PARATRAIN_NUM_THREADS: '5' },
     });
     expect([pinned.PARATRAIN_NUM_THREADS, pinned.OMP_NUM_THREADS]).toEqual(['5', '5']);
+  });
+
+  it('a restarted round: its restart count under both names; what to resume comes in the Assignment', () => {
+    const env = workerEnv({
+      plan: plan({ resume: 'auto' }),
+      localRank: 0,
+      welcome: {
+        jobId: 'j',
+        round: 2,
+        worldSize: 1,
+        heartbeatIntervalMs: 1,
+        heartbeatTimeoutMs: 2,
+        firstStepTimeoutMs: 3,
+        rendezvousTimeoutMs: 4,
+      },
+      configJson: '{}',
+      ipcDir: '/tmp/x',
+      agentPid: 1,
+      cores: 1,
+      base: { PARATRAIN_RESUME: '/somewhere/else' },
+    });
+    expect(env).toMatchObject({ PARATRAIN_ROUND: '2', PARATRAIN_RESTART_COUNT: '2', TORCHELASTIC_RESTART_COUNT: '2' });
+    expect(env).not.toHaveProperty('PARATRAIN_RESUME');
   });
 });

@@ -1,0 +1,127 @@
+// router.ts — the coordinator's end of the control plane (link.ts is the other end): a ROUTER bound
+// on tcp://*:port, CURVE-authenticated when the job has keys. Every frame that arrives is decoded
+// and verified; a bad one is logged (with the peer's routing id) and dropped, never passed on, and a
+// handler that throws is logged, so nothing received can take the control plane down. Sends go
+// through a queue (one ZeroMQ send in flight).
+import type pino from 'pino';
+import * as zmq from 'zeromq';
+
+import { serverCurveOptions, ZapHandler, type ControlKeys } from './auth';
+import { ControlError } from './errors';
+import type { ControlMessage, MessageBodies, MessageKind } from './messages';
+import { decodeMessage, describeFrame, encodeMessage, MAX_CONTROL_MESSAGE_BYTES, SendQueue } from './wire';
+
+/** Bad frames logged individually before the log switches to a count every BAD_FRAME_LOG_EVERY. */
+const BAD_FRAMES_LOGGED = 20;
+const BAD_FRAME_LOG_EVERY = 1000;
+
+export interface RouterHandlers {
+  /** A verified message from a peer. */
+  onMessage: (routingId: Buffer, m: ControlMessage) => void;
+  /** The socket itself failed (not a bad frame): the control plane is gone. */
+  onSocketError: (err: Error) => void;
+}
+
+export class ControlRouter {
+  private readonly queue: SendQueue;
+  private badFrames = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly socket: zmq.Router,
+    private readonly zap: ZapHandler | undefined,
+    private readonly log: pino.Logger,
+  ) {
+    this.queue = new SendQueue(socket, (err) => log.warn({ err: err.message }, 'control send failed'));
+  }
+
+  /** Binds tcp://*:port; ERR_PORT_IN_USE names the flag to change. */
+  static async bind(port: number, keys: ControlKeys | undefined, log: pino.Logger): Promise<ControlRouter> {
+    // The ZAP handler must be listening before the first handshake.
+    const zap = keys
+      ? await ZapHandler.start(keys, (address) =>
+          log.warn({ address }, `refused a control connection from ${address}: it does not hold this job's key`),
+        )
+      : undefined;
+    const socket = new zmq.Router({
+      maxMessageSize: MAX_CONTROL_MESSAGE_BYTES,
+      linger: 500,
+      // A peer that reconnects with its routing id takes over its old connection.
+      handover: true,
+      ...(keys ? serverCurveOptions(keys) : {}),
+    });
+    try {
+      await socket.bind(`tcp://*:${port}`);
+    } catch (err) {
+      socket.close();
+      zap?.close();
+      const e = err as Error & { code?: string };
+      if (e.code === 'EADDRINUSE')
+        throw new ControlError(
+          'ERR_PORT_IN_USE',
+          `port ${port} is already in use on this host; pick another with --master-port (and give every node ` +
+            `the same one)`,
+        );
+      throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://*:${port}: ${e.message}`);
+    }
+    return new ControlRouter(socket, zap, log);
+  }
+
+  /** Starts delivering what arrives. */
+  listen(h: RouterHandlers): void {
+    void (async () => {
+      try {
+        for await (const frames of this.socket) this.onFrames(frames, h);
+      } catch (err) {
+        if (!this.closed) h.onSocketError(err as Error);
+      }
+    })();
+  }
+
+  send<K extends MessageKind>(routingId: Buffer, kind: K, body: MessageBodies[K]): void {
+    if (this.closed) return;
+    const frame = encodeMessage({ kind, body } as ControlMessage);
+    void this.queue.send([routingId, frame], { droppable: kind === 'heartbeat' });
+  }
+
+  /** Gives what is queued half a second to leave, then closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.race([this.queue.drained(), new Promise((r) => setTimeout(r, 500))]);
+    this.closed = true;
+    this.socket.close();
+    this.zap?.close();
+  }
+
+  private onFrames(frames: Buffer[], h: RouterHandlers): void {
+    const [routingId, ...body] = frames;
+    if (!routingId || body.length !== 1) return this.drop(routingId, `${body.length}-part message`);
+    let m: ControlMessage;
+    try {
+      m = decodeMessage(body[0]);
+    } catch (err) {
+      return this.drop(routingId, `${describeFrame(body[0])}: ${(err as Error).message}`);
+    }
+    try {
+      h.onMessage(routingId, m);
+    } catch (err) {
+      // A handler bug must not take the job's control plane down with it.
+      this.log.error({ err: (err as Error).stack, kind: m.kind }, 'control message handler failed');
+    }
+  }
+
+  private drop(routingId: Buffer | undefined, what: string): void {
+    this.badFrames++;
+    if (this.badFrames <= BAD_FRAMES_LOGGED || this.badFrames % BAD_FRAME_LOG_EVERY === 0)
+      this.log.warn(
+        { peer: routingId ? printableId(routingId) : '?', badFrames: this.badFrames },
+        `dropped a bad control frame: ${what}`,
+      );
+  }
+}
+
+/** A routing id for logs: ours are readable ("worker/r3/…"); ZeroMQ's own are binary. */
+export function printableId(id: Buffer): string {
+  const s = id.toString('utf8');
+  return /^[\x20-\x7e]+$/.test(s) ? s : `0x${id.toString('hex')}`;
+}
