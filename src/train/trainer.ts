@@ -76,6 +76,8 @@ export interface RankContext {
   setPhase?(phase: 'train' | 'eval' | 'save'): void;
   /** The checkpoint the coordinator chose and verified ('' or undefined: start fresh). */
   resumeDir?: string;
+  /** Gang restarts before this round (launch --max-restarts). */
+  restartCount?: number;
   /** Sends this rank's shard report to the coordinator; resolves once the checkpoint is committed. */
   commitShard: CommitShard;
 }
@@ -205,7 +207,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
         `${manifest.layout.dataParallel})`,
     );
   } else {
-    if (opts.resume === 'auto' || rank?.resumeDir === '')
+    if (opts.resume === 'auto' || (rank?.restartCount ?? 0) > 0)
       log.info({ event: 'resume', checkpoint: null }, 'no checkpoint to resume; starting at step 0');
     engine.initParams(c.train.seed);
   }
@@ -221,7 +223,9 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       train_samples_per_epoch: dataset.samplesPerEpoch('train'),
       global_batch: globalBatch,
       steps: c.train.steps,
-      ...(rank ? { tensor_parallel: rank.tpSize, data_parallel: rank.dpSize } : {}),
+      ...(rank
+        ? { tensor_parallel: rank.tpSize, data_parallel: rank.dpSize, restart_count: rank.restartCount ?? 0 }
+        : {}),
     },
     `training ${c.model.arch} (${(params / 1e6).toFixed(2)}M parameters) for ${c.train.steps} steps`,
   );

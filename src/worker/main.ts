@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { validateConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { engineOptions } from '../engine/engine';
-import { loadedAddonFile, loadNative, type RingEndpoints } from '../engine/native';
-import { train } from '../train/trainer';
+import { loadedAddonFile, loadNative, REQUEST_SAVE, REQUEST_STOP, type RingEndpoints } from '../engine/native';
+import { train, TrainRequests } from '../train/trainer';
 import { ControlClient, type Assignment, type PeerInfo } from './control';
 
 function requiredEnv(name: string): string {
@@ -82,10 +82,14 @@ async function runWorker(control: ControlClient): Promise<void> {
   );
   await control.ready();
   control.setPhase('first-step');
+  // The launcher's SIGTERM/SIGUSR1 (stop) and SIGUSR2 (save) arrive as the coordinator's requests;
+  // the engine agrees on the step with the other ranks (src/train/trainer.ts).
+  const requests = new TrainRequests();
+  control.onSaveRequest((r) => requests.raise(r.stop ? REQUEST_STOP | REQUEST_SAVE : REQUEST_SAVE, r.reason));
   let lastEval: number | undefined;
-  await train(
+  const result = await train(
     config,
-    { resume: process.env.PARATRAIN_RESUME || undefined, quiet: false },
+    { quiet: false, requests },
     {
       rank: a.rank,
       tpRank: a.tpRank,
@@ -93,7 +97,9 @@ async function runWorker(control: ControlClient): Promise<void> {
       dpRank: a.dpRank,
       dpSize: a.dpSize,
       engine,
-      commitShard: () => Promise.reject(new Error('TEMP: coordinator commit relay not merged yet')),
+      resumeDir: a.resumeDir,
+      restartCount: a.restartCount,
+      commitShard: (report) => control.reportShardSaved(report),
       setPhase: (p) => control.setPhase(p),
       onEval: (_step, loss) => (lastEval = loss),
       onStep: (r, d) => {
@@ -118,7 +124,7 @@ async function runWorker(control: ControlClient): Promise<void> {
       },
     },
   );
-  await control.finish();
+  await control.finish(result.stopped ? { stopped: true, step: result.stopped.step } : {});
   await control.close();
 }
 

@@ -300,8 +300,8 @@ describe('save and stop requests (preemption)', () => {
     expect(r.stdout).not.toMatch(/restarting the job/);
   });
 
-  // needs sharded.ts (branch ckpt): the fixture writes real shards, the coordinator commits them.
-  it.skip('SIGUSR1 with real shards: the step is committed, every rank learns its directory, status.json names it', async () => {
+  // The fixture writes real shards, the coordinator commits them.
+  it('SIGUSR1 with real shards: the step is committed, every rank learns its directory, status.json names it', async () => {
     const dir = tmp(),
       out = tmp();
     const l = startLauncher(jobArgs(dir, await freePort(), ['--nproc-per-node', '2']), {
