@@ -174,7 +174,7 @@ describe('recovery of a TP=2 × DP=2 job', () => {
 });
 
 describe('resharding', () => {
-  it('saved at TP=2 × DP=2, continued at TP=1, TP=4 and TP=1 × DP=4: losses equal the original continuation within 1e-5', async () => {
+  it('saved at TP=2 × DP=2, continued at TP=1, TP=4 and TP=1 × DP=4 within 1e-5 of the original; its HF export imports into TP=2', async () => {
     // The same micro-batches (2 samples) in every layout, dropout off (attention streams are per TP rank).
     const base = { 'model.dropout': 0, 'train.micro_batch': 2, 'train.steps': 8, 'checkpoint.every': 4 };
     const original = tmp();
@@ -204,6 +204,33 @@ describe('resharding', () => {
     const alone = tmp();
     trainAlone([...tiny('bert', alone, { ...base, 'train.grad_accum': 4 }), '--resume', ckpt]);
     expectClose(tail(alone), want);
+
+    // Hugging Face export of the sharded checkpoint, imported again: a TP=2 job and a single
+    // process start from it with the same losses.
+    const hf = path.join(tmp(), 'hf');
+    const imported = path.join(tmp(), 'checkpoints');
+    for (const args of [
+      ['export', '--checkpoint', ckpt, '--format', 'hf', '--out', hf],
+      ['import', '--from', hf, '--out', imported],
+    ]) {
+      const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const fromHf = { ...base, 'train.steps': 3, 'checkpoint.every': 0 };
+    const tp2 = tmp();
+    const r = launch([
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      String(await freePort()),
+      '--resume',
+      imported,
+      ...tiny('bert', tp2, { ...fromHf, 'parallel.tensor': 2 }),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const single = tmp();
+    trainAlone([...tiny('bert', single, fromHf), '--resume', imported]);
+    expectClose(stepLines(tp2), stepLines(single));
   });
 });
 
