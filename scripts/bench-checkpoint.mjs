@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import process from 'node:process';
 import { parseArgs } from 'node:util';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,6 +40,7 @@ const tp = Number(o.tp),
 const work = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-bench-ckpt-'));
 fs.mkdirSync(work, { recursive: true });
 const say = (s) => process.stderr.write(`${s}\n`);
+const print = (s) => process.stdout.write(`${s}\n`);
 
 function dd(file, mb) {
   const r = spawnSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=4M', `count=${Math.ceil(mb / 4)}`, 'conv=fsync'], {
@@ -82,9 +84,24 @@ function run(name, sets, extra = []) {
   const args =
     ranks === 1
       ? [bin, 'train', '--config', o.config, ...setArgs, ...extra]
-      : [bin, 'launch', '--nproc-per-node', String(ranks), '--master-port', String(29700 + Math.floor(Math.random() * 200)), '--config', o.config, ...setArgs, ...extra];
+      : [
+          bin,
+          'launch',
+          '--nproc-per-node',
+          String(ranks),
+          '--master-port',
+          String(29700 + Math.floor(Math.random() * 200)),
+          '--config',
+          o.config,
+          ...setArgs,
+          ...extra,
+        ];
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, PARATRAIN_NUM_THREADS: o.threads } });
+  const r = spawnSync(process.execPath, args, {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, PARATRAIN_NUM_THREADS: o.threads },
+  });
   if (r.status !== 0) throw new Error(`${name} failed:\n${r.stderr.slice(-3000)}`);
   return { dir, wallMs: Date.now() - t0 };
 }
@@ -93,7 +110,8 @@ function run(name, sets, extra = []) {
 function records(dir) {
   const files = [path.join(dir, 'log.jsonl')];
   const logs = path.join(dir, 'logs');
-  if (fs.existsSync(logs)) for (const f of fs.readdirSync(logs)) if (!f.startsWith('rank-00000')) files.push(path.join(logs, f));
+  if (fs.existsSync(logs))
+    for (const f of fs.readdirSync(logs)) if (!f.startsWith('rank-00000')) files.push(path.join(logs, f));
   const out = [];
   for (const f of files)
     for (const line of fs.readFileSync(f, 'utf8').split('\n')) {
@@ -108,7 +126,12 @@ function records(dir) {
 }
 
 /** The step loop's time: elapsed_ms at the last step (the final save and eval come after). */
-const loopMs = (dir) => Math.max(...records(dir).filter((r) => typeof r.elapsed_ms === 'number' && r.step === steps).map((r) => r.elapsed_ms));
+const loopMs = (dir) =>
+  Math.max(
+    ...records(dir)
+      .filter((r) => typeof r.elapsed_ms === 'number' && r.step === steps)
+      .map((r) => r.elapsed_ms),
+  );
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 say(`work dir ${work}; ${o.config}, TP ${tp} × DP ${dp}, ${steps} steps, a save every ${every}`);
@@ -122,7 +145,10 @@ const ddOne = dd(path.join(work, 'dd-one'), Math.max(64, shardMb * ranks));
 const ddEach = ddParallel(Math.max(16, shardMb));
 
 const last = Math.floor(steps / every) * every;
-const load = run('load', { 'train.steps': last + 1, 'checkpoint.every': 0 }, ['--resume', path.join(sync.dir, 'checkpoints', `step-${String(last).padStart(7, '0')}`)]);
+const load = run('load', { 'train.steps': last + 1, 'checkpoint.every': 0 }, [
+  '--resume',
+  path.join(sync.dir, 'checkpoints', `step-${String(last).padStart(7, '0')}`),
+]);
 const loads = records(load.dir).filter((r) => r.event === 'resume' && r.read_bytes);
 const loadRates = loads.map((r) => r.read_bytes / 1e3 / Math.max(r.read_ms, 1));
 
@@ -140,18 +166,25 @@ const result = {
   ddOneWriterMBps: ddOne,
   ddPerWriterMBps: median(ddEach),
   saveMBpsPerRank: { median: median(saveRates), min: Math.min(...saveRates), max: Math.max(...saveRates) },
-  loadMBpsPerRank: { median: median(loadRates), min: Math.min(...loadRates), max: Math.max(...loadRates), cache: 'warm' },
+  loadMBpsPerRank: {
+    median: median(loadRates),
+    min: Math.min(...loadRates),
+    max: Math.max(...loadRates),
+    cache: 'warm',
+  },
   loopMs: { noSaves: t0, sync: ts, async: ta },
   hiddenShare: hidden,
 };
 if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
 else {
   const f = (x) => x.toFixed(0);
-  console.log(`checkpoint benchmark: ${o.config}, TP ${tp} × DP ${dp} (${ranks} ranks), ${f(shardMb)} MB per rank per save`);
-  console.log(`  dd write (conv=fsync):  1 writer ${f(ddOne)} MB/s; ${ranks} at once ${f(median(ddEach))} MB/s each`);
-  console.log(`  save per rank:          median ${f(result.saveMBpsPerRank.median)} MB/s (min ${f(result.saveMBpsPerRank.min)}, max ${f(result.saveMBpsPerRank.max)}), fsync included`);
-  console.log(`  load per rank:          median ${f(result.loadMBpsPerRank.median)} MB/s (page cache warm)`);
-  console.log(`  step loop, ${steps} steps: no saves ${f(t0)} ms, sync saves ${f(ts)} ms, async saves ${f(ta)} ms`);
-  console.log(`  share of save time hidden by async: ${(hidden * 100).toFixed(0)}%`);
+  print(`checkpoint benchmark: ${o.config}, TP ${tp} × DP ${dp} (${ranks} ranks), ${f(shardMb)} MB per rank per save`);
+  print(`  dd write (conv=fsync):  1 writer ${f(ddOne)} MB/s; ${ranks} at once ${f(median(ddEach))} MB/s each`);
+  print(
+    `  save per rank:          median ${f(result.saveMBpsPerRank.median)} MB/s (min ${f(result.saveMBpsPerRank.min)}, max ${f(result.saveMBpsPerRank.max)}), fsync included`,
+  );
+  print(`  load per rank:          median ${f(result.loadMBpsPerRank.median)} MB/s (page cache warm)`);
+  print(`  step loop, ${steps} steps: no saves ${f(t0)} ms, sync saves ${f(ts)} ms, async saves ${f(ta)} ms`);
+  print(`  share of save time hidden by async: ${(hidden * 100).toFixed(0)}%`);
 }
 if (!o.dir) fs.rmSync(work, { recursive: true, force: true });
