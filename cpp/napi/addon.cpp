@@ -274,6 +274,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("getGrads", &EngineWrap::GetGrads),
                         InstanceMethod("getOptimizerState", &EngineWrap::GetOptimizerState),
                         InstanceMethod("setOptimizerState", &EngineWrap::SetOptimizerState),
+                        InstanceMethod("copyStateInto", &EngineWrap::CopyStateInto),
                         InstanceMethod("optimizerStep", &EngineWrap::OptimizerStep),
                         InstanceMethod("trainStep", &EngineWrap::TrainStep),
                         InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
@@ -375,6 +376,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     require_idle(info.Env());
     return copy_out(info.Env(), engine().grads());
   }
+  // Copies parameters and optimizer moments into the caller's buffers (a checkpoint's host copy,
+  // reused from save to save so that no save pays for fresh pages); returns the update count.
+  Napi::Value CopyStateInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    require_idle(env);
+    if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {params, m, v}");
+    Napi::Object o = info[0].As<Napi::Object>();
+    guarded(env, [&] {
+      const std::pair<const char*, const std::vector<float>*> parts[] = {
+          {"params", &engine().params()}, {"m", &engine().optimizer().m()}, {"v", &engine().optimizer().v()}};
+      for (const auto& [name, src] : parts) {
+        Napi::Float32Array dst = typed_array<Napi::Float32Array>(o.Get(name), name);
+        if (dst.ElementLength() != src->size())
+          throw Error("ERR_ARGUMENT", std::string(name) + " holds " + std::to_string(dst.ElementLength()) +
+                                          " values; the engine has " + std::to_string(src->size()));
+      }
+      for (const auto& [name, src] : parts)
+        std::copy(src->begin(), src->end(), o.Get(name).As<Napi::Float32Array>().Data());
+      return 0;
+    });
+    return Napi::Number::New(env, static_cast<double>(engine().optimizer().step_count()));
+  }
+
   // This rank's own optimizer state (the local layout of paramTable()), e.g. read back from its
   // checkpoint slices.
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {

@@ -117,6 +117,8 @@ export interface NativeEngine {
   getOptimizerState(): OptimizerState;
   /** This rank's own optimizer state, in the paramTable() layout. */
   setOptimizerState(state: OptimizerState): void;
+  /** Copies parameters and moments into the caller's buffers (numParams() each); returns the update count. */
+  copyStateInto(into: { params: Float32Array; m: Float32Array; v: Float32Array }): number;
   /** Sets the gradients and applies one optimizer update (synchronous; for tests and tools). */
   optimizerStep(grads: Float32Array, lr: number): { gradNorm: number; skipped: boolean };
   /** `requests`: this rank's pending REQUEST_* bits, OR-ed over the whole job into the result's `requests`. */

@@ -53,6 +53,8 @@ export class CheckpointSaver {
   private inFlight: Promise<SaveTiming> | undefined;
   private failed: Error | undefined;
   private lastSaveMs = Date.now();
+  /** The host copy every save writes from, allocated (and paged in) once, up front. */
+  private readonly host: { params: Float32Array; m: Float32Array; v: Float32Array };
 
   constructor(
     private readonly c: Config,
@@ -61,7 +63,10 @@ export class CheckpointSaver {
     private readonly commit: CommitShard,
     private readonly onSaved: (t: SaveTiming) => void,
     private readonly tokenizerJson: string,
-  ) {}
+  ) {
+    const n = engine.numParams();
+    this.host = { params: new Float32Array(n).fill(0), m: new Float32Array(n).fill(0), v: new Float32Array(n).fill(0) };
+  }
 
   /** Whether checkpoint.every_minutes has elapsed since the last save (rank 0's clock decides). */
   timeDue(now = Date.now()): boolean {
@@ -77,9 +82,10 @@ export class CheckpointSaver {
     const t0 = Date.now();
     this.lastSaveMs = t0;
     await this.waitPrevious();
-    // Copies: the engine goes on training while the shard is written from these.
-    const params = this.engine.getParams();
-    const state = this.engine.getOptimizerState();
+    // The shard is written from this host copy while the engine goes on training. One set of
+    // buffers serves every save: the previous save has finished with it (waitPrevious above).
+    const { params } = this.host;
+    const state = { step: this.engine.copyStateInto(this.host), m: this.host.m, v: this.host.v };
     const { rank, tpRank, tpSize, dpRank, dpSize } = this.place;
     const header: CheckpointHeader | undefined =
       rank === 0 ? this.header(step, consumedSamples, schedule, state.step) : undefined;
