@@ -87,7 +87,8 @@ describe('recovery of a TP=2 × DP=2 job', () => {
       const killAt = 2 + Math.floor(random() * (STEPS - 10));
       const why = `seed ${seed}, trial ${trial}: rank ${victim} at step ≥ ${killAt}`;
       const dir = tmp();
-      const job = await startJob(dir, ['--max-restarts', '3']);
+      // The second trial saves in the background (checkpoint.async): a kill may hit a save in flight.
+      const job = await startJob(dir, ['--max-restarts', '3'], trial === 1 ? { 'checkpoint.async': 'true' } : {});
       await waitFor(`step ${killAt} (${why})`, () => lastStep(dir) >= killAt, 120_000);
       const pid = workerWithRank(childPids(job.proc.pid!), victim);
       process.kill(pid, 'SIGKILL');

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { readSafetensors } from '../../src/checkpoint';
+import { loadCheckpoint, readSafetensors } from '../../src/checkpoint';
 import { validateConfig } from '../../src/config/load';
 import { train } from '../../src/train/trainer';
 
@@ -14,7 +14,7 @@ const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
 function tinyConfig(
   arch: 'bert' | 'gpt',
   runDir: string,
-  extra: { steps?: number; every?: number; dropout?: number } = {},
+  extra: { steps?: number; every?: number; dropout?: number; checkpoint?: Record<string, unknown> } = {},
 ) {
   return validateConfig({
     model: {
@@ -36,7 +36,7 @@ function tinyConfig(
       threads: 2,
     },
     optimizer: { name: arch === 'bert' ? 'lamb' : 'adamw' },
-    checkpoint: { every: extra.every ?? 0 },
+    checkpoint: { every: extra.every ?? 0, ...extra.checkpoint },
     run: { dir: runDir },
     data: { max_documents: 40, cache_dir: cacheDir },
   });
@@ -73,5 +73,28 @@ it('20 steps in one go equal 10 + resume + 10, bitwise (BERT, dropout on)', asyn
   expect(b.tensors.map((t) => t.name)).toEqual(a.tensors.map((t) => t.name));
   a.tensors.forEach((t, i) =>
     expect(Buffer.from(b.tensors[i].data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true),
+  );
+});
+
+it('async saves every few milliseconds (checkpoint.every_minutes) commit while training goes on; the run ends where a run without them ends', async () => {
+  const plain = tmp();
+  const without = await train(tinyConfig('gpt', plain, { steps: 40 }), { quiet: true });
+  const busy = tmp();
+  const withSaves = await train(
+    tinyConfig('gpt', busy, { steps: 40, checkpoint: { every_minutes: 0.0003, async: true, keep: 2 } }),
+    { quiet: true },
+  );
+  // Time-triggered saves at steps that are no multiple of anything, plus the final one.
+  expect(withSaves.saves.length).toBeGreaterThan(2);
+  expect(withSaves.saves.at(-1)!.step).toBe(40);
+  // The step loop waited only for the host copy, never for a write.
+  for (const s of withSaves.saves.slice(0, -1)) expect(s.blockedMs).toBeLessThan(s.totalMs);
+  expect(withSaves.steps.map((s) => s.loss)).toEqual(without.steps.map((s) => s.loss));
+  const listed = fs.readdirSync(path.join(busy, 'checkpoints')).filter((n) => n.startsWith('step-'));
+  expect(listed.length).toBe(2); // keep: 2
+  const a = await loadCheckpoint(path.join(plain, 'checkpoints'));
+  const b = await loadCheckpoint(path.join(busy, 'checkpoints'));
+  a.params.forEach((t, i) =>
+    expect(Buffer.from(b.params[i].data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true),
   );
 });
