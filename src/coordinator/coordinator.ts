@@ -146,6 +146,18 @@ const DEFAULT_STOP_TIMEOUT_MS = 120_000;
 /** Phases in which worker silence fails the job (or the round). */
 const WORKERS_WATCHED: ReadonlySet<JobPhase> = new Set(['rendezvous', 'assigning', 'ready', 'running', 'stopping']);
 
+/**
+ * Worker failures that a restart would only repeat: the same checkpoint, config and data give the
+ * same error (a checkpoint of another model, a diverging loss, a bad batch).
+ */
+const REPEATS_ON_RESTART = new Set([
+  'ERR_CHECKPOINT_MISMATCH',
+  'ERR_TOKENIZER_MISMATCH',
+  'ERR_CONFIG',
+  'ERR_NAN_LOSS',
+  'ERR_BATCH',
+]);
+
 export class Coordinator {
   readonly jobId = randomBytes(8).toString('hex');
   readonly worldSize: number;
@@ -638,7 +650,7 @@ export class Coordinator {
       const { reg } = this.workers.get(sender.rank)!;
       this.fail(
         { code, message: `${describeWho(reg)} reported: ${f.message}`, ...identity(reg) },
-        { restartable: true },
+        { restartable: !REPEATS_ON_RESTART.has(code) },
       );
     } else {
       // What a launcher reports (it was interrupted, its data could not be prepared) a restart cannot mend.

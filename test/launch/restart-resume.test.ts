@@ -232,6 +232,37 @@ describe('resharding', () => {
     const single = tmp();
     trainAlone([...tiny('bert', single, fromHf), '--resume', imported]);
     expectClose(stepLines(tp2), stepLines(single));
+
+    // fill-mask reads the sharded checkpoint whole.
+    const fill = spawnSync(
+      process.execPath,
+      [bin, 'fill-mask', '--checkpoint', ckpt, '--json', 'the [MASK] of the sea'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    );
+    expect(fill.status, fill.stderr).toBe(0);
+    expect(
+      (JSON.parse(fill.stdout) as { masks: Array<{ candidates: unknown[] }> }).masks[0].candidates.length,
+    ).toBeGreaterThan(0);
+
+    // A checkpoint of another model fails the job at once: a restart would only repeat it.
+    const other = tmp();
+    const bad = launch([
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      String(await freePort()),
+      '--max-restarts',
+      '2',
+      '--resume',
+      ckpt,
+      ...tiny('bert', other, { ...base, 'model.hidden': 48, 'model.ffn': 96 }),
+    ]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('ERR_CHECKPOINT_MISMATCH');
+    expect(bad.stdout + bad.stderr).not.toMatch(/restarting the job/);
   });
 });
 
