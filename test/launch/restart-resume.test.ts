@@ -174,6 +174,29 @@ describe('recovery of a TP=2 × DP=2 job', () => {
   });
 });
 
+describe('saves on request and on time', () => {
+  it('SIGUSR2 and checkpoint.every_minutes: every rank saves after the same step, training goes on', async () => {
+    const dir = tmp();
+    const job = await startJob(dir, [], {
+      'checkpoint.every': 0,
+      'checkpoint.every_minutes': 0.004,
+      'checkpoint.keep': 50,
+    });
+    await waitFor('step 10', () => lastStep(dir) >= 10, 120_000);
+    process.kill(job.proc.pid!, 'SIGUSR2');
+    const r = await job.exited;
+    expect(r.code, r.stderr).toBe(0);
+    const committed = (await listCheckpoints(path.join(dir, 'checkpoints'))).filter((c) => c.committed);
+    // The time trigger (rank 0's clock, 0.24 s) and the request each committed a checkpoint with a
+    // piece from every rank before the end; the job's log says which steps.
+    expect(committed.length).toBeGreaterThan(2);
+    expect(committed.at(-1)!.step).toBe(STEPS);
+    const launcherLog = r.stdout + r.stderr;
+    for (const c of committed) expect(launcherLog).toContain(`checkpoint step ${c.step} committed`);
+    expect(launcherLog).toMatch(/received SIGUSR2: every worker saves a checkpoint/);
+  });
+});
+
 describe('resharding', () => {
   it('saved at TP=2 × DP=2, continued at TP=1, TP=4 and TP=1 × DP=4 within 1e-5 of the original; its HF export imports into TP=2', async () => {
     // The same micro-batches (2 samples) in every layout, dropout off (attention streams are per TP rank).
