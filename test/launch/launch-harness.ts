@@ -81,6 +81,28 @@ export function startLauncher(args: string[], env: NodeJS.ProcessEnv = {}, progr
   return { proc, output: () => ({ stdout, stderr }), exited };
 }
 
+/** Node 0 and node 1 of one job on loopback: two launchers (the fixture worker by default). */
+export async function startTwoNodes(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  nprocPerNode: number,
+  flags: string[] = [],
+  port?: number,
+): Promise<[Launcher, Launcher]> {
+  const master = port ?? (await freePort());
+  const args = (node: number) =>
+    jobArgs(dir, master, [
+      '--nnodes',
+      '2',
+      '--node-rank',
+      String(node),
+      '--nproc-per-node',
+      String(nprocPerNode),
+      ...flags,
+    ]);
+  return [startLauncher(args(0), env), startLauncher(args(1), env)];
+}
+
 /** Runs the real `paratrain` CLI to completion. */
 export function paratrain(args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });

@@ -7,7 +7,17 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import type { RootCauseReport } from '../../src/coordinator/failure';
-import { freePort, isAlive, jobArgs, paratrain, startLauncher, tmp, waitFor, workerRecords } from './launch-harness';
+import {
+  freePort,
+  isAlive,
+  jobArgs,
+  paratrain,
+  startLauncher,
+  startTwoNodes,
+  tmp,
+  waitFor,
+  workerRecords,
+} from './launch-harness';
 
 function stepLines(runDir: string) {
   return fs
@@ -26,18 +36,7 @@ describe('paratrain launch', () => {
       out = tmp();
     const port = await freePort();
     const env = { FIXTURE_OUT_DIR: out, FIXTURE_STEPS: '4' };
-    const args = (node: number) =>
-      jobArgs(dir, port, [
-        '--nnodes',
-        '2',
-        '--node-rank',
-        String(node),
-        '--nproc-per-node',
-        '2',
-        '--set',
-        'parallel.tensor=2',
-      ]);
-    const [n0, n1] = [startLauncher(args(0), env), startLauncher(args(1), env)];
+    const [n0, n1] = await startTwoNodes(dir, env, 2, ['--set', 'parallel.tensor=2'], port);
     const [r0, r1] = await Promise.all([n0.exited, n1.exited]);
     expect(r0.code, r0.stderr).toBe(0);
     expect(r1.code, r1.stderr).toBe(0);
@@ -91,11 +90,8 @@ describe('paratrain launch', () => {
   it('a worker killed with SIGKILL mid-run stops every process of the job; the report names it', async () => {
     const dir = tmp(),
       out = tmp();
-    const port = await freePort();
     const env = { FIXTURE_OUT_DIR: out, FIXTURE_STEPS: '100000', FIXTURE_STEP_MS: '20' };
-    const args = (node: number) =>
-      jobArgs(dir, port, ['--nnodes', '2', '--node-rank', String(node), '--nproc-per-node', '2']);
-    const [n0, n1] = [startLauncher(args(0), env), startLauncher(args(1), env)];
+    const [n0, n1] = await startTwoNodes(dir, env, 2);
     await waitFor('four workers', () => workerRecords(out).size === 4);
     await waitFor('a few steps', () =>
       fs.readFileSync(path.join(dir, 'logs', 'rank-00003.log'), 'utf8').includes('step 5'),
@@ -129,11 +125,8 @@ describe('paratrain launch', () => {
     for (const victimNode of [0, 1]) {
       const dir = tmp(),
         out = tmp();
-      const port = await freePort();
       const env = { FIXTURE_OUT_DIR: out, FIXTURE_STEPS: '100000' };
-      const args = (node: number) =>
-        jobArgs(dir, port, ['--nnodes', '2', '--node-rank', String(node), '--nproc-per-node', '1']);
-      const launchers = [startLauncher(args(0), env), startLauncher(args(1), env)];
+      const launchers = await startTwoNodes(dir, env, 1);
       await waitFor('two workers', () => workerRecords(out).size === 2);
       const pids = [...workerRecords(out).values()].map((r) => r.pid);
       launchers[victimNode].proc.kill('SIGKILL');

@@ -15,6 +15,7 @@ import {
   isAlive,
   jobArgs,
   startLauncher,
+  startTwoNodes,
   tmp,
   waitFor,
   workerRecords,
@@ -125,20 +126,8 @@ describe('gang restart (--max-restarts)', () => {
   it('two nodes: a worker on node 1 fails, both nodes restart together and finish', async () => {
     const dir = tmp(),
       out = tmp();
-    const port = await freePort();
     const env = { FIXTURE_OUT_DIR: out, FIXTURE_STEPS: '5', FIXTURE_EXIT_RANK: '3', FIXTURE_EXIT_ROUND: '0' };
-    const args = (node: number) =>
-      jobArgs(dir, port, [
-        '--nnodes',
-        '2',
-        '--node-rank',
-        String(node),
-        '--nproc-per-node',
-        '2',
-        '--max-restarts',
-        '1',
-      ]);
-    const [n0, n1] = [startLauncher(args(0), env), startLauncher(args(1), env)];
+    const [n0, n1] = await startTwoNodes(dir, env, 2, ['--max-restarts', '1']);
     const [r0, r1] = await Promise.all([n0.exited, n1.exited]);
     expect(r0.code, r0.stderr).toBe(0);
     expect(r1.code, r1.stderr).toBe(0);
@@ -187,11 +176,8 @@ describe('save and stop requests (preemption)', () => {
   it('SIGUSR1 to the launcher of node 1 reaches the coordinator; both launchers exit 0', async () => {
     const dir = tmp(),
       out = tmp();
-    const port = await freePort();
     const env = { FIXTURE_OUT_DIR: out, FIXTURE_STEPS: '100000' };
-    const args = (node: number) =>
-      jobArgs(dir, port, ['--nnodes', '2', '--node-rank', String(node), '--nproc-per-node', '1']);
-    const [n0, n1] = [startLauncher(args(0), env), startLauncher(args(1), env)];
+    const [n0, n1] = await startTwoNodes(dir, env, 1);
     await waitFor('a few steps', () => workerRecords(out).size === 2 && stepOf(dir, 1) >= 3);
     n1.proc.kill('SIGUSR1');
     const [r0, r1] = await Promise.all([n0.exited, n1.exited]);

@@ -55,6 +55,12 @@ async function startJob(dir: string, flags: string[], sets: Record<string, strin
   return startLauncher([...args, ...tiny('bert', dir, { ...JOB, ...sets })], env, bin);
 }
 
+/** Runs the 4-worker job to its end (after `flags`, e.g. --resume auto). */
+async function runJob(dir: string, flags: string[] = [], sets: Record<string, string | number> = {}) {
+  const port = String(await freePort());
+  return launch(['--nproc-per-node', '4', '--master-port', port, ...flags, ...tiny('bert', dir, { ...JOB, ...sets })]);
+}
+
 function childPids(pid: number): number[] {
   return spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
     .stdout.split('\n')
@@ -69,13 +75,7 @@ describe('recovery of a TP=2 × DP=2 job', () => {
   let reference = '';
   beforeAll(async () => {
     reference = tmp();
-    const r = launch([
-      '--nproc-per-node',
-      '4',
-      '--master-port',
-      String(await freePort()),
-      ...tiny('bert', reference, JOB),
-    ]);
+    const r = await runJob(reference);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -129,15 +129,7 @@ describe('recovery of a TP=2 × DP=2 job', () => {
     expect(verify.status, verify.stderr).toBe(0);
     expect(verify.stdout).toContain('step-0000002');
 
-    const r = launch([
-      '--nproc-per-node',
-      '4',
-      '--master-port',
-      String(await freePort()),
-      '--resume',
-      'auto',
-      ...tiny('bert', dir, JOB),
-    ]);
+    const r = await runJob(dir, ['--resume', 'auto']);
     expect(r.code, r.stderr).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8')).toMatch(/resumed from .*step-0000002/);
     await expectSameState(stepDir(dir, STEPS), stepDir(reference, STEPS));
@@ -160,15 +152,7 @@ describe('recovery of a TP=2 × DP=2 job', () => {
     expect(fs.readFileSync(path.join(dir, 'checkpoints', 'latest'), 'utf8').trim()).toBe(
       path.basename(stepDir(dir, status.step)),
     );
-    const again = launch([
-      '--nproc-per-node',
-      '4',
-      '--master-port',
-      String(await freePort()),
-      '--resume',
-      'auto',
-      ...tiny('bert', dir, { ...JOB, 'checkpoint.every': 0 }),
-    ]);
+    const again = await runJob(dir, ['--resume', 'auto'], { 'checkpoint.every': 0 });
     expect(again.code, again.stderr).toBe(0);
     await expectSameState(stepDir(dir, STEPS), stepDir(reference, STEPS));
   });
