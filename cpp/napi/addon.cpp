@@ -402,12 +402,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // This rank's own optimizer state (the local layout of paramTable()), e.g. read back from its
   // checkpoint slices.
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    return set_optimizer_state(info, &EngineWrap::copy_in);
+  }
+
+  // {step, m, v} into the optimizer; `fill` copies one moment (this rank's layout, or its shard of
+  // the whole model's).
+  using FillMoment = void (EngineWrap::*)(Napi::Env, std::vector<float>&, const Napi::Value&, const char*);
+  Napi::Value set_optimizer_state(const Napi::CallbackInfo& info, FillMoment fill) {
     Napi::Env env = info.Env();
     require_idle(env);
     if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
     Napi::Object o = info[0].As<Napi::Object>();
-    copy_in(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
-    copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
+    (this->*fill)(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
+    (this->*fill)(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
     engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
     return env.Undefined();
   }
@@ -472,14 +479,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return info.Env().Undefined();
   }
   Napi::Value SetFullOptimizerState(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    require_idle(env);
-    if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
-    Napi::Object o = info[0].As<Napi::Object>();
-    set_full(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
-    set_full(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
-    engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
-    return env.Undefined();
+    return set_optimizer_state(info, &EngineWrap::set_full);
   }
 
   // Sets the gradient buffer and applies one optimizer update (synchronous; for tests and tools).
