@@ -91,6 +91,7 @@ export class CheckpointSaver {
       rank === 0 ? this.header(step, consumedSamples, schedule, state.step) : undefined;
     const dir = checkpointDirFor(checkpointRoot(this.c), step);
     const copiedMs = Date.now() - t0;
+    const waits = sync || !this.c.checkpoint.async;
     const running = (async (): Promise<SaveTiming> => {
       const report = await writeShard(
         dir,
@@ -118,7 +119,7 @@ export class CheckpointSaver {
         bytes: report.bytes,
         writeMs: report.writeMs,
         totalMs: Date.now() - t0,
-        blockedMs: copiedMs,
+        blockedMs: waits ? Date.now() - t0 : copiedMs,
       };
     })();
     this.inFlight = running.then(
@@ -133,7 +134,7 @@ export class CheckpointSaver {
     );
     // A background save's failure surfaces at the next save or at drain().
     this.inFlight.catch(() => undefined);
-    if (sync || !this.c.checkpoint.async) await this.waitPrevious();
+    if (waits) await this.waitPrevious();
   }
 
   /** Waits for the save in flight, if any; rethrows its failure. */
