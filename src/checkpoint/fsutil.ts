@@ -4,7 +4,7 @@ import * as path from 'node:path';
 
 import { corrupt, isErrnoException } from './errors';
 
-/** Largest single write/read; FileHandle I/O is limited to < 2 GiB per call. */
+/** Largest single read; FileHandle I/O is limited to < 2 GiB per call. */
 export const IO_CHUNK = 64 * 1024 * 1024;
 
 /** Temp name in the same directory so the final rename never crosses a filesystem. */
@@ -27,24 +27,55 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes all of `buf` at the handle's current position, in chunks, feeding an optional hash. */
+/** Bytes per write call in writeAll: small, so that hashing a chunk overlaps its write. */
+const WRITE_CHUNK = 4 * 1024 * 1024;
+/** writeAll starts writeback of what it wrote (an fdatasync) every this many bytes. */
+const WRITEBACK_BYTES = 32 * 1024 * 1024;
+
+async function writeChunk(fh: fsp.FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let done = 0; done < chunk.byteLength;) {
+    const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done);
+    if (bytesWritten <= 0) throw new Error('short write');
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Writes `parts` back to back at the handle's current position, feeding an optional hash. Each
+ * chunk's write runs on the libuv pool while this thread hashes the same chunk, and every
+ * WRITEBACK_BYTES an fdatasync starts (one in flight, not awaited until the next) so the disk
+ * works while we hash and the caller's closing fsync has little left to flush.
+ */
 export async function writeAll(
   fh: fsp.FileHandle,
-  buf: Uint8Array,
+  parts: Uint8Array | readonly Uint8Array[],
   hash?: ReturnType<typeof createHash>,
 ): Promise<void> {
-  for (let off = 0; off < buf.byteLength;) {
-    const len = Math.min(IO_CHUNK, buf.byteLength - off);
-    const view = buf.subarray(off, off + len);
-    let done = 0;
-    while (done < len) {
-      const { bytesWritten } = await fh.write(view, done, len - done);
-      if (bytesWritten <= 0) throw new Error('short write');
-      done += bytesWritten;
+  let writeback: Promise<void> | undefined;
+  let unsynced = 0;
+  try {
+    for (const part of parts instanceof Uint8Array ? [parts] : parts) {
+      for (let off = 0; off < part.byteLength; off += WRITE_CHUNK) {
+        const chunk = part.subarray(off, off + WRITE_CHUNK);
+        const written = writeChunk(fh, chunk);
+        try {
+          hash?.update(chunk);
+        } finally {
+          await written;
+        }
+        unsynced += chunk.byteLength;
+        if (unsynced >= WRITEBACK_BYTES) {
+          await writeback;
+          writeback = fh.datasync();
+          unsynced = 0;
+        }
+      }
     }
-    hash?.update(view);
-    off += len;
+  } catch (e) {
+    await writeback?.catch(() => undefined);
+    throw e;
   }
+  await writeback;
 }
 
 /**

@@ -146,7 +146,7 @@ export function encodeSafetensorsHeader(tensors: readonly AnyTensor[], metadata?
 
 /**
  * Writes F32/I32 tensors to `file` atomically (temp file, fsync, rename, fsync dir) and returns
- * the file's size and sha256 (computed while writing, so no second pass).
+ * the file's size and sha256 (computed while writing, overlapped with the writes: no second pass).
  */
 export async function writeSafetensors(
   file: string,
@@ -155,18 +155,10 @@ export async function writeSafetensors(
 ): Promise<WrittenFile> {
   assertLittleEndianHost();
   const head = encodeSafetensorsHeader(tensors, metadata);
+  const parts = [head, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
   const hash = createHash('sha256');
-  let size = 0;
-  await atomicWrite(file, async (fh) => {
-    await writeAll(fh, head, hash);
-    size += head.byteLength;
-    for (const t of tensors) {
-      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      await writeAll(fh, bytes, hash);
-      size += bytes.byteLength;
-    }
-  });
-  return { path: file, sizeBytes: size, sha256: hash.digest('hex') };
+  await atomicWrite(file, (fh) => writeAll(fh, parts, hash));
+  return { path: file, sizeBytes: parts.reduce((n, p) => n + p.byteLength, 0), sha256: hash.digest('hex') };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -1,7 +1,8 @@
 // shard-plan.ts — which rank writes which piece of a sharded save, and the checks of the rank
-// tables it is computed from. Replicas hold identical data, so each piece is written once, and the
-// pieces are spread so every rank writes about as many bytes. Every rank computes the same plan
-// from its own table, without talking to the others.
+// tables it is computed from. Replicas hold identical data, so each element is written once, and
+// the pieces are spread so every rank writes about as many bytes: a tensor too big for one rank's
+// share is cut into row ranges written by several ranks. Every rank computes the same plan from
+// its own table, without talking to the others.
 import { CheckpointError } from './errors';
 import type { ShardTensor } from './sharded';
 import { numelOf } from './types';
@@ -10,6 +11,9 @@ function invalidArg(msg: string): CheckpointError {
   return new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', msg);
 }
 
+/** A tensor is never cut into pieces of fewer elements than this (1 MiB of F32). */
+export const MIN_PIECE_ELEMENTS = 256 * 1024;
+
 export interface ShardWriter {
   /** Global rank = dpRank * tpSize + tpRank. */
   rank: number;
@@ -17,56 +21,130 @@ export interface ShardWriter {
   dpRank: number;
 }
 
-/** One piece to write: a split tensor's part held by one TP rank, or a replicated tensor. */
-export interface ShardWriteUnit {
+/**
+ * One piece to write, with its optimizer moments: a range of rows of a write unit (a split
+ * tensor's part held by one TP rank, or a replicated tensor). Rows are the leading dimension of
+ * the holder's local tensor, padding rows included; a scalar has one row.
+ */
+export interface ShardWritePiece {
   /** Index of the tensor in the table. */
   index: number;
   name: string;
   /** The TP rank whose part this is; -1 for a replicated tensor (every rank holds it). */
   holderTpRank: number;
-  /** Local element count (padding included), the same on every TP rank: the weight of the unit. */
+  /** The rows of the holder's local tensor in this piece: all of them unless the unit was cut. */
+  rows: { start: number; length: number };
+  /** Local elements of the piece (padding included), the same on every TP rank: its weight. */
   numel: number;
   writer: ShardWriter;
 }
 
+interface WriteUnit {
+  index: number;
+  name: string;
+  holderTpRank: number;
+  numel: number;
+  rows: number;
+}
+
+/** The level L at which sum(max(0, L - load)) = amount over ascending `loads` (water filling). */
+function waterLevel(amount: number, loads: readonly number[]): number {
+  let sum = 0;
+  for (let k = 1; ; k++) {
+    sum += loads[k - 1] as number;
+    const level = (amount + sum) / k;
+    if (k === loads.length || level <= (loads[k] as number)) return level;
+  }
+}
+
 /**
- * Assigns every write unit to a rank: units by numel descending (ties: name, then holder TP rank),
- * each to the eligible rank with the fewest elements so far (ties: lowest global rank). A split
- * unit of TP rank t may go to any replica (t, d); a replicated unit to any rank. Returns the
- * units in assignment order.
+ * Rows of each piece of `u` for the eligible ranks in `loads` order (ascending: least loaded
+ * first). Ranks are filled up to `target` (the mean load), or evenly to a higher level when those
+ * that may take a piece have too little room below it. No piece has fewer than
+ * MIN_PIECE_ELEMENTS elements, and a rank gets at most one piece; one entry means whole.
+ */
+function cutRows(u: WriteUnit, loads: readonly number[], target: number): number[] {
+  const rowNumel = u.rows > 0 ? u.numel / u.rows : 0;
+  const minRows = rowNumel > 0 ? Math.ceil(MIN_PIECE_ELEMENTS / rowNumel) : Infinity;
+  const most = Math.min(loads.length, Math.floor(u.rows / minRows));
+  if (most < 2) return [u.rows];
+  const candidates = loads.slice(0, most);
+  const below = candidates.reduce((n, l) => n + Math.max(0, target - l), 0);
+  const level = below >= u.numel ? target : waterLevel(u.numel, candidates);
+  const room = (i: number) => Math.round((level - (loads[i] as number)) / rowNumel);
+  const rows: number[] = [];
+  let left = u.rows;
+  for (let i = 0; left > 0; i++) {
+    let take = i === most - 1 ? left : Math.min(left, Math.max(minRows, room(i)));
+    if (left - take > 0 && left - take < minRows) {
+      // A tail too small for a piece joins this one, or becomes a minimum piece on the next
+      // rank: whichever overshoots its rank's room less.
+      const spill = left - minRows >= minRows && minRows - room(i + 1) < left - room(i);
+      take = spill ? left - minRows : left;
+    }
+    rows.push(take);
+    left -= take;
+  }
+  return rows;
+}
+
+/**
+ * The writer plan. Write units (one per TP rank of a split tensor, one per replicated tensor)
+ * are taken by local numel descending (ties: name, then holder TP rank). Each is placed on the
+ * least loaded eligible rank (ties: lowest global rank) when it fits below the mean load there or
+ * is too small to cut; otherwise it is cut into contiguous row ranges that fill the least loaded
+ * eligible ranks up to the mean (see cutRows). A unit of TP rank t may go to any replica (t, d);
+ * a replicated unit to any rank. Returns the pieces in plan order.
  */
 export function planShardWriters(
-  table: ReadonlyArray<Pick<ShardTensor, 'name' | 'splitDim' | 'numel'>>,
+  table: ReadonlyArray<Pick<ShardTensor, 'name' | 'splitDim' | 'numel' | 'shape'>>,
   tpSize: number,
   dpSize: number,
-): ShardWriteUnit[] {
+): ShardWritePiece[] {
   if (!Number.isSafeInteger(tpSize) || tpSize < 1 || !Number.isSafeInteger(dpSize) || dpSize < 1) {
     throw new RangeError(`planShardWriters: TP ${tpSize} × DP ${dpSize} is not a layout`);
   }
-  const units: Array<Omit<ShardWriteUnit, 'writer'>> = [];
+  const units: WriteUnit[] = [];
   table.forEach((t, index) => {
-    if (t.splitDim < 0) units.push({ index, name: t.name, holderTpRank: -1, numel: t.numel });
-    else for (let tp = 0; tp < tpSize; tp++) units.push({ index, name: t.name, holderTpRank: tp, numel: t.numel });
+    const rows = t.shape.length === 0 ? 1 : (t.shape[0] as number);
+    const unit = { index, name: t.name, numel: t.numel, rows };
+    if (t.splitDim < 0) units.push({ ...unit, holderTpRank: -1 });
+    else for (let tp = 0; tp < tpSize; tp++) units.push({ ...unit, holderTpRank: tp });
   });
   units.sort(
     (a, b) => b.numel - a.numel || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || a.holderTpRank - b.holderTpRank,
   );
   const load = new Array<number>(tpSize * dpSize).fill(0);
-  return units.map((u) => {
-    let best = -1;
-    const consider = (rank: number) => {
-      if (
-        best < 0 ||
-        (load[rank] as number) < (load[best] as number) ||
-        ((load[rank] as number) === (load[best] as number) && rank < best)
-      )
-        best = rank;
-    };
-    if (u.holderTpRank < 0) for (let r = 0; r < load.length; r++) consider(r);
-    else for (let dp = 0; dp < dpSize; dp++) consider(dp * tpSize + u.holderTpRank);
-    load[best] = (load[best] as number) + u.numel;
-    return { ...u, writer: { rank: best, tpRank: best % tpSize, dpRank: Math.floor(best / tpSize) } };
-  });
+  const target = units.reduce((n, u) => n + u.numel, 0) / load.length;
+  const pieces: ShardWritePiece[] = [];
+  for (const u of units) {
+    const eligible =
+      u.holderTpRank < 0
+        ? load.map((_, rank) => rank)
+        : Array.from({ length: dpSize }, (_, dp) => dp * tpSize + u.holderTpRank);
+    eligible.sort((a, b) => (load[a] as number) - (load[b] as number) || a - b);
+    const rowNumel = u.rows > 0 ? u.numel / u.rows : 0;
+    let start = 0;
+    cutRows(
+      u,
+      eligible.map((r) => load[r] as number),
+      target,
+    ).forEach((length, i) => {
+      const rank = eligible[i] as number;
+      const numel = length === u.rows ? u.numel : length * rowNumel;
+      load[rank] = (load[rank] as number) + numel;
+      pieces.push({
+        index: u.index,
+        name: u.name,
+        holderTpRank: u.holderTpRank,
+        rows: { start, length },
+        numel,
+        writer: { rank, tpRank: rank % tpSize, dpRank: Math.floor(rank / tpSize) },
+      });
+      start += length;
+    });
+  }
+  return pieces;
 }
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

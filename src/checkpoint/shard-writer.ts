@@ -1,5 +1,6 @@
-// shard-writer.ts — one rank's part of a save: the pieces the writer plan gives it, written
-// straight from its flat buffers (vocabulary padding dropped) into its own safetensors files.
+// shard-writer.ts — one rank's part of a save: the pieces the writer plan gives it (whole tensors
+// or row ranges of them), written straight from its flat buffers (vocabulary padding dropped)
+// into its own safetensors files.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -14,7 +15,7 @@ import {
   TensorRole,
 } from './manifest';
 import { writeSafetensors } from './safetensors';
-import { checkTableEntry, planShardWriters } from './shard-plan';
+import { checkTableEntry, planShardWriters, type ShardWritePiece } from './shard-plan';
 import type { CheckpointHeader, RankShard, ShardReport, ShardTensor } from './sharded';
 import { shardFileName, TOKENIZER_FILE, uncommit } from './store';
 import { numelOf } from './types';
@@ -140,25 +141,49 @@ function checkRankShard(s: RankShard): void {
   }
 }
 
-/** The valid part of a tensor in `flat`: a view, or a copy when padding sits inside a row. */
-function validPiece(t: ShardTensor, flat: Float32Array, name: string): ShardPiece {
-  const local = flat.subarray(t.offset, t.offset + t.numel);
+type RowRange = ShardWritePiece['rows'];
+
+/**
+ * The box of the global tensor that rows `rows` of table entry `t` store: the rows (clipped to the
+ * valid ones when they run along the split dim), the shard's range along the split dim, the other
+ * dims whole. Undefined when the rows hold only padding.
+ */
+function pieceSlice(t: ShardTensor, rows: RowRange): ManifestSliceDim[] | undefined {
   const d = t.splitDim;
+  if (d > 0 && t.shardValid === 0) return undefined;
   const slice = t.globalShape.map((g, i) =>
     i === d ? { start: t.shardStart, length: t.shardValid } : { start: 0, length: g },
   );
-  if (d < 0 || t.shardValid === t.shape[d]) return { name, globalShape: t.globalShape, slice, data: local };
-  const inner = numelOf(t.shape.slice(d + 1));
-  const outer = numelOf(t.shape.slice(0, d));
-  const rows = t.shape[d] as number;
-  // Padding rows at the end of the leading (non-trivial) dim: a prefix of the buffer, no copy.
-  if (outer === 1) return { name, globalShape: t.globalShape, slice, data: local.subarray(0, t.shardValid * inner) };
-  const data = new Float32Array(outer * t.shardValid * inner);
-  for (let o = 0; o < outer; o++) {
-    const from = o * rows * inner;
-    data.set(local.subarray(from, from + t.shardValid * inner), o * t.shardValid * inner);
+  if (slice.length === 0) return slice;
+  if (d === 0) {
+    const end = Math.min(rows.start + rows.length, t.shardValid);
+    if (end <= rows.start) return undefined;
+    slice[0] = { start: t.shardStart + rows.start, length: end - rows.start };
+  } else {
+    slice[0] = { start: rows.start, length: rows.length };
   }
-  return { name, globalShape: t.globalShape, slice, data };
+  return slice;
+}
+
+/**
+ * The elements of `slice` (from pieceSlice(t, rows)) in `flat`, row-major: a view, or a copy when
+ * padding sits inside the rows (split dim not leading).
+ */
+function pieceData(t: ShardTensor, rows: RowRange, slice: ManifestSliceDim[], flat: Float32Array): Float32Array {
+  const local = flat.subarray(t.offset, t.offset + t.numel);
+  if (slice.length === 0) return local;
+  const rowNumel = numelOf(t.shape.slice(1));
+  const count = (slice[0] as ManifestSliceDim).length;
+  const mine = local.subarray(rows.start * rowNumel, (rows.start + count) * rowNumel);
+  const d = t.splitDim;
+  if (d <= 0 || t.shardValid === t.shape[d]) return mine;
+  const inner = numelOf(t.shape.slice(d + 1));
+  const outer = count * numelOf(t.shape.slice(1, d));
+  const width = (t.shape[d] as number) * inner;
+  const valid = t.shardValid * inner;
+  const data = new Float32Array(outer * valid);
+  for (let o = 0; o < outer; o++) data.set(mine.subarray(o * width, o * width + valid), o * valid);
+  return data;
 }
 
 /**
@@ -178,17 +203,27 @@ export async function writeShard(dir: string, shard: RankShard, header?: Checkpo
       throw invalidArg(`header layout TP${tp}×DP${dp} differs from the shard's TP${shard.tpSize}×DP${shard.dpSize}`);
     }
   }
-  const mine = new Set(
-    planShardWriters(shard.table, shard.tpSize, shard.dpSize)
-      .filter((u) => u.writer.rank === shard.rank)
-      .map((u) => u.index),
-  );
-  // A shard that is all padding holds no element of the tensor: nothing to write.
-  const units = shard.table.filter((t, i) => mine.has(i) && (t.splitDim < 0 || t.shardValid > 0));
-  const model = units.map((t) => validPiece(t, shard.params, t.name));
+  // At most one piece of a tensor per rank; in table order. Rows that are all padding hold no
+  // element of the tensor: nothing to write.
+  const mine = planShardWriters(shard.table, shard.tpSize, shard.dpSize)
+    .filter((p) => p.writer.rank === shard.rank)
+    .sort((a, b) => a.index - b.index)
+    .flatMap((p) => {
+      const t = shard.table[p.index] as ShardTensor;
+      const slice = pieceSlice(t, p.rows);
+      return slice === undefined ? [] : [{ t, rows: p.rows, slice }];
+    });
+  const piecesOf = (flat: Float32Array, prefix: string): ShardPiece[] =>
+    mine.map(({ t, rows, slice }) => ({
+      name: prefix + t.name,
+      globalShape: t.globalShape,
+      slice,
+      data: pieceData(t, rows, slice, flat),
+    }));
+  const model = piecesOf(shard.params, '');
   const optimizer = [
-    ...units.map((t) => validPiece(t, shard.optimizer.m, OPTIMIZER_STATE_PREFIX.m + t.name)),
-    ...units.map((t) => validPiece(t, shard.optimizer.v, OPTIMIZER_STATE_PREFIX.v + t.name)),
+    ...piecesOf(shard.optimizer.m, OPTIMIZER_STATE_PREFIX.m),
+    ...piecesOf(shard.optimizer.v, OPTIMIZER_STATE_PREFIX.v),
   ];
   await prepareStepDir(dir);
   const owner: RankFilesOwner = { tpRank: shard.tpRank, dpRank: shard.dpRank, optimizerName: shard.optimizer.name };

@@ -89,4 +89,4 @@ export { commitCheckpoint } from './commit';
 export { readRankState } from './shard-reader';
 export { selectResumeCheckpoint } from './verify';
 // Addition: the writer plan (tests and tools show who writes what).
-export { planShardWriters, type ShardWriteUnit, type ShardWriter } from './shard-plan';
+export { MIN_PIECE_ELEMENTS, planShardWriters, type ShardWritePiece, type ShardWriter } from './shard-plan';

@@ -9,7 +9,7 @@ export const FFN = 8;
 /** The engine pads the vocabulary to a multiple of 128·tp; 4·tp keeps the tensors small. */
 const VOCAB_PAD = 4;
 
-interface TensorSpec {
+export interface TensorSpec {
   name: string;
   globalShape: number[];
   splitDim: number;
@@ -27,6 +27,19 @@ export const SPECS: TensorSpec[] = [
   { name: 'head.weight', globalShape: [HIDDEN, VOCAB], splitDim: 1, vocab: true },
   { name: 'mlm.decoder.bias', globalShape: [VOCAB], splitDim: 0, vocab: true },
   { name: 'final_norm.weight', globalShape: [HIDDEN], splitDim: -1 },
+  { name: 'logit_scale', globalShape: [], splitDim: -1 },
+];
+
+/**
+ * Tensors big enough for the writer plan to cut into row ranges (pieces of at least 1 MiB):
+ * one of each kind, with vocabulary padding on the leading and on a later dim.
+ */
+export const BIG_SPECS: TensorSpec[] = [
+  { name: 'embeddings.word.weight', globalShape: [2050, 1024], splitDim: 0, vocab: true },
+  { name: 'embeddings.position.weight', globalShape: [1024, 1024], splitDim: -1 },
+  { name: 'layers.0.mlp.up.weight', globalShape: [1024, 512], splitDim: 0 },
+  { name: 'layers.0.mlp.down.bias', globalShape: [512], splitDim: -1 },
+  { name: 'head.weight', globalShape: [1024, 2050], splitDim: 1, vocab: true },
   { name: 'logit_scale', globalShape: [], splitDim: -1 },
 ];
 
@@ -93,20 +106,28 @@ export function wholeModel(seed: number, specs: TensorSpec[] = SPECS): WholeMode
 
 /** Writes the local (padded) slice of `whole` for table entry `t` into `flat`; padding stays zero. */
 export function sliceInto(flat: Float32Array, t: ShardTensor, whole: Float32Array): void {
+  const rank = t.shape.length;
+  if (rank === 0) {
+    flat[t.offset] = whole[0] as number;
+    return;
+  }
+  // One copy per row of the last dim.
   const gStrides = t.globalShape.map((_, d) => numel(t.globalShape.slice(d + 1)));
-  const idx = new Array<number>(t.shape.length).fill(0);
-  for (let i = 0; i < t.numel; i++) {
-    let rest = i;
-    for (let d = t.shape.length - 1; d >= 0; d--) {
-      idx[d] = rest % (t.shape[d] as number);
+  const last = rank - 1;
+  const rowLen = t.shape[last] as number;
+  const copyLen = t.splitDim === last ? t.shardValid : rowLen;
+  const rows = rowLen === 0 ? 0 : t.numel / rowLen;
+  for (let r = 0; r < rows; r++) {
+    let rest = r;
+    let g = t.splitDim === last ? t.shardStart : 0;
+    let padding = false;
+    for (let d = last - 1; d >= 0; d--) {
+      const i = rest % (t.shape[d] as number);
       rest = Math.floor(rest / (t.shape[d] as number));
+      if (d === t.splitDim && i >= t.shardValid) padding = true;
+      g += (i + (d === t.splitDim ? t.shardStart : 0)) * (gStrides[d] as number);
     }
-    if (t.splitDim >= 0 && (idx[t.splitDim] as number) >= t.shardValid) continue;
-    let g = 0;
-    idx.forEach((x, d) => {
-      g += (x + (d === t.splitDim ? t.shardStart : 0)) * (gStrides[d] as number);
-    });
-    flat[t.offset + i] = whole[g] as number;
+    if (!padding) flat.set(whole.subarray(g, g + copyLen), t.offset + r * rowLen);
   }
 }
 
@@ -145,8 +166,9 @@ export function rankShard(
   dp: number,
   tpRank: number,
   dpRank: number,
+  specs: TensorSpec[] = SPECS,
 ): RankShard {
-  const table = tableFor(tp, tpRank);
+  const table = tableFor(tp, tpRank, specs);
   const shard: RankShard = {
     step,
     rank: dpRank * tp + tpRank,
@@ -164,4 +186,91 @@ export function rankShard(
 
 export function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Model sizes for engineTable. */
+export interface EngineModelSize {
+  arch: 'bert' | 'gpt';
+  layers: number;
+  hidden: number;
+  ffn: number;
+  vocab: number;
+  maxPositions: number;
+}
+
+export const BERT_MINI: EngineModelSize = {
+  arch: 'bert',
+  layers: 4,
+  hidden: 256,
+  ffn: 1024,
+  vocab: 30522,
+  maxPositions: 512,
+};
+
+/**
+ * The table (names, shapes, splits, vocabulary padding to a multiple of 128·tp) that
+ * cpp/model/params.cpp lays out for TP rank `tpRank` of `tp`, without data: for writer-plan tests
+ * at real sizes.
+ */
+export function engineTable(m: EngineModelSize, tp: number, tpRank: number): ShardTensor[] {
+  const { hidden: H, ffn: F, vocab: V } = m;
+  const bert = m.arch === 'bert';
+  const table: ShardTensor[] = [];
+  let offset = 0;
+  const add = (name: string, globalShape: number[], splitDim: number, vocab = false) => {
+    const d = tp > 1 ? splitDim : -1;
+    const shape = [...globalShape];
+    let [shardStart, shardValid] = [0, 0];
+    if (d >= 0) {
+      const local = vocab ? Math.ceil(V / (128 * tp)) * 128 : (globalShape[d] as number) / tp;
+      shape[d] = local;
+      shardStart = tpRank * local;
+      shardValid = vocab ? Math.max(0, Math.min(local, V - shardStart)) : local;
+    }
+    table.push({ name, shape, globalShape, splitDim: d, shardStart, shardValid, offset, numel: numel(shape) });
+    offset += numel(shape);
+  };
+  add('embeddings.word.weight', [V, H], 0, true);
+  add('embeddings.position.weight', [m.maxPositions, H], -1);
+  if (bert) {
+    add('embeddings.segment.weight', [2, H], -1);
+    add('embeddings.norm.weight', [H], -1);
+    add('embeddings.norm.bias', [H], -1);
+  }
+  for (let l = 0; l < m.layers; l++) {
+    const p = `layers.${l}.`;
+    if (!bert) {
+      add(`${p}attn_norm.weight`, [H], -1);
+      add(`${p}attn_norm.bias`, [H], -1);
+    }
+    for (const x of ['q', 'k', 'v']) add(`${p}attn.${x}.weight`, [H, H], 0);
+    for (const x of ['q', 'k', 'v']) add(`${p}attn.${x}.bias`, [H], 0);
+    add(`${p}attn.out.weight`, [H, H], 1);
+    add(`${p}attn.out.bias`, [H], -1);
+    add(`${p}${bert ? 'attn_norm' : 'mlp_norm'}.weight`, [H], -1);
+    add(`${p}${bert ? 'attn_norm' : 'mlp_norm'}.bias`, [H], -1);
+    add(`${p}mlp.up.weight`, [F, H], 0);
+    add(`${p}mlp.up.bias`, [F], 0);
+    add(`${p}mlp.down.weight`, [H, F], 1);
+    add(`${p}mlp.down.bias`, [H], -1);
+    if (bert) {
+      add(`${p}mlp_norm.weight`, [H], -1);
+      add(`${p}mlp_norm.bias`, [H], -1);
+    }
+  }
+  if (bert) {
+    add('pooler.weight', [H, H], -1);
+    add('pooler.bias', [H], -1);
+    add('mlm.transform.weight', [H, H], -1);
+    add('mlm.transform.bias', [H], -1);
+    add('mlm.norm.weight', [H], -1);
+    add('mlm.norm.bias', [H], -1);
+    add('mlm.decoder.bias', [V], 0, true);
+    add('nsp.weight', [2, H], -1);
+    add('nsp.bias', [2], -1);
+  } else {
+    add('final_norm.weight', [H], -1);
+    add('final_norm.bias', [H], -1);
+  }
+  return table;
 }

@@ -109,6 +109,27 @@ describe('safetensors write/read', () => {
     expect(h.metadata).toBeUndefined();
   });
 
+  it('writes big tensors in pipelined chunks: the bytes and sha256 of a plain concatenation', async () => {
+    // 9 MiB + 1 element (a chunk boundary inside a tensor), a small one between, then 36 MiB:
+    // several 4 MiB chunks and an early writeback after 32 MiB.
+    const file = path.join(tmp, 'big.safetensors');
+    const a = new Float32Array(9 * 262144 + 1).map((_, i) => i * 0.5);
+    const b = new Int32Array([1, 2, 3]);
+    const c = new Float32Array(36 * 262144).map((_, i) => -i);
+    const tensors = [
+      { name: 'a', shape: [a.length], data: a },
+      { name: 'b', shape: [3], data: b },
+      { name: 'c', shape: [c.length], data: c },
+    ];
+    const written = await writeSafetensors(file, tensors);
+    const expected = Buffer.concat([encodeSafetensorsHeader(tensors), bytesOf(a), bytesOf(b), bytesOf(c)]);
+    const onDisk = fs.readFileSync(file);
+    expect(onDisk.equals(expected)).toBe(true);
+    expect(written.sizeBytes).toBe(expected.byteLength);
+    expect(written.sha256).toBe(createHash('sha256').update(expected).digest('hex'));
+    expect(fs.readdirSync(tmp)).toEqual(['big.safetensors']);
+  });
+
   it('replaces an existing file atomically and rejects bad input without leaving files', async () => {
     const file = path.join(tmp, 'c.safetensors');
     await writeSafetensors(file, [{ name: 'x', shape: [1], data: new Float32Array([1]) }]);

@@ -12,6 +12,7 @@ import {
   encodeManifest,
   encodeShardReport,
   loadCheckpoint,
+  MIN_PIECE_ELEMENTS,
   planShardWriters,
   readCheckpointManifest,
   readRankState,
@@ -23,9 +24,14 @@ import {
   writeSafetensors,
   writeShard,
   type ShardReport,
+  type ShardTensor,
+  type ShardWritePiece,
 } from '../../src/checkpoint';
 import {
+  BERT_MINI,
+  BIG_SPECS,
   bytesOf,
+  engineTable,
   flatFor,
   headerFor,
   rankShard,
@@ -33,6 +39,7 @@ import {
   tableFor,
   TRAINING,
   wholeModel,
+  type TensorSpec,
   type WholeModel,
 } from './fake-engine';
 
@@ -64,13 +71,24 @@ function expectBitwise(got: Float32Array, want: Float32Array) {
 }
 
 /** Every rank of a TP×DP job writes concurrently; rank 0 passes the header. */
-async function writeAllRanks(root: string, model: WholeModel, step: number, tp: number, dp: number) {
+async function writeAllRanks(
+  root: string,
+  model: WholeModel,
+  step: number,
+  tp: number,
+  dp: number,
+  specs: TensorSpec[] = SPECS,
+) {
   const dir = checkpointDirFor(root, step);
   const ranks: Array<[number, number]> = [];
   for (let d = 0; d < dp; d++) for (let t = 0; t < tp; t++) ranks.push([t, d]);
   return Promise.all(
     ranks.map(([t, d]) =>
-      writeShard(dir, rankShard(model, step, tp, dp, t, d), t === 0 && d === 0 ? headerFor(step, tp, dp) : undefined),
+      writeShard(
+        dir,
+        rankShard(model, step, tp, dp, t, d, specs),
+        t === 0 && d === 0 ? headerFor(step, tp, dp) : undefined,
+      ),
     ),
   );
 }
@@ -81,10 +99,10 @@ async function saveSharded(root: string, model: WholeModel, step: number, tp: nu
 }
 
 /** readRankState for every rank of a TP size equals that rank's slice of the whole model, bitwise. */
-async function expectEveryRankReads(dir: string, model: WholeModel, tp: number) {
+async function expectEveryRankReads(dir: string, model: WholeModel, tp: number, specs: TensorSpec[] = SPECS) {
   const manifest = await readCheckpointManifest(dir);
   for (let t = 0; t < tp; t++) {
-    const table = tableFor(tp, t);
+    const table = tableFor(tp, t, specs);
     const got = await readRankState(dir, manifest, table, { optimizer: true });
     expectBitwise(got.params, flatFor(table, model.params));
     expectBitwise(got.m as Float32Array, flatFor(table, model.m));
@@ -94,14 +112,18 @@ async function expectEveryRankReads(dir: string, model: WholeModel, tp: number) 
   }
 }
 
-function expectWholeModel(loaded: Awaited<ReturnType<typeof loadCheckpoint>>, model: WholeModel) {
+function expectWholeModel(
+  loaded: Awaited<ReturnType<typeof loadCheckpoint>>,
+  model: WholeModel,
+  specs: TensorSpec[] = SPECS,
+) {
   // Names in the order the ranks reported them; the set is the model's.
-  expect(loaded.params.map((p) => p.name).sort()).toEqual(SPECS.map((s) => s.name).sort());
+  expect(loaded.params.map((p) => p.name).sort()).toEqual(specs.map((s) => s.name).sort());
   for (const p of loaded.params) {
-    expect(p.shape).toEqual(SPECS.find((s) => s.name === p.name)?.globalShape);
+    expect(p.shape).toEqual(specs.find((s) => s.name === p.name)?.globalShape);
     expectBitwise(p.data, model.params.get(p.name) as Float32Array);
   }
-  expect(loaded.optimizer.state).toHaveLength(2 * SPECS.length);
+  expect(loaded.optimizer.state).toHaveLength(2 * specs.length);
   for (const s of loaded.optimizer.state) {
     const [prefix, name] = s.name.startsWith('exp_avg_sq.')
       ? [model.v, s.name.slice('exp_avg_sq.'.length)]
@@ -110,44 +132,104 @@ function expectWholeModel(loaded: Awaited<ReturnType<typeof loadCheckpoint>>, mo
   }
 }
 
+/** Checks that a plan writes every element once; returns the bytes each rank stores (params and moments). */
+function checkPlan(tables: ShardTensor[][], tp: number, dp: number): number[] {
+  const plan = planShardWriters(tables[0] as ShardTensor[], tp, dp);
+  // Every rank derives the same plan from its own table (local shapes are the same on all TP ranks).
+  for (const table of tables.slice(1)) expect(planShardWriters(table, tp, dp)).toEqual(plan);
+  const bytes = new Array<number>(tp * dp).fill(0);
+  const units = new Map<string, ShardWritePiece[]>();
+  for (const p of plan) {
+    const key = `${p.name}@${p.holderTpRank}`;
+    units.set(key, [...(units.get(key) ?? []), p]);
+    expect(p.writer.rank).toBe(p.writer.dpRank * tp + p.writer.tpRank);
+    if (p.holderTpRank >= 0) expect(p.writer.tpRank).toBe(p.holderTpRank);
+    // Stored elements: the valid rows (split dim 0) or the valid part of each row (a later split dim).
+    const t = tables[Math.max(p.holderTpRank, 0)]?.[p.index] as ShardTensor;
+    const rowNumel = t.shape.length === 0 ? 1 : t.numel / (t.shape[0] as number);
+    const d = t.splitDim;
+    const rows =
+      d === 0 ? Math.max(0, Math.min(p.rows.start + p.rows.length, t.shardValid) - p.rows.start) : p.rows.length;
+    const stored = d > 0 ? (rows * rowNumel * t.shardValid) / (t.shape[d] as number) : rows * rowNumel;
+    bytes[p.writer.rank] = (bytes[p.writer.rank] as number) + 3 * 4 * stored;
+  }
+  // One unit per TP rank of each split tensor, one per replicated tensor.
+  const split = tables[0]?.filter((t) => t.splitDim >= 0).length ?? 0;
+  expect(units.size).toBe(split * tp + ((tables[0]?.length ?? 0) - split));
+  for (const pieces of units.values()) {
+    const t = tables[0]?.[pieces[0]?.index as number] as ShardTensor;
+    const rows = t.shape.length === 0 ? 1 : (t.shape[0] as number);
+    // The pieces tile the unit's rows, each on its own rank; a cut unit has pieces of at least 1 MiB.
+    let next = 0;
+    for (const p of pieces) {
+      expect(p.rows.start).toBe(next);
+      next += p.rows.length;
+      if (pieces.length > 1) expect(p.numel).toBeGreaterThanOrEqual(MIN_PIECE_ELEMENTS);
+    }
+    expect(next).toBe(rows);
+    expect(new Set(pieces.map((p) => p.writer.rank)).size).toBe(pieces.length);
+    expect(pieces.length).toBeLessThanOrEqual(pieces[0]?.holderTpRank === -1 ? tp * dp : dp);
+  }
+  return bytes;
+}
+
 describe('writer plan', () => {
-  it('writes every unit once, on a rank that holds it, spreading bytes over all ranks', () => {
+  it('writes every small tensor whole, once, on a rank that holds it, spreading bytes over all ranks', () => {
     const tp = 2;
     const dp = 2;
-    const table = tableFor(tp, 0);
-    const units = planShardWriters(table, tp, dp);
-    // One unit per TP rank of each split tensor, one per replicated tensor.
-    const split = SPECS.filter((s) => s.splitDim >= 0).length;
-    expect(units).toHaveLength(split * tp + (SPECS.length - split));
-    const keys = units.map((u) => `${u.name}@${u.holderTpRank}`);
-    expect(new Set(keys).size).toBe(keys.length);
-    const load = new Map<number, number>();
-    for (const u of units) {
-      if (u.holderTpRank >= 0) expect(u.writer.tpRank).toBe(u.holderTpRank);
-      expect(u.writer.rank).toBe(u.writer.dpRank * tp + u.writer.tpRank);
-      load.set(u.writer.rank, (load.get(u.writer.rank) ?? 0) + u.numel);
-    }
-    expect([...load.keys()].sort()).toEqual([0, 1, 2, 3]);
-    const largest = Math.max(...units.map((u) => u.numel));
-    expect(Math.max(...load.values()) - Math.min(...load.values())).toBeLessThanOrEqual(largest);
-    // Every rank derives the same plan from its own table (local numel is the same on all TP ranks).
-    expect(planShardWriters(tableFor(tp, 1), tp, dp)).toEqual(units);
+    const units = planShardWriters(tableFor(tp, 0), tp, dp);
+    expect(units.every((u) => u.rows.start === 0 && u.numel === tableFor(tp, 0)[u.index]?.numel)).toBe(true);
+    const bytes = checkPlan([tableFor(tp, 0), tableFor(tp, 1)], tp, dp);
+    expect(bytes.every((b) => b > 0)).toBe(true);
   });
 
   it('is greedy by size with ties to the lowest rank', () => {
     const table = [
-      { name: 'b', splitDim: -1, numel: 10 },
-      { name: 'a', splitDim: -1, numel: 10 },
-      { name: 'big', splitDim: 0, numel: 30 },
+      { name: 'b', splitDim: -1, numel: 10, shape: [10] },
+      { name: 'a', splitDim: -1, numel: 10, shape: [2, 5] },
+      { name: 'big', splitDim: 0, numel: 30, shape: [30] },
     ];
     const units = planShardWriters(table, 2, 1);
-    expect(units.map((u) => [u.name, u.holderTpRank, u.writer.rank])).toEqual([
-      ['big', 0, 0],
-      ['big', 1, 1],
-      ['a', -1, 0],
-      ['b', -1, 1],
+    expect(units.map((u) => [u.name, u.holderTpRank, u.writer.rank, u.rows])).toEqual([
+      ['big', 0, 0, { start: 0, length: 30 }],
+      ['big', 1, 1, { start: 0, length: 30 }],
+      ['a', -1, 0, { start: 0, length: 2 }],
+      ['b', -1, 1, { start: 0, length: 10 }],
     ]);
     expect(planShardWriters(table, 1, 1).every((u) => u.writer.rank === 0)).toBe(true);
+  });
+
+  it('cuts the vocabulary embedding into row ranges so every bert-mini rank writes about the mean', () => {
+    for (const [tp, dp] of [
+      [2, 2],
+      [1, 4],
+      [4, 2],
+      [1, 8],
+    ] as const) {
+      const tables = Array.from({ length: tp }, (_, t) => engineTable(BERT_MINI, tp, t));
+      const bytes = checkPlan(tables, tp, dp);
+      const mean = bytes.reduce((a, b) => a + b, 0) / bytes.length;
+      // Whole pieces put both ~15 MB embedding pieces (and moments) on dp0: 47 MB vs 21 MB at TP2×DP2.
+      for (const b of bytes)
+        expect(Math.abs(b - mean) / mean, `TP${tp}×DP${dp}: ${bytes.join(', ')}`).toBeLessThan(0.1);
+      const word = planShardWriters(tables[0] as ShardTensor[], tp, dp).filter(
+        (p) => p.name === 'embeddings.word.weight',
+      );
+      expect(word.length).toBeGreaterThan(tp);
+    }
+  });
+
+  it('keeps a tensor whole when cutting it would make pieces under 1 MiB', () => {
+    // 2 MiB: two pieces at most; on 4 ranks with a 0.5 MiB target it is cut in two.
+    const t = { name: 'w', splitDim: -1, numel: 2 * MIN_PIECE_ELEMENTS, shape: [512, 1024] };
+    expect(planShardWriters([t], 1, 4).map((p) => [p.writer.rank, p.rows])).toEqual([
+      [0, { start: 0, length: 256 }],
+      [1, { start: 256, length: 256 }],
+    ]);
+    // Just under 2 MiB: whole; a scalar: whole.
+    const under = { ...t, numel: 2 * MIN_PIECE_ELEMENTS - 1024, shape: [511, 1024] };
+    expect(planShardWriters([under], 1, 4)).toHaveLength(1);
+    expect(planShardWriters([{ name: 's', splitDim: -1, numel: 1, shape: [] }], 1, 4)).toHaveLength(1);
   });
 });
 
@@ -237,6 +319,38 @@ describe('sharded save and resharding load', () => {
       const { dir } = await saveSharded(root, model, 100 + i, tp, dp, 10);
       for (const readTp of [1, 2, 4]) await expectEveryRankReads(dir, model, readTp);
       expectWholeModel(await loadCheckpoint(dir), model);
+    }
+  });
+
+  it('tensors cut into row ranges by several ranks commit, verify and reshard bitwise', async () => {
+    const root = path.join(tmp, 'r');
+    const layouts: Array<[number, number]> = [
+      [2, 3],
+      [1, 4],
+    ];
+    for (const [i, [tp, dp]] of layouts.entries()) {
+      const model = wholeModel(20 + i, BIG_SPECS);
+      const reports = await writeAllRanks(root, model, 200 + i, tp, dp, BIG_SPECS);
+      const { dir, manifest } = await commitCheckpoint(root, reports, { keep: 10 });
+      // More pieces than TP ranks: the big tensors were cut along their first dim.
+      const pieces = (name: string) => manifest.tensors.filter((t) => t.name === name);
+      for (const name of ['embeddings.word.weight', 'head.weight', 'exp_avg_sq.head.weight']) {
+        expect(pieces(name).length, name).toBeGreaterThan(tp);
+      }
+      if (tp === 2) {
+        expect(pieces('embeddings.position.weight').length).toBeGreaterThan(1);
+        // TP rank 1's vocabulary rows end in padding, which no piece stores: [1028, 2050) in all.
+        const rows = pieces('embeddings.word.weight').filter((t) => t.slice[0]!.start >= 1028);
+        expect(rows.reduce((n, t) => n + t.slice[0]!.length, 0)).toBe(2050 - 1028);
+        const cols = pieces('head.weight').filter((t) => t.slice[1]!.start === 1028);
+        expect(cols.map((t) => t.slice[1]!.length)).toEqual(cols.map(() => 2050 - 1028));
+      }
+      for (const r of reports) {
+        const names = r.tensors.map((t) => t.name);
+        expect(new Set(names).size).toBe(names.length);
+      }
+      for (const readTp of [1, 2, 4]) await expectEveryRankReads(dir, model, readTp, BIG_SPECS);
+      expectWholeModel(await loadCheckpoint(dir), model, BIG_SPECS);
     }
   });
 
