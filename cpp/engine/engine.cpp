@@ -26,12 +26,6 @@ MicroBatch StagedBatch::view() const {
   return mb;
 }
 
-static ModelConfig unsplit(ModelConfig m) {
-  m.tp_rank = 0;
-  m.tp_size = 1;
-  return m;
-}
-
 static int default_predictions(const EngineConfig& c) {
   return c.max_predictions > 0 ? c.max_predictions : c.micro_batch * c.seq_len;
 }
@@ -39,7 +33,6 @@ static int default_predictions(const EngineConfig& c) {
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
       layout_(cfg.model),
-      full_layout_(unsplit(cfg.model)),
       params_(layout_.total(), 0.0f),
       grads_(layout_.total(), 0.0f),
       optimizer_(cfg.optimizer, layout_),
@@ -75,64 +68,6 @@ void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr
   tensor_parallel_ = tp_owned_.get();
   model_.set_tensor_parallel(tensor_parallel_);
   if (cfg_.dp_size > 1) reducer_ = std::make_unique<GradientReducer>(*dp_owned_, cfg_.bucket_elems);
-}
-
-void Engine::gather_full(const std::vector<float>& local, std::vector<float>* full) {
-  require_groups();
-  use_threads();
-  const int tp = cfg_.model.tp_size;
-  full->assign(full_layout_.total(), 0.0f);
-  std::vector<float> gathered;
-  const auto& locals = layout_.params();
-  const auto& fulls = full_layout_.params();
-  for (size_t t = 0; t < locals.size(); t++) {
-    const ParamInfo& p = locals[t];
-    const ParamInfo& f = fulls[t];
-    const float* src = local.data() + p.offset;
-    float* dst = full->data() + f.offset;
-    if (p.split_dim < 0) {
-      std::copy(src, src + p.numel, dst);
-      continue;
-    }
-    gathered.resize(static_cast<size_t>(p.numel) * tp);
-    tensor_parallel_->all_gather(src, gathered.data(), static_cast<size_t>(p.numel));
-    const int64_t rows = p.shape[0], cols = p.shape.size() == 2 ? p.shape[1] : 1;
-    if (p.split_dim == 0) {
-      // Rank blocks are consecutive row ranges of the (padded) tensor: keep the real rows.
-      std::copy(gathered.begin(), gathered.begin() + f.numel, dst);
-    } else {
-      // Rank k's block holds columns [k·cols, (k+1)·cols) of every row.
-      const int64_t full_cols = cols * tp;
-      for (int k = 0; k < tp; k++)
-        for (int64_t r = 0; r < rows; r++)
-          std::copy(gathered.begin() + (k * rows + r) * cols, gathered.begin() + (k * rows + r + 1) * cols,
-                    dst + r * full_cols + k * cols);
-    }
-  }
-}
-
-void Engine::scatter_full(const float* full, std::vector<float>& local) const {
-  const auto& locals = layout_.params();
-  const auto& fulls = full_layout_.params();
-  for (size_t t = 0; t < locals.size(); t++) {
-    const ParamInfo& p = locals[t];
-    const ParamInfo& f = fulls[t];
-    const float* src = full + f.offset;
-    float* dst = local.data() + p.offset;
-    if (p.split_dim < 0) {
-      std::copy(src, src + p.numel, dst);
-      continue;
-    }
-    const int64_t rows = p.shape[0], cols = p.shape.size() == 2 ? p.shape[1] : 1;
-    if (p.split_dim == 0) {
-      std::fill(dst, dst + p.numel, 0.0f);  // vocabulary padding rows stay zero
-      std::copy(src + p.shard_start * cols, src + (p.shard_start + p.shard_valid) * cols, dst);
-    } else {
-      const int64_t full_cols = f.shape[1];
-      for (int64_t r = 0; r < rows; r++)
-        std::copy(src + r * full_cols + p.shard_start, src + r * full_cols + p.shard_start + cols, dst + r * cols);
-    }
-  }
 }
 
 void Engine::require_groups() const {

@@ -70,12 +70,6 @@ class Engine {
 
   void init_params(uint64_t seed);
 
-  // The whole model as one TP = 1 buffer (layout full_layout()), assembled from the shards of the
-  // tensor-parallel group: every TP rank must call it (collective). And the reverse: this rank
-  // takes its shard of a whole buffer (local, no communication). Used for checkpoints.
-  const ParamLayout& full_layout() const { return full_layout_; }
-  void gather_full(const std::vector<float>& local, std::vector<float>* full);
-  void scatter_full(const float* full, std::vector<float>& local) const;
   // Copies and checks a batch (ids in range, sizes within the preallocated shape) into slot i.
   StagedBatch& stage(int slot);
   void check_staged(int slot) const;
@@ -100,7 +94,6 @@ class Engine {
   void require_groups() const;  // a TP/DP rank cannot compute without its communicators
   EngineConfig cfg_;
   ParamLayout layout_;
-  ParamLayout full_layout_;  // the same model at tensor-parallel size 1
   std::vector<float> params_, grads_;
   ModelWeights<float> weights_, weight_grads_;
   Optimizer optimizer_;

@@ -262,11 +262,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("paramTable", &EngineWrap::ParamTable),
-                        InstanceMethod("fullParamTable", &EngineWrap::FullParamTable),
-                        InstanceMethod("gatherParams", &EngineWrap::GatherParams),
-                        InstanceMethod("gatherOptimizerState", &EngineWrap::GatherOptimizerState),
-                        InstanceMethod("setFullParams", &EngineWrap::SetFullParams),
-                        InstanceMethod("setFullOptimizerState", &EngineWrap::SetFullOptimizerState),
                         InstanceMethod("numParams", &EngineWrap::NumParams),
                         InstanceMethod("initParams", &EngineWrap::InitParams),
                         InstanceMethod("getParams", &EngineWrap::GetParams),
@@ -305,9 +300,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value ParamTable(const Napi::CallbackInfo& info) { return param_table(info.Env(), engine().layout()); }
-  Napi::Value FullParamTable(const Napi::CallbackInfo& info) {
-    return param_table(info.Env(), engine().full_layout());
-  }
 
   static Napi::Value param_table(Napi::Env env, const ParamLayout& layout) {
     const auto& ps = layout.params();
@@ -402,19 +394,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // This rank's own optimizer state (the local layout of paramTable()), e.g. read back from its
   // checkpoint slices.
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
-    return set_optimizer_state(info, &EngineWrap::copy_in);
-  }
-
-  // {step, m, v} into the optimizer; `fill` copies one moment (this rank's layout, or its shard of
-  // the whole model's).
-  using FillMoment = void (EngineWrap::*)(Napi::Env, std::vector<float>&, const Napi::Value&, const char*);
-  Napi::Value set_optimizer_state(const Napi::CallbackInfo& info, FillMoment fill) {
     Napi::Env env = info.Env();
     require_idle(env);
     if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
     Napi::Object o = info[0].As<Napi::Object>();
-    (this->*fill)(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
-    (this->*fill)(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
+    copy_in(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
+    copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
     engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
     return env.Undefined();
   }
@@ -425,61 +410,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("m", copy_out(info.Env(), engine().optimizer().m()));
     o.Set("v", copy_out(info.Env(), engine().optimizer().v()));
     return o;
-  }
-
-  // The whole model (TP = 1 layout) from the shards of the tensor-parallel group: a collective,
-  // so it runs on the pool like a step, and every rank of the group must call it.
-  Napi::Value GatherParams(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    require_idle(env);
-    engine_->busy = true;
-    auto full = std::make_shared<std::vector<float>>();
-    Engine* e = engine_.get();
-    return run_job(
-        info, [=] { e->gather_full(e->params(), full.get()); },
-        [=](Napi::Env env) -> Napi::Value { return copy_out(env, *full); });
-  }
-  Napi::Value GatherOptimizerState(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    require_idle(env);
-    engine_->busy = true;
-    auto m = std::make_shared<std::vector<float>>();
-    auto v = std::make_shared<std::vector<float>>();
-    Engine* e = engine_.get();
-    const double step = static_cast<double>(e->optimizer().step_count());
-    return run_job(
-        info,
-        [=] {
-          e->gather_full(e->optimizer().m(), m.get());
-          e->gather_full(e->optimizer().v(), v.get());
-        },
-        [=](Napi::Env env) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(env);
-          o.Set("step", step);
-          o.Set("m", copy_out(env, *m));
-          o.Set("v", copy_out(env, *v));
-          return o;
-        });
-  }
-  // This rank's shard of a whole (TP = 1 layout) buffer; local, no communication.
-  void set_full(Napi::Env env, std::vector<float>& dst, const Napi::Value& v, const char* what) {
-    guarded(env, [&] {
-      Napi::Float32Array arr = typed_array<Napi::Float32Array>(v, what);
-      const size_t want = static_cast<size_t>(engine().full_layout().total());
-      if (arr.ElementLength() != want)
-        throw Error("ERR_ARGUMENT", std::string(what) + " holds " + std::to_string(arr.ElementLength()) +
-                                        " values; the whole model has " + std::to_string(want));
-      engine().scatter_full(arr.Data(), dst);
-      return 0;
-    });
-  }
-  Napi::Value SetFullParams(const Napi::CallbackInfo& info) {
-    require_idle(info.Env());
-    set_full(info.Env(), engine().params(), info[0], "params");
-    return info.Env().Undefined();
-  }
-  Napi::Value SetFullOptimizerState(const Napi::CallbackInfo& info) {
-    return set_optimizer_state(info, &EngineWrap::set_full);
   }
 
   // Sets the gradient buffer and applies one optimizer update (synchronous; for tests and tools).

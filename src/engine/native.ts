@@ -106,14 +106,6 @@ export interface NativeEngine {
   getParams(): Float32Array;
   setParams(params: Float32Array): void;
   getGrads(): Float32Array;
-  /** The same model at tensor-parallel size 1: the layout of checkpoints and of the gather/setFull calls. */
-  fullParamTable(): ParamEntry[];
-  /** The whole model assembled from the tensor-parallel group's shards (collective: every TP rank calls it). */
-  gatherParams(): Promise<Float32Array>;
-  gatherOptimizerState(): Promise<OptimizerState>;
-  /** Takes this rank's shard of a whole-model buffer (fullParamTable layout). */
-  setFullParams(params: Float32Array): void;
-  setFullOptimizerState(state: OptimizerState): void;
   getOptimizerState(): OptimizerState;
   /** This rank's own optimizer state, in the paramTable() layout. */
   setOptimizerState(state: OptimizerState): void;
