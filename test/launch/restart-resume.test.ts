@@ -102,6 +102,38 @@ describe('recovery of a TP=2 × DP=2 job', () => {
     }
   });
 
+  it('two nodes: kill -9 of a worker on node 1 restarts both nodes; the end state is bitwise the same', async () => {
+    const dir = tmp();
+    const port = String(await freePort());
+    const node = (rank: number) =>
+      startLauncher(
+        [
+          'launch',
+          '--nnodes',
+          '2',
+          '--node-rank',
+          String(rank),
+          '--nproc-per-node',
+          '2',
+          '--master-port',
+          port,
+          '--max-restarts',
+          '2',
+          ...tiny('bert', dir, JOB),
+        ],
+        {},
+        bin,
+      );
+    const [n0, n1] = [node(0), node(1)];
+    await waitFor('step 8', () => lastStep(dir) >= 8, 120_000);
+    process.kill(workerWithRank(childPids(n1.proc.pid!), 3), 'SIGKILL');
+    const [r0, r1] = await Promise.all([n0.exited, n1.exited]);
+    expect(r0.code, r0.stderr).toBe(0);
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r0.stdout + r0.stderr).toMatch(/restart 1 of 2/);
+    await expectSameState(stepDir(dir, STEPS), stepDir(reference, STEPS));
+  });
+
   it('kill -9 of the whole job while a save is being written: the previous checkpoint is intact and resume works', async () => {
     const dir = tmp();
     // Every save waits 1.5 s between writing its shards and committing: a window to kill in.
