@@ -13,7 +13,8 @@ import {
   verifyCheckpoint,
 } from '../../src/checkpoint/checkpoint';
 import { decodeManifest, encodeManifest } from '../../src/checkpoint/manifest';
-import { NamedTensor } from '../../src/checkpoint/types';
+import { NamedTensor, numelOf } from '../../src/checkpoint/types';
+import { randomValues } from './fake-engine';
 
 let tmp: string;
 beforeEach(() => {
@@ -23,20 +24,8 @@ afterEach(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Deterministic pseudo-random fill (LCG) so failures are reproducible. */
-function filled(shape: number[], seed: number): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
-
 function tensor(name: string, shape: number[], seed: number): NamedTensor {
-  return { name, shape, data: filled(shape, seed) };
+  return { name, shape, data: randomValues(numelOf(shape), seed) };
 }
 
 function makeCkpt(step: number): CheckpointData {

@@ -1,7 +1,7 @@
 // A stand-in for the engine's parameter tables: the same kinds of tensors (vocabulary-parallel with
 // padding, column- and row-split, replicated) laid out and sliced per tensor-parallel rank the way
 // cpp/model/params.cpp does, with whole tensors of random values to slice from.
-import type { CheckpointHeader, RankShard, ShardTensor } from '../../src/checkpoint';
+import type { CheckpointHeader, NamedTensor, RankShard, ShardTensor } from '../../src/checkpoint';
 
 export const VOCAB = 11;
 export const HIDDEN = 6;
@@ -105,6 +105,16 @@ export function wholeModel(seed: number, specs: TensorSpec[] = SPECS): WholeMode
 }
 
 /** Writes the local (padded) slice of `whole` for table entry `t` into `flat`; padding stays zero. */
+/** The whole model as named tensors: parameters, and the moments under their checkpoint names. */
+export function namedTensors(
+  model: WholeModel,
+  specs: TensorSpec[] = SPECS,
+): { params: NamedTensor[]; state: NamedTensor[] } {
+  const named = (prefix: string, of: Map<string, Float32Array>) =>
+    specs.map((s) => ({ name: `${prefix}${s.name}`, shape: s.globalShape, data: of.get(s.name) as Float32Array }));
+  return { params: named('', model.params), state: [...named('exp_avg.', model.m), ...named('exp_avg_sq.', model.v)] };
+}
+
 export function sliceInto(flat: Float32Array, t: ShardTensor, whole: Float32Array): void {
   const rank = t.shape.length;
   if (rank === 0) {

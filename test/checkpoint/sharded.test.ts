@@ -38,6 +38,7 @@ import {
   SPECS,
   tableFor,
   TRAINING,
+  namedTensors,
   wholeModel,
   type TensorSpec,
   type WholeModel,
@@ -357,23 +358,7 @@ describe('sharded save and resharding load', () => {
   it('saveCheckpoint writes the same format (a TP1×DP1 shard) that readRankState reshards', async () => {
     const root = path.join(tmp, 'r');
     const model = wholeModel(3);
-    const params = SPECS.map((s) => ({
-      name: s.name,
-      shape: s.globalShape,
-      data: model.params.get(s.name) as Float32Array,
-    }));
-    const state = [
-      ...SPECS.map((s) => ({
-        name: `exp_avg.${s.name}`,
-        shape: s.globalShape,
-        data: model.m.get(s.name) as Float32Array,
-      })),
-      ...SPECS.map((s) => ({
-        name: `exp_avg_sq.${s.name}`,
-        shape: s.globalShape,
-        data: model.v.get(s.name) as Float32Array,
-      })),
-    ];
+    const { params, state } = namedTensors(model);
     const { dir, manifest } = await saveCheckpoint(root, {
       step: 7,
       consumedSamples: 70,
@@ -665,23 +650,7 @@ describe('format version 1', () => {
     const dir = checkpointDirFor(root, 50);
     fs.mkdirSync(dir, { recursive: true });
     const model = wholeModel(7);
-    const params = SPECS.map((s) => ({
-      name: s.name,
-      shape: s.globalShape,
-      data: model.params.get(s.name) as Float32Array,
-    }));
-    const state = [
-      ...SPECS.map((s) => ({
-        name: `exp_avg.${s.name}`,
-        shape: s.globalShape,
-        data: model.m.get(s.name) as Float32Array,
-      })),
-      ...SPECS.map((s) => ({
-        name: `exp_avg_sq.${s.name}`,
-        shape: s.globalShape,
-        data: model.v.get(s.name) as Float32Array,
-      })),
-    ];
+    const { params, state } = namedTensors(model);
     const mf = await writeSafetensors(path.join(dir, 'model.safetensors'), params, {
       format: 'paratrain',
       role: 'model',
