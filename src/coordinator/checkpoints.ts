@@ -2,7 +2,6 @@
 // reports it (ShardSaved); the relay collects the reports of a step and, once every rank's is in,
 // the coordinator commits the step (writes its manifest) in one place. And the choice of the
 // checkpoint a round resumes from, verified once here so that the workers need not re-hash it.
-import { listCheckpoints } from '../checkpoint/checkpoint';
 import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint/sharded';
 import { ControlError } from './errors';
 
@@ -117,9 +116,9 @@ export interface ResumePoint {
 
 /**
  * The checkpoint `spec` (--resume: 'auto', a step directory or a checkpoints root) names, fully
- * verified; undefined when there is none to resume ('auto' in a root without a committed
- * checkpoint). Broken candidates of 'auto' are skipped (onSkip); an explicit path that does not
- * hold a good checkpoint throws.
+ * verified; undefined when there is none to resume ('auto' in a root without a good checkpoint).
+ * Broken candidates of 'auto' are skipped (onSkip); an explicit path that does not hold a good
+ * checkpoint throws.
  */
 export async function findResumeCheckpoint(
   spec: string | undefined,
@@ -127,10 +126,6 @@ export async function findResumeCheckpoint(
   onSkip: (dir: string, reason: string) => void,
 ): Promise<ResumePoint | undefined> {
   if (!spec) return undefined;
-  // Nothing committed, nothing to verify.
-  if (spec === 'auto' && !(await listCheckpoints(root)).some((c) => c.committed)) return undefined;
   const found = await selectResumeCheckpoint(spec, root, onSkip);
-  if (found) return { dir: found.dir, step: found.manifest.step };
-  if (spec === 'auto') return undefined;
-  throw new ControlError('ERR_CHECKPOINT_NOT_FOUND', `${spec} holds no committed checkpoint`);
+  return found && { dir: found.dir, step: found.manifest.step };
 }

@@ -9,6 +9,7 @@ import { loadConfig } from '../config/load';
 import { loadControlKeys } from '../coordinator/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
 import { formatReport } from '../coordinator/failure';
+import { checkpointRoot } from '../train/checkpointing';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
@@ -82,7 +83,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
         firstStepTimeoutMs: plan.firstStepTimeoutMs,
         rendezvousTimeoutMs: plan.rendezvousTimeoutMs,
         runDir: config.run.dir,
-        checkpointRoot: path.join(config.run.dir, 'checkpoints'),
+        checkpointRoot: checkpointRoot(config),
         keep: config.checkpoint.keep,
         resume: plan.resume,
         maxRestarts: plan.maxRestarts,

@@ -14,7 +14,6 @@ import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine } from '../engine/engine';
 import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
 import {
-  checkpointRoot,
   CheckpointSaver,
   commitLocally,
   findResumePoint,
@@ -100,8 +99,6 @@ export interface TrainResult {
   /** Set when a stop request ended the run early (after saving). */
   stopped?: { step: number; reason: string };
 }
-
-export { checkpointRoot };
 
 export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
   return openDataset({

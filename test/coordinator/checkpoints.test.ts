@@ -1,6 +1,6 @@
 // The coordinator's side of checkpointing: the relay takes every rank's report of a step exactly
-// once and refuses what breaks the one-save-at-a-time protocol; the resume choice has nothing to
-// verify when there is nothing to resume.
+// once and refuses what breaks the one-save-at-a-time protocol; the resume choice finds nothing
+// to resume in an empty root and names an interrupted save it skips.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -69,9 +69,12 @@ describe('resume choice', () => {
     const onSkip = (dir: string) => skipped.push(dir);
     expect(await findResumeCheckpoint(undefined, root, onSkip)).toBeUndefined();
     expect(await findResumeCheckpoint('auto', path.join(root, 'missing'), onSkip)).toBeUndefined();
-    // A step directory without a manifest is a save that never committed.
-    fs.mkdirSync(path.join(root, 'step-0000010'));
-    expect(await findResumeCheckpoint('auto', root, onSkip)).toBeUndefined();
     expect(skipped).toEqual([]);
+    // A step directory without a manifest is a save that never committed: skipped, and said so
+    // (as `paratrain train --resume auto` does).
+    const leftover = path.join(root, 'step-0000010');
+    fs.mkdirSync(leftover);
+    expect(await findResumeCheckpoint('auto', root, onSkip)).toBeUndefined();
+    expect(skipped).toEqual([leftover]);
   });
 });
