@@ -33,6 +33,12 @@ PARATRAIN_HD inline float rng_uniform(uint64_t key, uint64_t index) {
   return static_cast<float>(mix64(key ^ (index * 0x9E3779B97F4A7C15ull)) >> 40) * (1.0f / 16777216.0f);
 }
 
+// Uniform float in the open interval (0, 1): the 24 bits of rng_uniform, centred in their cell
+// (a logarithm of it is always finite: Gumbel noise, sampling).
+PARATRAIN_HD inline float rng_open_uniform(uint64_t key, uint64_t index) {
+  return (static_cast<float>(mix64(key ^ (index * 0x9E3779B97F4A7C15ull)) >> 40) + 0.5f) * (1.0f / 16777216.0f);
+}
+
 // Standard normal via Box-Muller from two 53-bit counter draws (used for weight init; host only).
 inline double rng_normal(uint64_t key, uint64_t index) {
   const uint64_t r1 = mix64(key ^ (index * 0x9E3779B97F4A7C15ull));

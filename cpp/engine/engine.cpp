@@ -2,11 +2,10 @@
 // accumulate), average gradients over the data-parallel group, one optimizer update.
 #include "engine.h"
 
-#include <cblas.h>  // openblas_set_num_threads
-#include <algorithm>  // std::min
+#include <cblas.h>    // openblas_set_num_threads
+#include <algorithm>  // std::fill
 #include <chrono>     // steady_clock: data-parallel wait
-#include <cmath>    // std::isfinite
-#include <string>   // std::stoi
+#include <cmath>      // std::isfinite
 
 #ifdef _OPENMP
 #include <omp.h>  // omp_set_num_threads
@@ -22,7 +21,9 @@ MicroBatch StagedBatch::view() const {
   mb.labels = labels.data();
   mb.segments = has_segments ? segments.data() : nullptr;
   mb.key_mask = has_mask ? key_mask.data() : nullptr;
-  mb.nsp_labels = has_nsp ? nsp_labels.data() : nullptr;
+  mb.pair_labels = has_pair ? pair_labels.data() : nullptr;
+  mb.fixed_samples = has_samples ? fixed_samples.data() : nullptr;
+  mb.first_sample = first_sample;
   return mb;
 }
 
@@ -32,30 +33,17 @@ static int default_predictions(const EngineConfig& c) {
 
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
-      layout_(cfg.model),
-      params_(layout_.total(), 0.0f),
-      grads_(layout_.total(), 0.0f),
-      optimizer_(cfg.optimizer, layout_),
-      model_(cfg.model, cfg.micro_batch, cfg.seq_len, default_predictions(cfg), cfg.threads),
+      model_(cfg.model),
+      params_(model_.layout().total(), 0.0f),
+      grads_(model_.layout().total(), 0.0f),
+      optimizer_(cfg.optimizer, model_.layout()),
       staged_(cfg.grad_accum) {
   if (cfg.micro_batch < 1 || cfg.seq_len < 1 || cfg.grad_accum < 1 || cfg.threads < 1)
     throw Error("ERR_CONFIG", "micro_batch, seq_len, grad_accum and threads must be at least 1");
   if (cfg.dp_size < 1 || cfg.dp_rank < 0 || cfg.dp_rank >= cfg.dp_size)
     throw Error("ERR_CONFIG", "data-parallel rank out of range");
-  weights_ = bind_weights(layout_, cfg.model, params_.data());
-  weight_grads_ = bind_weights(layout_, cfg.model, grads_.data());
-  // Backward finalises the heads (stored after the layers), then layers L−1 … 0, then embeddings.
-  const int L = cfg.model.layers;
-  stage_offsets_.assign(L + 1, static_cast<size_t>(layout_.total()));
-  for (const ParamInfo& p : layout_.params()) {
-    size_t* slot = nullptr;
-    if (p.name.rfind("layers.", 0) == 0) {
-      slot = &stage_offsets_[std::stoi(p.name.substr(7))];
-    } else if (p.name.rfind("embeddings.", 0) != 0) {
-      slot = &stage_offsets_[L];
-    }
-    if (slot) *slot = std::min(*slot, static_cast<size_t>(p.offset));
-  }
+  model_.allocate(cfg.micro_batch, cfg.seq_len, model_.has_masked_lm() ? default_predictions(cfg) : 0, cfg.threads);
+  model_.bind(params_.data(), grads_.data());
 }
 
 void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr<Communicator> dp) {
@@ -87,26 +75,57 @@ void Engine::agree_requests(StepMetrics& m) const {
   m.requests = (flags[0] > 0 ? kRequestSave : 0u) | (flags[1] > 0 ? kRequestStop : 0u);
 }
 
-void Engine::average_metrics(StepMetrics& m) const {
-  if (!reducer_) return;
-  // Sums over replicas; the means were per replica over its micro-batches.
-  double v[8] = {m.loss * m.batches,
-                 m.lm_loss * m.batches,
-                 m.nsp_loss * m.batches,
-                 static_cast<double>(m.batches),
-                 static_cast<double>(m.tokens),
-                 static_cast<double>(m.targets),
-                 (m.requests & kRequestSave) ? 1.0 : 0.0,
-                 (m.requests & kRequestStop) ? 1.0 : 0.0};
-  reducer_->all_reduce_now(v, 8);
-  m.requests = (v[6] > 0 ? kRequestSave : 0u) | (v[7] > 0 ? kRequestStop : 0u);
-  m.batches = static_cast<long>(v[3]);
-  const double inv = m.batches > 0 ? 1.0 / static_cast<double>(m.batches) : 0.0;
-  m.loss = v[0] * inv;
-  m.lm_loss = v[1] * inv;
-  m.nsp_loss = v[2] * inv;
-  m.tokens = static_cast<long>(v[4]);
-  m.targets = static_cast<long>(v[5]);
+StepMetrics Engine::empty_metrics() const {
+  StepMetrics m;
+  m.losses.assign(model_.loss_names().size(), 0.0);
+  m.counts.assign(model_.loss_names().size(), 0);
+  m.metrics.assign(2 * model_.metric_names().size(), 0.0);  // numerators and denominators until finish_metrics
+  return m;
+}
+
+void Engine::add_forward(StepMetrics& m, const ForwardResult& r, int micro_batches) const {
+  m.loss += r.loss / micro_batches;
+  for (size_t h = 0; h < r.losses.size(); h++) {
+    m.losses[h] += r.losses[h] / micro_batches;
+    m.counts[h] += r.counts[h];
+  }
+  for (size_t i = 0; i < r.metrics.size(); i++) m.metrics[i] += r.metrics[i];
+}
+
+void Engine::finish_metrics(StepMetrics& m) {
+  const size_t H = m.losses.size(), K = m.metrics.size();
+  if (reducer_) {
+    // Sums over replicas of [loss, losses…] × batches, batches, tokens, counts…, metric terms…,
+    // save, stop; the means were per replica over its micro-batches.
+    std::vector<double>& v = reduce_scratch_;
+    v.assign(1 + H + 2 + H + K + 2, 0.0);
+    double* loss_sums = v.data();
+    double* sums = v.data() + 1 + H;
+    loss_sums[0] = m.loss * m.batches;
+    for (size_t h = 0; h < H; h++) loss_sums[1 + h] = m.losses[h] * m.batches;
+    sums[0] = static_cast<double>(m.batches);
+    sums[1] = static_cast<double>(m.tokens);
+    for (size_t h = 0; h < H; h++) sums[2 + h] = static_cast<double>(m.counts[h]);
+    for (size_t k = 0; k < K; k++) sums[2 + H + k] = m.metrics[k];
+    double* flags = sums + 2 + H + K;
+    flags[0] = (m.requests & kRequestSave) ? 1.0 : 0.0;
+    flags[1] = (m.requests & kRequestStop) ? 1.0 : 0.0;
+    reducer_->all_reduce_now(v.data(), v.size());
+    m.requests = (flags[0] > 0 ? kRequestSave : 0u) | (flags[1] > 0 ? kRequestStop : 0u);
+    m.batches = static_cast<long>(sums[0]);
+    m.tokens = static_cast<long>(sums[1]);
+    for (size_t h = 0; h < H; h++) m.counts[h] = static_cast<long>(sums[2 + h]);
+    for (size_t k = 0; k < K; k++) m.metrics[k] = sums[2 + H + k];
+    const double inv = m.batches > 0 ? 1.0 / static_cast<double>(m.batches) : 0.0;
+    m.loss = loss_sums[0] * inv;
+    for (size_t h = 0; h < H; h++) m.losses[h] = loss_sums[1 + h] * inv;
+  }
+  // Metrics: (numerator, denominator) pairs → ratios.
+  for (size_t k = 0; 2 * k < K; k++) {
+    const double den = m.metrics[2 * k + 1];
+    m.metrics[k] = den > 0 ? m.metrics[2 * k] / den : 0.0;
+  }
+  m.metrics.resize(K / 2);
 }
 
 void Engine::use_threads() const {
@@ -120,7 +139,7 @@ void Engine::use_threads() const {
 
 void Engine::init_params(uint64_t seed) {
   use_threads();
-  paratrain::init_params(layout_, cfg_.model, seed, params_.data());
+  paratrain::init_params(model_.layout(), seed, params_.data());
   std::fill(grads_.begin(), grads_.end(), 0.0f);
   std::fill(optimizer_.m().begin(), optimizer_.m().end(), 0.0f);
   std::fill(optimizer_.v().begin(), optimizer_.v().end(), 0.0f);
@@ -133,9 +152,15 @@ StagedBatch& Engine::stage(int slot) {
   return staged_[slot];
 }
 
-void Engine::check_staged(int slot) const {
-  const StagedBatch& s = staged_[slot];
-  const bool bert = cfg_.model.arch == Arch::Bert;
+static bool spec_has(const ModelSpec& spec, HeadKind kind) {
+  for (const HeadSpec& h : spec.heads)
+    if (h.kind == kind) return true;
+  return false;
+}
+
+void Engine::check_staged(int slot) {
+  StagedBatch& s = staged_[slot];
+  const ModelSpec& spec = cfg_.model;
   const auto where = "micro-batch " + std::to_string(slot) + ": ";
   if (s.batch < 1 || s.batch > cfg_.micro_batch)
     throw Error("ERR_BATCH", where + "batch size " + std::to_string(s.batch) + " outside 1.." +
@@ -146,7 +171,7 @@ void Engine::check_staged(int slot) const {
   const size_t N = static_cast<size_t>(s.batch) * s.seq;
   if (s.tokens.size() != N || s.labels.size() != N)
     throw Error("ERR_BATCH", where + "tokens and labels must hold batch·seq = " + std::to_string(N) + " entries");
-  const int V = cfg_.model.vocab;
+  const int V = spec.vocab;
   long targets = 0;
   for (size_t i = 0; i < N; i++) {
     if (s.tokens[i] < 0 || s.tokens[i] >= V)
@@ -156,23 +181,44 @@ void Engine::check_staged(int slot) const {
       throw Error("ERR_BATCH", where + "label " + std::to_string(s.labels[i]) + " is neither -100 nor a token id");
     targets += s.labels[i] != kIgnoreIndex;
   }
-  if (bert) {
-    if (!s.has_segments || s.segments.size() != N || !s.has_mask || s.key_mask.size() != N)
-      throw Error("ERR_BATCH", where + "BERT batches need segments and attentionMask of batch·seq entries");
+  const int types = spec.embeddings.type_vocab;
+  if (s.has_segments) {
+    if (s.segments.size() != N) throw Error("ERR_BATCH", where + "segments must hold batch·seq entries");
     for (size_t i = 0; i < N; i++)
-      if (s.segments[i] != 0 && s.segments[i] != 1) throw Error("ERR_BATCH", where + "segment ids must be 0 or 1");
+      if (s.segments[i] < 0 || s.segments[i] >= (types > 0 ? types : 1))
+        throw Error("ERR_BATCH", where + "segment id " + std::to_string(s.segments[i]) + " is outside [0, " +
+                                     std::to_string(types > 0 ? types : 1) + ") (the model has " +
+                                     std::to_string(types) + " segment embeddings)");
+  } else if (types > 0) {
+    s.segments.assign(N, 0);  // one segment
+    s.has_segments = true;
+  }
+  if (s.has_mask && s.key_mask.size() != N)
+    throw Error("ERR_BATCH", where + "attentionMask must hold batch·seq entries");
+  bool pooled = false;
+  for (const StackSpec& st : spec.stacks) pooled = pooled || st.pooler;
+  if (s.has_mask && pooled)
     for (int b = 0; b < s.batch; b++)
       if (!s.key_mask[static_cast<size_t>(b) * s.seq])
         throw Error("ERR_BATCH", where + "the first token of every sequence must be unmasked ([CLS])");
-    if (targets > default_predictions(cfg_))
-      throw Error("ERR_BATCH", where + std::to_string(targets) + " masked positions exceed the limit of " +
-                                   std::to_string(default_predictions(cfg_)) + " (data.max_predictions)");
-    if (s.has_nsp) {
-      if (s.nsp_labels.size() != static_cast<size_t>(s.batch))
-        throw Error("ERR_BATCH", where + "nspLabels must hold one label per sequence");
-      for (int v : s.nsp_labels)
-        if (v != 0 && v != 1 && v != kIgnoreIndex) throw Error("ERR_BATCH", where + "nsp labels must be 0, 1 or -100");
-    }
+  if (spec_has(spec, HeadKind::MaskedLm) && targets > default_predictions(cfg_))
+    throw Error("ERR_BATCH", where + std::to_string(targets) + " masked positions exceed the limit of " +
+                                 std::to_string(default_predictions(cfg_)) + " (data.max_predictions)");
+  if (s.has_pair) {
+    if (!spec_has(spec, HeadKind::SentencePair))
+      throw Error("ERR_BATCH", where + "pairLabels were given but the model has no sentence-pair head");
+    if (s.pair_labels.size() != static_cast<size_t>(s.batch))
+      throw Error("ERR_BATCH", where + "pairLabels must hold one label per sequence");
+    for (int v : s.pair_labels)
+      if (v != 0 && v != 1 && v != kIgnoreIndex) throw Error("ERR_BATCH", where + "pair labels must be 0, 1 or -100");
+  }
+  if (s.has_samples) {
+    bool sampling = false;
+    for (const HeadSpec& h : spec.heads) sampling = sampling || h.sample;
+    if (!sampling) throw Error("ERR_BATCH", where + "samples were given but no head of the model samples");
+    if (s.fixed_samples.size() != N) throw Error("ERR_BATCH", where + "samples must hold batch·seq entries");
+    for (int v : s.fixed_samples)
+      if (v < 0 || v >= V) throw Error("ERR_BATCH", where + "sample " + std::to_string(v) + " is not a token id");
   }
 }
 
@@ -180,16 +226,15 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t 
   require_groups();
   use_threads();
   std::fill(grads_.begin(), grads_.end(), 0.0f);
-  StepMetrics out;
+  StepMetrics out = empty_metrics();
   ForwardOptions opt;
   opt.training = true;
   opt.grad_scale = 1.0f / static_cast<float>(micro_batches);
   opt.dropout_seed = cfg_.seed;
+  opt.sample_seed = cfg_.seed;
   // On the last micro-batch, each group of gradients is averaged over the data-parallel replicas
   // as soon as backward has finalised it, while backward goes on.
-  const GradsReady bucket_ready = [this](int stage) {
-    reducer_->ready_from(stage < 0 ? 0 : stage_offsets_[static_cast<size_t>(stage)]);
-  };
+  const GradsReady bucket_ready = [this](size_t offset) { reducer_->ready_from(offset); };
   for (int i = 0; i < micro_batches; i++) {
     const MicroBatch mb = staged_[i].view();
     // Dropout streams by global micro-batch index: replica r's micro-batch i is the single-process
@@ -198,14 +243,11 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t 
                            static_cast<uint64_t>(cfg_.grad_accum) +
                        static_cast<uint64_t>(i);
     const bool last = i == micro_batches - 1;
-    const LossParts lp = model_.forward(weights_, mb, opt);
+    const ForwardResult& r = model_.forward(mb, opt);
     if (last && reducer_) reducer_->begin(grads_.data(), grads_.size());
-    model_.backward(weights_, weight_grads_, mb, opt, last && reducer_ ? bucket_ready : GradsReady{});
-    out.loss += lp.loss / micro_batches;
-    out.lm_loss += lp.lm_loss / micro_batches;
-    out.nsp_loss += lp.nsp_loss / micro_batches;
+    model_.backward(mb, opt, last && reducer_ ? bucket_ready : GradsReady{});
+    add_forward(out, r, micro_batches);
     out.tokens += static_cast<long>(mb.batch) * mb.seq;
-    out.targets += lp.targets;
   }
   out.batches = micro_batches;
   if (reducer_) {
@@ -215,7 +257,7 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t 
   }
   out.requests = requests;
   agree_requests(out);
-  average_metrics(out);
+  finish_metrics(out);
   return out;
 }
 
@@ -241,35 +283,47 @@ OptimizerResult Engine::apply_optimizer(float lr) {
 StepMetrics Engine::evaluate(int micro_batches) {
   require_groups();
   use_threads();
-  StepMetrics out;
+  StepMetrics out = empty_metrics();
   ForwardOptions opt;  // training = false: no dropout, no gradient
+  opt.sample_seed = cfg_.seed;
   for (int i = 0; i < micro_batches; i++) {
-    const LossParts lp = model_.forward(weights_, staged_[i].view(), opt);
-    out.loss += lp.loss / micro_batches;
-    out.lm_loss += lp.lm_loss / micro_batches;
-    out.nsp_loss += lp.nsp_loss / micro_batches;
+    add_forward(out, model_.forward(staged_[i].view(), opt), micro_batches);
     out.tokens += static_cast<long>(staged_[i].batch) * staged_[i].seq;
-    out.targets += lp.targets;
   }
   out.batches = micro_batches;
-  average_metrics(out);
+  finish_metrics(out);
   return out;
 }
 
-LossParts Engine::forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* nsp) {
+StepMetrics Engine::forward_logits(std::vector<float>* logits, std::vector<int>* rows,
+                                   std::vector<float>* class_logits, std::vector<float>* position_logits) {
   if (cfg_.model.tp_size > 1)
     throw Error("ERR_CONFIG", "logits are read at parallel.tensor = 1 (inference runs in one process)");
   use_threads();
   const MicroBatch mb = staged_[0].view();
   ForwardOptions opt;
-  const LossParts lp = model_.forward(weights_, mb, opt);
-  const long R = model_.logit_rows(mb);
-  const long V = cfg_.model.vocab;
-  logits->assign(model_.logits(), model_.logits() + R * V);
-  rows->resize(R);
-  for (long r = 0; r < R; r++) (*rows)[r] = model_.logit_position(r);
-  if (cfg_.model.arch == Arch::Bert) nsp->assign(model_.nsp_logits(), model_.nsp_logits() + 2L * mb.batch);
-  return lp;
+  opt.sample_seed = cfg_.seed;
+  StepMetrics out = empty_metrics();
+  add_forward(out, model_.forward(mb, opt), 1);
+  out.batches = 1;
+  out.tokens = static_cast<long>(mb.batch) * mb.seq;
+  finish_metrics(out);
+  logits->clear();
+  rows->clear();
+  class_logits->clear();
+  position_logits->clear();
+  if (const Head* head = model_.prediction_head()) {
+    const long R = head->logit_rows(), V = cfg_.model.vocab;
+    logits->assign(head->logits(), head->logits() + R * V);
+    rows->resize(static_cast<size_t>(R));
+    for (long r = 0; r < R; r++) (*rows)[static_cast<size_t>(r)] = head->logit_position(r);
+  }
+  if (const Head* head = model_.class_head())
+    class_logits->assign(head->class_logits(), head->class_logits() + static_cast<long>(head->classes()) * mb.batch);
+  if (const Head* head = model_.position_head())
+    position_logits->assign(head->position_logits(),
+                            head->position_logits() + static_cast<long>(head->position_classes()) * mb.batch * mb.seq);
+  return out;
 }
 
 }  // namespace paratrain

@@ -8,16 +8,15 @@
 
 #include "../comm/communicator.h"  // Communicator
 #include "grad_reducer.h"          // GradientReducer
-#include "../model/model.h"        // Model, MicroBatch
-#include "../model/params.h"       // ParamLayout
+#include "../model/model.h"        // Model, MicroBatch, ForwardResult
 #include "../optim/optimizer.h"    // Optimizer
 
 namespace paratrain {
 
 struct EngineConfig {
-  ModelConfig model;
+  ModelSpec model;
   int micro_batch = 1, seq_len = 1, grad_accum = 1;
-  int max_predictions = 0;  // BERT: masked positions per micro-batch (0 = every position)
+  int max_predictions = 0;  // masked LM: masked positions per micro-batch (0 = every position)
   int threads = 1;
   uint64_t seed = 0;        // dropout streams
   OptimizerConfig optimizer;
@@ -29,18 +28,22 @@ struct EngineConfig {
 // A micro-batch copied out of JS so the step can run on another thread.
 struct StagedBatch {
   int batch = 0, seq = 0;
-  std::vector<int> tokens, labels, segments, nsp_labels;
+  std::vector<int> tokens, labels, segments, pair_labels, fixed_samples;
   std::vector<uint8_t> key_mask;
-  bool has_segments = false, has_mask = false, has_nsp = false;
+  bool has_segments = false, has_mask = false, has_pair = false, has_samples = false;
+  uint64_t first_sample = 0;  // index of sequence 0 in its split's stream, split folded in
   MicroBatch view() const;
 };
 
 // With data parallelism every figure is the whole job's: losses averaged over all micro-batches of
-// all replicas, tokens and targets summed.
+// all replicas, tokens and target counts summed, metrics pooled (Σ numerators / Σ denominators).
 struct StepMetrics {
-  double loss = 0, lm_loss = 0, nsp_loss = 0;  // means over micro-batches
+  double loss = 0;              // the objective, mean over micro-batches
+  std::vector<double> losses;   // per head (Model::loss_names()), mean over micro-batches
+  std::vector<long> counts;     // per head: targets behind its loss, summed
+  std::vector<double> metrics;  // per metric (Model::metric_names())
   double grad_norm = 0;
-  long tokens = 0, targets = 0;
+  long tokens = 0;
   long batches = 0;  // micro-batches behind the means
   // Data parallelism: how long the step waited for gradient buckets after backward ended — the
   // part of the all-reduce that did not overlap backward.
@@ -59,7 +62,8 @@ class Engine {
   explicit Engine(const EngineConfig& cfg);
 
   const EngineConfig& config() const { return cfg_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const { return model_.layout(); }
+  const Model& model() const { return model_; }
   std::vector<float>& params() { return params_; }
   std::vector<float>& grads() { return grads_; }
   Optimizer& optimizer() { return optimizer_; }
@@ -72,7 +76,7 @@ class Engine {
 
   // Copies and checks a batch (ids in range, sizes within the preallocated shape) into slot i.
   StagedBatch& stage(int slot);
-  void check_staged(int slot) const;
+  void check_staged(int slot);  // may complete it (segments of a one-segment model)
 
   // `requests`: this rank's pending save/stop requests, OR-ed over the whole job into the result.
   StepMetrics forward_backward(int micro_batches, uint64_t step, uint32_t requests = 0);
@@ -81,29 +85,32 @@ class Engine {
   StepMetrics evaluate(int micro_batches);
   // One optimizer update with the gradients already in grads() (tests and tools).
   OptimizerResult apply_optimizer(float lr);
-  // Forward of slot 0 without dropout; returns the logits rows (see Model::logits).
-  LossParts forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* nsp_logits);
+  // Forward of slot 0 without dropout: the prediction head's logits rows [rows, V] with their flat
+  // positions, and the class head's logits [B, classes] (empty when the model has none).
+  // Also the position head's logits [B·T, classes] (replaced-token detection).
+  StepMetrics forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* class_logits,
+                             std::vector<float>* position_logits);
 
   // One call at a time: the N-API layer takes this before staging and releases it when done.
   std::atomic<bool> busy{false};
 
  private:
   void use_threads() const;
-  void average_metrics(StepMetrics& m) const;
+  StepMetrics empty_metrics() const;
+  void add_forward(StepMetrics& m, const ForwardResult& r, int micro_batches) const;
+  void finish_metrics(StepMetrics& m);  // job-wide sums and means; metrics become ratios
   void agree_requests(StepMetrics& m) const;
   void require_groups() const;  // a TP/DP rank cannot compute without its communicators
   EngineConfig cfg_;
-  ParamLayout layout_;
+  Model model_;  // first: it builds the parameter layout the buffers below follow
   std::vector<float> params_, grads_;
-  ModelWeights<float> weights_, weight_grads_;
   Optimizer optimizer_;
-  Model model_;
   std::vector<StagedBatch> staged_;
-  std::vector<size_t> stage_offsets_;  // backward stage (Model::GradsReady) → first final offset
   SingleProcessCommunicator solo_;
   std::unique_ptr<Communicator> tp_owned_, dp_owned_;
   Communicator* tensor_parallel_ = &solo_;
   std::unique_ptr<GradientReducer> reducer_;  // data parallelism: gradients averaged over replicas
+  std::vector<double> reduce_scratch_;        // the figures of a step, summed over replicas
 };
 
 }  // namespace paratrain

@@ -10,13 +10,14 @@
 #error "the CUDA kernel set (cpp/kernels/cuda/) is not part of this build"
 #else
 #include "cpu/attention.h"      // attention_forward/backward
-#include "cpu/cross_entropy.h"  // softmax_cross_entropy, count_targets
+#include "cpu/cross_entropy.h"  // softmax_cross_entropy, count_targets, binary_cross_entropy
 #include "cpu/dropout.h"        // dropout_*, residual_dropout_forward
 #include "cpu/embedding.h"      // embedding_forward/backward
 #include "cpu/gelu.h"           // gelu_forward/backward
 #include "cpu/layernorm.h"      // layernorm_forward/backward
 #include "cpu/linear.h"         // linear_forward/backward
 #include "cpu/rows.h"           // gather_rows, scatter_add_rows, tanh_*
+#include "cpu/sampling.h"       // gumbel_argmax_rows
 
 namespace paratrain {
 namespace cpu {

@@ -1,11 +1,13 @@
 // params.h — the flat parameter layout: every tensor of this rank is a named slice of one buffer.
-// Gradients and optimizer moments use the same layout, so one offset addresses all of them.
+// Gradients and optimizer moments use the same layout, so one offset addresses all of them. The
+// parts of the model register their own tensors here (name, shape, tensor-parallel split, init,
+// weight decay); this table is the one home of parameter names (the addon's paramTable()).
 #pragma once
 #include <cstdint>  // int64_t
 #include <string>
 #include <vector>
 
-#include "config.h"  // ModelConfig
+#include "spec.h"  // ModelSpec, VocabShard
 
 namespace paratrain {
 
@@ -25,47 +27,44 @@ struct ParamInfo {
 
 class ParamLayout {
  public:
-  explicit ParamLayout(const ModelConfig& cfg);
+  ParamLayout(int tp_rank, int tp_size) : tp_rank_(tp_rank), tp_size_(tp_size) {}
+  // A tensor split along `split_dim` (-1: replicated); returns its index.
+  int add(const std::string& name, std::vector<int64_t> global_shape, int split_dim, bool decay, double std,
+          float value = 0);
+  // A tensor whose first axis is the vocabulary: split (and padded) across TP ranks.
+  int add_vocab(const std::string& name, std::vector<int64_t> global_shape, const VocabShard& shard, bool decay,
+                double std);
+  // A LayerNorm: `<prefix>weight` = 1 and `<prefix>bias` = 0, replicated, no decay; returns the weight's index
+  // (the bias is the next one).
+  int add_norm(const std::string& prefix, int64_t width);
+
   const std::vector<ParamInfo>& params() const { return params_; }
+  const ParamInfo& at(int index) const { return params_[static_cast<size_t>(index)]; }
   int64_t total() const { return total_; }
   const ParamInfo& find(const std::string& name) const;
-  int64_t offset(const std::string& name) const { return find(name).offset; }
 
  private:
-  void add(const std::string& name, std::vector<int64_t> global_shape, int split_dim, bool decay, double std,
-           float value = 0);
-  // A tensor whose first axis is the vocabulary: split (and padded) across TP ranks.
-  void add_vocab(const std::string& name, std::vector<int64_t> global_shape, bool decay, double std);
-  const ModelConfig cfg_;
+  int tp_rank_, tp_size_;
   std::vector<ParamInfo> params_;
   int64_t total_ = 0;
 };
 
-// Pointers into one flat buffer (parameters or gradients) — the model's view of its weights.
-template <typename T>
-struct LayerWeights {
-  T *qkv_w, *qkv_b;  // q|k|v weights [3·Hl, H] and biases [3·Hl], contiguous in the layout
-  T *out_w, *out_b;  // [H, Hl], [H]
-  T *norm1_w, *norm1_b, *norm2_w, *norm2_b;  // BERT: after attention / after MLP; GPT: before them
-  T *up_w, *up_b;      // [Fl, H], [Fl]
-  T *down_w, *down_b;  // [H, Fl], [H]
+// A parameter as a part uses it: its values and its gradient, views into the two flat buffers.
+struct Param {
+  int index = -1;  // in the layout; -1 = the part does not have this tensor
+  float* w = nullptr;
+  float* g = nullptr;
+  explicit operator bool() const { return index >= 0; }
+  void bind(const ParamLayout& layout, float* params, float* grads) {
+    if (index < 0) return;
+    const int64_t off = layout.at(index).offset;
+    w = params + off;
+    g = grads + off;
+  }
 };
-
-template <typename T>
-struct ModelWeights {
-  T *word, *position, *segment;    // [V,H], [P,H], BERT [2,H]
-  T *emb_norm_w, *emb_norm_b;      // BERT
-  std::vector<LayerWeights<T>> layers;
-  T *final_norm_w, *final_norm_b;  // GPT
-  T *pooler_w, *pooler_b;          // BERT [H,H], [H]
-  T *mlm_w, *mlm_b, *mlm_norm_w, *mlm_norm_b, *mlm_decoder_b;  // BERT MLM head
-  T *nsp_w, *nsp_b;                // BERT [2,H], [2]
-};
-
-ModelWeights<float> bind_weights(const ParamLayout& layout, const ModelConfig& cfg, float* base);
 
 // Initialise a flat buffer: normal(0, std) keyed by (seed, tensor name, global element index), so
 // a tensor-parallel shard equals the matching slice of the unsplit tensor.
-void init_params(const ParamLayout& layout, const ModelConfig& cfg, uint64_t seed, float* params);
+void init_params(const ParamLayout& layout, uint64_t seed, float* params);
 
 }  // namespace paratrain

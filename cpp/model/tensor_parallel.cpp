@@ -1,6 +1,8 @@
 // tensor_parallel.cpp — see tensor_parallel.h.
 #include "tensor_parallel.h"
 
+#include <limits>  // numeric_limits
+
 namespace paratrain {
 
 using namespace kernels;
@@ -19,38 +21,58 @@ void row_parallel_linear_forward(Communicator& tp, float* out, const float* in, 
     for (int o = 0; o < O; o++) out[n * O + o] += b[o];
 }
 
-void vocab_parallel_embedding_forward(Communicator& tp, const ModelConfig& cfg, float* out, const int* tokens,
+void vocab_parallel_embedding_forward(Communicator& tp, const VocabShard& shard, float* out, const int* tokens,
                                       const int* segments, const float* word, const float* position,
-                                      const float* segment, int B, int T) {
-  const int H = cfg.hidden;
+                                      const float* segment, int B, int T, int E) {
   if (tp.size() == 1) {
-    embedding_forward(out, tokens, segments, word, position, segment, B, T, H);
+    embedding_forward(out, tokens, segments, word, position, segment, B, T, E);
     return;
   }
-  const bool first = cfg.tp_rank == 0;
-  embedding_forward(out, tokens, segments, word, first ? position : nullptr, first ? segment : nullptr, B, T, H,
-                    cfg.vocab_start(), cfg.local_vocab_valid());
-  tp_reduce_forward(tp, out, static_cast<long>(B) * T * H);
+  const bool first = shard.tp_rank == 0;
+  embedding_forward(out, tokens, segments, word, first ? position : nullptr, first ? segment : nullptr, B, T, E,
+                    shard.start(), shard.valid());
+  tp_reduce_forward(tp, out, static_cast<long>(B) * T * E);
 }
 
-void vocab_parallel_embedding_backward(const ModelConfig& cfg, float* dword, float* dposition, float* dsegment,
-                                       const float* dout, const int* tokens, const int* segments, int B, int T) {
-  embedding_backward(dword, dposition, dsegment, dout, tokens, segments, B, T, cfg.hidden, cfg.vocab_start(),
-                     cfg.tp_size == 1 ? cfg.vocab : cfg.local_vocab_valid());
+void vocab_parallel_embedding_backward(const VocabShard& shard, float* dword, float* dposition, float* dsegment,
+                                       const float* dout, const int* tokens, const int* segments, int B, int T,
+                                       int E) {
+  embedding_backward(dword, dposition, dsegment, dout, tokens, segments, B, T, E, shard.start(),
+                     shard.tp_size == 1 ? shard.vocab : shard.valid());
 }
 
-kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const ModelConfig& cfg, float* logits,
-                                                     const int* labels, long rows, int ignore_index,
-                                                     float grad_scale, float* scratch) {
-  if (tp.size() == 1) return softmax_cross_entropy(logits, labels, rows, cfg.vocab, ignore_index, grad_scale);
-  const int Vl = cfg.local_vocab(), valid = cfg.local_vocab_valid(), v0 = cfg.vocab_start();
-  float* row_max = scratch;          // [rows]
+kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const VocabShard& shard, float* logits,
+                                                         const int* labels, long rows, int ignore_index,
+                                                         float grad_scale, float* scratch) {
+  if (tp.size() == 1) return softmax_cross_entropy(logits, labels, rows, shard.vocab, ignore_index, grad_scale);
+  const int Vl = shard.local(), valid = shard.valid(), v0 = shard.start();
+  float* row_max = scratch;            // [rows]
   float* sum_target = scratch + rows;  // [2·rows]
   vocab_parallel_row_max(logits, rows, Vl, valid, row_max);
   tp.all_reduce_max(row_max, static_cast<size_t>(rows));
   vocab_parallel_sum_exp(logits, labels, rows, Vl, valid, v0, ignore_index, row_max, sum_target, grad_scale != 0.0f);
   tp.all_reduce_sum(sum_target, static_cast<size_t>(2 * rows));
   return vocab_parallel_loss(logits, labels, rows, Vl, valid, v0, ignore_index, row_max, sum_target, grad_scale);
+}
+
+void vocab_parallel_sample(Communicator& tp, const VocabShard& shard, const float* logits, long rows,
+                           const uint64_t* row_keys, const uint64_t* row_offsets, float* scratch, int* out) {
+  const int Vl = tp.size() == 1 ? shard.vocab : shard.local();
+  const int valid = tp.size() == 1 ? shard.vocab : shard.valid();
+  const int v0 = tp.size() == 1 ? 0 : shard.start();
+  float* best = scratch;          // [rows] this rank's best perturbed logit, then the group's
+  float* choice = scratch + rows;  // [rows] −(global id) of the best, for a max-reduction that picks the lowest id
+  gumbel_argmax_rows(logits, rows, Vl, valid, v0, row_keys, row_offsets, best, out);
+  if (tp.size() == 1) return;
+  // The group's winner is the largest perturbed logit; an exact tie goes to the lowest id, as in
+  // the single-process scan.
+  for (long r = 0; r < rows; r++) choice[r] = best[r];
+  tp.all_reduce_max(best, static_cast<size_t>(rows));
+  for (long r = 0; r < rows; r++)
+    choice[r] = choice[r] == best[r] && out[r] >= 0 ? -static_cast<float>(out[r])
+                                                     : -std::numeric_limits<float>::infinity();
+  tp.all_reduce_max(choice, static_cast<size_t>(rows));
+  for (long r = 0; r < rows; r++) out[r] = static_cast<int>(-choice[r]);
 }
 
 }  // namespace paratrain

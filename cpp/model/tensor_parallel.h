@@ -1,10 +1,12 @@
 // tensor_parallel.h — Megatron's tensor-parallel pieces, in one home: the conjugate operators f and
-// g, the row-parallel linear, and the vocabulary-parallel embedding and cross-entropy. Each takes
-// the tensor-parallel group; with a group of one they reduce to the plain layers.
+// g, the row-parallel linear, and the vocabulary-parallel embedding, cross-entropy and sampling.
+// Each takes the tensor-parallel group; with a group of one they reduce to the plain layers.
 #pragma once
+#include <cstdint>  // uint64_t
+
 #include "../comm/communicator.h"  // Communicator
 #include "../kernels/backend.h"    // linear_forward, embedding_*, vocab_parallel_* kernels
-#include "config.h"                // ModelConfig
+#include "spec.h"                  // VocabShard
 
 namespace paratrain {
 
@@ -22,19 +24,26 @@ inline void tp_reduce_backward(Communicator& tp, float* dx, long n) {
 void row_parallel_linear_forward(Communicator& tp, float* out, const float* in, const float* W, const float* b, int N,
                                  int Il, int O);
 
-// out[B·T,H] = word[tokens] + position (+ segment), with `word` this rank's vocabulary rows: each
+// out[B·T,E] = word[tokens] + position (+ segment), with `word` this rank's vocabulary rows: each
 // rank looks up the tokens it owns (zero elsewhere), rank 0 adds positions/segments, one all-reduce.
-void vocab_parallel_embedding_forward(Communicator& tp, const ModelConfig& cfg, float* out, const int* tokens,
+void vocab_parallel_embedding_forward(Communicator& tp, const VocabShard& shard, float* out, const int* tokens,
                                       const int* segments, const float* word, const float* position,
-                                      const float* segment, int B, int T);
+                                      const float* segment, int B, int T, int E);
 // dword (own rows only), dposition, dsegment += scatter of the replicated dout.
-void vocab_parallel_embedding_backward(const ModelConfig& cfg, float* dword, float* dposition, float* dsegment,
-                                       const float* dout, const int* tokens, const int* segments, int B, int T);
+void vocab_parallel_embedding_backward(const VocabShard& shard, float* dword, float* dposition, float* dsegment,
+                                       const float* dout, const int* tokens, const int* segments, int B, int T,
+                                       int E);
 
 // Softmax cross-entropy over logits[rows, Vl] that hold this rank's vocabulary columns; writes the
 // gradient in place when grad_scale != 0. scratch: 3·rows floats.
-kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const ModelConfig& cfg, float* logits,
-                                                     const int* labels, long rows, int ignore_index,
-                                                     float grad_scale, float* scratch);
+kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const VocabShard& shard, float* logits,
+                                                         const int* labels, long rows, int ignore_index,
+                                                         float grad_scale, float* scratch);
+
+// One token per row drawn from softmax(logits) by the Gumbel-max trick, with the noise of row r and
+// global token v keyed by (row_keys[r], row_offsets[r] + v): every layout draws the same token.
+// logits[rows, Vl] hold this rank's columns; scratch: 2·rows floats; out[rows] the global ids.
+void vocab_parallel_sample(Communicator& tp, const VocabShard& shard, const float* logits, long rows,
+                           const uint64_t* row_keys, const uint64_t* row_offsets, float* scratch, int* out);
 
 }  // namespace paratrain

@@ -47,19 +47,87 @@ std::string get_str(const Napi::Object& o, const char* key, const std::string& f
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
 }
 
+bool get_bool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+}
+Napi::Object get_object(const Napi::Object& o, const char* key, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) throw Error("ERR_CONFIG", where + "." + key + " must be an object");
+  return v.As<Napi::Object>();
+}
+Napi::Array get_array(const Napi::Object& o, const char* key, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) throw Error("ERR_CONFIG", where + "." + key + " must be an array");
+  return v.As<Napi::Array>();
+}
+
+// The model spec (src/engine/spec.ts builds it from the config; ModelSpec::validate() checks it).
+ModelSpec parse_spec(const Napi::Object& o) {
+  ModelSpec m;
+  m.vocab = get_int(o, "vocabSize", 0);
+  m.max_positions = get_int(o, "maxPositions", 0);
+  m.layernorm_eps = static_cast<float>(get_num(o, "layernormEps", 1e-12));
+  const std::string gelu = get_str(o, "gelu", "erf");
+  if (gelu != "erf" && gelu != "tanh") throw Error("ERR_CONFIG", "spec.gelu must be 'erf' or 'tanh'");
+  m.gelu = gelu == "erf" ? cpu::GeluForm::Erf : cpu::GeluForm::Tanh;
+  m.hidden_dropout = static_cast<float>(get_num(o, "hiddenDropout", 0));
+  m.attention_dropout = static_cast<float>(get_num(o, "attentionDropout", 0));
+  m.init_std = get_num(o, "initStd", 0.02);
+  const Napi::Object e = get_object(o, "embeddings", "spec");
+  m.embeddings.dim = get_int(e, "dim", 0);
+  m.embeddings.type_vocab = get_int(e, "typeVocab", 0);
+  m.embeddings.norm = get_bool(e, "norm", false);
+  const Napi::Array stacks = get_array(o, "stacks", "spec");
+  for (uint32_t i = 0; i < stacks.Length(); i++) {
+    Napi::Value v = stacks.Get(i);
+    if (!v.IsObject()) throw Error("ERR_CONFIG", "spec.stacks[" + std::to_string(i) + "] must be an object");
+    const Napi::Object so = v.As<Napi::Object>();
+    StackSpec st;
+    st.prefix = get_str(so, "prefix", "");
+    st.layers = get_int(so, "layers", 0);
+    st.groups = get_int(so, "groups", st.layers);
+    st.hidden = get_int(so, "hidden", 0);
+    st.heads = get_int(so, "heads", 0);
+    st.ffn = get_int(so, "ffn", 0);
+    const std::string norm = get_str(so, "norm", "post");
+    if (norm != "post" && norm != "pre") throw Error("ERR_CONFIG", "spec.stacks[].norm must be 'post' or 'pre'");
+    st.norm = norm == "post" ? NormPlacement::Post : NormPlacement::Pre;
+    st.causal = get_bool(so, "causal", false);
+    st.projection = get_bool(so, "projection", false);
+    st.final_norm = get_bool(so, "finalNorm", false);
+    st.pooler = get_bool(so, "pooler", false);
+    st.scaled_residual_init = get_bool(so, "scaledResidualInit", false);
+    st.input_from = get_int(so, "inputFrom", -1);
+    m.stacks.push_back(st);
+  }
+  const Napi::Array heads = get_array(o, "heads", "spec");
+  for (uint32_t i = 0; i < heads.Length(); i++) {
+    Napi::Value v = heads.Get(i);
+    if (!v.IsObject()) throw Error("ERR_CONFIG", "spec.heads[" + std::to_string(i) + "] must be an object");
+    const Napi::Object ho = v.As<Napi::Object>();
+    HeadSpec h;
+    const std::string kind = get_str(ho, "kind", "");
+    if (kind == "masked-lm") h.kind = HeadKind::MaskedLm;
+    else if (kind == "sentence-pair") h.kind = HeadKind::SentencePair;
+    else if (kind == "causal-lm") h.kind = HeadKind::CausalLm;
+    else if (kind == "replaced-token") h.kind = HeadKind::ReplacedToken;
+    else
+      throw Error("ERR_CONFIG", "spec.heads[" + std::to_string(i) + "].kind '" + kind +
+                                    "' is not one of masked-lm, sentence-pair, causal-lm, replaced-token");
+    h.stack = get_int(ho, "stack", 0);
+    h.prefix = get_str(ho, "prefix", "");
+    h.loss = get_str(ho, "loss", "");
+    h.weight = static_cast<float>(get_num(ho, "weight", 1.0));
+    h.sample = get_bool(ho, "sample", false);
+    m.heads.push_back(h);
+  }
+  return m;
+}
+
 EngineConfig parse_config(const Napi::Object& o) {
   EngineConfig c;
-  const std::string arch = get_str(o, "arch", "");
-  if (arch != "bert" && arch != "gpt") throw Error("ERR_CONFIG", "arch must be 'bert' or 'gpt'");
-  c.model.arch = arch == "bert" ? Arch::Bert : Arch::Gpt;
-  c.model.layers = get_int(o, "layers", 0);
-  c.model.hidden = get_int(o, "hidden", 0);
-  c.model.heads = get_int(o, "heads", 0);
-  c.model.ffn = get_int(o, "ffn", 0);
-  c.model.vocab = get_int(o, "vocabSize", 0);
-  c.model.max_positions = get_int(o, "maxPositions", 0);
-  c.model.hidden_dropout = static_cast<float>(get_num(o, "hiddenDropout", 0));
-  c.model.attention_dropout = static_cast<float>(get_num(o, "attentionDropout", 0));
+  c.model = parse_spec(get_object(o, "spec", "engine options"));
   c.model.tp_rank = get_int(o, "tensorParallelRank", 0);
   c.model.tp_size = get_int(o, "tensorParallelSize", 1);
   c.micro_batch = get_int(o, "microBatch", 1);
@@ -102,14 +170,21 @@ void copy_into(std::vector<Elem>& dst, const Napi::Value& v, const char* what, n
   dst.assign(arr.Data(), arr.Data() + arr.ElementLength());
 }
 
-Napi::Object metrics_object(Napi::Env env, const StepMetrics& m) {
+// {loss, losses: {name: value}, counts: {name: targets}, metrics: {name: value}, gradNorm, ...}
+Napi::Object metrics_object(Napi::Env env, const StepMetrics& m, const Model& model) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", m.loss);
-  o.Set("lmLoss", m.lm_loss);
-  o.Set("nspLoss", m.nsp_loss);
+  Napi::Object losses = Napi::Object::New(env), counts = Napi::Object::New(env), metrics = Napi::Object::New(env);
+  for (size_t h = 0; h < m.losses.size(); h++) {
+    losses.Set(model.loss_names()[h], m.losses[h]);
+    counts.Set(model.loss_names()[h], static_cast<double>(m.counts[h]));
+  }
+  for (size_t k = 0; k < m.metrics.size(); k++) metrics.Set(model.metric_names()[k], m.metrics[k]);
+  o.Set("losses", losses);
+  o.Set("counts", counts);
+  o.Set("metrics", metrics);
   o.Set("gradNorm", m.grad_norm);
   o.Set("tokens", static_cast<double>(m.tokens));
-  o.Set("targets", static_cast<double>(m.targets));
   o.Set("batches", static_cast<double>(m.batches));
   o.Set("dpWaitMs", m.dp_wait_ms);
   o.Set("skipped", m.skipped);
@@ -301,6 +376,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value ParamTable(const Napi::CallbackInfo& info) { return param_table(info.Env(), engine().layout()); }
 
+ public:
   static Napi::Value param_table(Napi::Env env, const ParamLayout& layout) {
     const auto& ps = layout.params();
     Napi::Array arr = Napi::Array::New(env, ps.size());
@@ -327,6 +403,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return arr;
   }
 
+ private:
   Napi::Value NumParams(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(engine().layout().total()));
   }
@@ -447,9 +524,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         s.has_mask = b.Get("attentionMask").IsTypedArray();
         if (s.has_mask)
           copy_into<uint8_t, Napi::Uint8Array>(s.key_mask, b.Get("attentionMask"), "attentionMask", napi_uint8_array);
-        s.has_nsp = b.Get("nspLabels").IsTypedArray();
-        if (s.has_nsp)
-          copy_into<int32_t, Napi::Int32Array>(s.nsp_labels, b.Get("nspLabels"), "nspLabels", napi_int32_array);
+        s.has_pair = b.Get("pairLabels").IsTypedArray();
+        if (s.has_pair)
+          copy_into<int32_t, Napi::Int32Array>(s.pair_labels, b.Get("pairLabels"), "pairLabels", napi_int32_array);
+        s.has_samples = b.Get("sampledTokens").IsTypedArray();
+        if (s.has_samples)
+          copy_into<int32_t, Napi::Int32Array>(s.fixed_samples, b.Get("sampledTokens"), "sampledTokens",
+                                               napi_int32_array);
+        // The sampling stream of sequence b is keyed by its index in its split's stream.
+        const double first = get_num(b, "firstSample", 0);
+        if (!(first >= 0) || first > 4503599627370496.0)  // 2^52: the eval split's tag sits above
+          throw Error("ERR_ARGUMENT", "firstSample must be a non-negative integer below 2^52");
+        s.first_sample = static_cast<uint64_t>(first) | (get_str(b, "split", "train") == "eval" ? 1ull << 52 : 0);
         engine().check_staged(i);
       }
       return count;
@@ -483,7 +569,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           *metrics = apply_optimizer ? e->train_step(count, step, lr, requests)
                                      : e->forward_backward(count, step, requests);
         },
-        [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics); });
+        [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics, e->model()); });
   }
 
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
@@ -496,7 +582,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Engine* e = engine_.get();
     return run_job(
         info, [=] { *metrics = e->evaluate(count); },
-        [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics); });
+        [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics, e->model()); });
   }
 
   Napi::Value Logits(const Napi::CallbackInfo& info) {
@@ -507,24 +593,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     stage_batches(env, one);
     engine_->busy = true;
     struct Out {
-      std::vector<float> logits, nsp;
+      std::vector<float> logits, classes, positions;
       std::vector<int> rows;
-      LossParts loss;
+      StepMetrics metrics;
     };
     auto out = std::make_shared<Out>();
     Engine* e = engine_.get();
     return run_job(
-        info, [=] { out->loss = e->forward_logits(&out->logits, &out->rows, &out->nsp); },
+        info, [=] { out->metrics = e->forward_logits(&out->logits, &out->rows, &out->classes, &out->positions); },
         [=](Napi::Env env) -> Napi::Value {
           Napi::Object o = Napi::Object::New(env);
           o.Set("logits", copy_out(env, out->logits));
           Napi::Int32Array rows = Napi::Int32Array::New(env, out->rows.size());
           std::copy(out->rows.begin(), out->rows.end(), rows.Data());
           o.Set("rows", rows);
-          o.Set("nspLogits", copy_out(env, out->nsp));
-          o.Set("loss", out->loss.loss);
-          o.Set("lmLoss", out->loss.lm_loss);
-          o.Set("nspLoss", out->loss.nsp_loss);
+          o.Set("classLogits", copy_out(env, out->classes));
+          o.Set("positionLogits", copy_out(env, out->positions));
+          const Napi::Object m = metrics_object(env, out->metrics, e->model());
+          o.Set("loss", m.Get("loss"));
+          o.Set("losses", m.Get("losses"));
           return o;
         });
   }
@@ -532,11 +619,24 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::unique_ptr<Engine> engine_;
 };
 
+// paramTable(options): the parameter table of the model the options describe, without building an
+// engine (no buffers, no activations): the one source of tensor names for checkpoints and interop.
+Napi::Value ParamTableOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) throw Error("ERR_ARGUMENT", "paramTable(options) needs an object");
+    const EngineConfig c = parse_config(info[0].As<Napi::Object>());
+    const Model model(c.model);
+    return EngineWrap::param_table(env, model.layout());
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("paramTable", Napi::Function::New(env, ParamTableOf, "paramTable"));
   exports.Set("DataPlane", DataPlaneWrap::Define(env));
   exports.Set("backend", Napi::String::New(env, "cpu"));
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  exports.Set("abiVersion", Napi::Number::New(env, 4));
   exports.Set("blasCore", Napi::String::New(env, openblas_get_corename()));
   return exports;
 }

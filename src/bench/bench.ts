@@ -2,9 +2,10 @@
 // tokens after a warm-up; reports the median step time, tokens/s and model FLOP rate.
 import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
+import { generatorShape, layerGroups, objective, packing, pairTask } from '../config/family';
 import { maxPredictionsPerSequence } from '../config/load';
 import { createEngine, resolveThreads } from '../engine/engine';
-import { loadNative } from '../engine/native';
+import { loadNative, type ParamEntry } from '../engine/native';
 
 export interface BenchResult {
   config: string;
@@ -39,33 +40,43 @@ export function randomBatch(c: Config, seed: number): TrainBatch {
     return (state >>> 0) / 4294967296;
   };
   const tokens = Int32Array.from({ length: N }, () => Math.floor(next() * V));
-  if (c.model.arch === 'gpt') {
+  if (objective(c) === 'causal-lm') {
     const labels = Int32Array.from({ length: N }, () => Math.floor(next() * V));
-    return {
-      arch: 'gpt',
-      batchSize: B,
-      seqLen: T,
-      tokens,
-      labels,
-      segments: null,
-      attentionMask: null,
-      nspLabels: null,
-    };
+    return { batchSize: B, seqLen: T, tokens, labels, segments: null, attentionMask: null, pairLabels: null };
   }
   const labels = new Int32Array(N).fill(-100);
   const perSeq = maxPredictionsPerSequence(c);
   for (let b = 0; b < B; b++)
     for (let k = 0; k < perSeq; k++) labels[b * T + 1 + Math.floor(next() * (T - 1))] = Math.floor(next() * V);
+  const pairs = packing(c) === 'sentence-pairs';
   return {
-    arch: 'bert',
     batchSize: B,
     seqLen: T,
     tokens,
     labels,
-    segments: Int32Array.from({ length: N }, (_, i) => (i % T < T / 2 ? 0 : 1)),
+    segments: Int32Array.from({ length: N }, (_, i) => (pairs && i % T >= T / 2 ? 1 : 0)),
     attentionMask: new Uint8Array(N).fill(1),
-    nspLabels: Int32Array.from({ length: B }, () => (next() < 0.5 ? 0 : 1)),
+    pairLabels: pairTask(c) === 'none' ? null : Int32Array.from({ length: B }, () => (next() < 0.5 ? 0 : 1)),
+    firstSample: seed * B,
+    split: 'train',
   };
+}
+
+/**
+ * PaLM's model FLOPs per token, 6·N + 12·layers·seq·hidden, with N counting a shared block once per
+ * layer that uses it (ALBERT) and the attention term summed over every stack (ELECTRA's generator).
+ */
+export function modelFlopsPerToken(c: Config, table: ParamEntry[]): number {
+  const uses = c.model.layers / layerGroups(c);
+  let n = 0;
+  for (const p of table) n += p.name.startsWith('layers.') ? p.numel * uses : p.numel;
+  const T = c.model.seq_len;
+  let attention = 12 * c.model.layers * T * c.model.hidden;
+  if (c.model.arch === 'electra') {
+    const g = generatorShape(c);
+    attention += 12 * g.layers * T * g.hidden;
+  }
+  return 6 * n + attention;
 }
 
 export async function runBench(c: Config, opts: { steps: number; warmup: number; name: string }): Promise<BenchResult> {
@@ -83,7 +94,7 @@ export async function runBench(c: Config, opts: { steps: number; warmup: number;
   const tokens = c.train.micro_batch * c.train.grad_accum * c.model.seq_len;
   const tokensPerS = (tokens / stepMs) * 1000;
   const params = engine.numParams();
-  const flopsPerToken = 6 * params + 12 * c.model.layers * c.model.seq_len * c.model.hidden;
+  const flopsPerToken = modelFlopsPerToken(c, engine.paramTable());
   return {
     config: opts.name,
     arch: c.model.arch,

@@ -20,6 +20,7 @@ import { prepareStepDir, ShardPiece, writeRankFiles } from './shard-writer';
 import type { ShardReport, TrainingState } from './sharded';
 import { checkpointDirFor, MANIFEST_FILE, readCheckpointManifest, resolveCheckpointDir, resolveIn } from './store';
 import { NamedTensor, numelOf } from './types';
+import type { ModelFamily } from '../config/schema';
 
 export {
   checkpointDirFor,
@@ -40,7 +41,8 @@ import { verifyCheckpointDir } from './verify';
 
 export { verifyCheckpoint, verifyCheckpointDir, verifyCheckpointFiles } from './verify';
 
-export type Arch = 'bert' | 'gpt';
+/** The model family a checkpoint holds (config model.arch). */
+export type Arch = ModelFamily;
 
 export interface OptimizerCheckpoint {
   name: string;

@@ -1,5 +1,6 @@
 // header.ts — the manifest fields that are neither files nor tensor pieces (step, config, optimizer,
 // layout, training state): their checks, and their conversion to and from a manifest.
+import { MODEL_FAMILIES } from '../config/schema';
 import type { Arch } from './checkpoint';
 import { checkTrainingState, CheckpointManifest, MANIFEST_FORMAT_VERSION, paratrainVersion } from './manifest';
 import type { CheckpointHeader, TrainingState } from './sharded';
@@ -16,7 +17,8 @@ export function checkHeader(h: ManifestHeader, fail: (what: string) => Error): v
   if (!isCount(h.consumedSamples)) {
     throw fail(`header consumedSamples must be a non-negative integer, got ${String(h.consumedSamples)}`);
   }
-  if (h.arch !== 'bert' && h.arch !== 'gpt') throw fail(`header arch must be 'bert' or 'gpt', got ${String(h.arch)}`);
+  if (!(MODEL_FAMILIES as readonly string[]).includes(h.arch))
+    throw fail(`header arch must be one of ${MODEL_FAMILIES.join(', ')}, got ${String(h.arch)}`);
   if (typeof h.config !== 'object' || h.config === null) throw fail('header config must be an object');
   if (typeof h.optimizer?.name !== 'string' || !isCount(h.optimizer.step)) {
     throw fail('header optimizer must be {name: string, step: non-negative integer}');

@@ -3,6 +3,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
+import { MODEL_FAMILIES } from '../config/schema';
 import { CheckpointError, corrupt, isErrnoException } from './errors';
 import { fsyncDir } from './fsutil';
 import { CheckpointManifest, decodeManifest, isSafeRelative, MANIFEST_FORMAT_VERSION } from './manifest';
@@ -179,7 +180,8 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
       file,
     );
   }
-  if (m.arch !== 'bert' && m.arch !== 'gpt') throw corrupt(file, `manifest arch ${JSON.stringify(m.arch)} is unknown`);
+  if (!(MODEL_FAMILIES as readonly string[]).includes(m.arch))
+    throw corrupt(file, `manifest arch ${JSON.stringify(m.arch)} is unknown (known: ${MODEL_FAMILIES.join(', ')})`);
   const { tensorParallel: tp, dataParallel: dp } = m.layout;
   if (tp < 1 || dp < 1) throw corrupt(file, `manifest layout TP${tp}×DP${dp} is invalid`);
   const listed = new Map<string, string>();

@@ -119,7 +119,7 @@ export function buildCli(): Command {
 
   program
     .command('export')
-    .description('write a checkpoint as a Hugging Face model directory')
+    .description('write a checkpoint as a Hugging Face model directory (ELECTRA: the generator in <out>/generator)')
     .requiredOption('--checkpoint <path>', 'checkpoint step directory or checkpoints root')
     .addOption(new Option('--format <format>', 'output format').choices(['hf']).default('hf'))
     .requiredOption('--out <dir>', 'output directory')
@@ -129,19 +129,22 @@ export function buildCli(): Command {
 
   program
     .command('import')
-    .description('read a Hugging Face BertForPreTraining / GPT2LMHeadModel directory into a checkpoint')
+    .description('read a Hugging Face model directory (BERT, GPT-2, RoBERTa, ALBERT, ELECTRA) into a checkpoint')
     .requiredOption('--from <dir>', 'directory with config.json and model.safetensors')
+    .option('--generator <dir>', 'ELECTRA: the generator (ElectraForMaskedLM); default <from>/generator')
     .requiredOption('--out <path>', 'checkpoints root to write (step-0000000)')
-    .action(async (o: { from: string; out: string }) => printJson(await importHfToCheckpoint(o.from, o.out)));
+    .action(async (o: { from: string; out: string; generator?: string }) =>
+      printJson(await importHfToCheckpoint(o.from, o.out, { generator: o.generator })),
+    );
 
   program
     .command('fill-mask')
-    .description('predict the [MASK] tokens of a text with a BERT checkpoint')
+    .description('predict the masked tokens of a text with a masked-LM checkpoint (BERT, RoBERTa, ALBERT, ELECTRA)')
     .requiredOption('--checkpoint <path>', 'checkpoint step directory or checkpoints root')
     .option('--top-k <k>', 'candidates per mask', (v) => parseInt(v, 10), 5)
     .option('--tokenizer <file>', "tokenizer.json to use instead of the checkpoint's")
     .option('--json', 'print JSON (the default; kept for symmetry with generate)')
-    .argument('<text>', 'text with one or more [MASK] tokens')
+    .argument('<text>', "text with one or more mask tokens ([MASK], or RoBERTa's <mask>)")
     .action(async (text: string, o: { checkpoint: string; topK: number; tokenizer?: string }) => {
       const model = await loadModel(o.checkpoint, o.tokenizer);
       printJson(await fillMask(model, text, o.topK));

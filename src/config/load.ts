@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 
+import { embeddingSize, generatorShape, isMaskedLm, layerGroups, lossNames, packing, pairTask } from './family';
 import { configSchema, type Config } from './schema';
 
 export class ConfigError extends Error {
@@ -108,12 +109,53 @@ function crossChecks(c: Config): string[] {
     );
   if ((m.max_positions ?? m.seq_len) < m.seq_len)
     problems.push(`model.max_positions: ${m.max_positions} is below model.seq_len ${m.seq_len}`);
-  if (m.arch === 'bert' && m.seq_len < 8) problems.push(`model.seq_len: BERT needs at least 8 positions`);
+  if (isMaskedLm(m.arch) && m.seq_len < 8)
+    problems.push(`model.seq_len: a masked-LM model (${m.arch}) needs at least 8 positions`);
   const tp = c.parallel.tensor;
   if (m.heads % tp !== 0 || m.hidden % tp !== 0 || m.ffn % tp !== 0)
     problems.push(
       `parallel.tensor: ${tp} must divide model.heads (${m.heads}), model.hidden (${m.hidden}) and model.ffn (${m.ffn})`,
     );
+  problems.push(...familyChecks(c));
+  return problems;
+}
+
+/** Keys that only some families have, and combinations a family cannot train. */
+function familyChecks(c: Config): string[] {
+  const problems: string[] = [];
+  const m = c.model;
+  const task = pairTask(c);
+  if (m.embedding_size !== undefined && m.embedding_size !== m.hidden && m.arch !== 'albert' && m.arch !== 'electra')
+    problems.push(
+      `model.embedding_size: ${m.embedding_size} differs from model.hidden (${m.hidden}); only albert and electra ` +
+        `project smaller embeddings up (remove the key, or set it to ${m.hidden})`,
+    );
+  const groups = layerGroups(c);
+  if (m.layers % groups !== 0) problems.push(`model.layer_groups: ${groups} must divide model.layers (${m.layers})`);
+  if (m.generator !== undefined && m.arch !== 'electra')
+    problems.push(`model.generator: only electra has a generator (model.arch is ${m.arch}); remove the section`);
+  if (m.arch === 'electra') {
+    const g = generatorShape(c);
+    if (g.hidden % g.heads !== 0)
+      problems.push(`model.generator.heads: ${g.heads} does not divide the generator's hidden size ${g.hidden}`);
+    const tp = c.parallel.tensor;
+    if (g.heads % tp !== 0 || g.hidden % tp !== 0 || g.ffn % tp !== 0)
+      problems.push(
+        `parallel.tensor: ${tp} must divide the generator's heads (${g.heads}), hidden (${g.hidden}) and ffn ` +
+          `(${g.ffn}); set model.generator.heads / hidden_fraction / ffn`,
+      );
+  }
+  if ((m.arch === 'roberta' || m.arch === 'electra') && task !== 'none')
+    problems.push(`data.pair_task: ${m.arch} has no sentence-pair head; use none (its default)`);
+  if (m.arch === 'gpt' && c.data.packing !== undefined)
+    problems.push(`data.packing: gpt reads windows of the token stream; remove the key`);
+  if (packing(c) === 'full-sentences' && task !== 'none')
+    problems.push(`data.pair_task: ${task} needs sentence pairs, but data.packing is full-sentences; use none`);
+  const names = lossNames(c);
+  for (const key of Object.keys(m.loss_weights ?? {}))
+    if (!names.includes(key))
+      problems.push(`model.loss_weights.${key}: ${m.arch} reports the losses ${names.join(', ')}, not ${key}`);
+  if (embeddingSize(c) < 1) problems.push(`model.embedding_size must be positive`);
   return problems;
 }
 

@@ -7,9 +7,13 @@ const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
 const probability = z.number().min(0).lt(1);
 
+/** The model families: each is a composition of parts (src/engine/spec.ts, docs/models.md). */
+export const MODEL_FAMILIES = ['bert', 'gpt', 'roberta', 'albert', 'electra'] as const;
+export type ModelFamily = (typeof MODEL_FAMILIES)[number];
+
 export const modelSchema = z
   .object({
-    arch: z.enum(['bert', 'gpt']),
+    arch: z.enum(MODEL_FAMILIES),
     layers: positiveInt,
     hidden: positiveInt,
     heads: positiveInt,
@@ -21,6 +25,25 @@ export const modelSchema = z
     dropout: probability.default(0.1),
     /** Attention-probability dropout; defaults to `dropout`. */
     attention_dropout: probability.optional(),
+    /** ALBERT, ELECTRA: the width E of the embeddings, projected to `hidden`; defaults to hidden. */
+    embedding_size: positiveInt.optional(),
+    /** Distinct blocks; consecutive layers share one (ALBERT: 1). Defaults to layers (no sharing), ALBERT 1. */
+    layer_groups: positiveInt.optional(),
+    /** ELECTRA's generator, sized after Clark et al.: hidden = fraction·hidden, heads = hidden/64, ffn = 4·hidden. */
+    generator: z
+      .object({
+        hidden_fraction: z.number().gt(0).max(1).default(0.25),
+        /** Defaults to model.layers. */
+        layers: positiveInt.optional(),
+        /** Defaults to max(1, generator hidden / 64). */
+        heads: positiveInt.optional(),
+        /** Defaults to 4 × generator hidden. */
+        ffn: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Weight of each named loss in the objective (Σ weight·loss); ELECTRA's rtd defaults to 50, the rest to 1. */
+    loss_weights: z.record(z.string(), z.number().nonnegative()).optional(),
   })
   .strict();
 
@@ -70,7 +93,10 @@ export const dataSchema = z
     cache_dir: z.string().min(1).default('.paratrain-cache'),
     heldout_fraction: z.number().gt(0).lt(0.5).default(0.02),
     mask_prob: z.number().gt(0).lt(1).default(0.15),
-    pair_task: z.enum(['nsp', 'sop']).default('nsp'),
+    /** Sentence-pair task of the masked-LM families: BERT nsp, ALBERT sop, RoBERTa and ELECTRA none (the default per family). */
+    pair_task: z.enum(['nsp', 'sop', 'none']).optional(),
+    /** How masked-LM samples are cut: sentence pairs ([CLS] A [SEP] B [SEP]) or RoBERTa's full sentences (RoBERTa's default). */
+    packing: z.enum(['sentence-pairs', 'full-sentences']).optional(),
     /** Use only the first N documents (0 = all); for quick runs and tests. */
     max_documents: nonNegativeInt.default(0),
   })

@@ -51,12 +51,21 @@ export interface Assignment {
   restartCount: number;
 }
 
+/** A figure with a name: a head's loss or another metric. */
+export interface NamedValue {
+  name: string;
+  value: number;
+}
+
 export interface StepReport {
   step: number;
   totalSteps: number;
+  /** The objective: Σ weight·loss. */
   loss: number;
-  lmLoss: number;
-  nspLoss: number;
+  /** Each head's loss (mlm, nsp, sop, lm, rtd, ...), in the model's head order. */
+  losses: NamedValue[];
+  /** Other figures the heads report (e.g. rtd_accuracy). */
+  metrics: NamedValue[];
   gradNorm: number;
   lr: number;
   tokensPerS: number;

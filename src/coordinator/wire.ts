@@ -9,7 +9,7 @@ import { packageRoot } from '../checkpoint/manifest';
 import type { ControlMessage, GroupEndpoints, MessageKind } from './messages';
 
 /** Bumped whenever a message changes incompatibly; a peer with another version is refused. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /**
  * The largest control frame anyone accepts. Control messages are small: the largest are an

@@ -1,15 +1,43 @@
-import type { TrainBatch } from './batch';
-import { BertPairDataset, type PairTask } from './bert-dataset';
+import type { Split, TrainBatch } from './batch';
+import { CausalLmWindowDataset } from './causal-lm-dataset';
 import { fingerprintDocuments, loadCorpus } from './corpus';
 import { DataError } from './errors';
-import { GptWindowDataset } from './gpt-dataset';
+import { FullSentenceDataset } from './full-sentence-dataset';
+import type { MaskedLmVocabulary } from './masking';
+import { SentencePairDataset, type PairTask } from './sentence-pair-dataset';
 import { loadOrBuildTokenStore } from './token-store';
-import { loadOrTrainTokenizer, type TextTokenizer } from './tokenizer';
+import { loadOrTrainTokenizer, type TextTokenizer, type TokenizerKind } from './tokenizer';
 
-export type Split = 'train' | 'eval';
+export type { Split } from './batch';
 
+/** 'masked-lm': BERT-style targets at masked positions; 'causal-lm': GPT-style next-token targets. */
+export type Objective = 'masked-lm' | 'causal-lm';
+
+/**
+ * How masked-LM sequences are built. 'sentence-pairs': [CLS] A [SEP] B [SEP]
+ * from one document (BERT, ALBERT, ELECTRA); 'full-sentences': contiguous
+ * sentences packed across document boundaries (RoBERTa's FULL-SENTENCES).
+ */
+export type Packing = 'sentence-pairs' | 'full-sentences';
+
+/**
+ * What each pretraining family picks (the trainer maps a family to these):
+ * BERT (masked-lm, sentence-pairs, nsp, wordpiece); ALBERT (..., sop, wordpiece);
+ * ELECTRA (..., none, wordpiece); RoBERTa (masked-lm, full-sentences, roberta-bpe);
+ * GPT-2 (causal-lm, bpe).
+ */
 export interface DatasetOptions {
-  arch: 'bert' | 'gpt';
+  objective: Objective;
+  /** masked-lm only. */
+  packing?: Packing;
+  /** masked-lm with sentence-pairs only. */
+  pairTask?: PairTask;
+  /**
+   * The tokenizer convention: what is trained when tokenizerPath is not given,
+   * and what a given tokenizer.json must be. masked-lm takes 'wordpiece' or
+   * 'roberta-bpe'; causal-lm takes 'bpe'.
+   */
+  tokenizerKind: TokenizerKind;
   /** 'bundled' or a .txt file / directory of .txt files (see loadCorpus). */
   corpus: 'bundled' | string;
   /** Use this tokenizer.json instead of training one. */
@@ -22,12 +50,10 @@ export interface DatasetOptions {
   seed: number;
   /** Fraction of documents, taken from the end of the corpus order, held out for evaluation. */
   heldoutFraction: number;
-  /** BERT only. */
-  maskProb: number;
-  /** BERT only. */
-  pairTask: PairTask;
+  /** masked-lm only: probability that a real, non-special token is selected for prediction. */
+  maskProb?: number;
   maxDocuments?: number;
-  /** BERT only: optional cap on masked positions per sequence. */
+  /** masked-lm only: optional cap on masked positions per sequence. */
   maxPredictionsPerSeq?: number;
 }
 
@@ -48,19 +74,16 @@ export interface DatasetSummary {
  * batch(split, step * globalBatch + r * (globalBatch / R), globalBatch / R).
  */
 export interface Dataset {
-  readonly arch: 'bert' | 'gpt';
+  readonly objective: Objective;
   readonly seqLen: number;
   readonly summary: DatasetSummary;
-  /** Samples [firstSample, firstSample + count) of the split's stream. */
+  /** Samples [firstSample, firstSample + count) of the split's stream; the batch records both and the split. */
   batch(split: Split, firstSample: number, count: number): TrainBatch;
   /** Samples after which the stream starts its next (reshuffled) pass. 0 for an empty eval split. */
   samplesPerEpoch(split: Split): number;
   /** Ids of the documents feeding the split. */
   documentIds(split: Split): readonly string[];
 }
-
-// Part of every random key, so train and eval streams never share draws.
-const SPLIT_TAG: Record<Split, number> = { train: 0, eval: 1 };
 
 export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
   validateOptions(opts);
@@ -71,7 +94,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
   // The tokenizer learns from training documents only, so nothing about eval text leaks into it.
   const trainDocuments = documents.slice(0, trainCount);
   const tokenizer = await loadOrTrainTokenizer({
-    kind: opts.arch === 'bert' ? 'wordpiece' : 'bpe',
+    kind: opts.tokenizerKind,
     vocabSize: opts.vocabSize,
     corpus: trainDocuments,
     corpusKey: fingerprintDocuments(trainDocuments),
@@ -101,34 +124,37 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
   type SampleSource = { samplesPerEpoch: number; batch(firstSample: number, count: number): TrainBatch };
   const makeSource = (split: Split): SampleSource | null => {
     if (splitDocuments[split].length === 0) return null;
-    if (opts.arch === 'bert') {
-      const special = tokenizer.wordPieceSpecialIds();
-      return new BertPairDataset(
+    if (opts.objective === 'causal-lm') {
+      return new CausalLmWindowDataset(
         store,
         splitDocuments[split],
-        { size: tokenizer.vocabSize, special, isSpecialId: (id) => tokenizer.isSpecialId(id) },
-        {
-          seqLen: opts.seqLen,
-          seed: opts.seed,
-          maskProb: opts.maskProb,
-          pairTask: opts.pairTask,
-          maxPredictionsPerSeq: opts.maxPredictionsPerSeq,
-        },
-        SPLIT_TAG[split],
+        tokenizer.endOfTextId(),
+        { seqLen: opts.seqLen, seed: opts.seed },
+        split,
       );
     }
-    return new GptWindowDataset(
-      store,
-      splitDocuments[split],
-      tokenizer.endOfTextId(),
-      { seqLen: opts.seqLen, seed: opts.seed },
-      SPLIT_TAG[split],
-    );
+    const vocabulary: MaskedLmVocabulary = {
+      size: tokenizer.vocabSize,
+      special: tokenizer.maskedLmSpecialIds(),
+      isSpecialId: (id) => tokenizer.isSpecialId(id),
+    };
+    // validateOptions has checked maskProb and, for sentence pairs, pairTask.
+    const sampling = {
+      seqLen: opts.seqLen,
+      seed: opts.seed,
+      maskProb: opts.maskProb as number,
+      maxPredictionsPerSeq: opts.maxPredictionsPerSeq,
+    };
+    if (opts.packing === 'full-sentences') {
+      return new FullSentenceDataset(store, splitDocuments[split], vocabulary, sampling, split);
+    }
+    const pairTask = opts.pairTask as PairTask;
+    return new SentencePairDataset(store, splitDocuments[split], vocabulary, { ...sampling, pairTask }, split);
   };
   const sources: Record<Split, SampleSource | null> = { train: makeSource('train'), eval: makeSource('eval') };
 
   const dataset: Dataset = {
-    arch: opts.arch,
+    objective: opts.objective,
     seqLen: opts.seqLen,
     summary: {
       tokenizerVocabSize: tokenizer.vocabSize,
@@ -177,28 +203,64 @@ function heldoutDocumentCount(documentCount: number, heldoutFraction: number): n
   return heldout;
 }
 
+const OBJECTIVES: readonly Objective[] = ['masked-lm', 'causal-lm'];
+const PACKINGS: readonly Packing[] = ['sentence-pairs', 'full-sentences'];
+const PAIR_TASKS: readonly PairTask[] = ['nsp', 'sop', 'none'];
+/** The tokenizer kinds each objective can lay its sequences out with. */
+const TOKENIZER_KINDS: Readonly<Record<Objective, readonly TokenizerKind[]>> = {
+  'masked-lm': ['wordpiece', 'roberta-bpe'],
+  'causal-lm': ['bpe'],
+};
+
+/** Smallest seqLen: [CLS] A [SEP] B [SEP] needs 5, [CLS] x [SEP] needs 3, a causal window 1. */
+function minimumSeqLen(opts: DatasetOptions): number {
+  if (opts.objective !== 'masked-lm') return 1;
+  return opts.packing === 'full-sentences' ? 3 : 5;
+}
+
 function validateOptions(opts: DatasetOptions): void {
   const problems: string[] = [];
-  if (opts.arch !== 'bert' && opts.arch !== 'gpt')
-    problems.push(`arch must be 'bert' or 'gpt', got ${String(opts.arch)}`);
+  if (!isOneOf(OBJECTIVES, opts.objective)) {
+    problems.push(`objective must be one of ${oneOf(OBJECTIVES)}, got ${String(opts.objective)}`);
+  } else if (!isOneOf(TOKENIZER_KINDS[opts.objective], opts.tokenizerKind)) {
+    problems.push(
+      `tokenizerKind must be one of ${oneOf(TOKENIZER_KINDS[opts.objective])} for objective '${opts.objective}', ` +
+        `got ${String(opts.tokenizerKind)}`,
+    );
+  }
   if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < 1)
     problems.push(`vocabSize must be a positive integer, got ${opts.vocabSize}`);
-  if (!Number.isInteger(opts.seqLen) || opts.seqLen < (opts.arch === 'bert' ? 5 : 1)) {
-    problems.push(`seqLen must be an integer >= ${opts.arch === 'bert' ? 5 : 1}, got ${opts.seqLen}`);
+  const minimum = minimumSeqLen(opts);
+  if (!Number.isInteger(opts.seqLen) || opts.seqLen < minimum) {
+    problems.push(`seqLen must be an integer >= ${minimum}, got ${opts.seqLen}`);
   }
   if (!Number.isSafeInteger(opts.seed)) problems.push(`seed must be an integer, got ${opts.seed}`);
   if (!(opts.heldoutFraction >= 0 && opts.heldoutFraction < 1)) {
     problems.push(`heldoutFraction must be in [0, 1), got ${opts.heldoutFraction}`);
   }
-  if (opts.arch === 'bert') {
-    if (!(opts.maskProb > 0 && opts.maskProb < 1)) problems.push(`maskProb must be in (0, 1), got ${opts.maskProb}`);
-    if (opts.pairTask !== 'nsp' && opts.pairTask !== 'sop')
-      problems.push(`pairTask must be 'nsp' or 'sop', got ${String(opts.pairTask)}`);
+  if (opts.objective === 'masked-lm') {
+    if (!isOneOf(PACKINGS, opts.packing))
+      problems.push(`packing must be one of ${oneOf(PACKINGS)} for objective 'masked-lm', got ${String(opts.packing)}`);
+    if (opts.packing === 'sentence-pairs' && !isOneOf(PAIR_TASKS, opts.pairTask))
+      problems.push(
+        `pairTask must be one of ${oneOf(PAIR_TASKS)} for packing 'sentence-pairs', got ${String(opts.pairTask)}`,
+      );
+    const { maskProb } = opts;
+    if (maskProb === undefined || !(maskProb > 0 && maskProb < 1))
+      problems.push(`maskProb must be in (0, 1), got ${maskProb}`);
     const cap = opts.maxPredictionsPerSeq;
     if (cap !== undefined && (!Number.isInteger(cap) || cap < 1))
       problems.push(`maxPredictionsPerSeq must be a positive integer, got ${cap}`);
   }
   if (problems.length > 0) throw new DataError('ERR_DATA_CONFIG', `invalid data options: ${problems.join('; ')}`);
+}
+
+function isOneOf<T extends string>(values: readonly T[], value: unknown): value is T {
+  return (values as readonly unknown[]).includes(value);
+}
+
+function oneOf(values: readonly string[]): string {
+  return values.map((value) => `'${value}'`).join(', ');
 }
 
 function range(start: number, end: number): number[] {

@@ -1,18 +1,26 @@
 // Public surface of the data pipeline.
-export { IGNORE_INDEX, type TrainBatch } from './batch';
+export { IGNORE_INDEX, type Split, type TrainBatch } from './batch';
 export { loadCorpus, fingerprintDocuments, type Document, type LoadCorpusOptions } from './corpus';
-export { openDataset, type Dataset, type DatasetOptions, type DatasetSummary, type Split } from './dataset';
+export {
+  openDataset,
+  type Dataset,
+  type DatasetOptions,
+  type DatasetSummary,
+  type Objective,
+  type Packing,
+} from './dataset';
 export { DataError, type DataErrorCode } from './errors';
 export { RandomStream, randomFloat, randomUint32 } from './rng';
 export { loadOrBuildTokenStore, TokenStore, type TokenStoreRequest } from './token-store';
 export {
   END_OF_TEXT_TOKEN,
+  ROBERTA_SPECIAL_TOKENS,
   TextTokenizer,
   WORDPIECE_SPECIAL_TOKENS,
   loadOrTrainTokenizer,
   type BpeSpecialIds,
+  type MaskedLmSpecialIds,
   type TokenizerKind,
   type TokenizerRequest,
-  type WordPieceSpecialIds,
 } from './tokenizer';
-export type { PairTask } from './bert-dataset';
+export type { PairTask } from './sentence-pair-dataset';

@@ -10,6 +10,7 @@
  * differ; the word count is folded in at the end. This is not cryptographic,
  * but is plenty for shuffling, pair choice and masking.
  */
+import type { Split } from './batch';
 
 const TWO_POW_32 = 4294967296;
 const TWO_POW_53 = 9007199254740992;
@@ -19,14 +20,20 @@ const INITIAL_STATE = 0x243f6a88;
 /**
  * Stream ids: one per use so that, say, the masking draws of sample k never
  * coincide with its pairing draws. Append new ids; never renumber (that
- * would change every batch produced with a given seed).
+ * would change every batch produced with a given seed). The names may
+ * change; the numbers are what the batches depend on.
  */
 export const StreamId = {
-  bertSampleOrder: 1,
-  bertPairing: 2,
-  bertMasking: 3,
-  gptWindowOrder: 4,
+  sentencePairOrder: 1,
+  sentencePairing: 2,
+  sentencePairMasking: 3,
+  causalWindowOrder: 4,
+  fullSentenceOrder: 5,
+  fullSentenceMasking: 6,
 } as const;
+
+/** Part of every random key, so train and eval streams never share draws. Never renumber either. */
+export const SplitKey: Readonly<Record<Split, number>> = { train: 0, eval: 1 };
 
 function avalanche(x: number): number {
   x ^= x >>> 16;

@@ -16,10 +16,16 @@ import { writeFileAtomic } from './atomic-file';
 import type { Document } from './corpus';
 import { DataError } from './errors';
 
-/** 'wordpiece' = BERT-style (lowercased, [CLS]/[SEP]/[MASK]); 'bpe' = GPT-2-style byte-level BPE. */
-export type TokenizerKind = 'wordpiece' | 'bpe';
+/**
+ * The tokenizer conventions:
+ * - 'wordpiece': BERT-style (lowercased; [PAD] [UNK] [CLS] [SEP] [MASK]), for BERT, ALBERT, ELECTRA;
+ * - 'bpe': GPT-2-style byte-level BPE with <|endoftext|>;
+ * - 'roberta-bpe': byte-level BPE with RoBERTa's <s> <pad> </s> <unk> <mask>.
+ */
+export type TokenizerKind = 'wordpiece' | 'bpe' | 'roberta-bpe';
 
-export interface WordPieceSpecialIds {
+/** The special ids a masked-LM layout needs: [PAD] [UNK] [CLS] [SEP] [MASK] or <pad> <unk> <s> </s> <mask>. */
+export interface MaskedLmSpecialIds {
   pad: number;
   unk: number;
   cls: number;
@@ -32,12 +38,20 @@ export interface BpeSpecialIds {
   eos: number;
 }
 
-export const WORDPIECE_SPECIAL_TOKENS: Readonly<Record<keyof WordPieceSpecialIds, string>> = {
+export const WORDPIECE_SPECIAL_TOKENS: Readonly<Record<keyof MaskedLmSpecialIds, string>> = {
   pad: '[PAD]',
   unk: '[UNK]',
   cls: '[CLS]',
   sep: '[SEP]',
   mask: '[MASK]',
+};
+/** RoBERTa's specials, in the order of their ids in a trained 'roberta-bpe' tokenizer (<s>=0 ... <mask>=4). */
+export const ROBERTA_SPECIAL_TOKENS: Readonly<Record<keyof MaskedLmSpecialIds, string>> = {
+  cls: '<s>',
+  pad: '<pad>',
+  sep: '</s>',
+  unk: '<unk>',
+  mask: '<mask>',
 };
 export const END_OF_TEXT_TOKEN = '<|endoftext|>';
 
@@ -46,6 +60,11 @@ export const END_OF_TEXT_TOKEN = '<|endoftext|>';
  * trained by an older recipe are not reused under the same key.
  */
 const TRAINING_RECIPE_VERSION = 1;
+/**
+ * The 'roberta-bpe' layout's own part of its cache key (the older kinds have
+ * none, so their keys stay what they were): bump when only that layout changes.
+ */
+const ROBERTA_BPE_LAYOUT_VERSION = 1;
 
 interface TokenizerModelJson {
   type: string;
@@ -64,13 +83,13 @@ interface TokenizerJson {
 /**
  * A Hugging Face tokenizer plus what the data pipeline needs to know about it
  * (kind, vocabulary size, special ids). Encoding never adds special tokens:
- * the datasets lay out [CLS]/[SEP]/<|endoftext|> themselves.
+ * the datasets lay out [CLS]/[SEP]/<s>/</s>/<|endoftext|> themselves.
  */
 export class TextTokenizer {
   readonly kind: TokenizerKind;
   /** Largest id + 1, i.e. the embedding rows the model needs. */
   readonly vocabSize: number;
-  readonly specialIds: WordPieceSpecialIds | BpeSpecialIds;
+  readonly specialIds: MaskedLmSpecialIds | BpeSpecialIds;
   /** sha256 of the tokenizer JSON: identifies the tokenizer in cache keys. */
   readonly hash: string;
   private readonly native: Tokenizer;
@@ -102,9 +121,14 @@ export class TextTokenizer {
     if (modelType === 'WordPiece') {
       this.kind = 'wordpiece';
       this.specialIds = findSpecialIds(vocab, WORDPIECE_SPECIAL_TOKENS, origin, 'a WordPiece (BERT)');
+    } else if (modelType === 'BPE' && isRobertaShaped(vocab)) {
+      this.kind = 'roberta-bpe';
+      this.specialIds = findSpecialIds(vocab, ROBERTA_SPECIAL_TOKENS, origin, 'a RoBERTa-style BPE');
     } else if (modelType === 'BPE') {
       this.kind = 'bpe';
-      this.specialIds = findSpecialIds(vocab, { eos: END_OF_TEXT_TOKEN }, origin, 'a BPE (GPT)');
+      this.specialIds = findSpecialIds(vocab, { eos: END_OF_TEXT_TOKEN }, origin, 'a BPE (GPT)', [
+        `a RoBERTa-style BPE needs ${Object.values(ROBERTA_SPECIAL_TOKENS).join(' ')} instead`,
+      ]);
     } else {
       throw new DataError(
         'ERR_TOKENIZER',
@@ -134,20 +158,30 @@ export class TextTokenizer {
     return new TextTokenizer(json, path.resolve(filePath));
   }
 
-  /** The BERT special ids; throws ERR_TOKENIZER for a BPE tokenizer. */
-  wordPieceSpecialIds(): WordPieceSpecialIds {
-    if (this.kind !== 'wordpiece') {
-      throw new DataError('ERR_TOKENIZER', 'BERT needs a WordPiece tokenizer ([CLS], [SEP], [MASK]), got a BPE one');
+  /**
+   * pad, unk, cls, sep and mask ids for a masked-LM layout: [PAD] [UNK] [CLS]
+   * [SEP] [MASK] of a 'wordpiece' tokenizer or <pad> <unk> <s> </s> <mask> of
+   * a 'roberta-bpe' one; throws ERR_TOKENIZER for a GPT 'bpe' tokenizer.
+   */
+  maskedLmSpecialIds(): MaskedLmSpecialIds {
+    if (this.kind === 'bpe') {
+      throw new DataError(
+        'ERR_TOKENIZER',
+        `a masked-LM objective needs a tokenizer with mask, cls and sep tokens, but this is a GPT byte-level BPE ` +
+          `tokenizer (${END_OF_TEXT_TOKEN} only); use a 'wordpiece' tokenizer ` +
+          `(${Object.values(WORDPIECE_SPECIAL_TOKENS).join(' ')}) or a 'roberta-bpe' one ` +
+          `(${Object.values(ROBERTA_SPECIAL_TOKENS).join(' ')})`,
+      );
     }
-    return this.specialIds as WordPieceSpecialIds;
+    return this.specialIds as MaskedLmSpecialIds;
   }
 
-  /** The `<|endoftext|>` id; throws ERR_TOKENIZER for a WordPiece tokenizer. */
+  /** The `<|endoftext|>` id; throws ERR_TOKENIZER unless this is a GPT 'bpe' tokenizer. */
   endOfTextId(): number {
     if (this.kind !== 'bpe') {
       throw new DataError(
         'ERR_TOKENIZER',
-        `GPT needs a byte-level BPE tokenizer with ${END_OF_TEXT_TOKEN}, got a WordPiece one`,
+        `a causal-LM (GPT) objective needs a byte-level BPE tokenizer with ${END_OF_TEXT_TOKEN}, got a ${this.kind} one`,
       );
     }
     return (this.specialIds as BpeSpecialIds).eos;
@@ -186,11 +220,22 @@ export class TextTokenizer {
   }
 }
 
+/**
+ * A BPE vocabulary with RoBERTa's specials (e.g. any HF roberta-base
+ * tokenizer.json, <mask>=50264) rather than GPT-2's <|endoftext|>. <unk> is
+ * left out of the test so that a file lacking only it is named as such.
+ */
+function isRobertaShaped(vocab: Record<string, number>): boolean {
+  const { cls, sep, pad, mask } = ROBERTA_SPECIAL_TOKENS;
+  return [cls, sep, pad, mask].every((token) => Object.hasOwn(vocab, token));
+}
+
 function findSpecialIds<Name extends string>(
   vocab: Record<string, number>,
   tokens: Readonly<Record<Name, string>>,
   origin: string,
   description: string,
+  alternatives: readonly string[] = [],
 ): Record<Name, number> {
   const ids = {} as Record<Name, number>;
   const missing: string[] = [];
@@ -203,7 +248,8 @@ function findSpecialIds<Name extends string>(
     throw new DataError(
       'ERR_TOKENIZER',
       `tokenizer ${origin} is ${description} tokenizer but lacks the special token(s) ${missing.join(', ')}; ` +
-        `expected ${Object.values<string>(tokens).join(', ')} in its vocabulary`,
+        `expected ${Object.values<string>(tokens).join(', ')} in its vocabulary` +
+        alternatives.map((alternative) => ` (${alternative})`).join(''),
     );
   }
   return ids;
@@ -233,7 +279,8 @@ export async function loadOrTrainTokenizer(request: TokenizerRequest): Promise<T
       throw new DataError(
         'ERR_TOKENIZER',
         `tokenizer ${path.resolve(request.path)} is a ${tokenizer.kind} tokenizer but a ${request.kind} one is required ` +
-          `(BERT uses WordPiece, GPT uses byte-level BPE)`,
+          `(wordpiece: ${Object.values(WORDPIECE_SPECIAL_TOKENS).join(' ')}; bpe: byte-level BPE with ` +
+          `${END_OF_TEXT_TOKEN}; roberta-bpe: byte-level BPE with ${Object.values(ROBERTA_SPECIAL_TOKENS).join(' ')})`,
       );
     }
     return tokenizer;
@@ -252,9 +299,11 @@ export async function loadOrTrainTokenizer(request: TokenizerRequest): Promise<T
 export function tokenizerCachePath(
   request: Pick<TokenizerRequest, 'kind' | 'vocabSize' | 'corpusKey' | 'cacheDir'>,
 ): string {
+  // The older kinds' key must stay exactly this, so that their caches are reused.
+  const layout = request.kind === 'roberta-bpe' ? `roberta-bpe ${ROBERTA_BPE_LAYOUT_VERSION}|` : '';
   const key = crypto
     .createHash('sha256')
-    .update(`recipe ${TRAINING_RECIPE_VERSION}|${request.corpusKey}`)
+    .update(`recipe ${TRAINING_RECIPE_VERSION}|${layout}${request.corpusKey}`)
     .digest('hex')
     .slice(0, 20);
   return path.join(request.cacheDir, 'tokenizers', `${request.kind}-${request.vocabSize}-${key}.json`);
@@ -287,12 +336,11 @@ function trainTokenizerJson(kind: TokenizerKind, vocabSize: number, corpus: read
   if (corpus.length === 0 || corpus.every((doc) => doc.text.trim() === '')) {
     throw new DataError('ERR_DATA_CONFIG', 'cannot train a tokenizer on an empty corpus');
   }
-  const minimumVocab = kind === 'bpe' ? 257 : 6;
-  if (!Number.isInteger(vocabSize) || vocabSize < minimumVocab) {
+  const { minimum, why } = MINIMUM_VOCAB[kind];
+  if (!Number.isInteger(vocabSize) || vocabSize < minimum) {
     throw new DataError(
       'ERR_TOKENIZER',
-      `vocabSize ${vocabSize} is too small for a ${kind} tokenizer (minimum ${minimumVocab}` +
-        `${kind === 'bpe' ? ': 256 byte symbols + <|endoftext|>' : ''})`,
+      `vocabSize ${vocabSize} is too small for a ${kind} tokenizer (minimum ${minimum}${why ? `: ${why}` : ''})`,
     );
   }
   const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-tokenizer-'));
@@ -301,13 +349,19 @@ function trainTokenizerJson(kind: TokenizerKind, vocabSize: number, corpus: read
     const trainedPath = path.join(scratchDir, 'trained.json');
     trainInChildProcess(kind, trainingFiles, trainedPath);
     const trained = JSON.parse(fs.readFileSync(trainedPath, 'utf8')) as TokenizerJson;
-    return kind === 'wordpiece'
-      ? buildWordPieceJson(trained, vocabSize, scratchDir)
-      : buildByteLevelBpeJson(trained, vocabSize);
+    if (kind === 'wordpiece') return buildWordPieceJson(trained, vocabSize, scratchDir);
+    if (kind === 'roberta-bpe') return buildRobertaBpeJson(trained, vocabSize);
+    return buildByteLevelBpeJson(trained, vocabSize);
   } finally {
     fs.rmSync(scratchDir, { recursive: true, force: true });
   }
 }
+
+const MINIMUM_VOCAB: Readonly<Record<TokenizerKind, { minimum: number; why?: string }>> = {
+  wordpiece: { minimum: 6 },
+  bpe: { minimum: 257, why: `256 byte symbols + ${END_OF_TEXT_TOKEN}` },
+  'roberta-bpe': { minimum: 261, why: `${Object.values(ROBERTA_SPECIAL_TOKENS).join(' ')} + 256 byte symbols` },
+};
 
 /**
  * The binding's train() writes progress lines straight to the process's stdout, which would break
@@ -433,20 +487,10 @@ function buildWordPieceJson(trained: TokenizerJson, vocabSize: number, scratchDi
  * its result survived the cut at vocabSize.
  */
 function buildByteLevelBpeJson(trained: TokenizerJson, vocabSize: number): string {
-  // byteLevelAlphabet() comes back in hash order; sort for a stable numbering.
-  const byteSymbols = [...byteLevelAlphabet()].sort();
   const vocab: Record<string, number> = {};
-  let size = 0;
-  for (const token of [...byteSymbols, ...tokensInIdOrder(trained.model.vocab)]) {
-    if (size >= vocabSize - 1) break;
-    if (!Object.hasOwn(vocab, token)) vocab[token] = size++;
-  }
-  const eosId = size;
+  const eosId = addByteLevelPieces(vocab, trained, vocabSize - 1);
   vocab[END_OF_TEXT_TOKEN] = eosId;
-
-  const merges = mergePairs(trained.model).filter(
-    ([left, right]) => Object.hasOwn(vocab, left) && Object.hasOwn(vocab, right) && Object.hasOwn(vocab, left + right),
-  );
+  const merges = mergesWithin(trained, vocab);
 
   const json: TokenizerJson = {
     ...trained,
@@ -471,6 +515,69 @@ function buildByteLevelBpeJson(trained: TokenizerJson, vocabSize: number): strin
 }
 
 /**
+ * RoBERTa's layout: <s> <pad> </s> <unk> <mask> = 0..4, the 256 byte symbols,
+ * then learned pieces in merge order, cut at vocabSize. <mask> is declared as
+ * HF's roberta-base declares it (lstrip: "the <mask> sea" encodes the mask as
+ * one token that absorbs the space before it).
+ */
+function buildRobertaBpeJson(trained: TokenizerJson, vocabSize: number): string {
+  const specials = [
+    ROBERTA_SPECIAL_TOKENS.cls,
+    ROBERTA_SPECIAL_TOKENS.pad,
+    ROBERTA_SPECIAL_TOKENS.sep,
+    ROBERTA_SPECIAL_TOKENS.unk,
+    ROBERTA_SPECIAL_TOKENS.mask,
+  ];
+  const vocab: Record<string, number> = {};
+  specials.forEach((token, id) => (vocab[token] = id));
+  addByteLevelPieces(vocab, trained, vocabSize);
+  const merges = mergesWithin(trained, vocab);
+
+  const json: TokenizerJson = {
+    ...trained,
+    added_tokens: specials.map((content, id) => {
+      const isMask = content === ROBERTA_SPECIAL_TOKENS.mask;
+      return { id, content, single_word: false, lstrip: isMask, rstrip: false, normalized: !isMask, special: true };
+    }),
+    // Written the way tokenizers serializes them (the node binding cannot build ByteLevel parts). The
+    // post-processor is only for users of the file elsewhere; our encode() never adds special tokens.
+    post_processor: {
+      type: 'RobertaProcessing',
+      sep: [ROBERTA_SPECIAL_TOKENS.sep, vocab[ROBERTA_SPECIAL_TOKENS.sep]],
+      cls: [ROBERTA_SPECIAL_TOKENS.cls, vocab[ROBERTA_SPECIAL_TOKENS.cls]],
+      trim_offsets: true,
+      add_prefix_space: false,
+    },
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    model: { ...trained.model, vocab, merges },
+  };
+  return JSON.stringify(json);
+}
+
+/**
+ * Adds the 256 byte symbols (so any text encodes without unknowns), then the
+ * trained pieces in merge order, to `vocab` until it holds `limit` tokens.
+ * Returns the next free id.
+ */
+function addByteLevelPieces(vocab: Record<string, number>, trained: TokenizerJson, limit: number): number {
+  // byteLevelAlphabet() comes back in hash order; sort for a stable numbering.
+  const byteSymbols = [...byteLevelAlphabet()].sort();
+  let size = Object.keys(vocab).length;
+  for (const token of [...byteSymbols, ...tokensInIdOrder(trained.model.vocab)]) {
+    if (size >= limit) break;
+    if (!Object.hasOwn(vocab, token)) vocab[token] = size++;
+  }
+  return size;
+}
+
+/** The trained merges whose two parts and result all survived the cut of `vocab`. */
+function mergesWithin(trained: TokenizerJson, vocab: Record<string, number>): Array<[string, string]> {
+  return mergePairs(trained.model).filter(
+    ([left, right]) => Object.hasOwn(vocab, left) && Object.hasOwn(vocab, right) && Object.hasOwn(vocab, left + right),
+  );
+}
+
+/**
  * Guards against a silently broken recipe (e.g. a future tokenizers release
  * changing its JSON): a tokenizer trained on this text must reproduce it.
  */
@@ -481,12 +588,12 @@ async function assertRoundTrip(tokenizer: TextTokenizer, corpus: readonly Docume
     .join('\n');
   const ids = await tokenizer.encode(sample);
   let reproduced: boolean;
-  if (tokenizer.kind === 'bpe') {
+  if (tokenizer.kind !== 'wordpiece') {
     reproduced = (await tokenizer.decode(ids)) === sample;
   } else {
     // WordPiece decoding is lossy in whitespace and its cleanup rewrites
     // some phrases, so compare the pieces with the normalized text instead.
-    if (ids.includes(tokenizer.wordPieceSpecialIds().unk)) return; // a deliberately tiny vocabulary
+    if (ids.includes(tokenizer.maskedLmSpecialIds().unk)) return; // a deliberately tiny vocabulary
     const pieces = ids.map((id) => (tokenizer.idToToken(id) ?? '').replace(/^##/, '')).join('');
     reproduced = pieces === normalizeLikeBert(sample);
   }

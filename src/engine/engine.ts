@@ -1,10 +1,11 @@
 // engine.ts — builds a native engine from a validated config and names its parameters.
 import * as os from 'node:os';
 
-import { attentionDropout, maxPositions, maxPredictionsPerSequence } from '../config/load';
+import { maxPredictionsPerSequence } from '../config/load';
 import type { NamedTensor } from '../checkpoint/types';
 import type { Config } from '../config/schema';
 import { loadNative, type NativeEngine, type NativeEngineOptions, type ParamEntry } from './native';
+import { modelSpec } from './spec';
 
 /**
  * Threading policy: one engine per process uses `train.threads` threads, else PARATRAIN_NUM_THREADS,
@@ -29,15 +30,7 @@ export function engineOptions(c: Config, shape: EngineShape = {}): NativeEngineO
   const microBatch = shape.microBatch ?? c.train.micro_batch;
   const seqLen = shape.seqLen ?? c.model.seq_len;
   return {
-    arch: c.model.arch,
-    layers: c.model.layers,
-    hidden: c.model.hidden,
-    heads: c.model.heads,
-    ffn: c.model.ffn,
-    vocabSize: c.model.vocab_size,
-    maxPositions: maxPositions(c),
-    hiddenDropout: c.model.dropout,
-    attentionDropout: attentionDropout(c),
+    spec: modelSpec(c),
     microBatch,
     seqLen,
     gradAccum: shape.gradAccum ?? c.train.grad_accum,
@@ -60,6 +53,15 @@ export function engineOptions(c: Config, shape: EngineShape = {}): NativeEngineO
 export function createEngine(c: Config, shape: EngineShape = {}): NativeEngine {
   const addon = loadNative(c.device);
   return new addon.Engine(engineOptions(c, shape));
+}
+
+/**
+ * The parameter table of `c`'s model at tensor-parallel rank `tpRank` of `tpSize` (names, global
+ * and local shapes, split axes): the one source of tensor names, built by the engine's parts.
+ */
+export function paramTableFor(c: Config, tpRank = 0, tpSize = 1): ParamEntry[] {
+  const addon = loadNative('cpu');
+  return addon.paramTable({ ...engineOptions(c), tensorParallelRank: tpRank, tensorParallelSize: tpSize });
 }
 
 /** Views of a flat buffer as named tensors (no copy). */

@@ -4,17 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { TrainBatch } from '../data/batch';
+import type { ModelSpec } from './spec';
 
 export interface NativeEngineOptions {
-  arch: 'bert' | 'gpt';
-  layers: number;
-  hidden: number;
-  heads: number;
-  ffn: number;
-  vocabSize: number;
-  maxPositions: number;
-  hiddenDropout: number;
-  attentionDropout: number;
+  /** What the model is made of (spec.ts). */
+  spec: ModelSpec;
   tensorParallelRank?: number;
   tensorParallelSize?: number;
   dataParallelRank?: number;
@@ -24,7 +18,7 @@ export interface NativeEngineOptions {
   microBatch: number;
   seqLen: number;
   gradAccum: number;
-  /** BERT: most masked positions in one micro-batch (0 = every position). */
+  /** Masked LM: most masked positions in one micro-batch (0 = every position). */
   maxPredictions: number;
   threads: number;
   /** Key of the dropout streams. */
@@ -58,14 +52,16 @@ export interface ParamEntry {
 }
 
 export interface StepMetrics {
+  /** The objective: Σ weight·loss over the heads, mean over micro-batches. */
   loss: number;
-  /** MLM (BERT) or causal-LM (GPT) part of the loss. */
-  lmLoss: number;
-  /** BERT next-sentence / sentence-order part. */
-  nspLoss: number;
+  /** Each head's loss by name (mlm, nsp, sop, lm, rtd, ...), mean over micro-batches. */
+  losses: Record<string, number>;
+  /** Targets behind each named loss, summed. */
+  counts: Record<string, number>;
+  /** Other figures heads report (e.g. rtd_accuracy), pooled over the step. */
+  metrics: Record<string, number>;
   gradNorm: number;
   tokens: number;
-  targets: number;
   /** Micro-batches behind the means (summed over data-parallel replicas). */
   batches: number;
   /** Data parallelism: ms the step waited for gradient all-reduces after backward (not overlapped). */
@@ -81,15 +77,16 @@ export const REQUEST_SAVE = 1;
 export const REQUEST_STOP = 2;
 
 export interface LogitsResult {
-  /** [rows.length, vocab] */
+  /** [rows.length, vocab] of the first masked- or causal-LM head (ELECTRA: the generator's). */
   logits: Float32Array;
-  /** Flat position (b·T + t) of each logits row: BERT the labelled positions, GPT every position. */
+  /** Flat position (b·T + t) of each logits row: masked LM the labelled positions, causal LM every position. */
   rows: Int32Array;
-  /** BERT [B, 2] */
-  nspLogits: Float32Array;
+  /** [B, 2] of the sentence-pair head; empty without one. */
+  classLogits: Float32Array;
+  /** [B·T, 1] of the replaced-token head (ELECTRA's discriminator); empty without one. */
+  positionLogits: Float32Array;
   loss: number;
-  lmLoss: number;
-  nspLoss: number;
+  losses: Record<string, number>;
 }
 
 export interface OptimizerState {
@@ -157,6 +154,8 @@ export interface DataPlaneOptions {
 
 export interface NativeAddon {
   Engine: new (options: NativeEngineOptions, dataPlane?: NativeDataPlane) => NativeEngine;
+  /** The parameter table of the model `options` describe, without building an engine. */
+  paramTable(options: NativeEngineOptions): ParamEntry[];
   DataPlane: new (options: DataPlaneOptions) => NativeDataPlane;
   backend: 'cpu' | 'cuda';
   abiVersion: number;
@@ -164,7 +163,7 @@ export interface NativeAddon {
   blasCore: string;
 }
 
-export const ADDON_ABI_VERSION = 3;
+export const ADDON_ABI_VERSION = 4;
 
 export class NativeLoadError extends Error {
   readonly code = 'ERR_NATIVE_LOAD';

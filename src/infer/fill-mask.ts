@@ -1,4 +1,6 @@
-// fill-mask.ts — BERT masked-token prediction: the top-k candidates for every [MASK] in a text.
+// fill-mask.ts — masked-token prediction (BERT, RoBERTa, ALBERT, ELECTRA's generator): the top-k
+// candidates for every mask token ([MASK] or <mask>, whichever the tokenizer has) in a text.
+import { objective } from '../config/family';
 import type { TrainBatch } from '../data/batch';
 import { InferenceError, softmax, topK, type LoadedModel } from './load';
 
@@ -11,10 +13,14 @@ export interface FillMaskResult {
 }
 
 export async function fillMask(model: LoadedModel, text: string, k: number): Promise<FillMaskResult> {
-  if (model.config.model.arch !== 'bert')
-    throw new InferenceError('ERR_ARGUMENT', 'fill-mask needs a BERT checkpoint; use generate for GPT');
+  if (objective(model.config) !== 'masked-lm')
+    throw new InferenceError(
+      'ERR_ARGUMENT',
+      `fill-mask needs a masked-LM checkpoint (bert, roberta, albert, electra); this one is ${model.config.model.arch}: use generate`,
+    );
   const tok = model.tokenizer;
-  const ids = tok.wordPieceSpecialIds();
+  const ids = tok.maskedLmSpecialIds();
+  const maskToken = tok.idToToken(ids.mask) ?? '[MASK]';
   const body = await tok.encode(text);
   const input = [ids.cls, ...body, ids.sep];
   const T = input.length;
@@ -22,18 +28,17 @@ export async function fillMask(model: LoadedModel, text: string, k: number): Pro
     throw new InferenceError('ERR_ARGUMENT', `the text is ${T} tokens long, above the model's maximum of positions`);
   const maskPositions = input.flatMap((id, i) => (id === ids.mask ? [i] : []));
   if (maskPositions.length === 0)
-    throw new InferenceError('ERR_ARGUMENT', `the text has no [MASK] token; write e.g. "the [MASK] sea"`);
+    throw new InferenceError('ERR_ARGUMENT', `the text has no ${maskToken} token; write e.g. "the ${maskToken} sea"`);
   const labels = new Int32Array(T).fill(-100);
   for (const p of maskPositions) labels[p] = 0; // any id: marks the rows to predict
   const batch: TrainBatch = {
-    arch: 'bert',
     batchSize: 1,
     seqLen: T,
     tokens: Int32Array.from(input),
     labels,
-    segments: new Int32Array(T),
+    segments: null,
     attentionMask: new Uint8Array(T).fill(1),
-    nspLabels: null,
+    pairLabels: null,
   };
   const out = await model.engineFor(T).logits(batch);
   const V = model.config.model.vocab_size;

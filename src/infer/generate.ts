@@ -33,14 +33,13 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     const context = ids.slice(-window);
     const T = context.length;
     const batch: TrainBatch = {
-      arch: 'gpt',
       batchSize: 1,
       seqLen: T,
       tokens: Int32Array.from(context),
       labels: new Int32Array(T).fill(-100),
       segments: null,
       attentionMask: null,
-      nspLabels: null,
+      pairLabels: null,
     };
     const { logits } = await engine.logits(batch);
     const last = logits.subarray((T - 1) * V, T * V);

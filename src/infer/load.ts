@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 
 import { loadCheckpoint } from '../checkpoint';
 import { validateConfig } from '../config/load';
+import { objective } from '../config/family';
 import type { Config } from '../config/schema';
 import { TextTokenizer } from '../data/tokenizer';
 import { createEngine, joinFlat } from '../engine/engine';
@@ -45,11 +46,14 @@ export async function loadModel(checkpoint: string, tokenizerPath?: string): Pro
       `the tokenizer has ${tokenizer.vocabSize} tokens but the checkpoint's model has a vocabulary of ` +
         `${config.model.vocab_size}: they do not belong together; use the tokenizer the model was trained with`,
     );
-  const expectKind = config.model.arch === 'bert' ? 'wordpiece' : 'bpe';
-  if (tokenizer.kind !== expectKind)
+  const masked = objective(config) === 'masked-lm';
+  if (masked === (tokenizer.kind === 'bpe'))
     throw new InferenceError(
       'ERR_TOKENIZER_MISMATCH',
-      `a ${config.model.arch} checkpoint needs a ${expectKind} tokenizer, got ${tokenizer.kind}`,
+      masked
+        ? `a ${config.model.arch} checkpoint needs a tokenizer with masked-LM special tokens ([MASK] or <mask>), ` +
+            `got a GPT byte-level BPE one`
+        : `a ${config.model.arch} checkpoint needs a byte-level BPE tokenizer with <|endoftext|>, got a ${tokenizer.kind} one`,
     );
   const byName = new Map(ckpt.params.map((t) => [t.name, t]));
   let params: Float32Array | undefined;

@@ -1,2 +1,2 @@
-export * from './canonical';
 export * from './hf';
+export { exportCheckpointToHf, importHfToCheckpoint } from './convert';

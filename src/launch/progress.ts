@@ -8,7 +8,7 @@ import type { MultiBar, SingleBar } from 'cli-progress';
 import pino from 'pino';
 
 import type { CoordinatorEvent } from '../coordinator/coordinator';
-import type { StepReport } from '../coordinator/messages';
+import type { NamedValue, StepReport } from '../coordinator/messages';
 import { stdoutLogStream } from '../train/log';
 
 /** One step of the whole job: the data-parallel ranks' reports combined. */
@@ -33,15 +33,21 @@ export class StepMerger {
     if (byRank.size < this.dpSize) return undefined;
     for (const step of this.pending.keys()) if (step <= r.step) this.pending.delete(step);
     const all = [...byRank.values()];
-    const mean = (f: (x: StepReport) => number) => all.reduce((s, x) => s + f(x), 0) / all.length;
-    const evals = all.filter((x) => x.evalLoss !== undefined);
     const first = byRank.get(0) ?? all[0];
+    const mean = (f: (x: StepReport) => number) => all.reduce((s, x) => s + f(x), 0) / all.length;
+    // Named figures by name, in the first report's order (every rank reports the same names).
+    const meanNamed = (f: (x: StepReport) => NamedValue[]): NamedValue[] =>
+      f(first).map(({ name }) => ({
+        name,
+        value: mean((x) => f(x).find((v) => v.name === name)?.value ?? 0),
+      }));
+    const evals = all.filter((x) => x.evalLoss !== undefined);
     return {
       step: r.step,
       totalSteps: first.totalSteps,
       loss: mean((x) => x.loss),
-      lmLoss: mean((x) => x.lmLoss),
-      nspLoss: mean((x) => x.nspLoss),
+      losses: meanNamed((x) => x.losses),
+      metrics: meanNamed((x) => x.metrics),
       gradNorm: first.gradNorm,
       lr: first.lr,
       tokensPerS: all.reduce((s, x) => s + x.tokensPerS, 0),
@@ -115,9 +121,12 @@ export class LauncherView {
     this.bar?.update(s.step, { loss: s.loss.toFixed(4), tps: Math.round(s.tokensPerS) });
     if (s.step % this.opts.logEvery !== 0 && s.step !== s.totalSteps && s.evalLoss === undefined) return;
     const evalPart = s.evalLoss !== undefined ? ` eval ${s.evalLoss.toFixed(4)}` : '';
+    const parts = s.losses.length > 1 ? ` (${s.losses.map((l) => `${l.name} ${l.value.toFixed(4)}`).join(', ')})` : '';
+    const { losses, metrics, ...rest } = s;
+    const named = (list: NamedValue[]) => Object.fromEntries(list.map((v) => [v.name, v.value]));
     this.log.info(
-      { ...s },
-      `step ${s.step}/${s.totalSteps} loss ${s.loss.toFixed(4)}${evalPart} lr ${s.lr.toExponential(3)} ` +
+      { ...rest, losses: named(losses), ...(metrics.length ? { metrics: named(metrics) } : {}) },
+      `step ${s.step}/${s.totalSteps} loss ${s.loss.toFixed(4)}${parts}${evalPart} lr ${s.lr.toExponential(3)} ` +
         `${Math.round(s.tokensPerS)} tok/s ${s.stepMs.toFixed(0)} ms${s.skipped ? ' (skipped)' : ''}`,
     );
   }

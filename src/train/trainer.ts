@@ -6,6 +6,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 
+import {
+  embeddingSize,
+  generatorShape,
+  layerGroups,
+  objective,
+  packing,
+  pairTask,
+  tokenizerKind,
+} from '../config/family';
 import { maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
@@ -83,16 +92,19 @@ export interface RankContext {
 
 export interface StepRecord {
   step: number;
+  /** The objective: Σ weight·loss over the model's heads. */
   loss: number;
-  lmLoss: number;
-  nspLoss: number;
+  /** Each head's loss by name (mlm, nsp, sop, lm, rtd, ...). */
+  losses: Record<string, number>;
+  /** Other figures the heads report (e.g. rtd_accuracy); empty for most models. */
+  metrics: Record<string, number>;
   gradNorm: number;
   lr: number;
 }
 
 export interface TrainResult {
   steps: StepRecord[];
-  evals: Array<{ step: number; loss: number }>;
+  evals: Array<{ step: number; loss: number; losses: Record<string, number> }>;
   checkpoints: string[];
   saves: SaveTiming[];
   finalStep: number;
@@ -101,8 +113,11 @@ export interface TrainResult {
 }
 
 export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
+  const masked = objective(c) === 'masked-lm';
   return openDataset({
-    arch: c.model.arch,
+    objective: objective(c),
+    tokenizerKind: tokenizerKind(c),
+    ...(masked ? { packing: packing(c), pairTask: pairTask(c) } : {}),
     corpus: c.data.corpus,
     tokenizerPath: c.data.tokenizer === 'auto' ? undefined : c.data.tokenizer,
     cacheDir: c.data.cache_dir,
@@ -111,7 +126,6 @@ export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokeni
     seed: c.train.seed,
     heldoutFraction: c.data.heldout_fraction,
     maskProb: c.data.mask_prob,
-    pairTask: c.data.pair_task,
     maxDocuments: c.data.max_documents || undefined,
     maxPredictionsPerSeq: maxPredictionsPerSequence(c),
   });
@@ -123,7 +137,19 @@ export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokeni
  */
 function modelIdentity(c: Config): string {
   const m = c.model;
-  return JSON.stringify([m.arch, m.layers, m.hidden, m.heads, m.ffn, m.vocab_size, m.max_positions ?? m.seq_len]);
+  const generator = m.arch === 'electra' ? generatorShape(c) : null;
+  return JSON.stringify([
+    m.arch,
+    m.layers,
+    m.hidden,
+    m.heads,
+    m.ffn,
+    m.vocab_size,
+    m.max_positions ?? m.seq_len,
+    embeddingSize(c),
+    layerGroups(c),
+    generator,
+  ]);
 }
 
 export async function train(c: Config, opts: TrainOptions = {}, rank?: RankContext): Promise<TrainResult> {
@@ -292,17 +318,18 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       log.warn({ event: 'skipped', step: step + 1, loss: m.loss, grad_norm: m.gradNorm }, `skipped update: ${what}`);
     }
     step += 1;
-    const record: StepRecord = { step, loss: m.loss, lmLoss: m.lmLoss, nspLoss: m.nspLoss, gradNorm: m.gradNorm, lr };
+    const record: StepRecord = { step, loss: m.loss, losses: m.losses, metrics: m.metrics, gradNorm: m.gradNorm, lr };
     result.steps.push(record);
     const tokensPerS = Math.round((m.tokens / Math.max(ms, 1)) * 1000);
     rank?.onStep?.(record, { tokensPerS, stepMs: ms, skipped: m.skipped, consumedSamples: consumedAt(step) });
     if (step % c.train.log_every === 0 || step === c.train.steps) {
-      const losses = c.model.arch === 'bert' ? { mlm_loss: m.lmLoss, nsp_loss: m.nspLoss } : { lm_loss: m.lmLoss };
+      const hasMetrics = Object.keys(m.metrics).length > 0;
       log.info(
         {
           step,
           loss: m.loss,
-          ...losses,
+          losses: m.losses,
+          ...(hasMetrics ? { metrics: m.metrics } : {}),
           lr,
           grad_norm: m.gradNorm,
           tokens_per_s: tokensPerS,
@@ -311,8 +338,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           consumed_samples: consumedAt(step),
           ...(dpSize > 1 ? { dp_wait_ms: Number(m.dpWaitMs.toFixed(1)) } : {}),
         },
-        `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}` +
-          (c.model.arch === 'bert' ? ` (mlm ${m.lmLoss.toFixed(4)}, nsp ${m.nspLoss.toFixed(4)})` : '') +
+        `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}${describeParts(m.losses, m.metrics)}` +
           ` lr ${lr.toExponential(2)} grad_norm ${m.gradNorm.toFixed(3)} ${tokensPerS} tokens/s`,
       );
     }
@@ -321,10 +347,10 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     const evalDue = (c.train.eval_every > 0 && step % c.train.eval_every === 0) || step === c.train.steps;
     if (evalDue && !stop) {
       rank?.setPhase?.('eval');
-      const loss = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);
+      const { loss, losses } = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);
       rank?.setPhase?.('train');
       rank?.onEval?.(step, loss);
-      result.evals.push({ step, loss });
+      result.evals.push({ step, loss, losses });
     }
     const last = step === c.train.steps || stop;
     const due =
@@ -365,22 +391,35 @@ async function evaluate(
   const perReplica = Math.ceil(c.train.eval_batches / dpSize);
   const calls = Math.ceil(perReplica / c.train.grad_accum);
   let loss = 0,
-    lm = 0,
-    nsp = 0,
     n = 0;
+  const losses: Record<string, number> = {};
+  const metrics: Record<string, number> = {};
+  const addTo = (into: Record<string, number>, from: Record<string, number>, w: number) => {
+    for (const [name, v] of Object.entries(from)) into[name] = (into[name] ?? 0) + v * w;
+  };
   for (let k = 0; k < calls; k++) {
     const group = mine.slice(k * c.train.grad_accum, (k + 1) * c.train.grad_accum);
     const m = await engine.evaluate(group);
     loss += m.loss * m.batches;
-    lm += m.lmLoss * m.batches;
-    nsp += m.nspLoss * m.batches;
+    addTo(losses, m.losses, m.batches);
+    addTo(metrics, m.metrics, m.batches);
     n += m.batches;
   }
   n = Math.max(n, 1);
-  const parts = c.model.arch === 'bert' ? { eval_mlm_loss: lm / n, eval_nsp_loss: nsp / n } : { eval_lm_loss: lm / n };
+  for (const into of [losses, metrics]) for (const name of Object.keys(into)) into[name] /= n;
+  const hasMetrics = Object.keys(metrics).length > 0;
   logger.log.info(
-    { event: 'eval', step, eval_loss: loss / n, ...parts },
-    `eval at step ${step}: ${(loss / n).toFixed(4)}`,
+    { event: 'eval', step, eval_loss: loss / n, eval_losses: losses, ...(hasMetrics ? { eval_metrics: metrics } : {}) },
+    `eval at step ${step}: ${(loss / n).toFixed(4)}${describeParts(losses, metrics)}`,
   );
-  return loss / n;
+  return { loss: loss / n, losses };
+}
+
+/** " (mlm 7.4123, nsp 0.6931; rtd_accuracy 0.8512)" when a model reports more than its total. */
+function describeParts(losses: Record<string, number>, metrics: Record<string, number>): string {
+  const parts = Object.entries(losses);
+  const extra = Object.entries(metrics);
+  if (parts.length < 2 && extra.length === 0) return '';
+  const fmt = (entries: Array<[string, number]>) => entries.map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+  return ` (${fmt(parts)}${extra.length ? `; ${fmt(extra)}` : ''})`;
 }

@@ -141,7 +141,10 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
       expect(steps.map((l) => l.step)).toEqual([1, 2, 3]);
       for (const l of steps) {
         for (const k of ['loss', 'lr', 'grad_norm', 'tokens_per_s', 'elapsed_ms']) expect(l[k], k).toBeTypeOf('number');
-        if (arch === 'bert') expect(l.mlm_loss + l.nsp_loss).toBeCloseTo(l.loss, 10);
+        if (arch === 'bert') {
+          expect(Object.keys(l.losses)).toEqual(['mlm', 'nsp']);
+          expect(l.losses.mlm + l.losses.nsp).toBeCloseTo(l.loss, 10);
+        } else expect(l.losses).toEqual({ lm: l.loss });
       }
       expect(fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').length).toBe(lines.length);
     }

@@ -9,7 +9,10 @@ const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-data-errors-')
 afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
 const options: DatasetOptions = {
-  arch: 'bert',
+  objective: 'masked-lm',
+  packing: 'sentence-pairs',
+  pairTask: 'nsp',
+  tokenizerKind: 'wordpiece',
   corpus: 'bundled',
   cacheDir,
   vocabSize: 512,
@@ -17,7 +20,6 @@ const options: DatasetOptions = {
   seed: 1,
   heldoutFraction: 0.1,
   maskProb: 0.15,
-  pairTask: 'nsp',
   maxDocuments: 12,
 };
 
@@ -54,14 +56,61 @@ describe('openDataset errors', () => {
     expect(error.message).toContain(`has ${tokenizerVocabSize} tokens but model.vocab_size is 300`);
   });
 
-  it('refuses a BERT tokenizer for GPT', async () => {
-    const error = await rejection(openDataset({ ...options, arch: 'gpt', tokenizerPath }));
-    expect(error.code).toBe('ERR_TOKENIZER');
+  it('refuses a WordPiece tokenizer for a causal LM, and for a RoBERTa-style BPE', async () => {
+    const causal = await rejection(
+      openDataset({ ...options, objective: 'causal-lm', tokenizerKind: 'bpe', tokenizerPath }),
+    );
+    expect(causal.code).toBe('ERR_TOKENIZER');
+    expect(causal.message).toContain('is a wordpiece tokenizer but a bpe one is required');
+    const roberta = await rejection(
+      openDataset({ ...options, packing: 'full-sentences', tokenizerKind: 'roberta-bpe', tokenizerPath }),
+    );
+    expect(roberta.code).toBe('ERR_TOKENIZER');
+    expect(roberta.message).toContain('<mask>');
   });
 
   it('rejects invalid options with ERR_DATA_CONFIG', async () => {
     expect((await rejection(openDataset({ ...options, maskProb: 1.5 }))).code).toBe('ERR_DATA_CONFIG');
     expect((await rejection(openDataset({ ...options, heldoutFraction: 0.99 }))).code).toBe('ERR_DATA_CONFIG');
+  });
+
+  it('names the option and its allowed values', async () => {
+    const messageOf = async (overrides: Record<string, unknown>) =>
+      (await rejection(openDataset({ ...options, ...overrides } as DatasetOptions))).message;
+    expect(await messageOf({ objective: 'mlm' })).toContain(
+      "objective must be one of 'masked-lm', 'causal-lm', got mlm",
+    );
+    expect(await messageOf({ packing: 'docs' })).toContain(
+      "packing must be one of 'sentence-pairs', 'full-sentences' for objective 'masked-lm', got docs",
+    );
+    expect(await messageOf({ packing: undefined })).toContain('packing must be one of');
+    expect(await messageOf({ pairTask: 'nxp' })).toContain(
+      "pairTask must be one of 'nsp', 'sop', 'none' for packing 'sentence-pairs', got nxp",
+    );
+    expect(await messageOf({ maskProb: undefined })).toContain('maskProb must be in (0, 1), got undefined');
+    expect(await messageOf({ tokenizerKind: 'bpe' })).toContain(
+      "tokenizerKind must be one of 'wordpiece', 'roberta-bpe' for objective 'masked-lm', got bpe",
+    );
+    expect(await messageOf({ objective: 'causal-lm', tokenizerKind: 'wordpiece' })).toContain(
+      "tokenizerKind must be one of 'bpe' for objective 'causal-lm', got wordpiece",
+    );
+    expect(await messageOf({ seqLen: 4 })).toContain('seqLen must be an integer >= 5, got 4');
+    expect(await messageOf({ packing: 'full-sentences', seqLen: 2 })).toContain(
+      'seqLen must be an integer >= 3, got 2',
+    );
+  });
+
+  it('ignores the masked-LM options for a causal LM, as before', async () => {
+    const { dataset } = await openDataset({
+      ...options,
+      objective: 'causal-lm',
+      tokenizerKind: 'bpe',
+      vocabSize: 600,
+      packing: undefined,
+      pairTask: undefined,
+      maskProb: undefined,
+    });
+    expect(dataset.objective).toBe('causal-lm');
   });
 
   it('reports an empty eval split on use, not on open', async () => {

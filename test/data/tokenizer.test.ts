@@ -32,7 +32,7 @@ describe('WordPiece tokenizer', () => {
     const tokenizer = await loadOrTrainTokenizer({ kind: 'wordpiece', vocabSize: 512, corpus, corpusKey, cacheDir });
     expect(tokenizer.kind).toBe('wordpiece');
     expect(tokenizer.vocabSize).toBe(512);
-    expect(tokenizer.wordPieceSpecialIds()).toEqual({ pad: 0, unk: 1, cls: 2, sep: 3, mask: 4 });
+    expect(tokenizer.maskedLmSpecialIds()).toEqual({ pad: 0, unk: 1, cls: 2, sep: 3, mask: 4 });
     expect(tokenizer.idToToken(2)).toBe('[CLS]');
     expect([0, 1, 2, 3, 4].every((id) => tokenizer.isSpecialId(id))).toBe(true);
     expect(tokenizer.isSpecialId(5)).toBe(false);
@@ -45,8 +45,8 @@ describe('WordPiece tokenizer', () => {
     const tokenizer = await loadOrTrainTokenizer({ kind: 'wordpiece', vocabSize: 512, corpus, corpusKey, cacheDir });
     const text = 'Call me Ishmael. The whale, the sea and the ship!';
     const ids = await tokenizer.encode(text);
-    expect(ids).not.toContain(tokenizer.wordPieceSpecialIds().cls);
-    expect(ids).not.toContain(tokenizer.wordPieceSpecialIds().unk);
+    expect(ids).not.toContain(tokenizer.maskedLmSpecialIds().cls);
+    expect(ids).not.toContain(tokenizer.maskedLmSpecialIds().unk);
     expect(await tokenizer.decode(ids)).toBe(text.toLowerCase());
     expect(await tokenizer.encodeBatch([text, 'sea'])).toEqual([ids, await tokenizer.encode('sea')]);
   });
@@ -77,7 +77,8 @@ describe('byte-level BPE tokenizer', () => {
     expect(tokenizer.endOfTextId()).toBe(599);
     expect(tokenizer.idToToken(599)).toBe('<|endoftext|>');
     for (const symbol of byteLevelAlphabet()) expect(tokenizer.tokenToId(symbol)).not.toBeNull();
-    expect(() => tokenizer.wordPieceSpecialIds()).toThrow(DataError);
+    expect(() => tokenizer.maskedLmSpecialIds()).toThrow(DataError);
+    expect(() => tokenizer.maskedLmSpecialIds()).toThrow(/'wordpiece'.*'roberta-bpe'/);
   });
 
   it('round-trips any text exactly, including bytes never seen in training', async () => {
@@ -112,7 +113,7 @@ describe('loading a tokenizer.json', () => {
       path: file,
     });
     expect(loaded.hash).toBe(trained.hash);
-    expect(loaded.wordPieceSpecialIds()).toEqual(trained.wordPieceSpecialIds());
+    expect(loaded.maskedLmSpecialIds()).toEqual(trained.maskedLmSpecialIds());
     expect(await loaded.encode('the whale')).toEqual(await trained.encode('the whale'));
   });
 

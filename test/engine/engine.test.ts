@@ -7,29 +7,41 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { validateConfig } from '../../src/config/load';
+import type { ModelFamily } from '../../src/config/schema';
 import type { TrainBatch } from '../../src/data/batch';
-import { createEngine, engineOptions } from '../../src/engine/engine';
+import { createEngine, engineOptions, paramTableFor } from '../../src/engine/engine';
 import { loadNative } from '../../src/engine/native';
 
 // Read before anything loads the addon: the loader sets it when the user has not.
 const coreTypeFromEnvironment = process.env.OPENBLAS_CORETYPE;
 
-const tiny = (arch: 'bert' | 'gpt') =>
+const FAMILIES = ['bert', 'gpt', 'roberta', 'albert', 'electra'] as const;
+
+const tiny = (arch: ModelFamily) =>
   validateConfig({
-    model: { arch, layers: 2, hidden: 32, heads: 4, ffn: 64, vocab_size: 50, seq_len: 8 },
+    model: {
+      arch,
+      layers: 2,
+      hidden: 32,
+      heads: 4,
+      ffn: 64,
+      vocab_size: 50,
+      seq_len: 8,
+      ...(arch === 'albert' || arch === 'electra' ? { embedding_size: 16 } : {}),
+      ...(arch === 'electra' ? { generator: { hidden_fraction: 0.5, heads: 4 } } : {}),
+    },
     train: { steps: 1, micro_batch: 2, lr: 0.01 },
   });
 
 function gptBatch(tokens: number[]): TrainBatch {
   return {
-    arch: 'gpt',
     batchSize: 2,
     seqLen: 8,
     tokens: Int32Array.from(tokens),
     labels: new Int32Array(16).fill(1),
     segments: null,
     attentionMask: null,
-    nspLabels: null,
+    pairLabels: null,
   };
 }
 
@@ -83,15 +95,20 @@ describe('native errors are JS Errors with a code', () => {
 
   it('an impossible shape is refused at construction with ERR_CONFIG', () => {
     const addon = loadNative('cpu');
-    const opts = { ...engineOptions(tiny('bert')), heads: 5 };
-    expect(() => new addon.Engine(opts)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+    const opts = engineOptions(tiny('bert'));
+    opts.spec.stacks[0].heads = 5;
+    expect(() => new addon.Engine(opts)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringContaining('heads (5) must divide hidden') }),
+    );
+    expect(() => addon.paramTable(opts)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
   });
 });
 
 describe('parameter layout', () => {
-  it('is contiguous and names every tensor once', () => {
-    for (const arch of ['bert', 'gpt'] as const) {
+  it('is contiguous and names every tensor once; paramTable() without an engine is the same table', () => {
+    for (const arch of FAMILIES) {
       const table = createEngine(tiny(arch)).paramTable();
+      expect(paramTableFor(tiny(arch))).toEqual(table);
       let offset = 0;
       for (const p of table) {
         expect(p.offset).toBe(offset);
@@ -118,7 +135,7 @@ describe('parameter layout', () => {
 
   it('tensor-parallel shards initialise to the matching slices of the TP=1 weights', () => {
     const addon = loadNative('cpu');
-    for (const arch of ['gpt', 'bert'] as const) {
+    for (const arch of FAMILIES) {
       const config = tiny(arch);
       const whole = new addon.Engine(engineOptions(config));
       whole.initParams(9);

@@ -1,13 +1,16 @@
-// Golden tests: tiny BERT and GPT-2 with fixed weights against PyTorch (scripts/make_golden.py,
-// computed in float64). Logits, losses and every parameter gradient must match within 1e-4.
+// Golden tests: a tiny model of every family with fixed weights against an independent float64
+// PyTorch implementation (scripts/torch_models.py, scripts/make_golden.py). Logits, losses and every
+// parameter gradient must match within 1e-4 relative. ELECTRA's generator samples are fixed by the
+// fixture, so the reference needs no randomness.
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { readSafetensors, type AnyTensor } from '../../src/checkpoint';
 import { validateConfig } from '../../src/config/load';
+import type { ModelFamily } from '../../src/config/schema';
 import type { TrainBatch } from '../../src/data/batch';
 import { createEngine, joinFlat, splitFlat } from '../../src/engine/engine';
-import { importHuggingFaceDir, toHuggingFace } from '../../src/interop';
+import { importHuggingFace, toHuggingFace } from '../../src/interop';
 
 const fixtures = path.join(__dirname, '..', 'fixtures', 'golden');
 
@@ -21,79 +24,103 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
   return Math.sqrt(diff) / Math.max(Math.sqrt(ref), 1e-30);
 }
 
-async function loadFixture(arch: 'bert' | 'gpt') {
-  const dir = path.join(fixtures, arch);
-  const hf = await importHuggingFaceDir(dir);
+/** What each fixture names its pair labels, pair logits and prediction logits. */
+const NAMES: Record<ModelFamily, { pairLabels?: string; pairLogits?: string; logits: string; losses: string[] }> = {
+  bert: { pairLabels: 'next_sentence_label', pairLogits: 'nsp_logits', logits: 'logits', losses: ['mlm', 'nsp'] },
+  gpt: { logits: 'logits', losses: [] },
+  roberta: { logits: 'logits', losses: ['mlm'] },
+  albert: { pairLabels: 'sentence_order_label', pairLogits: 'sop_logits', logits: 'logits', losses: ['mlm', 'sop'] },
+  electra: { logits: 'generator_logits', losses: ['mlm', 'rtd'] },
+};
+
+async function loadFixture(family: ModelFamily) {
+  const dir = path.join(fixtures, family === 'gpt' ? 'gpt' : family);
+  const hf = await importHuggingFace(dir);
   const byName = (ts: AnyTensor[]) => new Map(ts.map((t) => [t.name, t]));
   const inputs = byName((await readSafetensors(path.join(dir, 'inputs.safetensors'))).tensors);
   const expected = byName((await readSafetensors(path.join(dir, 'expected.safetensors'))).tensors);
   const ids = inputs.get('input_ids')!;
   const [B, T] = ids.shape;
-  const m = hf.modelConfig;
   const config = validateConfig({
-    model: {
-      arch,
-      layers: m.layers,
-      hidden: m.hidden,
-      heads: m.heads,
-      ffn: m.ffn,
-      vocab_size: m.vocab_size,
-      seq_len: T,
-      max_positions: m.max_positions,
-      dropout: 0,
-    },
+    ...hf.config,
+    model: { ...hf.config.model, seq_len: T, dropout: 0, attention_dropout: 0 },
     train: { steps: 1, micro_batch: B, lr: 1 },
   });
   const engine = createEngine(config, { allPositions: true });
   const table = engine.paramTable();
   engine.setParams(joinFlat(table, new Map(hf.params.map((p) => [p.name, p]))));
   const int = (name: string) => Int32Array.from(inputs.get(name)!.data);
+  const names = NAMES[family];
+  const masked = family !== 'gpt';
   const batch: TrainBatch = {
-    arch,
     batchSize: B,
     seqLen: T,
     tokens: int('input_ids'),
     labels: int('labels'),
-    segments: arch === 'bert' ? int('token_type_ids') : null,
-    attentionMask: arch === 'bert' ? Uint8Array.from(inputs.get('attention_mask')!.data) : null,
-    nspLabels: arch === 'bert' ? int('next_sentence_label') : null,
+    segments: inputs.has('token_type_ids') ? int('token_type_ids') : null,
+    attentionMask: masked ? Uint8Array.from(inputs.get('attention_mask')!.data) : null,
+    pairLabels: names.pairLabels ? int(names.pairLabels) : null,
+    ...(inputs.has('generator_samples') ? { sampledTokens: int('generator_samples') } : {}),
   };
-  return { hf, engine, table, batch, expected, B, T, V: m.vocab_size };
+  return { config, engine, table, batch, expected, B, T, V: config.model.vocab_size, names };
 }
 
-describe.each(['bert', 'gpt'] as const)('%s matches PyTorch', (arch) => {
-  it('loss and every parameter gradient', async () => {
-    const { hf, engine, table, batch, expected } = await loadFixture(arch);
+describe.each(['bert', 'gpt', 'roberta', 'albert', 'electra'] as const)('%s matches PyTorch', (family) => {
+  it('loss, named losses and every parameter gradient', async () => {
+    const { config, engine, table, batch, expected, names } = await loadFixture(family);
     const metrics = await engine.forwardBackward([batch], { step: 0 });
     const scalar = (name: string) => expected.get(name)!.data[0];
     expect(Math.abs(metrics.loss - scalar('loss')) / scalar('loss')).toBeLessThan(1e-5);
-    if (arch === 'bert') {
-      expect(Math.abs(metrics.lmLoss - scalar('mlm_loss')) / scalar('mlm_loss')).toBeLessThan(1e-5);
-      expect(Math.abs(metrics.nspLoss - scalar('nsp_loss')) / scalar('nsp_loss')).toBeLessThan(1e-5);
+    expect(Object.keys(metrics.losses)).toEqual(family === 'gpt' ? ['lm'] : names.losses);
+    for (const loss of names.losses) {
+      const want = scalar(`${loss}_loss`);
+      expect(Math.abs(metrics.losses[loss] - want) / want, loss).toBeLessThan(1e-5);
     }
-    const grads = toHuggingFace(arch, splitFlat(table, engine.getGrads()), hf.modelConfig).tensors;
+    // Gradients in HF layout: the main model's under grad.<name>, a generator's own under
+    // grad.generator.<name> (the embeddings it shares with the main model are counted there).
+    const models = toHuggingFace(config, splitFlat(table, engine.getGrads()));
+    const got = new Map<string, AnyTensor>();
+    for (const m of models)
+      for (const t of m.tensors) {
+        const key = m.subdir === '' ? `grad.${t.name}` : `grad.${m.subdir}.${t.name}`;
+        if (m.subdir !== '' && t.name.startsWith('electra.embeddings.')) continue;
+        got.set(key, t);
+      }
     const gradNames = [...expected.keys()].filter((k) => k.startsWith('grad.'));
-    expect(grads.map((g) => `grad.${g.name}`).sort()).toEqual(gradNames.sort());
-    for (const g of grads) {
-      const want = expected.get(`grad.${g.name}`)!;
-      expect(g.shape, g.name).toEqual(want.shape);
+    expect([...got.keys()].sort()).toEqual(gradNames.sort());
+    for (const [name, g] of got) {
+      const want = expected.get(name)!;
+      expect(g.shape, name).toEqual(want.shape);
       // The key bias adds the same q·b to every score of a row, which softmax cancels: its gradient
       // is exactly 0 in theory, ~1e-17 in PyTorch's float64 and ~1e-9 in our float32. Compare it
       // absolutely; every other gradient relatively.
       const norm = Math.hypot(...want.data);
-      if (norm < 1e-6) expect(Math.hypot(...g.data), g.name).toBeLessThan(1e-6);
-      else expect(relativeError(g.data, want.data), g.name).toBeLessThan(1e-4);
+      if (norm < 1e-6) expect(Math.hypot(...g.data), name).toBeLessThan(1e-6);
+      else expect(relativeError(g.data, want.data), name).toBeLessThan(1e-4);
     }
   });
 
-  it('logits at every position', async () => {
-    const { engine, batch, expected, B, T, V } = await loadFixture(arch);
-    // Every position labelled, so the BERT head predicts all of them.
+  it('logits at every real position', async () => {
+    const { engine, batch, expected, B, T, V, names } = await loadFixture(family);
+    // Every position labelled, so a masked-LM head predicts all of them.
     const all = { ...batch, labels: new Int32Array(B * T).fill(0) };
     const out = await engine.logits(all);
     expect(Array.from(out.rows)).toEqual(Array.from({ length: B * T }, (_, i) => i));
     expect(out.logits.length).toBe(B * T * V);
-    expect(relativeError(out.logits, expected.get('logits')!.data)).toBeLessThan(1e-4);
-    if (arch === 'bert') expect(relativeError(out.nspLogits, expected.get('nsp_logits')!.data)).toBeLessThan(1e-4);
+    // Padding positions are compared too, except RoBERTa's: HF numbers their positions
+    // padding_idx, which no real token uses.
+    const real = (n: number) => family !== 'roberta' || batch.attentionMask![n] === 1;
+    const pick = (a: ArrayLike<number>, width: number) =>
+      Array.from({ length: B * T }, (_, n) => n)
+        .filter(real)
+        .flatMap((n) => Array.from({ length: width }, (_, v) => a[n * width + v]));
+    expect(relativeError(pick(out.logits, V), pick(expected.get(names.logits)!.data, V))).toBeLessThan(1e-4);
+    if (names.pairLogits)
+      expect(relativeError(out.classLogits, expected.get(names.pairLogits)!.data)).toBeLessThan(1e-4);
+    if (family === 'electra') {
+      // The discriminator reads the (fixed) samples of the labelled batch, not of `all`.
+      const labelled = await engine.logits(batch);
+      expect(relativeError(labelled.positionLogits, expected.get('rtd_logits')!.data)).toBeLessThan(1e-4);
+    }
   });
 });

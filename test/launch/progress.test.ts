@@ -9,8 +9,11 @@ const report = (step: number, loss: number, extra: Partial<StepReport> = {}): St
   step,
   totalSteps: 10,
   loss,
-  lmLoss: loss - 1,
-  nspLoss: 1,
+  losses: [
+    { name: 'mlm', value: loss - 1 },
+    { name: 'nsp', value: 1 },
+  ],
+  metrics: [],
   gradNorm: 2,
   lr: 1e-3,
   tokensPerS: 100,
@@ -28,7 +31,10 @@ describe('merged progress', () => {
     expect(merged).toMatchObject({
       step: 1,
       loss: 5,
-      lmLoss: 4,
+      losses: [
+        { name: 'mlm', value: 4 },
+        { name: 'nsp', value: 1 },
+      ],
       tokensPerS: 200,
       stepMs: 70,
       skipped: true,

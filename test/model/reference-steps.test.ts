@@ -54,18 +54,6 @@ const RUNS: Record<string, string[]> = {
   ],
 };
 
-// TEMPORARY (recording from the build before named losses): mlm_loss / nsp_loss / lm_loss fields.
-function legacyLosses(r: Record<string, unknown>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [field, name] of [
-    ['mlm_loss', 'mlm'],
-    ['nsp_loss', 'nsp'],
-    ['lm_loss', 'lm'],
-  ])
-    if (typeof r[field] === 'number') out[name] = r[field] as number;
-  return out;
-}
-
 /** The step records of a run's log, with its named losses in one object. */
 function readRun(runDir: string): Omit<RunNumbers, 'command'> {
   const records = fs
@@ -78,7 +66,7 @@ function readRun(runDir: string): Omit<RunNumbers, 'command'> {
     .map((r) => ({
       step: r.step as number,
       loss: r.loss as number,
-      losses: (r.losses as Record<string, number>) ?? legacyLosses(r),
+      losses: r.losses as Record<string, number>,
       grad_norm: r.grad_norm as number,
     }));
   const evals = records.filter((r) => r.event === 'eval');

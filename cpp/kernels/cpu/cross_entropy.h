@@ -3,7 +3,8 @@
 // materialised as a second [rows, V] tensor.
 #pragma once
 #include <algorithm>  // std::max
-#include <cmath>      // std::log
+#include <cmath>      // std::log, std::exp, std::log1p
+#include <cstdint>    // uint8_t
 #include <limits>     // std::numeric_limits
 
 #include "fast_math.h"  // fast_exp
@@ -142,6 +143,42 @@ CrossEntropyResult vocab_parallel_loss(T* logits, const int* labels, long rows, 
     count += 1;
   }
   return {loss_sum, count};
+}
+
+// Binary cross-entropy with logits (replaced-token detection) over the rows whose mask is set (null:
+// every row), labels 0/1. When grad_scale != 0, grad[r] = grad_scale·(σ(x) − y) (unmasked rows: 0).
+// Also counts what an accuracy needs: rows predicted right (x > 0 ⇔ 1), positives, and positives
+// predicted right.
+struct BinaryResult {
+  double loss_sum = 0;
+  long count = 0, correct = 0, positives = 0, true_positives = 0;
+};
+
+template <typename T>
+BinaryResult binary_cross_entropy(const T* logits, const uint8_t* labels, const uint8_t* mask, long rows,
+                                  T grad_scale, T* grad) {
+  double loss_sum = 0;
+  long count = 0, correct = 0, positives = 0, true_positives = 0;
+  const bool write_grad = grad_scale != T(0);
+#pragma omp parallel for schedule(static) reduction(+ : loss_sum, count, correct, positives, true_positives)
+  for (long r = 0; r < rows; r++) {
+    if (mask && !mask[r]) {
+      if (write_grad) grad[r] = 0;
+      continue;
+    }
+    const T x = logits[r];
+    const int y = labels[r] ? 1 : 0;
+    // −[y·log σ(x) + (1 − y)·log(1 − σ(x))] = max(x, 0) − x·y + log(1 + e^−|x|), stable for any x.
+    loss_sum += std::max(static_cast<double>(x), 0.0) - static_cast<double>(x) * y +
+                std::log1p(std::exp(-std::abs(static_cast<double>(x))));
+    if (write_grad) grad[r] = grad_scale * (T(1) / (T(1) + std::exp(-x)) - T(y));
+    const int predicted = x > T(0) ? 1 : 0;
+    count += 1;
+    correct += predicted == y;
+    positives += y;
+    true_positives += predicted == 1 && y == 1;
+  }
+  return {loss_sum, count, correct, positives, true_positives};
 }
 
 }  // namespace paratrain::cpu

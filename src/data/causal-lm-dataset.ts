@@ -1,21 +1,21 @@
-import type { TrainBatch } from './batch';
-import { StreamId } from './rng';
+import type { Split, TrainBatch } from './batch';
+import { SplitKey, StreamId } from './rng';
 import { EpochShuffle } from './sample-order';
 import type { TokenStore } from './token-store';
 
-export interface GptSampleOptions {
+export interface CausalLmOptions {
   seqLen: number;
   seed: number;
 }
 
 /**
- * Next-token samples: the split's documents are joined into one stream, each
+ * Next-token (GPT-style) samples: the split's documents are joined into one stream, each
  * followed by <|endoftext|>, and cut into consecutive windows of seqLen + 1
  * tokens (neighbouring windows share one token, so every stream token is a
  * target exactly once per epoch). Window order is a fresh permutation every
  * epoch, keyed by (seed, split, epoch).
  */
-export class GptWindowDataset {
+export class CausalLmWindowDataset {
   readonly samplesPerEpoch: number;
   private readonly stream: Int32Array;
   private readonly order: EpochShuffle;
@@ -24,11 +24,11 @@ export class GptWindowDataset {
     store: TokenStore,
     documents: readonly number[],
     endOfTextId: number,
-    private readonly options: GptSampleOptions,
-    splitTag: number,
+    private readonly options: CausalLmOptions,
+    private readonly split: Split,
   ) {
     if (!Number.isInteger(options.seqLen) || options.seqLen < 1) {
-      throw new RangeError(`GPT seqLen must be a positive integer, got ${options.seqLen}`);
+      throw new RangeError(`causal-LM seqLen must be a positive integer, got ${options.seqLen}`);
     }
     let streamLength = 0;
     for (const d of documents) streamLength += store.documentTokenEnd(d) - store.documentTokenStart(d) + 1;
@@ -46,7 +46,7 @@ export class GptWindowDataset {
         `this split has ${streamLength} tokens, fewer than the ${options.seqLen + 1} one window of seqLen + 1 needs`,
       );
     }
-    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.gptWindowOrder, splitTag);
+    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.causalWindowOrder, SplitKey[split]);
   }
 
   batch(firstSample: number, count: number): TrainBatch {
@@ -59,14 +59,15 @@ export class GptWindowDataset {
       labels.set(this.stream.subarray(windowStart + 1, windowStart + seqLen + 1), row * seqLen);
     }
     return {
-      arch: 'gpt',
       batchSize: count,
       seqLen,
       tokens,
       labels,
       segments: null,
       attentionMask: null,
-      nspLabels: null,
+      pairLabels: null,
+      firstSample,
+      split: this.split,
     };
   }
 }

@@ -11,15 +11,14 @@ afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
 const SEQ_LEN = 32;
 const options: DatasetOptions = {
-  arch: 'gpt',
+  objective: 'causal-lm',
+  tokenizerKind: 'bpe',
   corpus: 'bundled',
   cacheDir,
   vocabSize: 512,
   seqLen: SEQ_LEN,
   seed: 7,
   heldoutFraction: 0.1,
-  maskProb: 0.15,
-  pairTask: 'nsp',
   maxDocuments: 20,
 };
 
@@ -36,16 +35,19 @@ beforeAll(async () => {
 });
 
 describe('GPT window batches', () => {
-  it('have the TrainBatch shape with no BERT fields', () => {
+  it('have the TrainBatch shape with no masked-LM fields, and say where they come from', () => {
     const batch = dataset.batch('train', 0, 8);
     expect(batch).toMatchObject({
-      arch: 'gpt',
       batchSize: 8,
       seqLen: SEQ_LEN,
       segments: null,
       attentionMask: null,
-      nspLabels: null,
+      pairLabels: null,
+      firstSample: 0,
+      split: 'train',
     });
+    expect(dataset.batch('eval', 3, 2)).toMatchObject({ firstSample: 3, split: 'eval' });
+    expect(dataset.objective).toBe('causal-lm');
     expect(batch.tokens.length).toBe(8 * SEQ_LEN);
     expect(batch.labels.length).toBe(8 * SEQ_LEN);
     expect(tokenizer.vocabSize).toBeLessThanOrEqual(512);

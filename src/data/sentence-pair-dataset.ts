@@ -1,36 +1,30 @@
-import { IGNORE_INDEX, type TrainBatch } from './batch';
-import { RandomStream, StreamId } from './rng';
+import { IGNORE_INDEX, type Split, type TrainBatch } from './batch';
+import { maskTokens, type MaskedLmVocabulary, type MaskingOptions } from './masking';
+import { RandomStream, SplitKey, StreamId } from './rng';
 import { EpochShuffle } from './sample-order';
 import type { TokenStore } from './token-store';
-import type { WordPieceSpecialIds } from './tokenizer';
 
-export type PairTask = 'nsp' | 'sop';
+/**
+ * The sentence-pair task: 'nsp' (BERT): B is the true continuation or a random
+ * document's text; 'sop' (ALBERT): A and B in order or swapped; 'none'
+ * (ELECTRA): B is always the true continuation and there is no pair label.
+ */
+export type PairTask = 'nsp' | 'sop' | 'none';
 
-export interface BertSampleOptions {
+export interface SentencePairOptions extends MaskingOptions {
   seqLen: number;
   seed: number;
-  /** Probability that a real, non-special token is selected for prediction (BERT: 0.15). */
-  maskProb: number;
-  /** 'nsp': B is the true continuation or a random document's text; 'sop': A and B in order or swapped. */
   pairTask: PairTask;
-  /** Optional cap on predicted positions per sequence (Google's max_predictions_per_seq). */
-  maxPredictionsPerSeq?: number;
 }
 
-export interface BertVocabulary {
-  /** Ids are drawn from [0, size) when a selected token is replaced by a random one. */
-  size: number;
-  special: WordPieceSpecialIds;
-  isSpecialId(id: number): boolean;
-}
-
-/** The per-token and per-sequence arrays of a BERT batch, all present. */
-interface BertBatchArrays {
+/** The per-token and per-sequence arrays of a sentence-pair batch. */
+interface SentencePairArrays {
   tokens: Int32Array;
   labels: Int32Array;
   segments: Int32Array;
   attentionMask: Uint8Array;
-  nspLabels: Int32Array;
+  /** null for pair task 'none'. */
+  pairLabels: Int32Array | null;
 }
 
 /** Consecutive sentences [firstSentence, endSentence) of one document: the raw material of one sample. */
@@ -47,7 +41,8 @@ interface Span {
 }
 
 /**
- * Sentence-pair samples in the manner of Google's create_pretraining_data.py.
+ * Sentence-pair samples ([CLS] A [SEP] B [SEP], or <s> A </s> B </s> with a
+ * RoBERTa-style vocabulary) in the manner of Google's create_pretraining_data.py.
  *
  * The split's documents are cut once into "chunks": runs of consecutive
  * sentences that together reach the pair's token budget (seqLen - 3). One
@@ -57,7 +52,7 @@ interface Span {
  * so revisiting a chunk in a later epoch gives a fresh pair and mask
  * (dynamic masking), and any rank can build any sample on its own.
  */
-export class BertPairDataset {
+export class SentencePairDataset {
   readonly samplesPerEpoch: number;
   private readonly chunkFirstSentence: Uint32Array;
   private readonly chunkEndSentence: Uint32Array;
@@ -66,16 +61,17 @@ export class BertPairDataset {
   private readonly randomSourceDocuments: Uint32Array;
   private readonly order: EpochShuffle;
   private readonly pairBudget: number;
+  private readonly splitKey: number;
 
   constructor(
     private readonly store: TokenStore,
     documents: readonly number[],
-    private readonly vocabulary: BertVocabulary,
-    private readonly options: BertSampleOptions,
-    private readonly splitTag: number,
+    private readonly vocabulary: MaskedLmVocabulary,
+    private readonly options: SentencePairOptions,
+    private readonly split: Split,
   ) {
     if (!Number.isInteger(options.seqLen) || options.seqLen < 5) {
-      throw new RangeError(`BERT seqLen must be at least 5 ([CLS] A [SEP] B [SEP]), got ${options.seqLen}`);
+      throw new RangeError(`sentence-pair seqLen must be at least 5 ([CLS] A [SEP] B [SEP]), got ${options.seqLen}`);
     }
     if (!(options.maskProb > 0 && options.maskProb < 1)) {
       throw new RangeError(`maskProb must be in (0, 1), got ${options.maskProb}`);
@@ -92,20 +88,21 @@ export class BertPairDataset {
     if (this.samplesPerEpoch === 0) {
       throw new RangeError('no document in this split has the two tokens a sentence pair needs');
     }
-    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.bertSampleOrder, splitTag);
+    this.splitKey = SplitKey[split];
+    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.sentencePairOrder, this.splitKey);
   }
 
   batch(firstSample: number, count: number): TrainBatch {
     const { seqLen } = this.options;
-    const arrays: BertBatchArrays = {
+    const arrays: SentencePairArrays = {
       tokens: new Int32Array(count * seqLen).fill(this.vocabulary.special.pad),
       labels: new Int32Array(count * seqLen).fill(IGNORE_INDEX),
       segments: new Int32Array(count * seqLen),
       attentionMask: new Uint8Array(count * seqLen),
-      nspLabels: new Int32Array(count),
+      pairLabels: this.options.pairTask === 'none' ? null : new Int32Array(count),
     };
     for (let row = 0; row < count; row++) this.writeSample(arrays, row, firstSample + row);
-    return { arch: 'bert', batchSize: count, seqLen, ...arrays };
+    return { batchSize: count, seqLen, ...arrays, firstSample, split: this.split };
   }
 
   /**
@@ -129,14 +126,14 @@ export class BertPairDataset {
     return chunks;
   }
 
-  private writeSample(arrays: BertBatchArrays, row: number, sampleIndex: number): void {
+  private writeSample(arrays: SentencePairArrays, row: number, sampleIndex: number): void {
     const { seed, seqLen } = this.options;
     const chunk = this.order.itemForSample(sampleIndex);
-    const pairing = new RandomStream(seed, StreamId.bertPairing, this.splitTag, sampleIndex);
+    const pairing = new RandomStream(seed, StreamId.sentencePairing, this.splitKey, sampleIndex);
     const { segmentA, segmentB, isNotNext } = this.choosePair(chunk, pairing);
     this.truncatePair(segmentA, segmentB, pairing);
 
-    const { tokens, segments, attentionMask, nspLabels } = arrays;
+    const { tokens, labels, segments, attentionMask, pairLabels } = arrays;
     const { cls, sep } = this.vocabulary.special;
     const rowStart = row * seqLen;
     const lengthA = segmentA.end - segmentA.start;
@@ -150,10 +147,14 @@ export class BertPairDataset {
     tokens[rowStart + realLength - 1] = sep;
     segments.fill(1, rowStart + lengthA + 2, rowStart + realLength);
     attentionMask.fill(1, rowStart, rowStart + realLength);
-    nspLabels[row] = isNotNext ? 1 : 0;
+    if (pairLabels) pairLabels[row] = isNotNext ? 1 : 0;
 
-    const masking = new RandomStream(seed, StreamId.bertMasking, this.splitTag, sampleIndex);
-    this.maskTokens(arrays, rowStart, lengthA, lengthB, masking);
+    // Candidates: A's and B's positions, in order (the draw order depends on it).
+    const candidates: number[] = [];
+    for (let i = 1; i <= lengthA; i++) candidates.push(rowStart + i);
+    for (let i = lengthA + 2; i <= lengthA + 1 + lengthB; i++) candidates.push(rowStart + i);
+    const masking = new RandomStream(seed, StreamId.sentencePairMasking, this.splitKey, sampleIndex);
+    maskTokens(tokens, labels, candidates, this.vocabulary, this.options, masking);
   }
 
   private choosePair(chunk: number, random: RandomStream): { segmentA: Span; segmentB: Span; isNotNext: boolean } {
@@ -170,6 +171,8 @@ export class BertPairDataset {
         : chunkStart + 1 + random.nextInt(chunkEnd - chunkStart - 1);
     const segmentA: Span = { start: chunkStart, end: cut };
     const actualNext: Span = { start: cut, end: chunkEnd };
+    // No pair task: nothing to flip, so no draw either.
+    if (this.options.pairTask === 'none') return { segmentA, segmentB: actualNext, isNotNext: false };
     const flip = random.nextFloat() < 0.5;
 
     if (this.options.pairTask === 'sop') {
@@ -217,59 +220,6 @@ export class BertPairDataset {
       const longer = segmentA.end - segmentA.start > segmentB.end - segmentB.start ? segmentA : segmentB;
       if (random.nextFloat() < 0.5) longer.start++;
       else longer.end--;
-    }
-  }
-
-  /**
-   * Selects each real, non-special token with probability maskProb (at least
-   * one per sequence, at most maxPredictionsPerSeq), then replaces 80% of the
-   * selected by [MASK], 10% by a random non-special id, and keeps 10%.
-   */
-  private maskTokens(
-    { tokens, labels }: BertBatchArrays,
-    rowStart: number,
-    lengthA: number,
-    lengthB: number,
-    random: RandomStream,
-  ): void {
-    const { maskProb, maxPredictionsPerSeq } = this.options;
-    const { vocabulary } = this;
-    const candidates: number[] = [];
-    for (let i = 1; i <= lengthA; i++) candidates.push(rowStart + i);
-    for (let i = lengthA + 2; i <= lengthA + 1 + lengthB; i++) candidates.push(rowStart + i);
-
-    let selected: Array<{ position: number; draw: number }> = [];
-    const eligible = candidates.filter((position) => !vocabulary.isSpecialId(tokens[position]));
-    for (const position of eligible) {
-      const draw = random.nextFloat();
-      if (draw < maskProb) selected.push({ position, draw });
-    }
-    if (selected.length === 0 && eligible.length > 0) {
-      selected.push({ position: eligible[random.nextInt(eligible.length)], draw: 0 });
-    }
-    if (maxPredictionsPerSeq !== undefined && selected.length > maxPredictionsPerSeq) {
-      // The smallest draws form a uniformly random subset of the selected ones.
-      selected = selected
-        .sort((a, b) => a.draw - b.draw)
-        .slice(0, maxPredictionsPerSeq)
-        .sort((a, b) => a.position - b.position);
-    }
-
-    for (const { position } of selected) {
-      labels[position] = tokens[position];
-      const action = random.nextFloat();
-      if (action < 0.8) {
-        tokens[position] = vocabulary.special.mask;
-      } else if (action < 0.9) {
-        tokens[position] = this.randomRegularToken(random);
-      }
-    }
-  }
-
-  private randomRegularToken(random: RandomStream): number {
-    for (;;) {
-      const id = random.nextInt(this.vocabulary.size);
-      if (!this.vocabulary.isSpecialId(id)) return id;
     }
   }
 }

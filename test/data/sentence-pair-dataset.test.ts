@@ -5,14 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IGNORE_INDEX, type TrainBatch } from '../../src/data/batch';
 import { loadCorpus } from '../../src/data/corpus';
 import { openDataset, type Dataset, type DatasetOptions } from '../../src/data/dataset';
-import type { TextTokenizer, WordPieceSpecialIds } from '../../src/data/tokenizer';
+import type { MaskedLmSpecialIds, TextTokenizer } from '../../src/data/tokenizer';
 
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-bert-'));
 afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
 const SEQ_LEN = 64;
 const options: DatasetOptions = {
-  arch: 'bert',
+  objective: 'masked-lm',
+  packing: 'sentence-pairs',
+  pairTask: 'nsp',
+  tokenizerKind: 'wordpiece',
   corpus: 'bundled',
   cacheDir,
   vocabSize: 512,
@@ -20,17 +23,16 @@ const options: DatasetOptions = {
   seed: 1234,
   heldoutFraction: 0.1,
   maskProb: 0.15,
-  pairTask: 'nsp',
   maxDocuments: 20,
 };
 
 let dataset: Dataset;
 let tokenizer: TextTokenizer;
-let special: WordPieceSpecialIds;
+let special: MaskedLmSpecialIds;
 let big: TrainBatch;
 beforeAll(async () => {
   ({ dataset, tokenizer } = await openDataset(options));
-  special = tokenizer.wordPieceSpecialIds();
+  special = tokenizer.maskedLmSpecialIds();
   big = dataset.batch('train', 0, 2000);
 });
 
@@ -39,7 +41,8 @@ interface Row {
   labels: Int32Array;
   segments: Int32Array;
   attentionMask: Uint8Array;
-  nspLabel: number;
+  /** The NSP/SOP label, or null without a pair task. */
+  pairLabel: number | null;
 }
 
 function row(batch: TrainBatch, index: number): Row {
@@ -49,7 +52,7 @@ function row(batch: TrainBatch, index: number): Row {
     labels: span(batch.labels) as Int32Array,
     segments: span(batch.segments!) as Int32Array,
     attentionMask: span(batch.attentionMask!) as Uint8Array,
-    nspLabel: batch.nspLabels![index],
+    pairLabel: batch.pairLabels ? batch.pairLabels[index] : null,
   };
 }
 
@@ -61,15 +64,18 @@ function originalSegments({ tokens, labels }: Row): { a: number[]; b: number[] }
 }
 
 describe('BERT sentence-pair batches', () => {
-  it('have the TrainBatch shape', () => {
-    expect(big.arch).toBe('bert');
+  it('have the TrainBatch shape, and say where they come from', () => {
+    expect(big.firstSample).toBe(0);
+    expect(big.split).toBe('train');
+    expect(dataset.batch('eval', 7, 3)).toMatchObject({ firstSample: 7, split: 'eval', batchSize: 3 });
+    expect(dataset.objective).toBe('masked-lm');
     expect(big.batchSize).toBe(2000);
     expect(big.seqLen).toBe(SEQ_LEN);
     expect(big.tokens.length).toBe(2000 * SEQ_LEN);
     expect(big.labels.length).toBe(2000 * SEQ_LEN);
     expect(big.segments?.length).toBe(2000 * SEQ_LEN);
     expect(big.attentionMask?.length).toBe(2000 * SEQ_LEN);
-    expect(big.nspLabels?.length).toBe(2000);
+    expect(big.pairLabels?.length).toBe(2000);
   });
 
   it('lay out [CLS] A [SEP] B [SEP] [PAD]... with matching segments and attention mask', () => {
@@ -91,7 +97,7 @@ describe('BERT sentence-pair batches', () => {
       expect(Array.from(r.labels.subarray(realLength)).every((label) => label === IGNORE_INDEX)).toBe(true);
       expect(r.labels[seps[0]]).toBe(IGNORE_INDEX);
       expect(r.labels[seps[1]]).toBe(IGNORE_INDEX);
-      expect([0, 1]).toContain(r.nspLabel);
+      expect([0, 1]).toContain(r.pairLabel);
     }
   });
 
@@ -137,7 +143,7 @@ describe('BERT sentence-pair batches', () => {
   });
 
   it('label about half of the pairs as random next (NSP)', () => {
-    const positives = big.nspLabels!.reduce((sum, label) => sum + (label === 0 ? 1 : 0), 0);
+    const positives = big.pairLabels!.reduce((sum, label) => sum + (label === 0 ? 1 : 0), 0);
     expect(Math.abs(positives / big.batchSize - 0.5)).toBeLessThan(0.04);
   });
 
@@ -157,7 +163,7 @@ describe('BERT sentence-pair batches', () => {
         const homeOfB = documents.findIndex((tokens) => indexOfSubarray(tokens, b) >= 0);
         expect(homeOfA).toBeGreaterThanOrEqual(0);
         expect(homeOfB).toBeGreaterThanOrEqual(0);
-        if (r.nspLabel === 0) {
+        if (r.pairLabel === 0) {
           // Truncation may trim A's end and B's start, so B need not follow A immediately.
           const endOfA = indexOfSubarray(documents[homeOfA], a) + a.length;
           expect(indexOfSubarray(documents[homeOfA], b, endOfA)).toBeGreaterThanOrEqual(endOfA);
@@ -199,7 +205,7 @@ describe('BERT determinism', () => {
     const secondHalf = dataset.batch('train', 304, 4);
     expect(Array.from(whole.tokens)).toEqual([...firstHalf.tokens, ...secondHalf.tokens]);
     expect(Array.from(whole.labels)).toEqual([...firstHalf.labels, ...secondHalf.labels]);
-    expect(Array.from(whole.nspLabels!)).toEqual([...firstHalf.nspLabels!, ...secondHalf.nspLabels!]);
+    expect(Array.from(whole.pairLabels!)).toEqual([...firstHalf.pairLabels!, ...secondHalf.pairLabels!]);
   });
 
   it('caps predictions per sequence when maxPredictionsPerSeq is set', async () => {
@@ -245,13 +251,69 @@ describe('dynamic masking and SOP', () => {
       const r = row(batch, i);
       const { a, b } = originalSegments(r);
       // SOP: label 0 = A then B as in the text; label 1 = the same two segments swapped.
-      expect(r.nspLabel === 0 ? [...a, ...b] : [...b, ...a]).toEqual(text);
-      swapped += r.nspLabel;
+      expect(r.pairLabel === 0 ? [...a, ...b] : [...b, ...a]).toEqual(text);
+      swapped += r.pairLabel!;
       maskSignatures.add(Array.from(r.labels, (label) => (label === IGNORE_INDEX ? '.' : 'x')).join(''));
     }
     expect(maskSignatures.size).toBeGreaterThan(190);
     expect(swapped).toBeGreaterThan(70);
     expect(swapped).toBeLessThan(130);
+  });
+});
+
+describe('pair task none (ELECTRA)', () => {
+  it('lays out [CLS] A [SEP] B [SEP] with B always the true continuation, and no pair labels', async () => {
+    const none = await openDataset({ ...options, pairTask: 'none' });
+    expect(none.dataset.samplesPerEpoch('train')).toBe(dataset.samplesPerEpoch('train'));
+    const batch = none.dataset.batch('train', 0, 300);
+    expect(batch.pairLabels).toBeNull();
+    expect(batch).toMatchObject({ firstSample: 0, split: 'train', batchSize: 300 });
+    const ids = new Set(none.dataset.documentIds('train'));
+    const texts = loadCorpus('bundled', { maxDocuments: 20 }).filter((doc) => ids.has(doc.id));
+    const documents = await Promise.all(texts.map((doc) => none.tokenizer.encode(doc.text)));
+    let predicted = 0;
+    for (let i = 0; i < batch.batchSize; i++) {
+      const r = row(batch, i);
+      expect(r.tokens[0]).toBe(special.cls);
+      const realLength = r.attentionMask.reduce((sum, bit) => sum + bit, 0);
+      expect(r.tokens[realLength - 1]).toBe(special.sep);
+      const { a, b } = originalSegments(r);
+      expect(a.length).toBeGreaterThan(0);
+      expect(b.length).toBeGreaterThan(0);
+      expect(Array.from(r.segments.subarray(a.length + 2, realLength)).every((segment) => segment === 1)).toBe(true);
+      const home = documents.findIndex((tokens) => indexOfSubarray(tokens, a) >= 0);
+      expect(home).toBeGreaterThanOrEqual(0);
+      const endOfA = indexOfSubarray(documents[home], a) + a.length;
+      expect(indexOfSubarray(documents[home], b, endOfA)).toBeGreaterThanOrEqual(endOfA);
+      predicted += r.labels.filter((label) => label !== IGNORE_INDEX).length;
+    }
+    expect(predicted).toBeGreaterThan(batch.batchSize);
+  });
+
+  it('re-cuts and re-masks a revisited chunk, A then B always in text order', async () => {
+    const corpusDir = path.join(cacheDir, 'tiny-corpus-none');
+    fs.mkdirSync(corpusDir, { recursive: true });
+    const story = 'The whale rose from the sea. The ship turned to meet it. The crew stood at the rail.';
+    fs.writeFileSync(path.join(corpusDir, 'a.txt'), story);
+    fs.writeFileSync(path.join(corpusDir, 'b.txt'), 'The sea was calm. The sky was clear.');
+    const tiny = await openDataset({
+      ...options,
+      corpus: corpusDir,
+      heldoutFraction: 0.5,
+      pairTask: 'none',
+      maxDocuments: undefined,
+    });
+    const batch = tiny.dataset.batch('train', 0, 100);
+    const text = await tiny.tokenizer.encode(story);
+    const cuts = new Set<number>();
+    for (let i = 0; i < batch.batchSize; i++) {
+      const { a, b } = originalSegments(row(batch, i));
+      expect([...a, ...b]).toEqual(text);
+      cuts.add(a.length);
+    }
+    expect(cuts.size).toBeGreaterThan(1);
+    const again = tiny.dataset.batch('train', 40, 10);
+    expect(Array.from(again.tokens)).toEqual(Array.from(batch.tokens.subarray(40 * SEQ_LEN, 50 * SEQ_LEN)));
   });
 });
 

@@ -1,0 +1,25 @@
+// head.cpp — the one place that maps a head kind to its part.
+#include "head.h"
+
+#include "causal_lm.h"       // CausalLmHead
+#include "masked_lm.h"       // MaskedLmHead
+#include "replaced_token.h"  // ReplacedTokenHead
+#include "sentence_pair.h"   // SentencePairHead
+
+namespace paratrain {
+
+std::unique_ptr<Head> make_head(const ModelSpec& spec, int index, const Embeddings& embeddings, ParamLayout& layout) {
+  switch (spec.heads[static_cast<size_t>(index)].kind) {
+    case HeadKind::MaskedLm:
+      return std::make_unique<MaskedLmHead>(spec, index, embeddings, layout);
+    case HeadKind::SentencePair:
+      return std::make_unique<SentencePairHead>(spec, index, layout);
+    case HeadKind::CausalLm:
+      return std::make_unique<CausalLmHead>(spec, index, embeddings);
+    case HeadKind::ReplacedToken:
+      return std::make_unique<ReplacedTokenHead>(spec, index, layout);
+  }
+  throw Error("ERR_CONFIG", "unknown head kind");
+}
+
+}  // namespace paratrain
