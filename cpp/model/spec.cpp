@@ -5,6 +5,15 @@
 
 namespace paratrain {
 
+HeadKind head_kind_named(const std::string& name) {
+  if (name == "masked-lm") return HeadKind::MaskedLm;
+  if (name == "sentence-pair") return HeadKind::SentencePair;
+  if (name == "causal-lm") return HeadKind::CausalLm;
+  if (name == "replaced-token") return HeadKind::ReplacedToken;
+  throw Error("ERR_CONFIG",
+              "head kind '" + name + "' is not one of masked-lm, sentence-pair, causal-lm, replaced-token");
+}
+
 static std::string stack_name(const StackSpec& s, size_t i) {
   return s.prefix.empty() ? "stack " + std::to_string(i) : "stack '" + s.prefix.substr(0, s.prefix.size() - 1) + "'";
 }

@@ -11,6 +11,8 @@ namespace paratrain {
 
 enum class NormPlacement { Post, Pre };  // BERT: LayerNorm after each residual sum; GPT-2: before each sublayer
 enum class HeadKind { MaskedLm, SentencePair, CausalLm, ReplacedToken };
+// "masked-lm", "sentence-pair", "causal-lm", "replaced-token" (the names specs use); throws ERR_CONFIG.
+HeadKind head_kind_named(const std::string& name);
 
 // Word, position and (optional) segment embeddings, summed, optionally normalised; shared by every
 // stack of the model (ELECTRA's generator and discriminator embed with the same weights).

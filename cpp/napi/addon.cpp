@@ -107,14 +107,7 @@ ModelSpec parse_spec(const Napi::Object& o) {
     if (!v.IsObject()) throw Error("ERR_CONFIG", "spec.heads[" + std::to_string(i) + "] must be an object");
     const Napi::Object ho = v.As<Napi::Object>();
     HeadSpec h;
-    const std::string kind = get_str(ho, "kind", "");
-    if (kind == "masked-lm") h.kind = HeadKind::MaskedLm;
-    else if (kind == "sentence-pair") h.kind = HeadKind::SentencePair;
-    else if (kind == "causal-lm") h.kind = HeadKind::CausalLm;
-    else if (kind == "replaced-token") h.kind = HeadKind::ReplacedToken;
-    else
-      throw Error("ERR_CONFIG", "spec.heads[" + std::to_string(i) + "].kind '" + kind +
-                                    "' is not one of masked-lm, sentence-pair, causal-lm, replaced-token");
+    h.kind = head_kind_named(get_str(ho, "kind", ""));
     h.stack = get_int(ho, "stack", 0);
     h.prefix = get_str(ho, "prefix", "");
     h.loss = get_str(ho, "loss", "");

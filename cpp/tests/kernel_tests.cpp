@@ -18,6 +18,7 @@
 #include "../kernels/cpu/layernorm.h"
 #include "../kernels/cpu/linear.h"
 #include "../kernels/cpu/rows.h"
+#include "../kernels/cpu/sampling.h"
 
 using namespace paratrain;
 using namespace paratrain::cpu;
@@ -137,6 +138,77 @@ static void test_cross_entropy() {
   std::printf("%s %-40s count=%ld\n", r.count == 4 ? "PASS" : "FAIL", "cross_entropy ignore count", r.count);
 }
 
+static void test_binary_cross_entropy() {
+  const int rows = 9;
+  Vec logits = randn(rows, 3.0);
+  const std::vector<uint8_t> labels = {1, 0, 0, 1, 1, 0, 1, 0, 0};
+  const std::vector<uint8_t> mask = {1, 1, 0, 1, 1, 1, 0, 1, 1};  // 7 counted rows
+  auto loss = [&] {
+    auto r = binary_cross_entropy(logits.data(), labels.data(), mask.data(), rows, 0.0, static_cast<double*>(nullptr));
+    return r.loss_sum / r.count;  // mean over counted rows, as the model uses it
+  };
+  Vec grad(rows, -1.0);
+  const auto r = binary_cross_entropy(logits.data(), labels.data(), mask.data(), rows, 1.0 / 7, grad.data());
+  check("binary_cross_entropy d_logits (mask)", logits, grad, loss);
+  // The value against −[y·log σ(x) + (1−y)·log(1−σ(x))] written out, and the counts.
+  double want = 0;
+  long correct = 0, positives = 0, hits = 0;
+  for (int i = 0; i < rows; i++) {
+    if (!mask[i]) continue;
+    const double p = 1 / (1 + std::exp(-logits[i]));
+    want -= labels[i] ? std::log(p) : std::log(1 - p);
+    correct += (logits[i] > 0) == (labels[i] == 1);
+    positives += labels[i];
+    hits += logits[i] > 0 && labels[i];
+  }
+  const bool ok = std::fabs(r.loss_sum - want) < 1e-12 * std::max(1.0, want) && r.count == 7 && r.correct == correct &&
+                  r.positives == positives && r.true_positives == hits && grad[2] == 0 && grad[6] == 0;
+  (ok ? passed : failed)++;
+  std::printf("%s %-40s loss_err=%.2e count=%ld\n", ok ? "PASS" : "FAIL", "binary_cross_entropy value, counts", std::fabs(r.loss_sum - want), r.count);
+}
+
+// Gumbel-max draws follow softmax(logits), and a vocabulary split in two shards picks exactly the
+// token the whole row picks (what makes ELECTRA's sampling layout-invariant).
+static void test_gumbel_sampling() {
+  const int V = 7, draws = 200000;
+  const Vec logits = {0.5, -1.0, 2.0, 0.0, 1.0, -0.5, 0.25};
+  std::vector<uint64_t> keys(draws), offsets(draws, 0);
+  for (int d = 0; d < draws; d++) keys[d] = rng_key(99, static_cast<uint64_t>(d), 2);
+  Vec rows(static_cast<size_t>(draws) * V);
+  for (int d = 0; d < draws; d++)
+    for (int v = 0; v < V; v++) rows[static_cast<size_t>(d) * V + v] = logits[v];
+  Vec best(draws);
+  std::vector<int> index(draws);
+  gumbel_argmax_rows(rows.data(), draws, V, V, 0, keys.data(), offsets.data(), best.data(), index.data());
+  Vec freq(V, 0.0);
+  for (int i : index) freq[i] += 1.0 / draws;
+  double z = 0;
+  for (double x : logits) z += std::exp(x);
+  double worst = 0;  // in standard errors of a binomial proportion
+  for (int v = 0; v < V; v++) {
+    const double p = std::exp(logits[v]) / z;
+    worst = std::max(worst, std::fabs(freq[v] - p) / std::sqrt(p * (1 - p) / draws));
+  }
+  bool ok = worst < 5;
+  std::printf("%s %-40s worst=%.2f sigma\n", ok ? "PASS" : "FAIL", "gumbel sampling follows softmax", worst);
+  (ok ? passed : failed)++;
+  // Shards [0,4) and [4,7): the larger perturbed logit of the two is the whole row's choice.
+  Vec b0(draws), b1(draws);
+  std::vector<int> i0(draws), i1(draws);
+  Vec lo(static_cast<size_t>(draws) * 4), hi(static_cast<size_t>(draws) * 3);
+  for (int d = 0; d < draws; d++) {
+    for (int v = 0; v < 4; v++) lo[static_cast<size_t>(d) * 4 + v] = logits[v];
+    for (int v = 0; v < 3; v++) hi[static_cast<size_t>(d) * 3 + v] = logits[4 + v];
+  }
+  gumbel_argmax_rows(lo.data(), draws, 4, 4, 0, keys.data(), offsets.data(), b0.data(), i0.data());
+  gumbel_argmax_rows(hi.data(), draws, 3, 3, 4, keys.data(), offsets.data(), b1.data(), i1.data());
+  long mismatches = 0;
+  for (int d = 0; d < draws; d++) mismatches += (b1[d] > b0[d] ? i1[d] : i0[d]) != index[d];
+  ok = mismatches == 0;
+  std::printf("%s %-40s mismatches=%ld\n", ok ? "PASS" : "FAIL", "gumbel sampling over two shards", mismatches);
+  (ok ? passed : failed)++;
+}
+
 static void test_embedding() {
   const int B = 2, T = 4, H = 5, V = 7;
   std::vector<int> tokens = {1, 3, 3, 6, 0, 1, 1, 2}, segments = {0, 0, 1, 1, 0, 1, 1, 1};
@@ -226,10 +298,17 @@ static void test_fast_math() {
     erf_abs = std::max(erf_abs, std::fabs(fast_erf(y) - std::erf(double(y))));
     tanh_abs = std::max(tanh_abs, std::fabs(fast_tanh(y) - std::tanh(double(y))));
   }
-  const bool ok = exp_rel < 5e-7 && erf_abs < 1e-6 && tanh_abs < 5e-7;
+  // ln over the range Gumbel noise takes it (the 24-bit uniforms and their logarithms), and beyond.
+  double log_err = 0;
+  for (int i = 0; i < 252000; i++) {  // every binade of the normal floats, 1000 points each
+    const float x = std::ldexp(1.0f + static_cast<float>(i % 1000) / 1000.0f, i / 1000 - 126);
+    const double ref = std::log(double(x));
+    log_err = std::max(log_err, std::fabs(fast_log(x) - ref) / std::max(std::fabs(ref), 1.0));
+  }
+  const bool ok = exp_rel < 5e-7 && erf_abs < 1e-6 && tanh_abs < 5e-7 && log_err < 3e-7;
   (ok ? passed : failed)++;
-  std::printf("%s %-40s exp_rel=%.2e erf_abs=%.2e tanh_abs=%.2e\n", ok ? "PASS" : "FAIL", "fast exp/erf/tanh (float)",
-              exp_rel, erf_abs, tanh_abs);
+  std::printf("%s %-40s exp_rel=%.2e erf_abs=%.2e tanh_abs=%.2e log=%.2e\n", ok ? "PASS" : "FAIL",
+              "fast exp/erf/tanh/log (float)", exp_rel, erf_abs, tanh_abs, log_err);
 }
 
 int main() {
@@ -244,6 +323,8 @@ int main() {
   test_attention(true, false, 0.0f, "attention causal d_qkv");
   test_attention(false, true, 0.25f, "attention padding + dropout d_qkv");
   test_cross_entropy();
+  test_binary_cross_entropy();
+  test_gumbel_sampling();
   test_embedding();
   test_dropout();
   test_tanh_and_rows();

@@ -6,6 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import type { ModelFamily } from '../../src/config/schema';
+
 import { readSafetensors } from '../../src/checkpoint';
 
 const root = path.join(__dirname, '..', '..');
@@ -20,9 +22,10 @@ function paratrain(args: string[], cwd = root) {
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-const tiny = (arch: 'bert' | 'gpt', dir: string, steps = 3) => [
+const tiny = (arch: ModelFamily, dir: string, steps = 3) => [
   '--config',
-  arch === 'bert' ? 'bert-mini' : 'gpt-mini',
+  `${arch}-mini`,
+  ...(arch === 'albert' || arch === 'electra' ? ['--set', 'model.embedding_size=16'] : []),
   '--set',
   'model.layers=1',
   '--set',
@@ -356,5 +359,85 @@ describe('a trained checkpoint: export, import, fill-mask, generate', () => {
     ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[ERR_CHECKPOINT_MISMATCH]');
+  });
+});
+
+describe.each(['roberta', 'albert', 'electra'] as const)('%s through the CLI', (arch) => {
+  it('trains, exports as its Hugging Face class(es) with a tokenizer, imports back exactly, and fills masks', async () => {
+    const run = tmp();
+    const r = paratrain(['train', ...tiny(arch, run)]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = path.join(tmp(), 'hf');
+    const e = paratrain(['export', '--checkpoint', path.join(run, 'checkpoints'), '--out', out]);
+    expect(e.code, e.stderr).toBe(0);
+    const dirs = arch === 'electra' ? [out, path.join(out, 'generator')] : [out];
+    const classes = {
+      roberta: ['RobertaForMaskedLM'],
+      albert: ['AlbertForPreTraining'],
+      electra: ['ElectraForPreTraining', 'ElectraForMaskedLM'],
+    }[arch];
+    dirs.forEach((dir, i) => {
+      expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).architectures).toEqual([classes[i]]);
+      expect(fs.existsSync(path.join(dir, 'tokenizer.json'))).toBe(true);
+    });
+    const mask = arch === 'roberta' ? '<mask>' : '[MASK]';
+    if (arch === 'roberta') {
+      // A byte-level BPE tokenizer with RoBERTa's special tokens, and the matching config ids.
+      const tok = JSON.parse(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'));
+      expect(tok.model.type).toBe('BPE');
+      expect(tok.added_tokens.map((t: { content: string }) => t.content)).toEqual([
+        '<s>',
+        '<pad>',
+        '</s>',
+        '<unk>',
+        '<mask>',
+      ]);
+      const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+      expect(config).toMatchObject({ pad_token_id: 1, bos_token_id: 0, eos_token_id: 2, max_position_embeddings: 514 });
+    }
+    const back = path.join(tmp(), 'imported');
+    const imp = paratrain(['import', '--from', out, '--out', back]);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect(JSON.parse(imp.stdout)).toMatchObject({ arch, warnings: [] });
+    const a = await readSafetensors(path.join(run, 'checkpoints', 'step-0000003', 'model-tp00-dp00.safetensors'));
+    const b = await readSafetensors(path.join(back, 'step-0000000', 'model-tp00-dp00.safetensors'));
+    const asMap = (ts: typeof a.tensors) => new Map(ts.map((t) => [t.name, Array.from(t.data)]));
+    expect(asMap(b.tensors)).toEqual(asMap(a.tensors));
+    for (const checkpoint of [path.join(run, 'checkpoints'), back]) {
+      const f = paratrain([
+        'fill-mask',
+        '--checkpoint',
+        checkpoint,
+        '--top-k',
+        '3',
+        `the whale swam in the ${mask} sea`,
+      ]);
+      expect(f.code, f.stderr).toBe(0);
+      const filled = JSON.parse(f.stdout);
+      expect(filled.masks).toHaveLength(1);
+      expect(filled.masks[0].candidates).toHaveLength(3);
+    }
+    const f = paratrain(['fill-mask', '--checkpoint', back, 'no mask here']);
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain(`has no ${mask} token`);
+    // Refusals exit 1 with a message that names the field and the value, and write nothing.
+    const refused = path.join(tmp(), 'refused');
+    if (arch === 'electra') {
+      fs.rmSync(path.join(out, 'generator'), { recursive: true });
+      const g = paratrain(['import', '--from', out, '--out', refused]);
+      expect(g.code).toBe(1);
+      expect(g.stderr).toMatch(/\[ERR_HF_FORMAT\].*ELECTRA without a generator/);
+    } else {
+      const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+      const bad =
+        arch === 'albert'
+          ? { inner_group_num: 2 }
+          : { model_type: 't5', architectures: ['T5ForConditionalGeneration'] };
+      fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify({ ...config, ...bad }));
+      const g = paratrain(['import', '--from', out, '--out', refused]);
+      expect(g.code).toBe(1);
+      expect(g.stderr).toMatch(arch === 'albert' ? /inner_group_num 2 is unsupported/ : /unsupported model_type "t5"/);
+    }
+    expect(fs.existsSync(refused)).toBe(false);
   });
 });

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 
 import { loadCheckpoint } from '../../src/checkpoint';
+import type { ModelFamily } from '../../src/config/schema';
 import { bin, freePort, root, startLauncher } from './launch-harness';
 
 export const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
@@ -14,9 +15,22 @@ export const STEPS = 20;
 
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-dist-'));
 
-/** A tiny model: 2 layers, hidden 32, 4 heads (TP up to 4), vocabulary 800 (padded under TP). */
-export function tiny(arch: 'bert' | 'gpt', dir: string, extra: Record<string, string | number> = {}): string[] {
+/** Per family, what a tiny model sets beyond the common sizes (ALBERT's and ELECTRA's widths). */
+const TINY_FAMILY: Record<ModelFamily, Record<string, string | number>> = {
+  bert: {},
+  gpt: {},
+  roberta: {},
+  albert: { 'model.embedding_size': 16 },
+  electra: { 'model.embedding_size': 16, 'model.generator.hidden_fraction': 0.5, 'model.generator.heads': 2 },
+};
+
+/**
+ * A tiny model: 2 layers, hidden 32, 4 heads (TP up to 4; ELECTRA's generator 2), vocabulary 800
+ * (padded under TP), from the family's preset.
+ */
+export function tiny(arch: ModelFamily, dir: string, extra: Record<string, string | number> = {}): string[] {
   const sets: Record<string, string | number> = {
+    ...TINY_FAMILY[arch],
     'model.layers': 2,
     'model.hidden': 32,
     'model.heads': 4,
@@ -37,11 +51,7 @@ export function tiny(arch: 'bert' | 'gpt', dir: string, extra: Record<string, st
     'run.dir': dir,
     ...extra,
   };
-  return [
-    '--config',
-    arch === 'bert' ? 'bert-mini' : 'gpt-mini',
-    ...Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
-  ];
+  return ['--config', `${arch}-mini`, ...Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`])];
 }
 
 export interface StepLine {
