@@ -3,7 +3,7 @@
 // the group reuses.
 import { layerGroups, pairTask } from '../../config/family';
 import type { HfFamily } from './family';
-import { architectures, cfgInt, checkActivation, checkEps, checkTied, tokenIdEntries } from './family';
+import { architectures, claimedBy, cfgInt, checkActivation, checkEps, checkTied, tokenIdEntries } from './family';
 import {
   bertStyleConfig,
   bertStyleModel,
@@ -29,9 +29,7 @@ const ALBERT_LAYER: Record<string, string> = {
 export const albert: HfFamily = {
   arch: 'albert',
   architectures: ['AlbertForPreTraining', 'AlbertForMaskedLM'],
-  claims: (config) =>
-    config['model_type'] === 'albert' ||
-    (config['model_type'] === undefined && architectures(config).some((a) => a.startsWith('Albert'))),
+  claims: claimedBy('albert', 'Albert'),
   fromHfConfig({ main: config }, warnings) {
     const layers = cfgInt(config, 'num_hidden_layers');
     const groups = cfgInt(config, 'num_hidden_groups', 1);

@@ -4,6 +4,7 @@ import { pairTask } from '../../config/family';
 import type { Config } from '../../config/schema';
 import {
   architectures,
+  claimedBy,
   checkActivation,
   checkEps,
   checkTied,
@@ -104,9 +105,7 @@ export const ENCODER_BUFFERS = [/(^|\.)embeddings\.(position_ids|token_type_ids)
 export const bert: HfFamily = {
   arch: 'bert',
   architectures: ['BertForPreTraining', 'BertForMaskedLM'],
-  claims: (config) =>
-    config['model_type'] === 'bert' ||
-    (config['model_type'] === undefined && architectures(config).some((a) => a.startsWith('Bert'))),
+  claims: claimedBy('bert', 'Bert'),
   fromHfConfig({ main: config }, warnings) {
     const tv = config['type_vocab_size'] ?? 2;
     if (tv !== 2)

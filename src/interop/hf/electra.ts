@@ -5,6 +5,7 @@ import { generatorShape } from '../../config/family';
 import type { HfConfig, HfFamily, HfModel } from './family';
 import {
   architectures,
+  claimedBy,
   cfgInt,
   checkActivation,
   checkEps,
@@ -38,9 +39,7 @@ export const electra: HfFamily = {
   arch: 'electra',
   architectures: ['ElectraForPreTraining', 'ElectraForMaskedLM'],
   needsGenerator: true,
-  claims: (config) =>
-    config['model_type'] === 'electra' ||
-    (config['model_type'] === undefined && architectures(config).some((a) => a.startsWith('Electra'))),
+  claims: claimedBy('electra', 'Electra'),
   fromHfConfig({ main, generator }, warnings) {
     if (architectures(main).includes('ElectraForMaskedLM'))
       throw new HfFormatError(

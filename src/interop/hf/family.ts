@@ -83,6 +83,13 @@ export function architectures(config: HfConfig): string[] {
   return Array.isArray(a) ? a.filter((x): x is string => typeof x === 'string') : [];
 }
 
+/** A config is the family's by its model_type, or, without one, by its architecture's class prefix. */
+export function claimedBy(modelType: string, classPrefix: string): (config: HfConfig) => boolean {
+  return (config) =>
+    config['model_type'] === modelType ||
+    (config['model_type'] === undefined && architectures(config).some((a) => a.startsWith(classPrefix)));
+}
+
 /** Warns when an activation differs from the one paratrain computes for the family. */
 export function checkActivation(
   config: HfConfig,

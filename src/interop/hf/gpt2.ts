@@ -1,7 +1,7 @@
 // gpt2.ts — GPT2LMHeadModel: Conv1D tensors ([in, out]) and c_attn holding q|k|v.
 import type { HfFamily } from './family';
 import {
-  architectures,
+  claimedBy,
   cfgInt,
   cfgNum,
   checkActivation,
@@ -15,9 +15,7 @@ import { conv1d, fusedQkvBias, fusedQkvWeight, mapTable, rename, requireCovered,
 export const gpt2: HfFamily = {
   arch: 'gpt',
   architectures: ['GPT2LMHeadModel'],
-  claims: (config) =>
-    config['model_type'] === 'gpt2' ||
-    (config['model_type'] === undefined && architectures(config).some((a) => a.startsWith('GPT2'))),
+  claims: claimedBy('gpt2', 'GPT2'),
   fromHfConfig({ main: config }, warnings) {
     const hidden = cfgInt(config, 'n_embd');
     const nInner = config['n_inner'];

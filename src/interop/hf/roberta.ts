@@ -1,15 +1,7 @@
 // roberta.ts — RobertaForMaskedLM: BERT's encoder under roberta.*, one token type, lm_head.*, and
 // positions numbered from padding_idx + 1 (HF's create_position_ids_from_input_ids).
 import type { HfFamily } from './family';
-import {
-  architectures,
-  cfgInt,
-  checkActivation,
-  checkEps,
-  checkTied,
-  refuseSharedLayers,
-  tokenIdEntries,
-} from './family';
+import { claimedBy, cfgInt, checkActivation, checkEps, checkTied, refuseSharedLayers, tokenIdEntries } from './family';
 import {
   bertStyleConfig,
   bertStyleModel,
@@ -26,9 +18,7 @@ const ROBERTA_PAD = 1;
 export const roberta: HfFamily = {
   arch: 'roberta',
   architectures: ['RobertaForMaskedLM'],
-  claims: (config) =>
-    config['model_type'] === 'roberta' ||
-    (config['model_type'] === undefined && architectures(config).some((a) => a.startsWith('Roberta'))),
+  claims: claimedBy('roberta', 'Roberta'),
   fromHfConfig({ main: config }, warnings) {
     const tv = config['type_vocab_size'] ?? 1;
     if (tv !== 1)
