@@ -639,28 +639,16 @@ class RobertaConfig(BertConfig):
     eos_token_id: int = 2
 
     def hf_config(self) -> dict:
+        # BERT's keys, with RoBERTa's class, token ids and the two keys its configs add.
         return {
+            **super().hf_config(),
             "architectures": ["RobertaForMaskedLM"],
             "model_type": "roberta",
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "num_hidden_layers": self.num_hidden_layers,
-            "num_attention_heads": self.num_attention_heads,
-            "intermediate_size": self.intermediate_size,
-            "hidden_act": "gelu",
-            "hidden_dropout_prob": self.hidden_dropout_prob,
-            "attention_probs_dropout_prob": self.attention_probs_dropout_prob,
-            "max_position_embeddings": self.max_position_embeddings,
-            "type_vocab_size": self.type_vocab_size,
-            "initializer_range": self.initializer_range,
-            "layer_norm_eps": self.layer_norm_eps,
             "bos_token_id": self.bos_token_id,
             "pad_token_id": self.pad_token_id,
             "eos_token_id": self.eos_token_id,
-            "position_embedding_type": "absolute",
             "classifier_dropout": None,
             "use_cache": True,
-            "torch_dtype": "float32",
         }
 
 
@@ -950,31 +938,19 @@ class ElectraConfig(BertConfig):
     pad_token_id: int = 0
 
     def hf_config(self, architecture: str) -> dict:
+        # BERT's keys, with ELECTRA's class, embedding width and sequence-summary defaults.
         return {
+            **BertConfig.hf_config(self),
             "architectures": [architecture],
             "model_type": "electra",
-            "vocab_size": self.vocab_size,
             "embedding_size": self.embedding_size,
-            "hidden_size": self.hidden_size,
-            "num_hidden_layers": self.num_hidden_layers,
-            "num_attention_heads": self.num_attention_heads,
-            "intermediate_size": self.intermediate_size,
-            "hidden_act": "gelu",
-            "hidden_dropout_prob": self.hidden_dropout_prob,
-            "attention_probs_dropout_prob": self.attention_probs_dropout_prob,
-            "max_position_embeddings": self.max_position_embeddings,
-            "type_vocab_size": self.type_vocab_size,
-            "initializer_range": self.initializer_range,
-            "layer_norm_eps": self.layer_norm_eps,
             "pad_token_id": self.pad_token_id,
-            "position_embedding_type": "absolute",
             "summary_type": "first",
             "summary_use_proj": True,
             "summary_activation": "gelu",
             "summary_last_dropout": 0.1,
             "classifier_dropout": None,
             "use_cache": True,
-            "torch_dtype": "float32",
         }
 
 

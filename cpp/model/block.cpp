@@ -47,10 +47,7 @@ Block::Block(const ModelSpec& spec, const StackSpec& stack, const std::string& p
   // GPT-2 scales the init of projections that write into the residual stream by 1/sqrt(2·layers).
   const double resid_std = stack.scaled_residual_init ? std / std::sqrt(2.0 * stack.layers) : std;
   const bool pre = stack.norm == NormPlacement::Pre;
-  const auto norm = [&](Param& w, Param& b, const std::string& name) {
-    w.index = layout.add_norm(p + name + ".", H);
-    b.index = w.index + 1;
-  };
+  const auto norm = [&](Param& w, Param& b, const std::string& name) { layout.add_norm(p + name + ".", H, w, b); };
   if (pre) norm(norm1_w_, norm1_b_, "attn_norm");
   qkv_w_.index = layout.add(p + "attn.q.weight", {H, H}, 0, true, std);
   for (const char* m : {"k", "v"}) layout.add(p + "attn." + m + ".weight", {H, H}, 0, true, std);

@@ -22,10 +22,7 @@ Embeddings::Embeddings(const ModelSpec& spec, ParamLayout& layout) : spec_(spec)
   position_.index = layout.add("embeddings.position.weight", {spec.max_positions, E}, -1, true, spec.init_std);
   if (e.type_vocab > 0)
     segment_.index = layout.add("embeddings.segment.weight", {e.type_vocab, E}, -1, true, spec.init_std);
-  if (e.norm) {
-    norm_w_.index = layout.add_norm("embeddings.norm.", E);
-    norm_b_.index = norm_w_.index + 1;
-  }
+  if (e.norm) layout.add_norm("embeddings.norm.", E, norm_w_, norm_b_);
 }
 
 void Embeddings::bind(const ParamLayout& layout, float* params, float* grads) {

@@ -44,10 +44,9 @@ int ParamLayout::add_vocab(const std::string& name, std::vector<int64_t> global_
   return index;
 }
 
-int ParamLayout::add_norm(const std::string& prefix, int64_t width) {
-  const int weight = add(prefix + "weight", {width}, -1, false, 0, 1);
-  add(prefix + "bias", {width}, -1, false, 0);
-  return weight;
+void ParamLayout::add_norm(const std::string& prefix, int64_t width, Param& weight, Param& bias) {
+  weight.index = add(prefix + "weight", {width}, -1, false, 0, 1);
+  bias.index = add(prefix + "bias", {width}, -1, false, 0);
 }
 
 const ParamInfo& ParamLayout::find(const std::string& name) const {

@@ -25,6 +25,17 @@ struct ParamInfo {
   float init_value = 0;
 };
 
+class ParamLayout;
+
+// A parameter as a part uses it: its values and its gradient, views into the two flat buffers.
+struct Param {
+  int index = -1;  // in the layout; -1 = the part does not have this tensor
+  float* w = nullptr;
+  float* g = nullptr;
+  explicit operator bool() const { return index >= 0; }
+  void bind(const ParamLayout& layout, float* params, float* grads);
+};
+
 class ParamLayout {
  public:
   ParamLayout(int tp_rank, int tp_size) : tp_rank_(tp_rank), tp_size_(tp_size) {}
@@ -34,9 +45,8 @@ class ParamLayout {
   // A tensor whose first axis is the vocabulary: split (and padded) across TP ranks.
   int add_vocab(const std::string& name, std::vector<int64_t> global_shape, const VocabShard& shard, bool decay,
                 double std);
-  // A LayerNorm: `<prefix>weight` = 1 and `<prefix>bias` = 0, replicated, no decay; returns the weight's index
-  // (the bias is the next one).
-  int add_norm(const std::string& prefix, int64_t width);
+  // A LayerNorm: `<prefix>weight` = 1 and `<prefix>bias` = 0, replicated, no decay.
+  void add_norm(const std::string& prefix, int64_t width, Param& weight, Param& bias);
 
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo& at(int index) const { return params_[static_cast<size_t>(index)]; }
@@ -49,19 +59,13 @@ class ParamLayout {
   int64_t total_ = 0;
 };
 
-// A parameter as a part uses it: its values and its gradient, views into the two flat buffers.
-struct Param {
-  int index = -1;  // in the layout; -1 = the part does not have this tensor
-  float* w = nullptr;
-  float* g = nullptr;
-  explicit operator bool() const { return index >= 0; }
-  void bind(const ParamLayout& layout, float* params, float* grads) {
-    if (index < 0) return;
-    const int64_t off = layout.at(index).offset;
-    w = params + off;
-    g = grads + off;
-  }
-};
+
+inline void Param::bind(const ParamLayout& layout, float* params, float* grads) {
+  if (index < 0) return;
+  const int64_t off = layout.at(index).offset;
+  w = params + off;
+  g = grads + off;
+}
 
 // Initialise a flat buffer: normal(0, std) keyed by (seed, tensor name, global element index), so
 // a tensor-parallel shard equals the matching slice of the unsplit tensor.

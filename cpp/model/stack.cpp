@@ -19,10 +19,7 @@ Stack::Stack(const ModelSpec& spec, int index, ParamLayout& layout)
   blocks_.reserve(static_cast<size_t>(stack_.groups));
   for (int g = 0; g < stack_.groups; g++)
     blocks_.emplace_back(spec, stack_, p + "layers." + std::to_string(g) + ".", layout);
-  if (stack_.final_norm) {
-    final_w_.index = layout.add_norm(p + "final_norm.", H);
-    final_b_.index = final_w_.index + 1;
-  }
+  if (stack_.final_norm) layout.add_norm(p + "final_norm.", H, final_w_, final_b_);
   if (stack_.pooler) {
     pool_w_.index = layout.add(p + "pooler.weight", {H, H}, -1, true, spec.init_std);
     pool_b_.index = layout.add(p + "pooler.bias", {H}, -1, false, 0);

@@ -57,9 +57,7 @@ kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const
 
 void vocab_parallel_sample(Communicator& tp, const VocabShard& shard, const float* logits, long rows,
                            const uint64_t* row_keys, const uint64_t* row_offsets, float* scratch, int* out) {
-  const int Vl = tp.size() == 1 ? shard.vocab : shard.local();
-  const int valid = tp.size() == 1 ? shard.vocab : shard.valid();
-  const int v0 = tp.size() == 1 ? 0 : shard.start();
+  const int Vl = shard.local(), valid = shard.valid(), v0 = shard.start();  // tp = 1: the whole vocabulary
   float* best = scratch;          // [rows] this rank's best perturbed logit, then the group's
   float* choice = scratch + rows;  // [rows] −(global id) of the best, for a max-reduction that picks the lowest id
   gumbel_argmax_rows(logits, rows, Vl, valid, v0, row_keys, row_offsets, best, out);

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 
-import { embeddingSize, generatorShape, isMaskedLm, layerGroups, lossNames, packing, pairTask } from './family';
+import { generatorShape, isMaskedLm, layerGroups, lossNames, packing, pairTask } from './family';
 import { configSchema, type Config } from './schema';
 
 export class ConfigError extends Error {
@@ -155,7 +155,6 @@ function familyChecks(c: Config): string[] {
   for (const key of Object.keys(m.loss_weights ?? {}))
     if (!names.includes(key))
       problems.push(`model.loss_weights.${key}: ${m.arch} reports the losses ${names.join(', ')}, not ${key}`);
-  if (embeddingSize(c) < 1) problems.push(`model.embedding_size must be positive`);
   return problems;
 }
 

@@ -17,8 +17,7 @@ MaskedLmHead::MaskedLmHead(const ModelSpec& spec, int index, const Embeddings& e
   const std::string p = spec_.prefix + ".";
   transform_w_.index = layout.add(p + "transform.weight", {E, H}, -1, true, spec.init_std);
   transform_b_.index = layout.add(p + "transform.bias", {E}, -1, false, 0);
-  norm_w_.index = layout.add_norm(p + "norm.", E);
-  norm_b_.index = norm_w_.index + 1;
+  layout.add_norm(p + "norm.", E, norm_w_, norm_b_);
   decoder_b_.index = layout.add_vocab(p + "decoder.bias", {spec.vocab}, spec.vocab_shard(), false, 0);
 }
 
@@ -32,7 +31,7 @@ void MaskedLmHead::allocate(int, int, int max_preds) {
   for (auto* b : {&dense_, &act_, &norm_}) b->assign(M * E, 0);
   mean_.assign(M, 0);
   rstd_.assign(M, 0);
-  logits_.assign(M * (model_.tp_size == 1 ? model_.vocab : Vl), 0);
+  logits_.assign(M * Vl, 0);
   ce_scratch_.assign(model_.tp_size > 1 || spec_.sample ? 3 * M : 0, 0);
   row_keys_.assign(spec_.sample ? M : 0, 0);
   row_offsets_.assign(spec_.sample ? M : 0, 0);
@@ -47,7 +46,7 @@ void MaskedLmHead::bind(const ParamLayout& layout, float* params, float* grads) 
 HeadLoss MaskedLmHead::forward(const PassContext& ctx, Stack& stack, SampledTokens& sampled, double*) {
   const int N = ctx.rows(), H = hidden_, E = model_.embeddings.dim;
   const VocabShard shard = model_.vocab_shard();
-  const int Vl = model_.tp_size == 1 ? model_.vocab : shard.local();
+  const int Vl = shard.local();
   const int* labels = ctx.mb.labels;
   long M = 0;
   for (int n = 0; n < N; n++) {
@@ -104,7 +103,7 @@ void MaskedLmHead::sample(const PassContext& ctx, SampledTokens& sampled, int M)
 
 void MaskedLmHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {
   const int M = static_cast<int>(preds_), H = hidden_, E = model_.embeddings.dim, N = ctx.rows();
-  const int Vl = model_.tp_size == 1 ? model_.vocab : model_.vocab_shard().local();
+  const int Vl = model_.vocab_shard().local();
   float* d_a = d_a_.data();
   float* d_b = d_b_.data();
   // logits = norm·Eᵀ + bias → LayerNorm → GELU → dense → gathered rows of the stack's output.

@@ -12,7 +12,7 @@ import {
   encoderLayer,
   ENCODER_BUFFERS,
 } from './bert';
-import { HfFormatError, mapTable, rename, requireCovered } from './tensors';
+import { HfFormatError, mapTable, requireCovered, renameListed } from './tensors';
 
 /** paratrain's sublayer names → ALBERT's (`albert_layer_groups.G.albert_layers.0.` + …). */
 const ALBERT_LAYER: Record<string, string> = {
@@ -83,7 +83,7 @@ export const albert: HfFamily = {
       (name, shape) =>
         embeddingTensor(name, shape, 'albert.embeddings.') ??
         encoderLayer(name, shape, '', 'albert.encoder.albert_layer_groups.', layerNames()) ??
-        (heads[name] ? rename(heads[name], name, shape) : undefined),
+        renameListed(heads, name, shape),
     );
     requireCovered(table, tensors, 'this albert model');
     return [

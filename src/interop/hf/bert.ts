@@ -15,7 +15,7 @@ import {
   type HfConfig,
   type HfFamily,
 } from './family';
-import { HfFormatError, mapTable, rename, requireCovered, type HfTensorMap } from './tensors';
+import { HfFormatError, mapTable, rename, requireCovered, type HfTensorMap, renameListed } from './tensors';
 
 /** paratrain's sublayer names → BERT's (`bert.encoder.layer.N.` + …). */
 const BERT_LAYER: Record<string, string> = {
@@ -138,7 +138,7 @@ export const bert: HfFamily = {
         'nsp.weight': 'cls.seq_relationship.weight',
         'nsp.bias': 'cls.seq_relationship.bias',
       };
-      return heads[name] ? rename(heads[name], name, shape) : undefined;
+      return renameListed(heads, name, shape);
     });
     requireCovered(table, tensors, 'this bert model');
     return [

@@ -21,7 +21,7 @@ import {
   encoderLayer,
   ENCODER_BUFFERS,
 } from './bert';
-import { HfFormatError, mapTable, rename, requireCovered, type HfTensorMap } from './tensors';
+import { HfFormatError, mapTable, requireCovered, type HfTensorMap, renameListed } from './tensors';
 
 const normaliseKey = (key: string) => (/^(embeddings|embeddings_project|encoder)\./.test(key) ? `electra.${key}` : key);
 
@@ -84,37 +84,31 @@ export const electra: HfFamily = {
     refuseSharedLayers(c, table);
     const E = c.model.embedding_size ?? c.model.hidden;
     const g = generatorShape(c);
-    const embedding = (name: string, shape: number[]) => embeddingTensor(name, shape, 'electra.embeddings.');
-    const discriminator = mapTable(table, (name, shape): HfTensorMap | undefined => {
-      const heads: Record<string, string> = {
-        'projection.weight': 'electra.embeddings_project.weight',
-        'projection.bias': 'electra.embeddings_project.bias',
-        'rtd.dense.weight': 'discriminator_predictions.dense.weight',
-        'rtd.dense.bias': 'discriminator_predictions.dense.bias',
-        'rtd.out.weight': 'discriminator_predictions.dense_prediction.weight',
-        'rtd.out.bias': 'discriminator_predictions.dense_prediction.bias',
-      };
-      return (
-        embedding(name, shape) ??
-        encoderLayer(name, shape, '', 'electra.encoder.layer.') ??
-        (heads[name] ? rename(heads[name], name, shape) : undefined)
+    // Each HF model holds the shared embeddings, its own stack (`ours` prefix) and its head.
+    const mapModel = (ours: string, heads: Record<string, string>) =>
+      mapTable(
+        table,
+        (name, shape) =>
+          embeddingTensor(name, shape, 'electra.embeddings.') ??
+          encoderLayer(name, shape, ours, 'electra.encoder.layer.') ??
+          renameListed(heads, name, shape),
       );
+    const discriminator = mapModel('', {
+      'projection.weight': 'electra.embeddings_project.weight',
+      'projection.bias': 'electra.embeddings_project.bias',
+      'rtd.dense.weight': 'discriminator_predictions.dense.weight',
+      'rtd.dense.bias': 'discriminator_predictions.dense.bias',
+      'rtd.out.weight': 'discriminator_predictions.dense_prediction.weight',
+      'rtd.out.bias': 'discriminator_predictions.dense_prediction.bias',
     });
-    const generator = mapTable(table, (name, shape): HfTensorMap | undefined => {
-      const heads: Record<string, string> = {
-        'generator.projection.weight': 'electra.embeddings_project.weight',
-        'generator.projection.bias': 'electra.embeddings_project.bias',
-        'generator.mlm.transform.weight': 'generator_predictions.dense.weight',
-        'generator.mlm.transform.bias': 'generator_predictions.dense.bias',
-        'generator.mlm.norm.weight': 'generator_predictions.LayerNorm.weight',
-        'generator.mlm.norm.bias': 'generator_predictions.LayerNorm.bias',
-        'generator.mlm.decoder.bias': 'generator_lm_head.bias',
-      };
-      return (
-        embedding(name, shape) ??
-        encoderLayer(name, shape, 'generator.', 'electra.encoder.layer.') ??
-        (heads[name] ? rename(heads[name], name, shape) : undefined)
-      );
+    const generator = mapModel('generator.', {
+      'generator.projection.weight': 'electra.embeddings_project.weight',
+      'generator.projection.bias': 'electra.embeddings_project.bias',
+      'generator.mlm.transform.weight': 'generator_predictions.dense.weight',
+      'generator.mlm.transform.bias': 'generator_predictions.dense.bias',
+      'generator.mlm.norm.weight': 'generator_predictions.LayerNorm.weight',
+      'generator.mlm.norm.bias': 'generator_predictions.LayerNorm.bias',
+      'generator.mlm.decoder.bias': 'generator_lm_head.bias',
     });
     requireCovered(table, [...discriminator, ...generator], 'this electra model');
     const common = (hidden: number, layers: number, heads: number, ffn: number, arch: string) => ({

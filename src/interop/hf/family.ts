@@ -114,10 +114,8 @@ export function checkTied(config: HfConfig, warnings: string[]): void {
 }
 
 /** A model that shares blocks across layers has no HF counterpart outside ALBERT. */
-export function refuseSharedLayers(c: Config, table: readonly ParamEntry[], prefix = ''): void {
-  const blocks = new Set(
-    table.map((p) => new RegExp(`^${prefix.replace('.', '\\.')}layers\\.(\\d+)\\.`).exec(p.name)?.[1]).filter(Boolean),
-  );
+export function refuseSharedLayers(c: Config, table: readonly ParamEntry[]): void {
+  const blocks = new Set(table.map((p) => /^layers\.(\d+)\./.exec(p.name)?.[1]).filter(Boolean));
   if (blocks.size !== c.model.layers)
     throw new HfFormatError(
       `model.layer_groups = ${blocks.size} (layers sharing blocks) has no Hugging Face ${c.model.arch} counterpart; ` +

@@ -10,7 +10,7 @@ import {
   encoderLayer,
   ENCODER_BUFFERS,
 } from './bert';
-import { HfFormatError, mapTable, offsetRows, rename, requireCovered } from './tensors';
+import { HfFormatError, mapTable, offsetRows, requireCovered, renameListed } from './tensors';
 
 /** RoBERTa's padding id (<pad>) and so its position offset pad + 1. */
 const ROBERTA_PAD = 1;
@@ -54,7 +54,7 @@ export const roberta: HfFamily = {
       return (
         embeddingTensor(name, shape, 'roberta.embeddings.') ??
         encoderLayer(name, shape, '', 'roberta.encoder.layer.') ??
-        (heads[name] ? rename(heads[name], name, shape) : undefined)
+        renameListed(heads, name, shape)
       );
     });
     requireCovered(table, tensors, 'this roberta model');

@@ -32,6 +32,16 @@ export function rename(hf: string, ours: string, shape: number[]): HfTensorMap {
   return { hf, hfShape: shape, ours: [ours], toHf: (s) => s[0] as Float32Array, fromHf: (d) => [d] };
 }
 
+/** The rename of `name` that `names` (ours → HF) lists, if it lists one. */
+export function renameListed(
+  names: Readonly<Record<string, string>>,
+  name: string,
+  shape: number[],
+): HfTensorMap | undefined {
+  const hf = names[name];
+  return hf === undefined ? undefined : rename(hf, name, shape);
+}
+
 /** HF Conv1D stores [in, out] where Linear (ours) stores [out, in]. */
 export function conv1d(hf: string, ours: string, out: number, inp: number): HfTensorMap {
   return {
