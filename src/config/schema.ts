@@ -2,6 +2,7 @@
 // Configs are YAML files (configs/*.yaml) plus `--set key=value` overrides; this schema validates
 // the merged result before anything starts.
 import { z } from 'zod';
+import { DEFAULT_JSON_KEY, DEFAULT_MAX_DOCUMENT_CHARS } from '../data/corpus';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -86,12 +87,22 @@ export const optimizerSchema = z
 
 export const dataSchema = z
   .object({
-    /** 'bundled' (Moby-Dick + State of the Union addresses) or a .txt file / directory of them. */
+    /** 'bundled' (Moby-Dick + State of the Union addresses), a text or JSON-lines file, or a directory of them. */
     corpus: z.string().min(1).default('bundled'),
+    /**
+     * Where a user's text files split into documents: 'auto' (a single file at blank lines, each
+     * file of a directory whole), 'blank-line', 'file', or a separator line such as '<|endoftext|>'.
+     */
+    document_separator: z.string().min(1).default('auto'),
+    /** User documents longer than this many characters are cut at a line break; 0 = no limit. */
+    max_document_chars: nonNegativeInt.default(DEFAULT_MAX_DOCUMENT_CHARS),
+    /** JSON-lines corpora (.jsonl, .json): the field that holds each document's text. */
+    json_key: z.string().min(1).default(DEFAULT_JSON_KEY),
     /** 'auto' trains (and caches) a tokenizer on the corpus; or a path to any tokenizer.json. */
     tokenizer: z.string().min(1).default('auto'),
     cache_dir: z.string().min(1).default('.paratrain-cache'),
-    heldout_fraction: z.number().gt(0).lt(0.5).default(0.02),
+    /** Share held out for evaluation: whole documents, or the text's last share when there are few; 0 = no evaluation. */
+    heldout_fraction: z.number().gte(0).lt(0.5).default(0.02),
     mask_prob: z.number().gt(0).lt(1).default(0.15),
     /** Sentence-pair task of the masked-LM families: BERT nsp, ALBERT sop, RoBERTa and ELECTRA none (the default per family). */
     pair_task: z.enum(['nsp', 'sop', 'none']).optional(),

@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isUtf8 } from 'node:buffer';
 import { DataError } from './errors';
 
 /** One training document; `id` is stable across runs (used for split bookkeeping and diagnostics). */
@@ -9,29 +10,57 @@ export interface Document {
   text: string;
 }
 
-export interface LoadCorpusOptions {
+/**
+ * Where one document ends and the next begins in a user's text file:
+ * - 'auto' (default): a single file is split at blank lines; in a directory each file is one document;
+ * - 'blank-line': at every run of blank (whitespace-only) lines;
+ * - 'file': each file is one document;
+ * - any other text: at every line that, trimmed, equals it (e.g. '<|endoftext|>'); blank lines stay inside.
+ */
+export type DocumentSeparator = 'auto' | 'blank-line' | 'file' | (string & {});
+
+export interface CorpusOptions {
+  documentSeparator?: DocumentSeparator;
+  /** Longer documents are cut at the last line break (else space) before this many characters; 0 = no limit. */
+  maxDocumentChars?: number;
+  /** JSON lines (.jsonl, .json): the field of each object that holds its document's text. */
+  jsonKey?: string;
+}
+
+export interface LoadCorpusOptions extends CorpusOptions {
   /** Keep only the first N documents of the fixed order (small runs, tests). */
   maxDocuments?: number;
 }
+
+/** ~12k tokens: long enough for any article, short enough that a file without breaks still gives many. */
+export const DEFAULT_MAX_DOCUMENT_CHARS = 50_000;
+export const DEFAULT_JSON_KEY = 'text';
 
 /**
  * Loads documents in a fixed, deterministic order (the order defines the
  * train/eval split, so it must not depend on the filesystem or locale).
  *
  * - 'bundled': Moby-Dick chapters (+ epilogue) followed by the State of the
- *   Union addresses, from the installed @stdlib dataset packages.
- * - a .txt file: one document.
- * - a directory: each .txt file directly inside it is one document.
+ *   Union addresses, from the installed @stdlib dataset packages; each file
+ *   one document, as published.
+ * - a text file: split into documents at `documentSeparator` (blank lines by default).
+ * - a .jsonl / .json file: JSON lines, one document per object (its `jsonKey` field).
+ * - a directory: its .txt and .jsonl files (not sub-directories) in natural name order,
+ *   each read as above; a .txt file is one document unless `documentSeparator` says otherwise.
+ * Every user document longer than `maxDocumentChars` is cut into pieces.
  */
 export function loadCorpus(source: 'bundled' | string, opts: LoadCorpusOptions = {}): Document[] {
   const { maxDocuments } = opts;
   if (maxDocuments !== undefined && (!Number.isInteger(maxDocuments) || maxDocuments < 1)) {
     throw new DataError('ERR_DATA_CONFIG', `maxDocuments must be a positive integer, got ${maxDocuments}`);
   }
-  const files = source === 'bundled' ? bundledCorpusFiles() : userCorpusFiles(source);
-  // Only read what is kept: the bundled corpus is ~12 MB.
-  const kept = maxDocuments === undefined ? files : files.slice(0, maxDocuments);
-  return kept.map(({ id, filePath }) => ({ id, text: readDocumentText(filePath) }));
+  if (source === 'bundled') {
+    // Only read what is kept: the bundled corpus is ~12 MB.
+    const files = bundledCorpusFiles();
+    const kept = maxDocuments === undefined ? files : files.slice(0, maxDocuments);
+    return kept.map(({ id, filePath }) => ({ id, text: normaliseLineEnds(fs.readFileSync(filePath, 'utf8')) }));
+  }
+  return userDocuments(path.resolve(source), opts);
 }
 
 /**
@@ -78,37 +107,177 @@ function packageDirectory(packageName: string): string {
   }
 }
 
-function userCorpusFiles(source: string): CorpusFile[] {
-  const resolved = path.resolve(source);
+const EXPECTED_CORPUS =
+  "expected 'bundled', a text file (split into documents at blank lines), a .jsonl file " +
+  '(one {"text": ...} object per line) or a directory of .txt / .jsonl files';
+
+function userDocuments(resolved: string, opts: LoadCorpusOptions): Document[] {
   let stats: fs.Stats;
   try {
     stats = fs.statSync(resolved);
   } catch {
+    throw new DataError('ERR_DATA_NOT_FOUND', `corpus not found: ${resolved} does not exist; ${EXPECTED_CORPUS}`);
+  }
+  const inDirectory = stats.isDirectory();
+  let files: CorpusFile[];
+  if (inDirectory) {
+    const names = listSorted(resolved).filter((name) => /\.(txt|jsonl)$/.test(name));
+    if (names.length === 0) {
+      throw new DataError(
+        'ERR_DATA_NOT_FOUND',
+        `corpus directory ${resolved} contains no .txt or .jsonl files (sub-directories are not read); ` +
+          `put the text in .txt files (one document each) or .jsonl files, or point data.corpus at one file`,
+      );
+    }
+    files = names.map((name) => ({ id: name, filePath: path.join(resolved, name) }));
+  } else if (stats.isFile()) {
+    files = [{ id: path.basename(resolved), filePath: resolved }];
+  } else {
     throw new DataError(
       'ERR_DATA_NOT_FOUND',
-      `corpus not found: ${resolved} does not exist; expected 'bundled', a .txt file (one document) ` +
-        `or a directory of .txt files (one document each)`,
+      `corpus ${resolved} is neither a file nor a directory; ${EXPECTED_CORPUS}`,
     );
   }
-  if (stats.isFile()) {
-    return [{ id: path.basename(resolved), filePath: resolved }];
+
+  const separator = opts.documentSeparator ?? 'auto';
+  const splitAt = separator === 'auto' ? (inDirectory ? 'file' : 'blank-line') : separator;
+  const maxChars = opts.maxDocumentChars ?? DEFAULT_MAX_DOCUMENT_CHARS;
+  const jsonKey = opts.jsonKey ?? DEFAULT_JSON_KEY;
+  const documents: Document[] = [];
+  for (const file of files) {
+    if (opts.maxDocuments !== undefined && documents.length >= opts.maxDocuments) break;
+    const bytes = fs.readFileSync(file.filePath);
+    if (bytes.length === 0 && inDirectory) continue; // an empty file in a directory holds no documents
+    const text = textOf(bytes, file.filePath);
+    const texts = isJsonLines(file.filePath)
+      ? jsonLinesTexts(text, file.filePath, jsonKey)
+      : splitDocuments(text, splitAt);
+    const pieces = texts.flatMap((t) => cutLongText(t, maxChars)).filter((t) => t.trim() !== '');
+    pieces.forEach((t, i) => documents.push({ id: pieces.length === 1 ? file.id : `${file.id}#${i + 1}`, text: t }));
   }
-  const names = listSorted(resolved).filter((name) => name.endsWith('.txt'));
-  if (names.length === 0) {
+  if (documents.length === 0) {
+    const what = files.length === 1 ? files[0].filePath : `every .txt / .jsonl file in ${resolved}`;
     throw new DataError(
-      'ERR_DATA_NOT_FOUND',
-      `corpus directory ${resolved} contains no .txt files; expected one .txt file per document`,
+      'ERR_CORPUS',
+      `corpus ${what} holds no text (only blank lines or empty documents); put text in it or point data.corpus elsewhere`,
     );
   }
-  return names.map((name) => ({ id: name, filePath: path.join(resolved, name) }));
+  return opts.maxDocuments === undefined ? documents : documents.slice(0, opts.maxDocuments);
 }
 
-function readDocumentText(filePath: string): string {
-  // Drop a byte-order mark and Windows line ends so the same text tokenizes the same everywhere.
-  return fs
-    .readFileSync(filePath, 'utf8')
-    .replace(/^\uFEFF/, '')
-    .replace(/\r\n?/g, '\n');
+function isJsonLines(filePath: string): boolean {
+  return /\.jsonl?$/i.test(filePath);
+}
+
+/** A file's bytes as text, or a message naming it when it is empty or not UTF-8 text. */
+function textOf(bytes: Buffer, filePath: string): string {
+  if (bytes.length === 0) {
+    throw new DataError(
+      'ERR_CORPUS',
+      `corpus file ${filePath} is empty; put text in it or point data.corpus elsewhere`,
+    );
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0 || !isUtf8(bytes)) {
+    throw new DataError(
+      'ERR_CORPUS',
+      `corpus file ${filePath} is not text (${nul >= 0 ? `a NUL byte at offset ${nul}` : 'not valid UTF-8'}); ` +
+        `data.corpus takes UTF-8 text files or JSON lines — convert the file to UTF-8 text first`,
+    );
+  }
+  return normaliseLineEnds(bytes.toString('utf8'));
+}
+
+/** Drop a byte-order mark and Windows line ends so the same text tokenizes the same everywhere. */
+function normaliseLineEnds(text: string): string {
+  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+}
+
+/** The documents of one text file, cut at separator lines (which are dropped). */
+function splitDocuments(text: string, splitAt: DocumentSeparator): string[] {
+  if (splitAt === 'file') return [text];
+  const separator = splitAt === 'blank-line' ? '' : splitAt.trim();
+  const documents: string[] = [];
+  let documentStart = 0;
+  // A final line break ends the last line; it does not start an empty one.
+  for (let lineStart = 0; lineStart < text.length;) {
+    const newline = text.indexOf('\n', lineStart);
+    const lineEnd = newline < 0 ? text.length : newline;
+    if (text.slice(lineStart, lineEnd).trim() === separator) {
+      if (lineStart > documentStart) documents.push(text.slice(documentStart, lineStart - 1));
+      documentStart = lineEnd + 1;
+    }
+    if (newline < 0) break;
+    lineStart = newline + 1;
+  }
+  if (documentStart < text.length) documents.push(text.slice(documentStart));
+  return documents;
+}
+
+/** One document's text per object of a JSON-lines file; a bad line stops with file:line. */
+function jsonLinesTexts(text: string, filePath: string, key: string): string[] {
+  const texts: string[] = [];
+  const lines = text.split('\n');
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${filePath}:${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new DataError(
+        'ERR_CORPUS',
+        `${where}: not JSON (${(error as Error).message}); a JSON-lines corpus holds one object per line, ` +
+          `e.g. {"${key}": "..."}`,
+      );
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new DataError(
+        'ERR_CORPUS',
+        `${where}: expected a JSON object with a "${key}" field, got ${describe(value)}`,
+      );
+    }
+    const field = (value as Record<string, unknown>)[key];
+    if (typeof field !== 'string') {
+      const keys = Object.keys(value).slice(0, 8).join(', ') || 'none';
+      throw new DataError(
+        'ERR_CORPUS',
+        `${where}: the object has no string field "${key}" (its fields: ${keys}); ` +
+          `set data.json_key to the field that holds the text`,
+      );
+    }
+    texts.push(normaliseLineEnds(field));
+  });
+  return texts;
+}
+
+function describe(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+/**
+ * Pieces of at most maxChars characters, each cut after the last line break
+ * before the limit, else after the last space, else at the limit (never inside
+ * a surrogate pair).
+ */
+function cutLongText(text: string, maxChars: number): string[] {
+  if (maxChars <= 0 || text.length <= maxChars) return [text];
+  const pieces: string[] = [];
+  let start = 0;
+  while (text.length - start > maxChars) {
+    const limit = start + maxChars;
+    let cut = text.lastIndexOf('\n', limit - 1) + 1;
+    if (cut <= start) cut = text.lastIndexOf(' ', limit - 1) + 1;
+    if (cut <= start) cut = isHighSurrogate(text.charCodeAt(limit - 1)) ? limit - 1 : limit;
+    pieces.push(text.slice(start, cut));
+    start = cut;
+  }
+  pieces.push(text.slice(start));
+  return pieces;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 function listSorted(directory: string): string[] {

@@ -1,8 +1,10 @@
+import * as path from 'node:path';
 import type { Split, TrainBatch } from './batch';
 import { CausalLmWindowDataset } from './causal-lm-dataset';
-import { fingerprintDocuments, loadCorpus } from './corpus';
+import { fingerprintDocuments, loadCorpus, type CorpusOptions } from './corpus';
 import { DataError } from './errors';
 import { FullSentenceDataset } from './full-sentence-dataset';
+import { splitHeldout, type HeldoutBy } from './heldout';
 import type { MaskedLmVocabulary } from './masking';
 import { SentencePairDataset, type PairTask } from './sentence-pair-dataset';
 import { loadOrBuildTokenStore } from './token-store';
@@ -38,8 +40,10 @@ export interface DatasetOptions {
    * 'roberta-bpe'; causal-lm takes 'bpe'.
    */
   tokenizerKind: TokenizerKind;
-  /** 'bundled' or a .txt file / directory of .txt files (see loadCorpus). */
+  /** 'bundled', a text or JSON-lines file, or a directory of them (see loadCorpus). */
   corpus: 'bundled' | string;
+  /** How a user's files become documents (see loadCorpus). */
+  corpusOptions?: CorpusOptions;
   /** Use this tokenizer.json instead of training one. */
   tokenizerPath?: string;
   /** Where trained tokenizers and token stores are cached (shared safely between processes). */
@@ -48,7 +52,7 @@ export interface DatasetOptions {
   vocabSize: number;
   seqLen: number;
   seed: number;
-  /** Fraction of documents, taken from the end of the corpus order, held out for evaluation. */
+  /** Share of the corpus held out for evaluation, from the end of its order (see splitHeldout); 0 = none. */
   heldoutFraction: number;
   /** masked-lm only: probability that a real, non-special token is selected for prediction. */
   maskProb?: number;
@@ -63,6 +67,7 @@ export interface DatasetSummary {
   corpusTokens: number;
   trainDocuments: number;
   evalDocuments: number;
+  heldoutBy: HeldoutBy;
   tokenStoreOrigin: 'cache' | 'tokenized';
   tokenStoreMillis: number;
 }
@@ -87,12 +92,15 @@ export interface Dataset {
 
 export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
   validateOptions(opts);
-  const documents = loadCorpus(opts.corpus, { maxDocuments: opts.maxDocuments });
-  const heldoutCount = heldoutDocumentCount(documents.length, opts.heldoutFraction);
-  const trainCount = documents.length - heldoutCount;
+  const corpusName = opts.corpus === 'bundled' ? 'bundled' : path.resolve(opts.corpus);
+  const corpus = loadCorpus(opts.corpus, { ...opts.corpusOptions, maxDocuments: opts.maxDocuments });
+  const parts = splitHeldout(corpus, opts.heldoutFraction, corpusName);
+  const documents = [...parts.train, ...parts.heldout];
+  const trainCount = parts.train.length;
+  const heldoutCount = parts.heldout.length;
 
   // The tokenizer learns from training documents only, so nothing about eval text leaks into it.
-  const trainDocuments = documents.slice(0, trainCount);
+  const trainDocuments = parts.train;
   const tokenizer = await loadOrTrainTokenizer({
     kind: opts.tokenizerKind,
     vocabSize: opts.vocabSize,
@@ -151,7 +159,35 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
     const pairTask = opts.pairTask as PairTask;
     return new SentencePairDataset(store, splitDocuments[split], vocabulary, { ...sampling, pairTask }, split);
   };
-  const sources: Record<Split, SampleSource | null> = { train: makeSource('train'), eval: makeSource('eval') };
+  // The split datasets refuse text too short for one sample: say which split of which corpus, and what helps.
+  const sourceOrExplain = (split: Split): SampleSource | null => {
+    try {
+      return makeSource(split);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      let tokens = 0;
+      for (const d of splitDocuments[split]) tokens += store.documentTokenEnd(d) - store.documentTokenStart(d);
+      const [name, fixes] =
+        split === 'train'
+          ? ['training', 'add text to the corpus or lower model.seq_len']
+          : [
+              'held-out',
+              'raise data.heldout_fraction, add text, lower model.seq_len, or set data.heldout_fraction: 0 ' +
+                'to train without evaluation',
+            ];
+      throw new DataError(
+        'ERR_CORPUS',
+        `corpus ${corpusName} has too little text: its ${name} split (${splitDocuments[split].length} ` +
+          `documents, ${tokens} tokens) cannot fill one sequence of model.seq_len ${opts.seqLen} ` +
+          `(${error.message}); ${fixes}`,
+        { cause: error },
+      );
+    }
+  };
+  const sources: Record<Split, SampleSource | null> = {
+    train: sourceOrExplain('train'),
+    eval: sourceOrExplain('eval'),
+  };
 
   const dataset: Dataset = {
     objective: opts.objective,
@@ -162,6 +198,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
       corpusTokens: store.tokens.length,
       trainDocuments: trainCount,
       evalDocuments: heldoutCount,
+      heldoutBy: parts.by,
       tokenStoreOrigin: store.origin,
       tokenStoreMillis: store.elapsedMillis,
     },
@@ -176,7 +213,8 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
       if (!source) {
         throw new DataError(
           'ERR_DATA_CONFIG',
-          `the ${split} split has no documents (heldoutFraction ${opts.heldoutFraction}, ${documents.length} documents)`,
+          `the ${split} split of ${corpusName} is empty (data.heldout_fraction ${opts.heldoutFraction}, ` +
+            `${documents.length} documents)`,
         );
       }
       return source.batch(firstSample, count);
@@ -185,22 +223,6 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
     documentIds: (split) => splitDocuments[split].map((d) => store.documentIds[d]),
   };
   return { dataset, tokenizer };
-}
-
-/**
- * round(n * fraction) documents, but at least one when a fraction is asked
- * for, so that small test corpora still get an eval split.
- */
-function heldoutDocumentCount(documentCount: number, heldoutFraction: number): number {
-  if (heldoutFraction === 0) return 0;
-  const heldout = Math.max(1, Math.round(documentCount * heldoutFraction));
-  if (heldout >= documentCount) {
-    throw new DataError(
-      'ERR_DATA_CONFIG',
-      `heldoutFraction ${heldoutFraction} of ${documentCount} document(s) leaves none for training`,
-    );
-  }
-  return heldout;
 }
 
 const OBJECTIVES: readonly Objective[] = ['masked-lm', 'causal-lm'];

