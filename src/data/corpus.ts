@@ -169,20 +169,42 @@ function isJsonLines(filePath: string): boolean {
   return /\.jsonl?$/i.test(filePath);
 }
 
-/** A file's bytes as text, or a message naming it when it is empty or not UTF-8 text. */
-function textOf(bytes: Buffer, filePath: string): string {
-  if (bytes.length === 0) {
-    throw new DataError(
-      'ERR_CORPUS',
-      `corpus file ${filePath} is empty; put text in it or point data.corpus elsewhere`,
-    );
+/** What a text file is to the run, for messages: e.g. the corpus, or a fine-tuning data file. */
+export interface TextFileRole {
+  noun: string;
+  code: 'ERR_CORPUS' | 'ERR_TASK_DATA';
+  /** What to do about an empty file. */
+  whenEmpty: string;
+}
+
+const CORPUS_FILE: TextFileRole = {
+  noun: 'corpus file',
+  code: 'ERR_CORPUS',
+  whenEmpty: 'put text in it or point data.corpus elsewhere',
+};
+
+/** A file as text (line ends normalised), or a message naming it when it is missing, empty or not UTF-8 text. */
+export function readTextFile(filePath: string, role: TextFileRole = CORPUS_FILE): string {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(filePath);
+  } catch (error) {
+    throw new DataError('ERR_DATA_NOT_FOUND', `cannot read ${role.noun} ${filePath}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
+  return textOf(bytes, filePath, role);
+}
+
+/** A file's bytes as text, or a message naming it when it is empty or not UTF-8 text. */
+function textOf(bytes: Buffer, filePath: string, role: TextFileRole = CORPUS_FILE): string {
+  if (bytes.length === 0) throw new DataError(role.code, `${role.noun} ${filePath} is empty; ${role.whenEmpty}`);
   const nul = bytes.indexOf(0);
   if (nul >= 0 || !isUtf8(bytes)) {
     throw new DataError(
-      'ERR_CORPUS',
-      `corpus file ${filePath} is not text (${nul >= 0 ? `a NUL byte at offset ${nul}` : 'not valid UTF-8'}); ` +
-        `data.corpus takes UTF-8 text files or JSON lines — convert the file to UTF-8 text first`,
+      role.code,
+      `${role.noun} ${filePath} is not text (${nul >= 0 ? `a NUL byte at offset ${nul}` : 'not valid UTF-8'}); ` +
+        `convert the file to UTF-8 text first`,
     );
   }
   return normaliseLineEnds(bytes.toString('utf8'));

@@ -1,6 +1,9 @@
 /** Error codes the data pipeline raises for problems a user can fix. */
-/** ERR_CORPUS: the corpus exists but its content cannot be trained on (empty, binary, malformed, too short). */
-export type DataErrorCode = 'ERR_DATA_NOT_FOUND' | 'ERR_TOKENIZER' | 'ERR_DATA_CONFIG' | 'ERR_CORPUS';
+/**
+ * ERR_CORPUS: the corpus exists but its content cannot be trained on (empty, binary, malformed, too short).
+ * ERR_TASK_DATA: a fine-tuning data file (labelled examples) is malformed or does not fit the task.
+ */
+export type DataErrorCode = 'ERR_DATA_NOT_FOUND' | 'ERR_TOKENIZER' | 'ERR_DATA_CONFIG' | 'ERR_CORPUS' | 'ERR_TASK_DATA';
 
 /**
  * An Error carrying a stable `code`, so the CLI can print a clean message

@@ -196,6 +196,24 @@ export class TextTokenizer {
     return encoding.getIds();
   }
 
+  /**
+   * Ids with each token's [start, end) in `text`, in UTF-16 code units (JavaScript string
+   * offsets; the native tokenizer counts code points). Special tokens are never added.
+   */
+  async encodeWithOffsets(text: string): Promise<{ ids: number[]; offsets: Array<[number, number]> }> {
+    const encoding = await this.native.encode(text, null, { addSpecialTokens: false });
+    const offsets = encoding.getOffsets() as Array<[number, number]>;
+    if (!/[\uD800-\uDFFF]/.test(text)) return { ids: encoding.getIds(), offsets };
+    const unitAt: number[] = []; // code point index → UTF-16 offset
+    let unit = 0;
+    for (const ch of text) {
+      unitAt.push(unit);
+      unit += ch.length;
+    }
+    unitAt.push(unit);
+    return { ids: encoding.getIds(), offsets: offsets.map(([a, b]) => [unitAt[a], unitAt[b]]) };
+  }
+
   async encodeBatch(texts: string[]): Promise<number[][]> {
     if (texts.length === 0) return [];
     const encodings = await this.native.encodeBatch(texts, { addSpecialTokens: false });
