@@ -3,21 +3,8 @@
 // to maxQueryLength tokens, a long context covered by windows whose starts are docStride tokens
 // apart; a context token belongs to the window where it has the most context on both sides. A
 // window that does not hold the whole answer points both labels at [CLS] (position 0).
+import { layOut, specialTokenCount, type OffsetTokenizer, type PairLayout } from './layout';
 import type { SquadQuestion } from './readers/squad';
-
-/** A tokenizer that reports each token's [start, end) in the text (TextTokenizer.encodeWithOffsets). */
-export interface OffsetTokenizer {
-  encodeWithOffsets(text: string): Promise<{ ids: number[]; offsets: Array<[number, number]> }>;
-}
-
-/** How a family lays out a pair: BERT's [CLS] a [SEP] b [SEP] with segments 0/1, or RoBERTa's <s> a </s></s> b </s>. */
-export interface PairLayout {
-  cls: number;
-  sep: number;
-  pad: number;
-  /** RoBERTa: two separators between the texts, and every segment id 0. */
-  doubleSeparator: boolean;
-}
 
 export interface QaWindowOptions {
   seqLen: number;
@@ -55,8 +42,7 @@ export async function qaFeatures(
     const query = (await tokenizer.encodeWithOffsets(q.question)).ids.slice(0, options.maxQueryLength);
     let context = contexts.get(q.context);
     if (!context) contexts.set(q.context, (context = await tokenizer.encodeWithOffsets(q.context)));
-    const separators = layout.doubleSeparator ? 4 : 3;
-    const windowLength = options.seqLen - query.length - separators;
+    const windowLength = options.seqLen - query.length - specialTokenCount(layout, true);
     if (windowLength < 1) {
       throw new RangeError(
         `seq_len ${options.seqLen} leaves no room for the context after a ${query.length}-token question; ` +
@@ -131,29 +117,14 @@ function layoutFeature(
   layout: PairLayout,
   seqLen: number,
 ): QaFeature {
-  const tokens = new Int32Array(seqLen).fill(layout.pad);
-  const segments = new Int32Array(seqLen);
-  const attentionMask = new Int32Array(seqLen);
+  const windowIds = context.ids.slice(window.start, window.start + window.length);
+  const { tokens, segments, attentionMask, bStart } = layOut(query, windowIds, layout, seqLen);
   const contextSpans: Array<[number, number] | null> = new Array(seqLen).fill(null);
   const maxContext = new Uint8Array(seqLen);
-  let p = 0;
-  const put = (id: number, segment: number) => {
-    tokens[p] = id;
-    segments[p] = layout.doubleSeparator ? 0 : segment;
-    attentionMask[p] = 1;
-    p++;
-  };
-  put(layout.cls, 0);
-  for (const id of query) put(id, 0);
-  put(layout.sep, 0);
-  if (layout.doubleSeparator) put(layout.sep, 0);
-  const contextStart = p;
-  for (let t = window.start; t < window.start + window.length; t++) {
-    contextSpans[p] = context.offsets[t];
-    maxContext[p] = isMaxContext(windows, w, t) ? 1 : 0;
-    put(context.ids[t], 1);
+  for (let i = 0; i < window.length; i++) {
+    contextSpans[bStart + i] = context.offsets[window.start + i];
+    maxContext[bStart + i] = isMaxContext(windows, w, window.start + i) ? 1 : 0;
   }
-  put(layout.sep, 1);
   const windowEnd = window.start + window.length - 1;
   const inside = answer !== null && answer.first >= window.start && answer.last <= windowEnd;
   return {
@@ -161,8 +132,8 @@ function layoutFeature(
     tokens,
     segments,
     attentionMask,
-    startPosition: inside ? contextStart + answer.first - window.start : 0,
-    endPosition: inside ? contextStart + answer.last - window.start : 0,
+    startPosition: inside ? bStart + answer.first - window.start : 0,
+    endPosition: inside ? bStart + answer.last - window.start : 0,
     contextSpans,
     maxContext,
   };

@@ -6,14 +6,8 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fingerprintDocuments, loadCorpus } from '../../src/data/corpus';
 import { loadOrTrainTokenizer } from '../../src/data/tokenizer';
-import {
-  bestAnswer,
-  contextWindows,
-  isMaxContext,
-  qaFeatures,
-  type OffsetTokenizer,
-  type PairLayout,
-} from '../../src/tasks/qa-features';
+import { bestAnswer, contextWindows, isMaxContext, qaFeatures } from '../../src/tasks/qa-features';
+import type { OffsetTokenizer, PairLayout } from '../../src/tasks/layout';
 import type { SquadQuestion } from '../../src/tasks/readers/squad';
 
 /** Words as tokens (ids from 10 up, in order of first sight), with their character spans. */
