@@ -1,5 +1,6 @@
 // The fine-tuning data readers: the formats NeMo and Hugging Face users have, and a clear
 // file:line message for each malformed input.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -177,5 +178,28 @@ describe('SQuAD', () => {
     expect(messageOf(() => readSquad(none))).toContain(`question 'q9' has no answers; mark an unanswerable question`);
     const notSquad = write('not-squad.json', '{"rows": []}');
     expect(messageOf(() => readSquad(notSquad))).toContain('expected SQuAD\'s {"version": ..., "data": [...]}');
+  });
+});
+
+describe('the cloze QA example set (scripts/finetune/prepare-squad-cloze.mjs)', () => {
+  it('is SQuAD v2.0 that the reader accepts: every answer at its answer_start, unanswerable contexts without it', () => {
+    const out = path.join(scratch, 'squad-cloze');
+    const script = path.join(__dirname, '..', '..', 'scripts', 'finetune', 'prepare-squad-cloze.mjs');
+    const run = spawnSync(process.execPath, [script, '--out', out, '--json'], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const summary = JSON.parse(run.stdout);
+    for (const split of ['train', 'dev', 'test']) {
+      const questions = readSquad(path.join(out, `${split}.json`));
+      const answerable = questions.filter((q) => !q.isImpossible);
+      expect(answerable.length).toBe(summary.questions[split].answerable);
+      expect(answerable.length).toBeGreaterThan(50);
+      const byId = new Map(answerable.map((q) => [q.id, q]));
+      for (const q of questions.filter((x) => x.isImpossible)) {
+        const twin = byId.get(q.id.replace(/\/unanswerable$/, ''))!;
+        expect(q.question).toBe(twin.question);
+        expect(q.context.toLowerCase()).not.toContain(twin.answers[0].text.toLowerCase());
+      }
+      for (const q of answerable) expect(q.question).toContain('___');
+    }
   });
 });
