@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isUtf8 } from 'node:buffer';
+import { fileDocuments, normaliseLineEnds, type DocumentSeparator } from './documents';
 import { DataError } from './errors';
 
 /** One training document; `id` is stable across runs (used for split bookkeeping and diagnostics). */
@@ -10,14 +10,7 @@ export interface Document {
   text: string;
 }
 
-/**
- * Where one document ends and the next begins in a user's text file:
- * - 'auto' (default): a single file is split at blank lines; in a directory each file is one document;
- * - 'blank-line': at every run of blank (whitespace-only) lines;
- * - 'file': each file is one document;
- * - any other text: at every line that, trimmed, equals it (e.g. '<|endoftext|>'); blank lines stay inside.
- */
-export type DocumentSeparator = 'auto' | 'blank-line' | 'file' | (string & {});
+export type { DocumentSeparator } from './documents';
 
 export interface CorpusOptions {
   documentSeparator?: DocumentSeparator;
@@ -54,13 +47,13 @@ export function loadCorpus(source: 'bundled' | string, opts: LoadCorpusOptions =
   if (maxDocuments !== undefined && (!Number.isInteger(maxDocuments) || maxDocuments < 1)) {
     throw new DataError('ERR_DATA_CONFIG', `maxDocuments must be a positive integer, got ${maxDocuments}`);
   }
-  if (source === 'bundled') {
-    // Only read what is kept: the bundled corpus is ~12 MB.
-    const files = bundledCorpusFiles();
-    const kept = maxDocuments === undefined ? files : files.slice(0, maxDocuments);
-    return kept.map(({ id, filePath }) => ({ id, text: normaliseLineEnds(fs.readFileSync(filePath, 'utf8')) }));
+  // Only read what is kept: the bundled corpus is ~12 MB.
+  const documents: Document[] = [];
+  for (const document of corpusDocuments(source, opts)) {
+    if (maxDocuments !== undefined && documents.length >= maxDocuments) break;
+    documents.push(document);
   }
-  return userDocuments(path.resolve(source), opts);
+  return documents;
 }
 
 /**
@@ -111,7 +104,18 @@ const EXPECTED_CORPUS =
   "expected 'bundled', a text file (split into documents at blank lines), a .jsonl file " +
   '(one {"text": ...} object per line) or a directory of .txt / .jsonl files';
 
-function userDocuments(resolved: string, opts: LoadCorpusOptions): Document[] {
+/**
+ * The documents of data.corpus one at a time, in the order loadCorpus returns them, reading each
+ * file in chunks: memory holds one document (and the one after it, to know whether a file gave
+ * several), whatever the corpus size.
+ */
+export function* corpusDocuments(source: 'bundled' | string, opts: CorpusOptions = {}): Generator<Document> {
+  if (source === 'bundled') {
+    for (const { id, filePath } of bundledCorpusFiles())
+      yield { id, text: normaliseLineEnds(fs.readFileSync(filePath, 'utf8')) };
+    return;
+  }
+  const resolved = path.resolve(source);
   let stats: fs.Stats;
   try {
     stats = fs.statSync(resolved);
@@ -133,173 +137,35 @@ function userDocuments(resolved: string, opts: LoadCorpusOptions): Document[] {
   } else if (stats.isFile()) {
     files = [{ id: path.basename(resolved), filePath: resolved }];
   } else {
-    throw new DataError(
-      'ERR_DATA_NOT_FOUND',
-      `corpus ${resolved} is neither a file nor a directory; ${EXPECTED_CORPUS}`,
-    );
+    throw new DataError('ERR_DATA_NOT_FOUND', `corpus ${resolved} is neither a file nor a directory; ${EXPECTED_CORPUS}`);
   }
 
   const separator = opts.documentSeparator ?? 'auto';
   const splitAt = separator === 'auto' ? (inDirectory ? 'file' : 'blank-line') : separator;
   const maxChars = opts.maxDocumentChars ?? DEFAULT_MAX_DOCUMENT_CHARS;
-  const jsonKey = opts.jsonKey ?? DEFAULT_JSON_KEY;
-  const documents: Document[] = [];
+  let found = 0;
   for (const file of files) {
-    if (opts.maxDocuments !== undefined && documents.length >= opts.maxDocuments) break;
-    const bytes = fs.readFileSync(file.filePath);
-    if (bytes.length === 0 && inDirectory) continue; // an empty file in a directory holds no documents
-    const text = textOf(bytes, file.filePath);
-    const texts = isJsonLines(file.filePath)
-      ? jsonLinesTexts(text, file.filePath, jsonKey)
-      : splitDocuments(text, splitAt);
-    const pieces = texts.flatMap((t) => cutLongText(t, maxChars)).filter((t) => t.trim() !== '');
-    pieces.forEach((t, i) => documents.push({ id: pieces.length === 1 ? file.id : `${file.id}#${i + 1}`, text: t }));
+    const jsonKey = /\.jsonl?$/i.test(file.filePath) ? (opts.jsonKey ?? DEFAULT_JSON_KEY) : undefined;
+    // An empty file in a directory holds no documents; an empty corpus file is an error.
+    const texts = fileDocuments(file.filePath, { splitAt, maxChars, jsonKey }, inDirectory);
+    // Ids: the file name when the file gives one document, name#k for the k-th of several.
+    let k = 0;
+    let held: string | undefined;
+    for (const text of texts) {
+      if (held !== undefined) yield { id: `${file.id}#${k}`, text: held };
+      held = text;
+      k++;
+    }
+    if (held !== undefined) yield { id: k === 1 ? file.id : `${file.id}#${k}`, text: held };
+    found += k;
   }
-  if (documents.length === 0) {
+  if (found === 0) {
     const what = files.length === 1 ? files[0].filePath : `every .txt / .jsonl file in ${resolved}`;
     throw new DataError(
       'ERR_CORPUS',
       `corpus ${what} holds no text (only blank lines or empty documents); put text in it or point data.corpus elsewhere`,
     );
   }
-  return opts.maxDocuments === undefined ? documents : documents.slice(0, opts.maxDocuments);
-}
-
-function isJsonLines(filePath: string): boolean {
-  return /\.jsonl?$/i.test(filePath);
-}
-
-/** What a text file is to the run, for messages: e.g. the corpus, or a fine-tuning data file. */
-export interface TextFileRole {
-  noun: string;
-  code: 'ERR_CORPUS' | 'ERR_TASK_DATA';
-  /** What to do about an empty file. */
-  whenEmpty: string;
-}
-
-const CORPUS_FILE: TextFileRole = {
-  noun: 'corpus file',
-  code: 'ERR_CORPUS',
-  whenEmpty: 'put text in it or point data.corpus elsewhere',
-};
-
-/** A file as text (line ends normalised), or a message naming it when it is missing, empty or not UTF-8 text. */
-export function readTextFile(filePath: string, role: TextFileRole = CORPUS_FILE): string {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(filePath);
-  } catch (error) {
-    throw new DataError('ERR_DATA_NOT_FOUND', `cannot read ${role.noun} ${filePath}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  return textOf(bytes, filePath, role);
-}
-
-/** A file's bytes as text, or a message naming it when it is empty or not UTF-8 text. */
-function textOf(bytes: Buffer, filePath: string, role: TextFileRole = CORPUS_FILE): string {
-  if (bytes.length === 0) throw new DataError(role.code, `${role.noun} ${filePath} is empty; ${role.whenEmpty}`);
-  const nul = bytes.indexOf(0);
-  if (nul >= 0 || !isUtf8(bytes)) {
-    throw new DataError(
-      role.code,
-      `${role.noun} ${filePath} is not text (${nul >= 0 ? `a NUL byte at offset ${nul}` : 'not valid UTF-8'}); ` +
-        `convert the file to UTF-8 text first`,
-    );
-  }
-  return normaliseLineEnds(bytes.toString('utf8'));
-}
-
-/** Drop a byte-order mark and Windows line ends so the same text tokenizes the same everywhere. */
-function normaliseLineEnds(text: string): string {
-  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
-}
-
-/** The documents of one text file, cut at separator lines (which are dropped). */
-function splitDocuments(text: string, splitAt: DocumentSeparator): string[] {
-  if (splitAt === 'file') return [text];
-  const separator = splitAt === 'blank-line' ? '' : splitAt.trim();
-  const documents: string[] = [];
-  let documentStart = 0;
-  // A final line break ends the last line; it does not start an empty one.
-  for (let lineStart = 0; lineStart < text.length;) {
-    const newline = text.indexOf('\n', lineStart);
-    const lineEnd = newline < 0 ? text.length : newline;
-    if (text.slice(lineStart, lineEnd).trim() === separator) {
-      if (lineStart > documentStart) documents.push(text.slice(documentStart, lineStart - 1));
-      documentStart = lineEnd + 1;
-    }
-    if (newline < 0) break;
-    lineStart = newline + 1;
-  }
-  if (documentStart < text.length) documents.push(text.slice(documentStart));
-  return documents;
-}
-
-/** One document's text per object of a JSON-lines file; a bad line stops with file:line. */
-function jsonLinesTexts(text: string, filePath: string, key: string): string[] {
-  const texts: string[] = [];
-  const lines = text.split('\n');
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${filePath}:${i + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new DataError(
-        'ERR_CORPUS',
-        `${where}: not JSON (${(error as Error).message}); a JSON-lines corpus holds one object per line, ` +
-          `e.g. {"${key}": "..."}`,
-      );
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new DataError(
-        'ERR_CORPUS',
-        `${where}: expected a JSON object with a "${key}" field, got ${describe(value)}`,
-      );
-    }
-    const field = (value as Record<string, unknown>)[key];
-    if (typeof field !== 'string') {
-      const keys = Object.keys(value).slice(0, 8).join(', ') || 'none';
-      throw new DataError(
-        'ERR_CORPUS',
-        `${where}: the object has no string field "${key}" (its fields: ${keys}); ` +
-          `set data.json_key to the field that holds the text`,
-      );
-    }
-    texts.push(normaliseLineEnds(field));
-  });
-  return texts;
-}
-
-function describe(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-}
-
-/**
- * Pieces of at most maxChars characters, each cut after the last line break
- * before the limit, else after the last space, else at the limit (never inside
- * a surrogate pair).
- */
-function cutLongText(text: string, maxChars: number): string[] {
-  if (maxChars <= 0 || text.length <= maxChars) return [text];
-  const pieces: string[] = [];
-  let start = 0;
-  while (text.length - start > maxChars) {
-    const limit = start + maxChars;
-    let cut = text.lastIndexOf('\n', limit - 1) + 1;
-    if (cut <= start) cut = text.lastIndexOf(' ', limit - 1) + 1;
-    if (cut <= start) cut = isHighSurrogate(text.charCodeAt(limit - 1)) ? limit - 1 : limit;
-    pieces.push(text.slice(start, cut));
-    start = cut;
-  }
-  pieces.push(text.slice(start));
-  return pieces;
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
 }
 
 function listSorted(directory: string): string[] {

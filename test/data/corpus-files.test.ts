@@ -39,8 +39,8 @@ const lines = (count: number, prefix = 'verse') =>
 describe('one text file', () => {
   it('without blank lines is one document until it is longer than data.max_document_chars, then cut at line breaks', () => {
     const verses = lines(2000); // ~64 k characters
-    const text = verses.join('\n') + '\n';
-    const file = write('book.txt', text);
+    const text = verses.join('\n'); // the document: the file's lines, without the last line break
+    const file = write('book.txt', text + '\n');
     expect(loadCorpus(file, { maxDocumentChars: 0 })).toEqual([{ id: 'book.txt', text }]);
 
     const documents = loadCorpus(file, { maxDocumentChars: 5000 });
@@ -96,6 +96,38 @@ describe('one text file', () => {
     expect(notJson.message).toContain(`${broken}:2: not JSON`);
     const notObject = failure(() => loadCorpus(write('array.jsonl', '["text"]\n')));
     expect(notObject.message).toContain(':1: expected a JSON object with a "text" field, got an array');
+  });
+});
+
+describe('reading in 1 MiB chunks', () => {
+  const MiB = 1 << 20;
+  // Bytes whose chunk boundary (at 1 MiB) falls inside \r\n, or inside a two-byte character.
+  const straddling = (tail: Buffer) => {
+    const head = Buffer.alloc(MiB - 1, 'a');
+    for (let i = 100; i < head.length; i += 100) head[i] = 0x0a; // lines of 99 'a'
+    return Buffer.concat([head, tail]);
+  };
+
+  it('keeps \r\n and multi-byte characters whole across a chunk boundary', () => {
+    for (const tail of [Buffer.from('\r\nafter\r\nend\r\n'), Buffer.from('éafter\nend\n')]) {
+      const bytes = straddling(tail);
+      const file = write('chunked.txt', bytes);
+      const [document, ...rest] = loadCorpus(file, { documentSeparator: 'file', maxDocumentChars: 0 });
+      expect(rest).toEqual([]);
+      expect(document.text).toBe(bytes.toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, ''));
+    }
+  });
+
+  it('cuts a long document while reading it exactly as it would cut it whole', () => {
+    const lines = Array.from({ length: 60000 }, (_, i) => `line ${i} ${'x'.repeat(i % 50)}`);
+    const file = write('long.txt', lines.join('\n'));
+    const pieces = loadCorpus(file, { maxDocumentChars: 10000 });
+    expect(pieces.map((d) => d.text).join('')).toBe(lines.join('\n'));
+    for (const piece of pieces.slice(0, -1)) {
+      expect(piece.text.length).toBeLessThanOrEqual(10000);
+      expect(piece.text.length).toBeGreaterThan(10000 - 60); // cut at the last line break before the limit
+      expect(piece.text.endsWith('\n')).toBe(true);
+    }
   });
 });
 

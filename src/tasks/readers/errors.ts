@@ -1,4 +1,4 @@
-import type { TextFileRole } from '../../data/corpus';
+import type { TextFileRole } from '../../data/documents';
 import { DataError } from '../../data/errors';
 
 /** A fine-tuning data file, for readTextFile's messages. */

@@ -2,7 +2,7 @@
 // data[].paragraphs[].{context, qas[].{id, question, answers[{text, answer_start}], is_impossible}}.
 // Every answer must sit in its context at answer_start; a v2.0 unanswerable question has
 // is_impossible true and no answers.
-import { readTextFile } from '../../data/corpus';
+import { readTextFile } from '../../data/documents';
 import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface SquadAnswer {

@@ -3,7 +3,7 @@
 //   optional header line whose last field is `label`;
 // - JSON lines: {"text": ..., "label": ...} or {"text_a": ..., "text_b": ..., "label": ...}.
 // Labels stay as written here (strings); labelSet() maps them to ids.
-import { readTextFile } from '../../data/corpus';
+import { readTextFile } from '../../data/documents';
 import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface TextClassificationExample {

@@ -4,7 +4,7 @@
 // - CoNLL-style columns: `word ... label` per line (the first and the last column), a blank line
 //   between sentences, -DOCSTART- lines skipped.
 import * as path from 'node:path';
-import { readTextFile } from '../../data/corpus';
+import { readTextFile } from '../../data/documents';
 import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface TaggedSentence {
