@@ -14,6 +14,7 @@ import { registerLaunchCommand } from '../launch/command';
 import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
 import { registerCheckpointCommand } from './checkpoint-command';
+import { registerPreprocessCommand } from './preprocess-command';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
 export const DEFAULT_CONFIG = 'bert-mini';
@@ -188,6 +189,7 @@ export function buildCli(): Command {
     );
   registerLaunchCommand(program);
   registerCheckpointCommand(program);
+  registerPreprocessCommand(program);
   return program;
 }
 
