@@ -3,7 +3,7 @@
 // the coordinator commits the step (writes its manifest) in one place. And the choice of the
 // checkpoint a round resumes from, verified once here so that the workers need not re-hash it.
 import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint/sharded';
-import { ControlError } from './errors';
+import { ControlError } from '../control/errors';
 
 /**
  * A report that cannot be read or does not fit the save in progress (a bug in a worker), or a

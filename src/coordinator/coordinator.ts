@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type pino from 'pino';
 
 import type { ShardReport } from '../checkpoint/sharded';
-import type { ControlKeys } from './auth';
+import type { ControlKeys } from '../control/auth';
 import {
   CheckpointRelay,
   describeCommit,
@@ -19,7 +19,6 @@ import {
   type ResumePoint,
 } from './checkpoints';
 import {
-  describeExit,
   describeWho,
   FailureLog,
   writeReport,
@@ -30,19 +29,20 @@ import {
 } from './failure';
 import { placeRank, validateLayout, type ParallelLayout } from './groups';
 import { readyTimeout, rendezvousTimeout, restartTimeout, silentAgent, silentWorker, stopTimeout } from './liveness';
-import type {
-  AgentHello,
-  ControlMessage,
-  Finish,
-  MessageBodies,
-  MessageKind,
-  PeerInfo,
-  Register,
-  StepReport,
-  WorkerExited,
-} from './messages';
+import {
+  describeExit,
+  type AgentHello,
+  type ControlMessage,
+  type Finish,
+  type MessageBodies,
+  type MessageKind,
+  type PeerInfo,
+  type Register,
+  type StepReport,
+  type WorkerExited,
+} from '../control/messages';
 import { agentHelloProblem, configOrBuildMismatch, registrationProblem } from './rendezvous';
-import { ControlRouter, printableId } from './router';
+import { ControlRouter, printableId } from '../control/router';
 
 export interface CoordinatorOptions {
   port: number;

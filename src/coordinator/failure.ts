@@ -75,12 +75,6 @@ export function describeWho(f: Pick<JobFailure, 'rank' | 'nodeRank' | 'host' | '
   return where ? `${who} (${where})` : who;
 }
 
-/** How a process ended, in words: "was killed by SIGKILL", "exited with code 3". */
-export function describeExit(exitCode: number | undefined, signal: string | undefined): string {
-  if (signal) return `was killed by ${signal}`;
-  return `exited with code ${exitCode ?? 'unknown'}`;
-}
-
 /** The report as the launcher prints it on stderr. */
 export function formatReport(r: RootCauseReport): string {
   const lines: string[] = [];

@@ -188,3 +188,9 @@ export type ControlMessage = { [K in MessageKind]: { kind: K; body: MessageBodie
 export function message<K extends MessageKind>(kind: K, body: MessageBodies[K]): ControlMessage {
   return { kind, body } as ControlMessage;
 }
+
+/** How a process ended, in words: "was killed by SIGKILL", "exited with code 3". */
+export function describeExit(exitCode: number | undefined, signal: string | undefined): string {
+  if (signal) return `was killed by ${signal}`;
+  return `exited with code ${exitCode ?? 'unknown'}`;
+}
