@@ -3,7 +3,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'build-cmake/**', 'node_modules/**', 'runs/**', '.paratrain-cache/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'src/generated/**',
+      'build/**',
+      'build-cmake/**',
+      'node_modules/**',
+      'runs/**',
+      '.paratrain-cache/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

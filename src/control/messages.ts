@@ -1,185 +1,52 @@
-// messages.ts — the control-plane messages (proto/control.proto) as TypeScript types: what the
-// coordinator, the agents and the workers say to each other. wire.ts turns them into frames.
+// messages.ts — the control-plane messages (proto/control.proto) as the coordinator, the agents and
+// the workers handle them: the generated message types (src/proto.ts) as plain data, sub-messages
+// complete. wire.ts turns them into frames.
+import type { paratrain } from '../generated/proto';
+import type { Plain, With } from '../proto';
+
+type pc = typeof paratrain.control;
+/** The message type of an Envelope body field: `agentHello` carries an AgentHello. */
+type BodyMessage<K extends MessageKind> = InstanceType<pc[Capitalize<K>]>;
 
 /** Where one data-plane socket of a worker listens. */
-export interface DataEndpoints {
-  ipc: string;
-  tcp: string;
-}
+export type DataEndpoints = Plain<paratrain.control.DataEndpoints>;
+export type GroupEndpoints = With<Plain<paratrain.control.GroupEndpoints>, { tp: DataEndpoints; dp: DataEndpoints }>;
 
-export interface GroupEndpoints {
-  tp: DataEndpoints;
-  dp: DataEndpoints;
-}
-
+export type Register = With<Plain<paratrain.control.Register>, { endpoints: GroupEndpoints }>;
 /** What a worker tells the coordinator about itself (the worker adds job, round and rank). */
-export interface WorkerRegistration {
-  host: string;
-  nodeRank: number;
-  localRank: number;
-  pid: number;
-  device: string;
-  endpoints: GroupEndpoints;
-  configHash: string;
-  buildHash: string;
-}
+export type WorkerRegistration = Omit<Register, 'jobId' | 'round' | 'rank'>;
 
-export interface PeerInfo {
-  rank: number;
-  host: string;
-  nodeRank: number;
-  endpoints: GroupEndpoints;
-}
-
-/** A worker's place in the job: its groups and how to reach their members. */
-export interface Assignment {
-  jobId: string;
-  round: number;
-  rank: number;
-  worldSize: number;
-  tpRank: number;
-  tpSize: number;
-  dpRank: number;
-  dpSize: number;
-  /** The TP group in group order (tpPeers[tpRank] is this worker). */
-  tpPeers: PeerInfo[];
-  /** The DP group in group order (dpPeers[dpRank] is this worker). */
-  dpPeers: PeerInfo[];
-  /** The checkpoint step directory to load, verified by the coordinator; '' = start at step 0. */
-  resumeDir: string;
-  /** Restarts of the job so far (= round). */
-  restartCount: number;
-}
+export type PeerInfo = With<Plain<paratrain.control.PeerInfo>, { endpoints: GroupEndpoints }>;
+/** A worker's place in the job: its groups (in group order) and how to reach their members. */
+export type Assignment = With<Plain<paratrain.control.Assignment>, { tpPeers: PeerInfo[]; dpPeers: PeerInfo[] }>;
 
 /** A figure with a name: a head's loss or another metric. */
-export interface NamedValue {
-  name: string;
-  value: number;
-}
+export type NamedValue = Plain<paratrain.control.NamedValue>;
+export type StepReport = With<Plain<paratrain.control.StepReport>, { losses: NamedValue[]; metrics: NamedValue[] }>;
 
-export interface StepReport {
-  step: number;
-  totalSteps: number;
-  /** The objective: Σ weight·loss. */
-  loss: number;
-  /** Each head's loss (mlm, nsp, sop, lm, rtd, ...), in the model's head order. */
-  losses: NamedValue[];
-  /** Other figures the heads report (e.g. rtd_accuracy). */
-  metrics: NamedValue[];
-  gradNorm: number;
-  lr: number;
-  tokensPerS: number;
-  stepMs: number;
-  skipped: boolean;
-  consumedSamples: number;
-  evalLoss?: number;
-}
+export type AgentHello = Plain<paratrain.control.AgentHello>;
+export type AgentWelcome = Plain<paratrain.control.AgentWelcome>;
+export type WorkerExited = Plain<paratrain.control.WorkerExited>;
+export type FailureReport = Plain<paratrain.control.FailureReport>;
+/** Training complete (stopped false), or saved and stopped on a stop request at `step`. */
+export type Finish = Plain<paratrain.control.Finish>;
+export type Shutdown = Plain<paratrain.control.Shutdown>;
+/** A launcher's signal: a checkpoint (stop false, SIGUSR2) or a graceful stop (SIGTERM, SIGUSR1). */
+export type StopRequest = Plain<paratrain.control.StopRequest>;
+export type SaveRequest = Plain<paratrain.control.SaveRequest>;
+export type SaveCommitted = Plain<paratrain.control.SaveCommitted>;
 
 export type WorkerPhase = 'setup' | 'first-step' | 'train' | 'eval' | 'save';
 export type AgentPhase = 'prepare' | 'supervise' | 'restarting' | 'stopping';
 
-export interface AgentHello {
-  nodeRank: number;
-  host: string;
-  nprocPerNode: number;
-  nnodes: number;
-  pid: number;
-}
-
-export interface AgentWelcome {
-  jobId: string;
-  round: number;
-  worldSize: number;
-  heartbeatIntervalMs: number;
-  heartbeatTimeoutMs: number;
-  firstStepTimeoutMs: number;
-  rendezvousTimeoutMs: number;
-}
-
-export interface Register extends WorkerRegistration {
-  jobId: string;
-  round: number;
-  rank: number;
-}
-
-export interface WorkerExited {
-  rank: number;
-  localRank: number;
-  pid: number;
-  /** Absent when a signal ended the process. */
-  exitCode?: number;
-  /** '' when the process exited by itself. */
-  signal: string;
-  lastLines: string[];
-  /** The round the worker was started for. */
-  round: number;
-}
-
-export interface FailureReport {
-  code: string;
-  message: string;
-}
-
-/** Training complete (stopped false), or saved and stopped on a stop request at `step`. */
-export interface Finish {
-  stopped: boolean;
-  step: number;
-}
-
-export interface Shutdown {
-  reason: string;
-  /** Stopped before the workers started: the agent stops them, their exits are expected. */
-  stopWorkers: boolean;
-}
-
-/** A launcher's signal: a checkpoint (stop false, SIGUSR2) or a graceful stop (SIGTERM, SIGUSR1). */
-export interface StopRequest {
-  signal: string;
-  stop: boolean;
-}
-
-export interface SaveRequest {
-  stop: boolean;
-  reason: string;
-}
-
-export interface SaveCommitted {
-  step: number;
-  /** '' on error. */
-  dir: string;
-  /** '' on success. */
-  error: string;
-}
-
-type Empty = Record<string, never>;
+/** The name of an Envelope body (the `oneof body` of proto/control.proto). */
+export type MessageKind = NonNullable<paratrain.control.Envelope['body']>;
 
 /** Every message body by its name in the Envelope's oneof. */
-export interface MessageBodies {
-  agentHello: AgentHello;
-  agentWelcome: AgentWelcome;
-  register: Register;
-  assignment: Assignment;
-  reject: { reason: string };
-  ready: Empty;
-  start: Empty;
-  heartbeat: { phase: string };
-  stepReport: StepReport;
-  workerExited: WorkerExited;
-  failureReport: FailureReport;
-  finish: Finish;
-  finishAck: Empty;
-  abort: { reason: string };
-  shutdown: Shutdown;
-  restart: { round: number; reason: string };
-  agentStopped: { round: number };
-  stopRequest: StopRequest;
-  saveRequest: SaveRequest;
-  /** An encoded ShardReport (src/checkpoint/sharded.ts). */
-  shardSaved: { report: Uint8Array };
-  saveCommitted: SaveCommitted;
-}
-
-export type MessageKind = keyof MessageBodies;
+export type MessageBodies = With<
+  { [K in MessageKind]: Plain<BodyMessage<K>> },
+  { register: Register; assignment: Assignment; stepReport: StepReport }
+>;
 
 /** One decoded frame: which message it is and its body. */
 export type ControlMessage = { [K in MessageKind]: { kind: K; body: MessageBodies[K] } }[MessageKind];
