@@ -2,7 +2,7 @@
 // reports it (ShardSaved); the relay collects the reports of a step and, once every rank's is in,
 // the coordinator commits the step (writes its manifest) in one place. And the choice of the
 // checkpoint a round resumes from, verified once here so that the workers need not re-hash it.
-import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint/sharded';
+import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint';
 import { ControlError } from '../control/errors';
 
 /**

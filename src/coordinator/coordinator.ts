@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type pino from 'pino';
 
-import type { ShardReport } from '../checkpoint/sharded';
+import type { ShardReport } from '../checkpoint';
 import type { ControlKeys } from '../control/auth';
 import {
   CheckpointRelay,

@@ -2,7 +2,7 @@
 import * as os from 'node:os';
 
 import { maxPredictionsPerSequence } from '../config/load';
-import type { NamedTensor } from '../checkpoint/types';
+import type { NamedTensor } from '../checkpoint';
 import type { Config } from '../config/schema';
 import { loadNative, type NativeEngine, type NativeEngineOptions, type ParamEntry } from './native';
 import { modelSpec } from './spec';

@@ -13,6 +13,7 @@ import { engineOptions } from '../engine/engine';
 import { loadedAddonFile, loadNative, REQUEST_SAVE, REQUEST_STOP, type RingEndpoints } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
 import { ControlClient, type Assignment, type PeerInfo } from './control';
+import { PACKAGE_ROOT } from '../package-root';
 
 function requiredEnv(name: string): string {
   const v = process.env[name];
@@ -33,7 +34,7 @@ export function buildHash(): string {
   const h = crypto.createHash('sha256');
   const file = loadedAddonFile();
   if (file) h.update(fs.readFileSync(file));
-  h.update(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json')));
+  h.update(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json')));
   return h.digest('hex');
 }
 
