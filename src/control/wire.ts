@@ -74,6 +74,12 @@ export function decodeMessage(frame: Buffer): ControlMessage {
   return { kind, body } as ControlMessage;
 }
 
+/** A routing id for logs: ours are readable ("worker/r3/…"); ZeroMQ's own are binary. */
+export function printableId(id: Buffer): string {
+  const s = id.toString('utf8');
+  return /^[\x20-\x7e]+$/.test(s) ? s : `0x${id.toString('hex')}`;
+}
+
 /** A one-line description of a frame that failed to decode, for logs. */
 export function describeFrame(frame: Buffer): string {
   const head = frame.subarray(0, 16).toString('hex');

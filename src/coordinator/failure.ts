@@ -44,8 +44,8 @@ export class FailureLog {
   private readonly failures: JobFailure[] = [];
 
   /** Records a failure; true when it is the first (the root cause). */
-  record(f: Omit<JobFailure, 'atUnixMs'>): boolean {
-    this.failures.push({ ...f, atUnixMs: Date.now() });
+  record(f: Omit<JobFailure, 'atUnixMs'>, atUnixMs = Date.now()): boolean {
+    this.failures.push({ ...f, atUnixMs });
     return this.failures.length === 1;
   }
 
