@@ -21,38 +21,21 @@ import {
   type Effect,
   type JobEvent,
   type JobEventBody,
+  type JobSettings,
   type JobSummary,
   type StopSummary,
 } from './job';
 
 export { describeStop, type CoordinatorEvent, type JobSummary, type StopSummary } from './job';
 
-export interface CoordinatorOptions {
+export interface CoordinatorOptions extends Omit<JobSettings, 'jobId'> {
   port: number;
-  nnodes: number;
-  nprocPerNode: number;
-  tpSize: number;
-  heartbeatIntervalMs: number;
-  heartbeatTimeoutMs: number;
-  /** Silence allowed before a worker's first step and while it saves a checkpoint. */
-  firstStepTimeoutMs: number;
-  rendezvousTimeoutMs: number;
   /** Where failure.json and failures/ go (config.run.dir). */
   runDir: string;
-  /** <run.dir>/checkpoints: where checkpoints are committed, and restarts resume from. */
-  checkpointRoot: string;
   /** config.checkpoint.keep: committed checkpoints kept (the oldest are pruned). */
   keep: number;
-  /** --resume for round 0: 'auto' or an absolute path; absent = start at step 0. */
-  resume?: string;
-  /** --max-restarts: failed rounds restarted before the job fails (default 0). */
-  maxRestarts?: number;
-  /** --stop-timeout: how long a graceful stop may take before the job is aborted (default 120 s). */
-  stopTimeoutMs?: number;
   log: pino.Logger;
   onEvent?: (e: CoordinatorEvent) => void;
-  /** After an abort: how long to wait for the agents' reports of their workers' exits. */
-  abortSettleMs?: number;
   /** CURVE keys of the job (--auth-key-file); without them the control plane is unauthenticated. */
   keys?: ControlKeys;
 }

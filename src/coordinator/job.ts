@@ -41,7 +41,7 @@ export interface JobSettings {
   /** Silence allowed before a worker's first step and while it saves a checkpoint. */
   firstStepTimeoutMs: number;
   rendezvousTimeoutMs: number;
-  /** <run.dir>/checkpoints, for messages. */
+  /** <run.dir>/checkpoints: where checkpoints are committed, and restarts resume from. */
   checkpointRoot: string;
   /** --resume for round 0: 'auto' or an absolute path; absent = start at step 0. */
   resume?: string;
