@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { writeSafetensors } = await import(path.join(root, 'dist', 'checkpoint', 'safetensors.js'));
+const { writeSafetensors } = await import(path.join(root, 'dist', 'checkpoint', 'index.js'));
 const { values: o } = parseArgs({
   options: {
     mb: { type: 'string', default: '200' },

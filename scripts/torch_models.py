@@ -35,8 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
-# Additive attention-mask value used by Hugging Face: torch.finfo(float32).min (also in float64 runs,
-# as the brief for the golden fixtures asks).
+# Additive attention-mask value used by Hugging Face: torch.finfo(float32).min, also in float64 runs,
+# so that the float64 fixtures mask exactly as the float32 models the engine is compared with.
 MASK_MIN = float(torch.finfo(torch.float32).min)
 
 # --------------------------------------------------------------------------------------------------

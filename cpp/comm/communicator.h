@@ -1,6 +1,6 @@
-// communicator.h — the collective operations the engine calls mid-step. The distributed issue
-// adds a libzmq ring backend and the CUDA issue an NCCL one behind this interface; a rank that
-// trains alone uses SingleProcessCommunicator, where every collective is the identity.
+// communicator.h — the collective operations of one process group (a rank's tensor- or
+// data-parallel group). Backends: libzmq rings (zmq_ring.h) and NCCL (nccl_communicator.h); a rank
+// that trains alone uses SingleProcessCommunicator, where every collective is the identity.
 #pragma once
 #include <cstddef>  // size_t
 
@@ -14,6 +14,10 @@ class Communicator {
   virtual void all_reduce_sum(float* data, size_t n) = 0;
   virtual void all_reduce_sum(double* data, size_t n) = 0;
   virtual void all_reduce_max(float* data, size_t n) = 0;
+  // The engine calls only the all-reduces today. The four below stay for the planned callers:
+  // ZeRO's sharded optimizer (reduce-scatter the gradients, all-gather the parameters), sequence
+  // parallelism (all-gather / reduce-scatter along the sequence) and resharding tools (broadcast,
+  // barrier); cpp/tests/comm_tests.cpp checks every one on every backend, the benchmark uses barrier.
   virtual void all_gather(const float* send, float* recv, size_t n_per_rank) = 0;      // recv: size()·n
   virtual void reduce_scatter_sum(const float* send, float* recv, size_t n_per_rank) = 0;  // send: size()·n
   virtual void broadcast(float* data, size_t n, int root) = 0;

@@ -34,22 +34,47 @@ auto guarded(Napi::Env env, F&& body) -> decltype(body()) {
   }
 }
 
-int get_int(const Napi::Object& o, const char* key, int fallback) {
+// Engine options come from src/engine/engine.ts (engineOptions, built from a validated config). A
+// field that is missing or has the wrong type is a bug there: it fails with ERR_CONFIG naming the
+// field, never replaced by a default. The few fields the TypeScript type marks optional (the
+// parallel ranks and sizes, the bucket) keep EngineConfig's own defaults when absent.
+using Is = bool (Napi::Value::*)() const;
+Napi::Value get_field(const Napi::Object& o, const char* key, const std::string& where, Is is, const char* type) {
+  Napi::Value v = o.Get(key);
+  if (!(v.*is)()) throw Error("ERR_CONFIG", where + "." + key + " must be " + type);
+  return v;
+}
+int get_int(const Napi::Object& o, const char* key, const std::string& where) {
+  return get_field(o, key, where, &Napi::Value::IsNumber, "a number").As<Napi::Number>().Int32Value();
+}
+double get_num(const Napi::Object& o, const char* key, const std::string& where) {
+  return get_field(o, key, where, &Napi::Value::IsNumber, "a number").As<Napi::Number>().DoubleValue();
+}
+std::string get_str(const Napi::Object& o, const char* key, const std::string& where) {
+  return get_field(o, key, where, &Napi::Value::IsString, "a string").As<Napi::String>().Utf8Value();
+}
+bool get_bool(const Napi::Object& o, const char* key, const std::string& where) {
+  return get_field(o, key, where, &Napi::Value::IsBoolean, "a boolean").As<Napi::Boolean>().Value();
+}
+// An optional number: absent (undefined) leaves `into` as it is.
+template <typename T>
+void read_optional_num(const Napi::Object& o, const char* key, const std::string& where, T& into) {
+  if (o.Get(key).IsUndefined()) return;
+  into = static_cast<T>(get_num(o, key, where));
+}
+// Arguments of the other calls (data-plane options, batches, step options): a missing field takes
+// `fallback`; their callers check what matters (batch shapes, ranks) where it is used.
+int get_int_or(const Napi::Object& o, const char* key, int fallback) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
 }
-double get_num(const Napi::Object& o, const char* key, double fallback) {
+double get_num_or(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
-std::string get_str(const Napi::Object& o, const char* key, const std::string& fallback) {
+std::string get_str_or(const Napi::Object& o, const char* key, const std::string& fallback) {
   Napi::Value v = o.Get(key);
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
-}
-
-bool get_bool(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
 }
 Napi::Object get_object(const Napi::Object& o, const char* key, const std::string& where) {
   Napi::Value v = o.Get(key);
@@ -64,88 +89,94 @@ Napi::Array get_array(const Napi::Object& o, const char* key, const std::string&
 
 // The model spec (src/engine/spec.ts builds it from the config; ModelSpec::validate() checks it).
 ModelSpec parse_spec(const Napi::Object& o) {
+  const std::string w = "spec";
   ModelSpec m;
-  m.vocab = get_int(o, "vocabSize", 0);
-  m.max_positions = get_int(o, "maxPositions", 0);
-  m.layernorm_eps = static_cast<float>(get_num(o, "layernormEps", 1e-12));
-  const std::string gelu = get_str(o, "gelu", "erf");
+  m.vocab = get_int(o, "vocabSize", w);
+  m.max_positions = get_int(o, "maxPositions", w);
+  m.layernorm_eps = static_cast<float>(get_num(o, "layernormEps", w));
+  const std::string gelu = get_str(o, "gelu", w);
   if (gelu != "erf" && gelu != "tanh") throw Error("ERR_CONFIG", "spec.gelu must be 'erf' or 'tanh'");
   m.gelu = gelu == "erf" ? cpu::GeluForm::Erf : cpu::GeluForm::Tanh;
-  m.hidden_dropout = static_cast<float>(get_num(o, "hiddenDropout", 0));
-  m.attention_dropout = static_cast<float>(get_num(o, "attentionDropout", 0));
-  m.init_std = get_num(o, "initStd", 0.02);
-  const Napi::Object e = get_object(o, "embeddings", "spec");
-  m.embeddings.dim = get_int(e, "dim", 0);
-  m.embeddings.type_vocab = get_int(e, "typeVocab", 0);
-  m.embeddings.norm = get_bool(e, "norm", false);
-  const Napi::Array stacks = get_array(o, "stacks", "spec");
+  m.hidden_dropout = static_cast<float>(get_num(o, "hiddenDropout", w));
+  m.attention_dropout = static_cast<float>(get_num(o, "attentionDropout", w));
+  m.init_std = get_num(o, "initStd", w);
+  const Napi::Object e = get_object(o, "embeddings", w);
+  m.embeddings.dim = get_int(e, "dim", "spec.embeddings");
+  m.embeddings.type_vocab = get_int(e, "typeVocab", "spec.embeddings");
+  m.embeddings.norm = get_bool(e, "norm", "spec.embeddings");
+  const Napi::Array stacks = get_array(o, "stacks", w);
   for (uint32_t i = 0; i < stacks.Length(); i++) {
+    const std::string ws = "spec.stacks[" + std::to_string(i) + "]";
     Napi::Value v = stacks.Get(i);
-    if (!v.IsObject()) throw Error("ERR_CONFIG", "spec.stacks[" + std::to_string(i) + "] must be an object");
+    if (!v.IsObject()) throw Error("ERR_CONFIG", ws + " must be an object");
     const Napi::Object so = v.As<Napi::Object>();
     StackSpec st;
-    st.prefix = get_str(so, "prefix", "");
-    st.layers = get_int(so, "layers", 0);
-    st.groups = get_int(so, "groups", st.layers);
-    st.hidden = get_int(so, "hidden", 0);
-    st.heads = get_int(so, "heads", 0);
-    st.ffn = get_int(so, "ffn", 0);
-    const std::string norm = get_str(so, "norm", "post");
+    st.prefix = get_str(so, "prefix", ws);
+    st.layers = get_int(so, "layers", ws);
+    st.groups = get_int(so, "groups", ws);
+    st.hidden = get_int(so, "hidden", ws);
+    st.heads = get_int(so, "heads", ws);
+    st.ffn = get_int(so, "ffn", ws);
+    const std::string norm = get_str(so, "norm", ws);
     if (norm != "post" && norm != "pre") throw Error("ERR_CONFIG", "spec.stacks[].norm must be 'post' or 'pre'");
     st.norm = norm == "post" ? NormPlacement::Post : NormPlacement::Pre;
-    st.causal = get_bool(so, "causal", false);
-    st.projection = get_bool(so, "projection", false);
-    st.final_norm = get_bool(so, "finalNorm", false);
-    st.pooler = get_bool(so, "pooler", false);
-    st.scaled_residual_init = get_bool(so, "scaledResidualInit", false);
-    st.input_from = get_int(so, "inputFrom", -1);
+    st.causal = get_bool(so, "causal", ws);
+    st.projection = get_bool(so, "projection", ws);
+    st.final_norm = get_bool(so, "finalNorm", ws);
+    st.pooler = get_bool(so, "pooler", ws);
+    st.scaled_residual_init = get_bool(so, "scaledResidualInit", ws);
+    st.input_from = get_int(so, "inputFrom", ws);
     m.stacks.push_back(st);
   }
-  const Napi::Array heads = get_array(o, "heads", "spec");
+  const Napi::Array heads = get_array(o, "heads", w);
   for (uint32_t i = 0; i < heads.Length(); i++) {
+    const std::string wh = "spec.heads[" + std::to_string(i) + "]";
     Napi::Value v = heads.Get(i);
-    if (!v.IsObject()) throw Error("ERR_CONFIG", "spec.heads[" + std::to_string(i) + "] must be an object");
+    if (!v.IsObject()) throw Error("ERR_CONFIG", wh + " must be an object");
     const Napi::Object ho = v.As<Napi::Object>();
     HeadSpec h;
-    h.kind = head_kind_named(get_str(ho, "kind", ""));
-    h.stack = get_int(ho, "stack", 0);
-    h.prefix = get_str(ho, "prefix", "");
-    h.loss = get_str(ho, "loss", "");
-    h.weight = static_cast<float>(get_num(ho, "weight", 1.0));
-    h.sample = get_bool(ho, "sample", false);
+    h.kind = head_kind_named(get_str(ho, "kind", wh));
+    h.stack = get_int(ho, "stack", wh);
+    h.prefix = get_str(ho, "prefix", wh);
+    h.loss = get_str(ho, "loss", wh);
+    h.weight = static_cast<float>(get_num(ho, "weight", wh));
+    h.sample = get_bool(ho, "sample", wh);
     m.heads.push_back(h);
   }
   return m;
 }
 
 EngineConfig parse_config(const Napi::Object& o) {
+  const std::string w = "engine options";
   EngineConfig c;
-  c.model = parse_spec(get_object(o, "spec", "engine options"));
-  c.model.tp_rank = get_int(o, "tensorParallelRank", 0);
-  c.model.tp_size = get_int(o, "tensorParallelSize", 1);
-  c.micro_batch = get_int(o, "microBatch", 1);
-  c.seq_len = get_int(o, "seqLen", 1);
-  c.grad_accum = get_int(o, "gradAccum", 1);
-  c.max_predictions = get_int(o, "maxPredictions", 0);
-  c.threads = get_int(o, "threads", 1);
-  c.seed = static_cast<uint64_t>(get_num(o, "seed", 0));
-  c.dp_rank = get_int(o, "dataParallelRank", 0);
-  c.dp_size = get_int(o, "dataParallelSize", 1);
-  const double bucket = get_num(o, "bucketElems", 0);
+  c.model = parse_spec(get_object(o, "spec", w));
+  read_optional_num(o, "tensorParallelRank", w, c.model.tp_rank);
+  read_optional_num(o, "tensorParallelSize", w, c.model.tp_size);
+  c.micro_batch = get_int(o, "microBatch", w);
+  c.seq_len = get_int(o, "seqLen", w);
+  c.grad_accum = get_int(o, "gradAccum", w);
+  c.max_predictions = get_int(o, "maxPredictions", w);
+  c.threads = get_int(o, "threads", w);
+  c.seed = static_cast<uint64_t>(get_num(o, "seed", w));
+  read_optional_num(o, "dataParallelRank", w, c.dp_rank);
+  read_optional_num(o, "dataParallelSize", w, c.dp_size);
+  double bucket = 0;
+  read_optional_num(o, "bucketElems", w, bucket);
   if (bucket > 0) c.bucket_elems = static_cast<size_t>(bucket);
-  Napi::Value ov = o.Get("optimizer");
-  if (ov.IsObject()) {
-    Napi::Object opt = ov.As<Napi::Object>();
-    const std::string name = get_str(opt, "name", "lamb");
-    if (name != "lamb" && name != "adamw") throw Error("ERR_CONFIG", "optimizer.name must be 'lamb' or 'adamw'");
-    c.optimizer.kind = name == "lamb" ? OptimizerKind::Lamb : OptimizerKind::AdamW;
-    c.optimizer.beta1 = static_cast<float>(get_num(opt, "beta1", 0.9));
-    c.optimizer.beta2 = static_cast<float>(get_num(opt, "beta2", 0.999));
-    c.optimizer.eps = static_cast<float>(get_num(opt, "eps", 1e-6));
-    c.optimizer.weight_decay = static_cast<float>(get_num(opt, "weightDecay", 0.01));
-    c.optimizer.apex = get_str(opt, "variant", "nvlamb") == "apex";
-    c.optimizer.max_grad_norm = static_cast<float>(get_num(opt, "maxGradNorm", 1.0));
-  }
+  const Napi::Object opt = get_object(o, "optimizer", w);
+  const std::string wo = "engine options.optimizer";
+  const std::string name = get_str(opt, "name", wo);
+  if (name != "lamb" && name != "adamw") throw Error("ERR_CONFIG", "optimizer.name must be 'lamb' or 'adamw'");
+  c.optimizer.kind = name == "lamb" ? OptimizerKind::Lamb : OptimizerKind::AdamW;
+  c.optimizer.beta1 = static_cast<float>(get_num(opt, "beta1", wo));
+  c.optimizer.beta2 = static_cast<float>(get_num(opt, "beta2", wo));
+  c.optimizer.eps = static_cast<float>(get_num(opt, "eps", wo));
+  c.optimizer.weight_decay = static_cast<float>(get_num(opt, "weightDecay", wo));
+  const std::string variant = get_str(opt, "variant", wo);
+  if (variant != "nvlamb" && variant != "apex")
+    throw Error("ERR_CONFIG", "optimizer.variant must be 'nvlamb' or 'apex'");
+  c.optimizer.apex = variant == "apex";
+  c.optimizer.max_grad_norm = static_cast<float>(get_num(opt, "maxGradNorm", wo));
   c.model.validate();
   return c;
 }
@@ -255,10 +286,10 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
       if (info.Length() < 1 || !info[0].IsObject())
         throw Error("ERR_ARGUMENT", "new DataPlane(options) needs {ipcDir, hostAddr, timeoutMs}");
       Napi::Object o = info[0].As<Napi::Object>();
-      const std::string ipc_dir = get_str(o, "ipcDir", "");
-      const std::string host = get_str(o, "hostAddr", "");
-      const int timeout_ms = get_int(o, "timeoutMs", 120000);
-      const std::string tag = ipc_dir.empty() ? "" : ipc_dir + "/" + std::to_string(get_int(o, "localRank", 0));
+      const std::string ipc_dir = get_str_or(o, "ipcDir", "");
+      const std::string host = get_str_or(o, "hostAddr", "");
+      const int timeout_ms = get_int_or(o, "timeoutMs", 120000);
+      const std::string tag = ipc_dir.empty() ? "" : ipc_dir + "/" + std::to_string(get_int_or(o, "localRank", 0));
       tp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-tp", host, timeout_ms, "tensor-parallel");
       dp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-dp", host, timeout_ms, "data-parallel");
       return 0;
@@ -301,7 +332,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
       Napi::Value v = o.Get(key);
       if (!v.IsObject()) throw Error("ERR_ARGUMENT", std::string("connect() needs ") + key + ": {rank, size, next}");
       Napi::Object r = v.As<Napi::Object>();
-      return Ring{get_int(r, "rank", -1), get_int(r, "size", 0), get_str(r, "next", "")};
+      return Ring{get_int_or(r, "rank", -1), get_int_or(r, "size", 0), get_str_or(r, "next", "")};
     };
     const auto rings = guarded(env, [&] {
       if (!tp_ || !dp_ || busy_ || connected_) throw Error("ERR_ARGUMENT", "this DataPlane cannot connect again");
@@ -414,15 +445,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
-  void copy_in(Napi::Env env, std::vector<float>& dst, const Napi::Value& v, const char* what) {
-    guarded(env, [&] {
+  // `v` as a Float32Array of exactly `size` values, or ERR_ARGUMENT saying why not.
+  Napi::Float32Array checked_source(Napi::Env env, size_t size, const Napi::Value& v, const char* what) {
+    return guarded(env, [&] {
       Napi::Float32Array arr = typed_array<Napi::Float32Array>(v, what);
-      if (arr.ElementLength() != dst.size())
+      if (arr.ElementLength() != size)
         throw Error("ERR_ARGUMENT", std::string(what) + " holds " + std::to_string(arr.ElementLength()) +
-                                        " values; the engine has " + std::to_string(dst.size()));
-      std::copy(arr.Data(), arr.Data() + arr.ElementLength(), dst.begin());
-      return 0;
+                                        " values; the engine has " + std::to_string(size));
+      return arr;
     });
+  }
+  void copy_in(Napi::Env env, std::vector<float>& dst, const Napi::Value& v, const char* what) {
+    const Napi::Float32Array arr = checked_source(env, dst.size(), v, what);
+    std::copy(arr.Data(), arr.Data() + arr.ElementLength(), dst.begin());
   }
 
   Napi::Value GetParams(const Napi::CallbackInfo& info) {
@@ -468,9 +503,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     require_idle(env);
     if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
     Napi::Object o = info[0].As<Napi::Object>();
-    copy_in(env, engine().optimizer().m(), o.Get("m"), "optimizer m");
-    copy_in(env, engine().optimizer().v(), o.Get("v"), "optimizer v");
-    engine().optimizer().set_step_count(static_cast<int64_t>(get_num(o, "step", 0)));
+    // Both moments are checked before either is written: a bad v must not leave a new m behind.
+    std::vector<float>& m = engine().optimizer().m();
+    std::vector<float>& v = engine().optimizer().v();
+    const Napi::Float32Array m_src = checked_source(env, m.size(), o.Get("m"), "optimizer m");
+    const Napi::Float32Array v_src = checked_source(env, v.size(), o.Get("v"), "optimizer v");
+    std::copy(m_src.Data(), m_src.Data() + m_src.ElementLength(), m.begin());
+    std::copy(v_src.Data(), v_src.Data() + v_src.ElementLength(), v.begin());
+    engine().optimizer().set_step_count(static_cast<int64_t>(get_num_or(o, "step", 0)));
     return env.Undefined();
   }
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
@@ -507,8 +547,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         if (!item.IsObject()) throw Error("ERR_ARGUMENT", "micro-batch " + std::to_string(i) + " is not an object");
         Napi::Object b = item.As<Napi::Object>();
         StagedBatch& s = engine().stage(i);
-        s.batch = get_int(b, "batchSize", 0);
-        s.seq = get_int(b, "seqLen", 0);
+        s.batch = get_int_or(b, "batchSize", 0);
+        s.seq = get_int_or(b, "seqLen", 0);
         copy_into<int32_t, Napi::Int32Array>(s.tokens, b.Get("tokens"), "tokens", napi_int32_array);
         copy_into<int32_t, Napi::Int32Array>(s.labels, b.Get("labels"), "labels", napi_int32_array);
         s.has_segments = b.Get("segments").IsTypedArray();
@@ -525,10 +565,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           copy_into<int32_t, Napi::Int32Array>(s.fixed_samples, b.Get("sampledTokens"), "sampledTokens",
                                                napi_int32_array);
         // The sampling stream of sequence b is keyed by its index in its split's stream.
-        const double first = get_num(b, "firstSample", 0);
+        const double first = get_num_or(b, "firstSample", 0);
         if (!(first >= 0) || first > 4503599627370496.0)  // 2^52: the eval split's tag sits above
           throw Error("ERR_ARGUMENT", "firstSample must be a non-negative integer below 2^52");
-        s.first_sample = static_cast<uint64_t>(first) | (get_str(b, "split", "train") == "eval" ? 1ull << 52 : 0);
+        s.first_sample = static_cast<uint64_t>(first) | (get_str_or(b, "split", "train") == "eval" ? 1ull << 52 : 0);
         engine().check_staged(i);
       }
       return count;
@@ -550,9 +590,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     require_idle(env);
     const int count = stage_batches(env, info[0]);
     Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-    const uint64_t step = static_cast<uint64_t>(get_num(opts, "step", 0));
-    const float lr = static_cast<float>(get_num(opts, "lr", 0));
-    const uint32_t requests = static_cast<uint32_t>(get_num(opts, "requests", 0)) & (kRequestSave | kRequestStop);
+    const uint64_t step = static_cast<uint64_t>(get_num_or(opts, "step", 0));
+    const float lr = static_cast<float>(get_num_or(opts, "lr", 0));
+    const uint32_t requests = static_cast<uint32_t>(get_num_or(opts, "requests", 0)) & (kRequestSave | kRequestStop);
     engine_->busy = true;
     auto metrics = std::make_shared<StepMetrics>();
     Engine* e = engine_.get();

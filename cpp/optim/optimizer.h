@@ -14,7 +14,7 @@ enum class OptimizerKind { Lamb, AdamW };
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::Lamb;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-6f, weight_decay = 0.01f;
-  // LAMB: false = NVLAMB as the brief states it (g/‖g‖ always, ε inside the sqrt);
+  // LAMB: false = NVLAMB (g/‖g‖ always, ε inside the sqrt);
   //       true  = apex FusedLAMB (g·max_norm/‖g‖ only when ‖g‖ > max_norm, ε outside the sqrt).
   bool apex = false;
   float max_grad_norm = 1.0f;  // AdamW and apex-LAMB clipping threshold; 0 disables clipping

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { Config } from '../config/schema';
+import { PACKAGE_ROOT } from '../package-root';
 
 export interface Layout {
   name: string;
@@ -49,7 +50,7 @@ export function benchLayouts(
   layouts: Layout[],
   opts: { steps: number; warmup: number; masterPort: number },
 ): LayoutResult[] {
-  const bin = path.join(__dirname, '..', '..', 'bin', 'paratrain.js');
+  const bin = path.join(PACKAGE_ROOT, 'bin', 'paratrain.js');
   const results: LayoutResult[] = [];
   layouts.forEach((layout, i) => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `paratrain-bench-${layout.name}-`));

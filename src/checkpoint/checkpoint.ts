@@ -2,7 +2,7 @@
  * Training checkpoints: one `step-NNNNNNN` directory per save under a checkpoints root.
  *
  * This file is the whole-model API (saveCheckpoint / loadCheckpoint) used by import, export,
- * inference and tests. It stores the same format as a sharded save (sharded.ts): one rank of a
+ * inference and tests. It stores the same format as a sharded save (writeShard + commitCheckpoint): one rank of a
  * TP1×DP1 layout writes model-tp00-dp00.safetensors and optimizer-tp00-dp00.safetensors, and the
  * commit writes manifest.pb last. loadCheckpoint assembles whole tensors from the pieces of any
  * layout. See docs/checkpoint-format.md.
@@ -13,88 +13,24 @@ import * as path from 'node:path';
 import { commitReports } from './commit';
 import { wholeBox } from './coverage';
 import { CheckpointError, corrupt } from './errors';
-import { checkHeader, headerFromManifest, ManifestHeader } from './header';
-import type { CheckpointManifest } from './manifest';
+import { checkHeader, headerFromManifest } from './header';
 import { readTargets, ReadTarget } from './shard-reader';
 import { prepareStepDir, ShardPiece, writeRankFiles } from './shard-writer';
-import type { ShardReport, TrainingState } from './sharded';
 import { checkpointDirFor, MANIFEST_FILE, readCheckpointManifest, resolveCheckpointDir, resolveIn } from './store';
-import { NamedTensor, numelOf } from './types';
-import type { ModelFamily } from '../config/schema';
-
-export {
-  checkpointDirFor,
-  DEFAULT_KEEP,
-  LATEST_FILE,
-  listCheckpoints,
-  MANIFEST_FILE,
-  MIN_KEEP,
-  MODEL_FILE,
-  OPTIMIZER_FILE,
-  readCheckpointManifest,
-  resolveCheckpointDir,
-  shardFileName,
-  TOKENIZER_FILE,
-  type CheckpointListing,
-} from './store';
 import { verifyCheckpointDir } from './verify';
+import {
+  numelOf,
+  type CheckpointData,
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  type ManifestHeader,
+  type NamedTensor,
+  type SaveCheckpointOptions,
+  type SavedCheckpoint,
+  type ShardReport,
+} from './types';
 
 export { verifyCheckpoint, verifyCheckpointDir, verifyCheckpointFiles } from './verify';
-
-/** The model family a checkpoint holds (config model.arch). */
-export type Arch = ModelFamily;
-
-export interface OptimizerCheckpoint {
-  name: string;
-  step: number;
-  /** Optimizer state tensors, named e.g. "exp_avg.<param>" / "exp_avg_sq.<param>". */
-  state: NamedTensor[];
-}
-
-export interface CheckpointData {
-  step: number;
-  consumedSamples: number;
-  /** The resolved run configuration (stored as JSON). */
-  config: object;
-  arch: Arch;
-  optimizer: OptimizerCheckpoint;
-  params: NamedTensor[];
-  tokenizerJson?: string;
-  /** Any JSON-serialisable resumable state beyond `training`. */
-  extra?: unknown;
-  /** RNG, learning-rate schedule and loss scale; absent where the writer had none (import). */
-  training?: TrainingState;
-}
-
-export interface SaveCheckpointOptions {
-  /** How many committed checkpoints to keep (newest by step). Default 3, clamped to at least 2. */
-  keep?: number;
-  /**
-   * Only {1, 1} (the default) is accepted: saveCheckpoint writes whole tensors. Sharded saves go
-   * through writeShard + commitCheckpoint.
-   */
-  layout?: { tensorParallel: number; dataParallel: number };
-}
-
-export interface SavedCheckpoint {
-  dir: string;
-  manifest: CheckpointManifest;
-  /** Directories removed by pruning. */
-  pruned: string[];
-}
-
-export interface LoadCheckpointOptions {
-  /** Check sizes and sha256 of every file against the manifest (default true). */
-  verify?: boolean;
-  /** Also read optimizer state (default true); false returns an empty state list. */
-  loadOptimizer?: boolean;
-}
-
-export interface LoadedCheckpoint extends CheckpointData {
-  /** The step directory that was loaded. */
-  dir: string;
-  manifest: CheckpointManifest;
-}
 
 function invalidArg(msg: string): CheckpointError {
   return new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', msg);

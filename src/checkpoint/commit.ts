@@ -4,14 +4,12 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
-import type { SavedCheckpoint } from './checkpoint';
 import { findTilingProblem } from './coverage';
 import { CheckpointError, isErrnoException } from './errors';
-import { atomicWrite, atomicWriteText, writeAll } from './fsutil';
-import { ManifestHeader, manifestFromHeader } from './header';
-import { encodeManifest, ManifestFileEntry, ManifestTensorEntry } from './manifest';
+import { atomicWrite, atomicWriteFile, writeAll } from '../files/atomic-write';
+import { manifestFromHeader } from './header';
+import { encodeManifest } from './manifest';
 import { checkShardReport } from './shard-report';
-import type { ShardReport } from './sharded';
 import {
   checkpointDirFor,
   LATEST_FILE,
@@ -22,6 +20,7 @@ import {
   resolveIn,
   TOKENIZER_FILE,
 } from './store';
+import type { ManifestFileEntry, ManifestHeader, ManifestTensorEntry, SavedCheckpoint, ShardReport } from './types';
 
 /** Manifest order: parameters, then optimizer state; names in the order the ranks listed them; pieces by position. */
 function orderTensors(reports: readonly ShardReport[]): ManifestTensorEntry[] {
@@ -130,7 +129,7 @@ export async function commitReports(
   const bytes = encodeManifest(manifest);
   // The commit point: atomicWrite renames manifest.pb into place and fsyncs the directory.
   await atomicWrite(path.join(dir, MANIFEST_FILE), (fh) => writeAll(fh, bytes));
-  await atomicWriteText(path.join(root, LATEST_FILE), `${path.basename(dir)}\n`);
+  await atomicWriteFile(path.join(root, LATEST_FILE), `${path.basename(dir)}\n`);
   await removeUnlistedFiles(dir, manifest);
   const pruned = await pruneCheckpoints(root, dir, step, keep);
   return { dir, manifest, pruned };

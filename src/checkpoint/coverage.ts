@@ -1,6 +1,6 @@
+import type { ManifestSliceDim, ManifestTensorEntry } from './types';
 // coverage.ts — boxes (one half-open range per dimension) of global tensors: intersections, and
 // whether a set of stored pieces tiles a region exactly (no gap, no overlap).
-import type { ManifestSliceDim, ManifestTensorEntry } from './manifest';
 
 export interface Box {
   start: number[];

@@ -1,107 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
+// fsutil.ts — the checkpoint package's reads: exact positional reads and file hashes. (Writes go
+// through src/files/atomic-write.ts.)
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 
-import { corrupt, isErrnoException } from './errors';
+import { corrupt } from './errors';
 
 /** Largest single read; FileHandle I/O is limited to < 2 GiB per call. */
 export const IO_CHUNK = 64 * 1024 * 1024;
-
-/** Temp name in the same directory so the final rename never crosses a filesystem. */
-export function tempPathFor(target: string): string {
-  const dir = path.dirname(target);
-  const base = path.basename(target);
-  return path.join(dir, `.${base}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-/** fsync a directory so a rename/unlink inside it is durable. Some platforms refuse; that is not fatal. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch (e) {
-    if (!(isErrnoException(e) && ['EISDIR', 'EINVAL', 'EPERM', 'EACCES', 'ENOTSUP'].includes(e.code ?? ''))) throw e;
-  } finally {
-    await fh?.close();
-  }
-}
-
-/** Bytes per write call in writeAll: small, so that hashing a chunk overlaps its write. */
-const WRITE_CHUNK = 4 * 1024 * 1024;
-/** writeAll starts writeback of what it wrote (an fdatasync) every this many bytes. */
-const WRITEBACK_BYTES = 32 * 1024 * 1024;
-
-async function writeChunk(fh: fsp.FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let done = 0; done < chunk.byteLength;) {
-    const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done);
-    if (bytesWritten <= 0) throw new Error('short write');
-    done += bytesWritten;
-  }
-}
-
-/**
- * Writes `parts` back to back at the handle's current position, feeding an optional hash. Each
- * chunk's write runs on the libuv pool while this thread hashes the same chunk, and every
- * WRITEBACK_BYTES an fdatasync starts (one in flight, not awaited until the next) so the disk
- * works while we hash and the caller's closing fsync has little left to flush.
- */
-export async function writeAll(
-  fh: fsp.FileHandle,
-  parts: Uint8Array | readonly Uint8Array[],
-  hash?: ReturnType<typeof createHash>,
-): Promise<void> {
-  let writeback: Promise<void> | undefined;
-  let unsynced = 0;
-  try {
-    for (const part of parts instanceof Uint8Array ? [parts] : parts) {
-      for (let off = 0; off < part.byteLength; off += WRITE_CHUNK) {
-        const chunk = part.subarray(off, off + WRITE_CHUNK);
-        const written = writeChunk(fh, chunk);
-        try {
-          hash?.update(chunk);
-        } finally {
-          await written;
-        }
-        unsynced += chunk.byteLength;
-        if (unsynced >= WRITEBACK_BYTES) {
-          await writeback;
-          writeback = fh.datasync();
-          unsynced = 0;
-        }
-      }
-    }
-  } catch (e) {
-    await writeback?.catch(() => undefined);
-    throw e;
-  }
-  await writeback;
-}
-
-/**
- * Creates `target` atomically: `produce` writes into a temp file in the same directory which is
- * fsync'd, closed and renamed over `target`, then the directory is fsync'd. On failure the temp
- * file is removed and `target` is left untouched.
- */
-export async function atomicWrite<T>(target: string, produce: (fh: fsp.FileHandle) => Promise<T>): Promise<T> {
-  const tmp = tempPathFor(target);
-  const fh = await fsp.open(tmp, 'wx', 0o644);
-  let ok = false;
-  try {
-    const result = await produce(fh);
-    await fh.sync();
-    await fh.close();
-    await fsp.rename(tmp, target);
-    ok = true;
-    await fsyncDir(path.dirname(target));
-    return result;
-  } finally {
-    if (!ok) {
-      await fh.close().catch(() => undefined);
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    }
-  }
-}
 
 /** Fills `target` from `position` of the file (positional reads, in chunks); a short file is corrupt. */
 export async function readExactlyAt(
@@ -116,13 +21,6 @@ export async function readExactlyAt(
     if (bytesRead === 0) throw corrupt(file, `unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
-}
-
-export async function atomicWriteText(target: string, text: string): Promise<{ sizeBytes: number; sha256: string }> {
-  const bytes = Buffer.from(text, 'utf8');
-  const hash = createHash('sha256');
-  await atomicWrite(target, (fh) => writeAll(fh, bytes, hash));
-  return { sizeBytes: bytes.byteLength, sha256: hash.digest('hex') };
 }
 
 export async function sha256File(file: string): Promise<string> {

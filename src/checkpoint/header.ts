@@ -1,12 +1,9 @@
 // header.ts — the manifest fields that are neither files nor tensor pieces (step, config, optimizer,
 // layout, training state): their checks, and their conversion to and from a manifest.
 import { MODEL_FAMILIES } from '../config/schema';
-import type { Arch } from './checkpoint';
-import { checkTrainingState, CheckpointManifest, MANIFEST_FORMAT_VERSION, paratrainVersion } from './manifest';
-import type { CheckpointHeader, TrainingState } from './sharded';
-
-/** A CheckpointHeader whose training state may be absent (saveCheckpoint without one, import). */
-export type ManifestHeader = Omit<CheckpointHeader, 'training'> & { training?: TrainingState };
+import { paratrainVersion } from '../package-root';
+import { checkTrainingState, MANIFEST_FORMAT_VERSION } from './manifest';
+import type { Arch, CheckpointManifest, ManifestHeader } from './types';
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 

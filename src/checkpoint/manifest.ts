@@ -1,10 +1,10 @@
 /** CheckpointManifest (proto/checkpoint.proto) <-> plain TypeScript objects. */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as protobuf from 'protobufjs';
+import type * as protobuf from 'protobufjs';
 
+import { paratrain, type Plain, type With } from '../proto';
 import { CheckpointError, corrupt } from './errors';
-import type { TrainingState } from './sharded';
+import type { CheckpointManifest, ManifestFileEntry, ManifestTensorEntry, TensorRole, TrainingState } from './types';
 
 /** 2: per-rank shard files and the training state. Version-1 manifests (whole tensors) still load. */
 export const MANIFEST_FORMAT_VERSION = 2;
@@ -14,156 +14,33 @@ export const MANIFEST_END_MARKER = 0x50544d46;
 /** Names of the optimizer moments in a checkpoint: `<prefix><param name>` (PyTorch's state keys). */
 export const OPTIMIZER_STATE_PREFIX = { m: 'exp_avg.', v: 'exp_avg_sq.' } as const;
 
-export type TensorRole = 'unspecified' | 'parameter' | 'optimizer_state';
-
-export interface ManifestSliceDim {
-  start: number;
-  length: number;
-}
-
-export interface ManifestTensorEntry {
-  name: string;
-  dtype: string;
-  globalShape: number[];
-  file: string;
-  slice: ManifestSliceDim[];
-  fileSha256: string;
-  role: TensorRole;
-  /** Key inside `file`; '' means the same as `name`. */
-  key: string;
-  tpRank: number;
-  dpRank: number;
-}
-
-export interface ManifestFileEntry {
-  path: string;
-  sizeBytes: number;
-  sha256: string;
-}
-
-export interface CheckpointManifest {
-  formatVersion: number;
-  paratrainVersion: string;
-  step: number;
-  consumedSamples: number;
-  configJson: string;
-  arch: string;
-  layout: { tensorParallel: number; dataParallel: number };
-  optimizer: { name: string; step: number };
-  tensors: ManifestTensorEntry[];
-  files: ManifestFileEntry[];
-  tokenizerFile: string;
-  createdUnixMs: number;
-  extraJson: string;
-  /** Absent in version-1 manifests and in checkpoints written without it (import from Hugging Face). */
-  training?: TrainingState;
-}
-
 const ROLE_TO_ENUM: Record<TensorRole, number> = { unspecified: 0, parameter: 1, optimizer_state: 2 };
 const ENUM_TO_ROLE: Record<number, TensorRole> = { 0: 'unspecified', 1: 'parameter', 2: 'optimizer_state' };
 
-let cachedRoot: string | undefined;
+/** The generated ShardReport message (proto/checkpoint.proto). */
+export function shardReportProtoType(): typeof paratrain.ShardReport {
+  return paratrain.ShardReport;
+}
 
-/**
- * The package root (directory holding package.json and proto/), found by walking up from this
- * file so it works both from src/ (vitest) and from dist/ (compiled).
- */
-export function packageRoot(): string {
-  if (cachedRoot !== undefined) return cachedRoot;
-  let dir = __dirname;
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'proto', 'checkpoint.proto')) && fs.existsSync(path.join(dir, 'package.json'))) {
-      cachedRoot = dir;
-      return dir;
-    }
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot locate proto/checkpoint.proto above ${__dirname}`);
-    dir = up;
+// The decoded messages, as toObject(..., TO_OBJECT_OPTIONS) returns them: 64-bit integers as
+// decimal strings, enums as numbers, an absent sub-message null.
+export type RawTensorEntry = With<Plain<paratrain.TensorEntry, string>, { slice: Plain<paratrain.SliceDim, string>[] }>;
+export type RawFileEntry = Plain<paratrain.FileEntry, string>;
+type RawTrainingState = {
+  rng: Plain<paratrain.RngState, string> | null;
+  schedule: Plain<paratrain.LrSchedule, string> | null;
+  lossScale: Plain<paratrain.LossScaleState, string> | null;
+};
+export type RawManifest = With<
+  Plain<paratrain.CheckpointManifest, string>,
+  {
+    layout: Plain<paratrain.Layout> | null;
+    optimizer: Plain<paratrain.OptimizerInfo, string> | null;
+    tensors: RawTensorEntry[];
+    files: RawFileEntry[];
+    training: RawTrainingState | null;
   }
-}
-
-let cachedVersion: string | undefined;
-
-export function paratrainVersion(): string {
-  if (cachedVersion === undefined) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
-        version?: unknown;
-      };
-      cachedVersion = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-    } catch {
-      cachedVersion = '0.0.0';
-    }
-  }
-  return cachedVersion;
-}
-
-let protoRoot: protobuf.Root | undefined;
-
-function checkpointProto(): protobuf.Root {
-  protoRoot ??= protobuf.loadSync(path.join(packageRoot(), 'proto', 'checkpoint.proto'));
-  return protoRoot;
-}
-
-export function manifestProtoType(): protobuf.Type {
-  return checkpointProto().lookupType('paratrain.CheckpointManifest');
-}
-
-export function shardReportProtoType(): protobuf.Type {
-  return checkpointProto().lookupType('paratrain.ShardReport');
-}
-
-/** Shape of Type.toObject(..., {longs: String, enums: Number, defaults: true, arrays: true}). */
-export interface RawTensorEntry {
-  name: string;
-  dtype: string;
-  globalShape: string[];
-  file: string;
-  slice: Array<{ start: string; length: string }>;
-  fileSha256: string;
-  role: number;
-  key: string;
-  tpRank: number;
-  dpRank: number;
-}
-
-export interface RawFileEntry {
-  path: string;
-  sizeBytes: string;
-  sha256: string;
-}
-
-interface RawTrainingState {
-  rng: { seed: string; scheme: string } | null;
-  schedule: {
-    kind: string;
-    lr: number;
-    minLr: number;
-    steps: string;
-    warmupSteps: string;
-    power: number;
-    nextLr: number;
-  } | null;
-  lossScale: { enabled: boolean; scale: number; growthTracker: string } | null;
-}
-
-export interface RawManifest {
-  formatVersion: number;
-  paratrainVersion: string;
-  step: string;
-  consumedSamples: string;
-  configJson: string;
-  arch: string;
-  layout: { tensorParallel: number; dataParallel: number } | null;
-  optimizer: { name: string; step: string } | null;
-  tensors: RawTensorEntry[];
-  files: RawFileEntry[];
-  tokenizerFile: string;
-  createdUnixMs: string;
-  extraJson: string;
-  training: RawTrainingState | null;
-  endMarker: number;
-}
+>;
 
 export const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
   longs: String,
@@ -237,7 +114,7 @@ export function manifestToProto(m: CheckpointManifest): Record<string, unknown> 
 }
 
 export function encodeManifest(m: CheckpointManifest): Uint8Array {
-  const T = manifestProtoType();
+  const T = paratrain.CheckpointManifest;
   const plain = manifestToProto(m);
   const err = T.verify(plain);
   if (err !== null) throw invalidArg(`invalid manifest: ${err}`);
@@ -319,8 +196,8 @@ export function manifestFromProto(o: RawManifest, fail: (what: string) => Error)
 
 /** Decodes and validates manifest bytes; `file` is only used in error messages. */
 export function decodeManifest(bytes: Uint8Array, file: string): CheckpointManifest {
-  const T = manifestProtoType();
-  let msg: protobuf.Message;
+  const T = paratrain.CheckpointManifest;
+  let msg: paratrain.CheckpointManifest;
   try {
     msg = T.decode(bytes);
   } catch (e) {

@@ -9,8 +9,9 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 
 import { CheckpointError, corrupt, isErrnoException } from './errors';
-import { atomicWrite, readExactlyAt, writeAll } from './fsutil';
-import { AnyTensor, numelOf } from './types';
+import { atomicWrite, writeAll } from '../files/atomic-write';
+import { readExactlyAt } from './fsutil';
+import { numelOf, type AnyTensor } from './types';
 
 /** Same limit as the reference implementation: protects against absurd header lengths. */
 export const MAX_HEADER_BYTES = 100_000_000;

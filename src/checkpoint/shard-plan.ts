@@ -4,8 +4,7 @@
 // share is cut into row ranges written by several ranks. Every rank computes the same plan from
 // its own table, without talking to the others.
 import { CheckpointError } from './errors';
-import type { ShardTensor } from './sharded';
-import { numelOf } from './types';
+import { numelOf, type ShardTensor } from './types';
 
 function invalidArg(msg: string): CheckpointError {
   return new CheckpointError('ERR_CHECKPOINT_INVALID_ARG', msg);

@@ -7,11 +7,11 @@ import * as path from 'node:path';
 import { Box, boxOfSlice, findUncovered, formatBox, intersectBoxes } from './coverage';
 import { CheckpointError, corrupt } from './errors';
 import { readExactlyAt } from './fsutil';
-import { CheckpointManifest, ManifestTensorEntry, OPTIMIZER_STATE_PREFIX } from './manifest';
+import { OPTIMIZER_STATE_PREFIX } from './manifest';
 import { openForRead, parseSafetensorsHeader, SafetensorsEntry } from './safetensors';
 import { checkTableEntry } from './shard-plan';
-import type { ShardTensor } from './sharded';
 import { MANIFEST_FILE, resolveIn } from './store';
+import type { CheckpointManifest, ManifestTensorEntry, ShardTensor } from './types';
 
 /** One tensor to fill: the box of the global tensor it needs and where its elements go. */
 export interface ReadTarget {

@@ -1,7 +1,6 @@
 // shard-report.ts — a rank's ShardReport on the wire (message paratrain.ShardReport) and its checks.
 // A report arrives over the network, so decoding validates everything the committer relies on.
-import * as protobuf from 'protobufjs';
-
+import { paratrain, type Plain, type With } from '../proto';
 import { CheckpointError } from './errors';
 import { checkHeader, headerFromManifest, manifestFromHeader } from './header';
 import {
@@ -12,24 +11,18 @@ import {
   RawFileEntry,
   RawManifest,
   RawTensorEntry,
-  shardReportProtoType,
   tensorEntryFromProto,
   tensorEntryToProto,
   TO_OBJECT_OPTIONS,
   toSafeNumber,
 } from './manifest';
-import type { CheckpointHeader, ShardReport } from './sharded';
 import { MANIFEST_FILE } from './store';
+import type { CheckpointHeader, ShardReport } from './types';
 
-interface RawShardReport {
-  step: string;
-  rank: number;
-  files: RawFileEntry[];
-  tensors: RawTensorEntry[];
-  bytes: string;
-  writeMs: number;
-  header: RawManifest | null;
-}
+type RawShardReport = With<
+  Plain<paratrain.ShardReport, string>,
+  { files: RawFileEntry[]; tensors: RawTensorEntry[]; header: RawManifest | null }
+>;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -98,7 +91,7 @@ export function encodeShardReport(r: ShardReport): Uint8Array {
   };
   if (r.header !== undefined)
     plain.header = manifestToProto(manifestFromHeader(r.header, { files: [], tensors: [], tokenizerFile: '' }));
-  const T = shardReportProtoType();
+  const T = paratrain.ShardReport;
   const err = T.verify(plain);
   if (err !== null) throw fail(err);
   return T.encode(T.fromObject(plain)).finish();
@@ -106,8 +99,8 @@ export function encodeShardReport(r: ShardReport): Uint8Array {
 
 /** Decodes and validates a report received from a rank; throws ERR_SHARD_REPORT saying what is wrong. */
 export function decodeShardReport(bytes: Uint8Array): ShardReport {
-  const T = shardReportProtoType();
-  let msg: protobuf.Message;
+  const T = paratrain.ShardReport;
+  let msg: paratrain.ShardReport;
   try {
     msg = T.decode(bytes);
   } catch (e) {

@@ -5,20 +5,23 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { CheckpointError } from './errors';
-import { atomicWriteText, fsyncDir } from './fsutil';
+import { atomicWriteFile, fsyncDir } from '../files/atomic-write';
 import { checkHeader } from './header';
-import {
-  ManifestFileEntry,
-  ManifestSliceDim,
-  ManifestTensorEntry,
-  OPTIMIZER_STATE_PREFIX,
-  TensorRole,
-} from './manifest';
+import { OPTIMIZER_STATE_PREFIX } from './manifest';
 import { writeSafetensors } from './safetensors';
 import { checkTableEntry, planShardWriters, type ShardWritePiece } from './shard-plan';
-import type { CheckpointHeader, RankShard, ShardReport, ShardTensor } from './sharded';
 import { shardFileName, TOKENIZER_FILE, uncommit } from './store';
-import { numelOf } from './types';
+import {
+  numelOf,
+  type CheckpointHeader,
+  type ManifestFileEntry,
+  type ManifestSliceDim,
+  type ManifestTensorEntry,
+  type RankShard,
+  type ShardReport,
+  type ShardTensor,
+  type TensorRole,
+} from './types';
 
 /** A stored piece: `data` is row-major over the slice lengths. */
 export interface ShardPiece {
@@ -103,7 +106,7 @@ export async function writeRankFiles(
     tensors.push(...entriesFor(g.pieces, name, written.sha256, g.role, owner));
   }
   if (owner.tokenizerJson !== undefined) {
-    const tok = await atomicWriteText(path.join(dir, TOKENIZER_FILE), owner.tokenizerJson);
+    const tok = await atomicWriteFile(path.join(dir, TOKENIZER_FILE), owner.tokenizerJson);
     files.push({ path: TOKENIZER_FILE, sizeBytes: tok.sizeBytes, sha256: tok.sha256 });
   }
   await fsyncDir(dir);

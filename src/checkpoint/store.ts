@@ -5,8 +5,9 @@ import * as path from 'node:path';
 
 import { MODEL_FAMILIES } from '../config/schema';
 import { CheckpointError, corrupt, isErrnoException } from './errors';
-import { fsyncDir } from './fsutil';
-import { CheckpointManifest, decodeManifest, isSafeRelative, MANIFEST_FORMAT_VERSION } from './manifest';
+import { fsyncDir } from '../files/atomic-write';
+import { decodeManifest, isSafeRelative, MANIFEST_FORMAT_VERSION } from './manifest';
+import type { CheckpointManifest } from './types';
 
 export const MANIFEST_FILE = 'manifest.pb';
 /** Whole-model files of format version 1. */
@@ -21,7 +22,7 @@ export const MIN_KEEP = 2;
 const STEP_DIR_RE = /^step-(\d+)$/;
 /** Data files a save writes (both format versions); anything else in a step directory is not ours. */
 const DATA_FILE_RE = /^(model|optimizer)(-tp\d{2,}-dp\d{2,})?\.safetensors$/;
-/** Temp files of atomicWrite (fsutil.tempPathFor) left by a crashed writer. */
+/** Temp files of atomicWrite (src/files/atomic-write.ts tempPathFor) left by a crashed writer. */
 const TEMP_FILE_RE = /^\..+\.tmp-\d+-[0-9a-f]{8}$/;
 
 export interface CheckpointListing {

@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import { findTilingProblem } from './coverage';
 import { CheckpointError, corrupt, isErrnoException } from './errors';
 import { sha256File } from './fsutil';
-import type { CheckpointManifest } from './manifest';
 import { readSafetensorsHeader } from './safetensors';
 import { listCheckpoints, MANIFEST_FILE, readCheckpointManifest, resolveCheckpointDir, resolveIn } from './store';
+import type { CheckpointManifest } from './types';
 
 /** Checks every file listed in the manifest for presence, size and sha256; errors name the file. */
 export async function verifyCheckpointFiles(dir: string, manifest: CheckpointManifest): Promise<void> {

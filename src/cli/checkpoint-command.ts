@@ -7,18 +7,19 @@ import * as path from 'node:path';
 
 import {
   CheckpointError,
-  type CheckpointManifest,
+  corrupt,
+  headerFromManifest,
+  isStepDirName,
   listCheckpoints,
   MANIFEST_FILE,
   readCheckpointManifest,
+  readLatest,
   resolveCheckpointDir,
   selectResumeCheckpoint,
   verifyCheckpoint,
   verifyCheckpointDir,
+  type CheckpointManifest,
 } from '../checkpoint';
-import { corrupt } from '../checkpoint/errors';
-import { headerFromManifest } from '../checkpoint/header';
-import { isStepDirName, readLatest } from '../checkpoint/store';
 
 interface StepDirSummary {
   name: string;

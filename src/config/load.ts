@@ -7,6 +7,7 @@ import type { z } from 'zod';
 
 import { generatorShape, isMaskedLm, layerGroups, lossNames, packing, pairTask } from './family';
 import { configSchema, type Config } from './schema';
+import { PACKAGE_ROOT } from '../package-root';
 
 export class ConfigError extends Error {
   readonly code = 'ERR_CONFIG';
@@ -18,7 +19,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const presetDir = path.resolve(__dirname, '..', '..', 'configs');
+export const presetDir = path.join(PACKAGE_ROOT, 'configs');
 
 export function listPresets(): string[] {
   if (!fs.existsSync(presetDir)) return [];

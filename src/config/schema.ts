@@ -78,7 +78,7 @@ export const optimizerSchema = z
     beta2: probability.default(0.999),
     eps: z.number().positive().default(1e-6),
     weight_decay: z.number().nonnegative().default(0.01),
-    /** LAMB form: nvlamb (the brief's: g/‖g‖, ε inside the sqrt) or apex (FusedLAMB: clip, ε outside). */
+    /** LAMB form: nvlamb (g/‖g‖ always, ε inside the sqrt) or apex (FusedLAMB: clip, ε outside). */
     variant: z.enum(['nvlamb', 'apex']).default('nvlamb'),
     /** AdamW and apex-LAMB gradient clipping; 0 disables it. */
     max_grad_norm: z.number().nonnegative().default(1.0),

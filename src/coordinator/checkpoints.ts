@@ -2,8 +2,8 @@
 // reports it (ShardSaved); the relay collects the reports of a step and, once every rank's is in,
 // the coordinator commits the step (writes its manifest) in one place. And the choice of the
 // checkpoint a round resumes from, verified once here so that the workers need not re-hash it.
-import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint/sharded';
-import { ControlError } from './errors';
+import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint';
+import { ControlError } from '../control/errors';
 
 /**
  * A report that cannot be read or does not fit the save in progress (a bug in a worker), or a
@@ -37,25 +37,6 @@ export class CheckpointRelay {
   }
 
   /**
-   * Writes the manifest of a complete step under `root` (older checkpoints beyond `keep` are
-   * pruned) and returns the step directory; the next save may begin once this has ended.
-   */
-  async commit(root: string, reports: ShardReport[], keep: number): Promise<string> {
-    const step = reports[0].step;
-    try {
-      const { dir } = await commitCheckpoint(root, reports, { keep });
-      this.settle(step, true);
-      return dir;
-    } catch (err) {
-      this.settle(step, false);
-      throw new RelayError(
-        'ERR_CHECKPOINT_COMMIT',
-        `the checkpoint of step ${step} could not be committed: ${(err as Error).message}`,
-      );
-    }
-  }
-
-  /**
    * Adds rank `rank`'s report; returns every rank's reports (in rank order) once the step is
    * complete. Throws RelayError for a report of another rank, a step already committed, a rank
    * reporting twice, or a step other than the one in progress.
@@ -85,7 +66,8 @@ export class CheckpointRelay {
     return [...p.reports.values()].sort((a, b) => a.rank - b.rank);
   }
 
-  private settle(step: number, committed: boolean): void {
+  /** The commit of `step` ended (committed or not): the next save may begin. */
+  settle(step: number, committed: boolean): void {
     if (this.pending?.step !== step) return;
     this.pending = undefined;
     if (committed) this.lastCommittedStep = step;
@@ -95,6 +77,21 @@ export class CheckpointRelay {
     const have = this.pending?.reports ?? new Map<number, ShardReport>();
     const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !have.has(r));
     return `rank(s) ${missing.join(', ')} have not reported it`;
+  }
+}
+
+/**
+ * Writes the manifest of a complete step under `root` (older checkpoints beyond `keep` are pruned)
+ * and returns the step directory; a failure is a RelayError (ERR_CHECKPOINT_COMMIT).
+ */
+export async function commitReports(root: string, reports: ShardReport[], keep: number): Promise<string> {
+  try {
+    return (await commitCheckpoint(root, reports, { keep })).dir;
+  } catch (err) {
+    throw new RelayError(
+      'ERR_CHECKPOINT_COMMIT',
+      `the checkpoint of step ${reports[0].step} could not be committed: ${(err as Error).message}`,
+    );
   }
 }
 

@@ -44,8 +44,8 @@ export class FailureLog {
   private readonly failures: JobFailure[] = [];
 
   /** Records a failure; true when it is the first (the root cause). */
-  record(f: Omit<JobFailure, 'atUnixMs'>): boolean {
-    this.failures.push({ ...f, atUnixMs: Date.now() });
+  record(f: Omit<JobFailure, 'atUnixMs'>, atUnixMs = Date.now()): boolean {
+    this.failures.push({ ...f, atUnixMs });
     return this.failures.length === 1;
   }
 
@@ -73,12 +73,6 @@ export function describeWho(f: Pick<JobFailure, 'rank' | 'nodeRank' | 'host' | '
   const where = [f.host && `host ${f.host}`, f.pid !== undefined && `pid ${f.pid}`].filter(Boolean).join(', ');
   const who = f.rank !== undefined ? `rank ${f.rank}` : f.nodeRank !== undefined ? `node ${f.nodeRank}` : 'the job';
   return where ? `${who} (${where})` : who;
-}
-
-/** How a process ended, in words: "was killed by SIGKILL", "exited with code 3". */
-export function describeExit(exitCode: number | undefined, signal: string | undefined): string {
-  if (signal) return `was killed by ${signal}`;
-  return `exited with code ${exitCode ?? 'unknown'}`;
 }
 
 /** The report as the launcher prints it on stderr. */

@@ -3,7 +3,7 @@
 // a graceful stop). Pure functions over what the coordinator knows: each returns the failure to
 // record, naming who is late and what to check, or nothing.
 import { describeWho, type JobFailure } from './failure';
-import type { AgentHello, Register } from './messages';
+import type { AgentHello, Register } from '../control/messages';
 
 type Failure = Omit<JobFailure, 'atUnixMs'>;
 

@@ -3,7 +3,7 @@
 // and build. Each answer is a message that names the process (rank or node, host, pid) and says
 // what to change. (Who is missing when time runs out: liveness.ts.)
 import { describeWho, type JobFailure } from './failure';
-import type { AgentHello, Register } from './messages';
+import type { AgentHello, Register } from '../control/messages';
 
 type Failure = Omit<JobFailure, 'atUnixMs'>;
 

@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeFileAtomic } from './atomic-file';
+import { atomicWriteFile } from '../files/atomic-write';
 import type { Document } from './corpus';
 import { splitSentences } from './sentences';
 import type { TextTokenizer } from './tokenizer';
@@ -84,7 +84,7 @@ export async function loadOrBuildTokenStore(request: TokenStoreRequest): Promise
 
   const { tokens, sentenceStarts, documentSentenceStarts } = await tokenizeDocuments(request);
   const documentIds = request.documents.map((doc) => doc.id);
-  writeStore(cachePath, request, documentIds, tokens, sentenceStarts, documentSentenceStarts);
+  await writeStore(cachePath, request, documentIds, tokens, sentenceStarts, documentSentenceStarts);
   return new TokenStore(
     tokens,
     sentenceStarts,
@@ -170,14 +170,14 @@ function concatInt32(chunks: readonly Int32Array[]): Int32Array {
  * sentenceStarts (uint32) and tokens (int32), in native byte order (the
  * header records it; a cache is not meant to move between architectures).
  */
-function writeStore(
+async function writeStore(
   cachePath: string,
   request: TokenStoreRequest,
   documentIds: string[],
   tokens: Int32Array,
   sentenceStarts: Uint32Array,
   documentSentenceStarts: Uint32Array,
-): void {
+): Promise<void> {
   const header: StoreHeader = {
     formatVersion: STORE_FORMAT_VERSION,
     tokenizerHash: request.tokenizer.hash,
@@ -194,14 +194,11 @@ function writeStore(
   headerLength.writeUInt32LE(headerBytes.length);
   const bytesOf = (array: Uint32Array | Int32Array): Uint8Array =>
     new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
-  writeFileAtomic(cachePath, [
-    MAGIC,
-    headerLength,
-    headerBytes,
-    bytesOf(documentSentenceStarts),
-    bytesOf(sentenceStarts),
-    bytesOf(tokens),
-  ]);
+  await atomicWriteFile(
+    cachePath,
+    [MAGIC, headerLength, headerBytes, bytesOf(documentSentenceStarts), bytesOf(sentenceStarts), bytesOf(tokens)],
+    { createDir: true },
+  );
 }
 
 function tryReadStore(cachePath: string, request: TokenStoreRequest, startedAt: number): TokenStore | null {

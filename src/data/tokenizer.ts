@@ -12,7 +12,7 @@ import {
   byteLevelAlphabet,
   wordPieceDecoder,
 } from 'tokenizers';
-import { writeFileAtomic } from './atomic-file';
+import { atomicWriteFile } from '../files/atomic-write';
 import type { Document } from './corpus';
 import { DataError } from './errors';
 
@@ -310,7 +310,7 @@ export async function loadOrTrainTokenizer(request: TokenizerRequest): Promise<T
   const json = trainTokenizerJson(request.kind, request.vocabSize, request.corpus);
   const tokenizer = TextTokenizer.fromJSON(json, `trained ${request.kind}`);
   await assertRoundTrip(tokenizer, request.corpus);
-  writeFileAtomic(cachePath, json);
+  await atomicWriteFile(cachePath, json, { createDir: true });
   return tokenizer;
 }
 

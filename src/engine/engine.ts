@@ -2,9 +2,15 @@
 import * as os from 'node:os';
 
 import { maxPredictionsPerSequence } from '../config/load';
-import type { NamedTensor } from '../checkpoint/types';
+import type { NamedTensor } from '../checkpoint';
 import type { Config } from '../config/schema';
-import { loadNative, type NativeEngine, type NativeEngineOptions, type ParamEntry } from './native';
+import {
+  loadNative,
+  type NativeDataPlane,
+  type NativeEngine,
+  type NativeEngineOptions,
+  type ParamEntry,
+} from './native';
 import { modelSpec } from './spec';
 
 /**
@@ -50,9 +56,41 @@ export function engineOptions(c: Config, shape: EngineShape = {}): NativeEngineO
   };
 }
 
-export function createEngine(c: Config, shape: EngineShape = {}): NativeEngine {
+/** A rank's place in a distributed job: its groups, and the data plane joined to both rings. */
+export interface EngineRank {
+  tpRank: number;
+  tpSize: number;
+  dpRank: number;
+  dpSize: number;
+  dataPlane: NativeDataPlane;
+}
+
+/** The engine for `c`: alone (its collectives are identities), or as `rank` of a distributed job. */
+export function createEngine(c: Config, shape: EngineShape = {}, rank?: EngineRank): NativeEngine {
   const addon = loadNative(c.device);
-  return new addon.Engine(engineOptions(c, shape));
+  if (!rank) return new addon.Engine(engineOptions(c, shape));
+  return new addon.Engine(
+    {
+      ...engineOptions(c, shape),
+      tensorParallelRank: rank.tpRank,
+      tensorParallelSize: rank.tpSize,
+      dataParallelRank: rank.dpRank,
+      dataParallelSize: rank.dpSize,
+    },
+    rank.dataPlane,
+  );
+}
+
+/**
+ * A worker's data plane: its ring sockets bound (ipc:// in `ipcDir`, tcp:// on `hostAddr`), every
+ * wait bounded by the config's parallel.comm_timeout_s.
+ */
+export function createDataPlane(
+  c: Config,
+  where: { ipcDir: string; hostAddr: string; localRank: number },
+): NativeDataPlane {
+  const addon = loadNative(c.device);
+  return new addon.DataPlane({ ...where, timeoutMs: Math.round(c.parallel.comm_timeout_s * 1000) });
 }
 
 /**

@@ -3,7 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import type { ShardTensor } from '../checkpoint';
 import type { TrainBatch } from '../data/batch';
+import { PACKAGE_ROOT } from '../package-root';
 import type { ModelSpec } from './spec';
 
 export interface NativeEngineOptions {
@@ -34,20 +36,12 @@ export interface NativeEngineOptions {
   };
 }
 
-export interface ParamEntry {
-  name: string;
-  shape: number[];
-  globalShape: number[];
-  /** Tensor-parallel split axis, -1 when every rank holds the whole tensor. */
-  splitDim: number;
-  /**
-   * Along splitDim this shard holds global indices [shardStart, shardStart + shardValid); rows past
-   * shardValid are vocabulary padding (zero, never trained).
-   */
-  shardStart: number;
-  shardValid: number;
-  offset: number;
-  numel: number;
+/**
+ * One tensor of the rank's flat buffers: the checkpoint package's ShardTensor (name, local and
+ * global shape, split axis, the shard's range and rows of vocabulary padding, offset, numel) and
+ * whether weight decay applies to it.
+ */
+export interface ParamEntry extends ShardTensor {
   decay: boolean;
 }
 
@@ -169,15 +163,13 @@ export class NativeLoadError extends Error {
   readonly code = 'ERR_NATIVE_LOAD';
 }
 
-const packageRoot = path.resolve(__dirname, '..', '..');
-
 /** Where each build variant is looked for; PARATRAIN_ADDON overrides. */
 export function addonCandidates(variant: 'cpu' | 'cuda'): string[] {
   if (process.env.PARATRAIN_ADDON) return [path.resolve(process.env.PARATRAIN_ADDON)];
-  if (variant === 'cuda') return [path.join(packageRoot, 'build-cmake', 'Release', 'paratrain_cuda.node')];
+  if (variant === 'cuda') return [path.join(PACKAGE_ROOT, 'build-cmake', 'Release', 'paratrain_cuda.node')];
   return [
-    path.join(packageRoot, 'build-cmake', 'Release', 'paratrain.node'),
-    path.join(packageRoot, 'build', 'Release', 'paratrain.node'), // binding.gyp build
+    path.join(PACKAGE_ROOT, 'build-cmake', 'Release', 'paratrain.node'),
+    path.join(PACKAGE_ROOT, 'build', 'Release', 'paratrain.node'), // binding.gyp build
   ];
 }
 

@@ -9,10 +9,10 @@ import * as path from 'node:path';
 import type pino from 'pino';
 
 import type { Config } from '../config/schema';
-import type { ControlKeys } from '../coordinator/auth';
-import { describeExit } from '../coordinator/failure';
-import { CoordinatorLink } from '../coordinator/link';
-import type { AgentWelcome, ControlMessage } from '../coordinator/messages';
+import type { ControlKeys } from '../control/auth';
+import { describeExit } from '../control/messages';
+import { CoordinatorLink } from '../control/link';
+import type { AgentWelcome, ControlMessage } from '../control/messages';
 import { allowedCpus, coreSlices } from './core-binding';
 import type { LaunchPlan } from './options';
 import { prepareRunDataInChild } from './prepare-data';

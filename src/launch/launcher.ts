@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { loadConfig } from '../config/load';
-import { loadControlKeys } from '../coordinator/auth';
+import { loadControlKeys } from '../control/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
 import { formatReport } from '../coordinator/failure';
 import { checkpointRoot } from '../train/checkpointing';

@@ -8,7 +8,7 @@ import type { MultiBar, SingleBar } from 'cli-progress';
 import pino from 'pino';
 
 import type { CoordinatorEvent } from '../coordinator/coordinator';
-import type { NamedValue, StepReport } from '../coordinator/messages';
+import type { NamedValue, StepReport } from '../control/messages';
 import { stdoutLogStream } from '../train/log';
 
 /** One step of the whole job: the data-parallel ranks' reports combined. */

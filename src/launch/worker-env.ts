@@ -2,7 +2,7 @@
 // WORLD_SIZE, TORCHELASTIC_RESTART_COUNT, ...) plus what paratrain's worker needs (job, round,
 // config, data-plane address, timeouts, its share of the cores). The worker reads it with
 // ControlClient.fromEnv(); what to resume from comes later, in its Assignment.
-import type { AgentWelcome } from '../coordinator/messages';
+import type { AgentWelcome } from '../control/messages';
 import type { LaunchPlan } from './options';
 
 export interface WorkerEnvInput {

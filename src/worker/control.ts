@@ -3,10 +3,10 @@
 // and stop requests, reports its checkpoint shards and learns when a step is committed, says when it
 // has finished (or stopped), and obeys an abort. It heartbeats on its own, and exits the process when
 // the coordinator (or the launcher that started it) is gone, so a worker is never left behind.
-import { encodeShardReport, type ShardReport } from '../checkpoint/sharded';
-import { loadControlKeys, type ControlKeys } from '../coordinator/auth';
-import { ControlError } from '../coordinator/errors';
-import { CoordinatorLink } from '../coordinator/link';
+import { encodeShardReport, type ShardReport } from '../checkpoint';
+import { loadControlKeys, type ControlKeys } from '../control/auth';
+import { ControlError } from '../control/errors';
+import { CoordinatorLink } from '../control/link';
 import type {
   Assignment,
   ControlMessage,
@@ -16,7 +16,7 @@ import type {
   StepReport,
   WorkerPhase,
   WorkerRegistration,
-} from '../coordinator/messages';
+} from '../control/messages';
 
 export type { Assignment, DataEndpoints, PeerInfo, SaveRequest, StepReport, WorkerPhase, WorkerRegistration };
 

@@ -9,10 +9,11 @@ import * as path from 'node:path';
 
 import { validateConfig } from '../config/load';
 import type { Config } from '../config/schema';
-import { engineOptions } from '../engine/engine';
-import { loadedAddonFile, loadNative, REQUEST_SAVE, REQUEST_STOP, type RingEndpoints } from '../engine/native';
+import { createDataPlane, createEngine } from '../engine/engine';
+import { loadedAddonFile, REQUEST_SAVE, REQUEST_STOP, type RingEndpoints } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
 import { ControlClient, type Assignment, type PeerInfo } from './control';
+import { PACKAGE_ROOT } from '../package-root';
 
 function requiredEnv(name: string): string {
   const v = process.env[name];
@@ -33,7 +34,7 @@ export function buildHash(): string {
   const h = crypto.createHash('sha256');
   const file = loadedAddonFile();
   if (file) h.update(fs.readFileSync(file));
-  h.update(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json')));
+  h.update(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json')));
   return h.digest('hex');
 }
 
@@ -49,11 +50,9 @@ async function runWorker(control: ControlClient): Promise<void> {
   const config = validateConfig(JSON.parse(requiredEnv('PARATRAIN_CONFIG')), 'PARATRAIN_CONFIG');
   const localRank = Number(requiredEnv('LOCAL_RANK'));
   const nodeRank = Number(process.env.NODE_RANK ?? 0);
-  const addon = loadNative(config.device);
-  const plane = new addon.DataPlane({
+  const plane = createDataPlane(config, {
     ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
     hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
-    timeoutMs: Math.round(config.parallel.comm_timeout_s * 1000),
     localRank,
   });
   const a: Assignment = await control.register({
@@ -70,15 +69,10 @@ async function runWorker(control: ControlClient): Promise<void> {
     tp: { rank: a.tpRank, size: a.tpSize, next: nextEndpoint(a.tpPeers, a.tpRank, 'tp') },
     dp: { rank: a.dpRank, size: a.dpSize, next: nextEndpoint(a.dpPeers, a.dpRank, 'dp') },
   });
-  const engine = new addon.Engine(
-    {
-      ...engineOptions(config),
-      tensorParallelRank: a.tpRank,
-      tensorParallelSize: a.tpSize,
-      dataParallelRank: a.dpRank,
-      dataParallelSize: a.dpSize,
-    },
-    plane,
+  const engine = createEngine(
+    config,
+    {},
+    { tpRank: a.tpRank, tpSize: a.tpSize, dpRank: a.dpRank, dpSize: a.dpSize, dataPlane: plane },
   );
   await control.ready();
   control.setPhase('first-step');

@@ -11,9 +11,9 @@ import {
   readCheckpointManifest,
   saveCheckpoint,
   verifyCheckpoint,
-} from '../../src/checkpoint/checkpoint';
-import { decodeManifest, encodeManifest } from '../../src/checkpoint/manifest';
-import { NamedTensor, numelOf } from '../../src/checkpoint/types';
+} from '../../src/checkpoint';
+import { decodeManifest, encodeManifest } from '../../src/checkpoint';
+import { NamedTensor, numelOf } from '../../src/checkpoint';
 import { randomValues } from './fake-engine';
 
 let tmp: string;

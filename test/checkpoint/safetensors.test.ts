@@ -9,7 +9,7 @@ import {
   readSafetensors,
   readSafetensorsHeader,
   writeSafetensors,
-} from '../../src/checkpoint/safetensors';
+} from '../../src/checkpoint';
 
 let tmp: string;
 beforeEach(() => {

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import type { ShardReport } from '../../src/checkpoint/sharded';
+import type { ShardReport } from '../../src/checkpoint';
 import { CheckpointRelay, describeCommit, findResumeCheckpoint } from '../../src/coordinator/checkpoints';
 
 const report = (rank: number, step: number, extra: Partial<ShardReport> = {}): ShardReport => ({

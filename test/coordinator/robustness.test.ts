@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 
-import { decodeMessage, encodeMessage } from '../../src/coordinator/wire';
+import { decodeMessage, encodeMessage } from '../../src/control/wire';
 import { freePort, jobArgs, startLauncher, tmp, waitFor, workerRecords } from '../launch/launch-harness';
 
 const staleRegister = (jobId: string, round: number) =>

@@ -104,6 +104,40 @@ describe('native errors are JS Errors with a code', () => {
   });
 });
 
+describe('engine options and state are checked before use', () => {
+  it('a field of the wrong type or a missing one fails with ERR_CONFIG naming it, never a default', () => {
+    const addon = loadNative('cpu');
+    const wrongType = engineOptions(tiny('bert'));
+    (wrongType.spec as unknown as Record<string, unknown>).hiddenDropout = '0.1';
+    expect(() => new addon.Engine(wrongType)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG', message: 'spec.hiddenDropout must be a number' }),
+    );
+    const missing = engineOptions(tiny('bert'));
+    delete (missing.spec.stacks[0] as Partial<(typeof missing.spec.stacks)[0]>).causal;
+    expect(() => addon.paramTable(missing)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG', message: 'spec.stacks[0].causal must be a boolean' }),
+    );
+    const optimizer = engineOptions(tiny('bert'));
+    (optimizer.optimizer as unknown as Record<string, unknown>).beta2 = null;
+    expect(() => new addon.Engine(optimizer)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG', message: 'engine options.optimizer.beta2 must be a number' }),
+    );
+  });
+
+  it('setOptimizerState with a bad v leaves m as it was', () => {
+    const engine = createEngine(tiny('bert'));
+    const n = engine.numParams();
+    const before = engine.getOptimizerState();
+    const m = new Float32Array(n).fill(0.5);
+    expect(() => engine.setOptimizerState({ step: 7, m, v: new Float32Array(n - 1) })).toThrow(
+      expect.objectContaining({ code: 'ERR_ARGUMENT', message: expect.stringContaining('optimizer v holds') }),
+    );
+    const after = engine.getOptimizerState();
+    expect(after.m).toEqual(before.m);
+    expect(after.step).toBe(before.step);
+  });
+});
+
 describe('parameter layout', () => {
   it('is contiguous and names every tensor once; paramTable() without an engine is the same table', () => {
     for (const arch of FAMILIES) {

@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { readSafetensors, writeSafetensors } from '../../src/checkpoint/safetensors';
-import { AnyTensor, NamedTensor } from '../../src/checkpoint/types';
+import { readSafetensors, writeSafetensors } from '../../src/checkpoint';
+import { AnyTensor, NamedTensor } from '../../src/checkpoint';
 import { validateConfig } from '../../src/config/load';
 import type { Config, ModelFamily } from '../../src/config/schema';
 import { paramTableFor } from '../../src/engine/engine';

@@ -1,7 +1,7 @@
 // The launcher's merged view of a step and the tail of a worker's output kept for the report.
 import { describe, expect, it } from 'vitest';
 
-import type { StepReport } from '../../src/coordinator/messages';
+import type { StepReport } from '../../src/control/messages';
 import { StepMerger } from '../../src/launch/progress';
 import { LineTail, rankLogName } from '../../src/launch/worker-process';
 

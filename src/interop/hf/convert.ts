@@ -2,8 +2,7 @@
 // come from the engine's parameter table, the HF names and layouts from the family's module.
 import * as path from 'node:path';
 
-import type { AnyTensor, NamedTensor } from '../../checkpoint/types';
-import { numelOf } from '../../checkpoint/types';
+import { numelOf, type AnyTensor, type NamedTensor } from '../../checkpoint';
 import { validateConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { paramTableFor } from '../../engine/engine';

@@ -3,10 +3,15 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { isErrnoException } from '../../checkpoint/errors';
-import { atomicWriteText } from '../../checkpoint/fsutil';
-import { readSafetensors, type SafetensorsEntry, writeSafetensors } from '../../checkpoint/safetensors';
-import type { AnyTensor, NamedTensor } from '../../checkpoint/types';
+import {
+  isErrnoException,
+  readSafetensors,
+  writeSafetensors,
+  type AnyTensor,
+  type NamedTensor,
+  type SafetensorsEntry,
+} from '../../checkpoint';
+import { atomicWriteFile } from '../../files/atomic-write';
 import type { HfConfig } from './family';
 import { HfFormatError } from './tensors';
 
@@ -109,11 +114,11 @@ export async function writeHuggingFaceDir(
   const model = await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   const files = [model.path];
   const cfgPath = path.join(dir, 'config.json');
-  await atomicWriteText(cfgPath, `${JSON.stringify(config, null, 2)}\n`);
+  await atomicWriteFile(cfgPath, `${JSON.stringify(config, null, 2)}\n`);
   files.push(cfgPath);
   if (tokenizerJson !== undefined) {
     const tokPath = path.join(dir, 'tokenizer.json');
-    await atomicWriteText(tokPath, tokenizerJson);
+    await atomicWriteFile(tokPath, tokenizerJson);
     files.push(tokPath);
   }
   return files;

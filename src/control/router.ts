@@ -8,8 +8,8 @@ import * as zmq from 'zeromq';
 
 import { serverCurveOptions, ZapHandler, type ControlKeys } from './auth';
 import { ControlError } from './errors';
-import type { ControlMessage, MessageBodies, MessageKind } from './messages';
-import { decodeMessage, describeFrame, encodeMessage, MAX_CONTROL_MESSAGE_BYTES, SendQueue } from './wire';
+import type { ControlMessage } from './messages';
+import { decodeMessage, describeFrame, encodeMessage, MAX_CONTROL_MESSAGE_BYTES, printableId, SendQueue } from './wire';
 
 /** Bad frames logged individually before the log switches to a count every BAD_FRAME_LOG_EVERY. */
 const BAD_FRAMES_LOGGED = 20;
@@ -78,10 +78,9 @@ export class ControlRouter {
     })();
   }
 
-  send<K extends MessageKind>(routingId: Buffer, kind: K, body: MessageBodies[K]): void {
+  send(routingId: Buffer, m: ControlMessage): void {
     if (this.closed) return;
-    const frame = encodeMessage({ kind, body } as ControlMessage);
-    void this.queue.send([routingId, frame], { droppable: kind === 'heartbeat' });
+    void this.queue.send([routingId, encodeMessage(m)], { droppable: m.kind === 'heartbeat' });
   }
 
   /** Gives what is queued half a second to leave, then closes. */
@@ -118,10 +117,4 @@ export class ControlRouter {
         `dropped a bad control frame: ${what}`,
       );
   }
-}
-
-/** A routing id for logs: ours are readable ("worker/r3/…"); ZeroMQ's own are binary. */
-export function printableId(id: Buffer): string {
-  const s = id.toString('utf8');
-  return /^[\x20-\x7e]+$/.test(s) ? s : `0x${id.toString('hex')}`;
 }

@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 
-import { clientCurveOptions, deriveControlKeys, loadControlKeys, z85Encode } from '../../src/coordinator/auth';
-import { encodeMessage } from '../../src/coordinator/wire';
+import { clientCurveOptions, deriveControlKeys, loadControlKeys, z85Encode } from '../../src/control/auth';
+import { encodeMessage } from '../../src/control/wire';
 import { freePort, jobArgs, startLauncher, tmp, waitFor, workerRecords } from '../launch/launch-harness';
 
 function keyFile(secret: string, mode = 0o600): string {

@@ -5,7 +5,7 @@ import * as protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 
 import { FailureLog, formatReport } from '../../src/coordinator/failure';
-import type { ControlMessage } from '../../src/coordinator/messages';
+import type { ControlMessage } from '../../src/control/messages';
 import {
   decodeMessage,
   encodeMessage,
@@ -13,7 +13,7 @@ import {
   PROTOCOL_VERSION,
   SendQueue,
   WireError,
-} from '../../src/coordinator/wire';
+} from '../../src/control/wire';
 
 const endpoints = {
   tp: { ipc: 'ipc:///tmp/pt-x/tp-0', tcp: 'tcp://10.0.0.1:40000' },

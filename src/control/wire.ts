@@ -1,11 +1,9 @@
 // wire.ts — control-plane frames: ControlMessage <-> protobuf bytes (proto/control.proto), with a
 // size cap and verify() on everything that arrives, and a send queue that keeps one ZeroMQ send in
 // flight per socket (zeromq.js refuses a second concurrent send with EBUSY).
-import * as path from 'node:path';
-import * as protobuf from 'protobufjs';
 import type * as zmq from 'zeromq';
 
-import { packageRoot } from '../checkpoint/manifest';
+import { paratrain } from '../proto';
 import type { ControlMessage, GroupEndpoints, MessageKind } from './messages';
 
 /** Bumped whenever a message changes incompatibly; a peer with another version is refused. */
@@ -24,53 +22,20 @@ export class WireError extends Error {
   readonly code = 'ERR_BAD_MESSAGE';
 }
 
-let envelopeType: protobuf.Type | undefined;
-
-function envelope(): protobuf.Type {
-  if (envelopeType === undefined) {
-    const root = protobuf.loadSync(path.join(packageRoot(), 'proto', 'control.proto'));
-    envelopeType = root.lookupType('paratrain.control.Envelope');
-  }
-  return envelopeType;
-}
-
-const KINDS: ReadonlySet<string> = new Set<MessageKind>([
-  'agentHello',
-  'agentWelcome',
-  'register',
-  'assignment',
-  'reject',
-  'ready',
-  'start',
-  'heartbeat',
-  'stepReport',
-  'workerExited',
-  'failureReport',
-  'finish',
-  'finishAck',
-  'abort',
-  'shutdown',
-  'restart',
-  'agentStopped',
-  'stopRequest',
-  'saveRequest',
-  'shardSaved',
-  'saveCommitted',
-]);
+const Envelope = paratrain.control.Envelope;
 
 export function encodeMessage(m: ControlMessage): Buffer {
-  const T = envelope();
   const plain = { protocol: PROTOCOL_VERSION, [m.kind]: m.body };
-  const problem = T.verify(plain);
+  const problem = Envelope.verify(plain);
   // Our own message failing verification is a programming error, not bad input.
   if (problem !== null) throw new Error(`cannot encode control message ${m.kind}: ${problem}`);
-  const bytes = T.encode(T.fromObject(plain)).finish();
+  const bytes = Envelope.encode(Envelope.fromObject(plain)).finish();
   if (bytes.length > MAX_CONTROL_MESSAGE_BYTES)
     throw new Error(`control message ${m.kind} is ${bytes.length} bytes, over the ${MAX_CONTROL_MESSAGE_BYTES} cap`);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-type RawEndpoints = { tp?: { ipc?: string; tcp?: string } | null; dp?: { ipc?: string; tcp?: string } | null } | null;
+type RawEndpoints = paratrain.control.GroupEndpoints.$Properties | null;
 
 // protobuf leaves an absent sub-message null; the rest of the code may rely on the full shape.
 function fullEndpoints(e: RawEndpoints | undefined): GroupEndpoints {
@@ -84,29 +49,35 @@ function fullEndpoints(e: RawEndpoints | undefined): GroupEndpoints {
 export function decodeMessage(frame: Buffer): ControlMessage {
   if (frame.length > MAX_CONTROL_MESSAGE_BYTES)
     throw new WireError(`frame of ${frame.length} bytes is over the ${MAX_CONTROL_MESSAGE_BYTES}-byte cap`);
-  const T = envelope();
-  let decoded: protobuf.Message;
+  let decoded: paratrain.control.Envelope;
   try {
-    decoded = T.decode(frame);
+    decoded = Envelope.decode(frame);
   } catch (err) {
     throw new WireError(`not a control message (${(err as Error).message})`);
   }
-  const problem = T.verify(decoded);
+  const problem = Envelope.verify(decoded);
   if (problem !== null) throw new WireError(`control message failed verification: ${problem}`);
-  const o = T.toObject(decoded, { defaults: true, longs: Number, arrays: true, oneofs: true }) as Record<
+  const o = Envelope.toObject(decoded, { defaults: true, longs: Number, arrays: true, oneofs: true }) as Record<
     string,
     unknown
-  > & { protocol: number; body?: string };
+  > & { protocol: number; body?: MessageKind };
   if (o.protocol !== PROTOCOL_VERSION)
     throw new WireError(`protocol version ${o.protocol}, expected ${PROTOCOL_VERSION} (a peer from another release?)`);
   const kind = o.body;
-  if (kind === undefined || !KINDS.has(kind)) throw new WireError('empty or unknown control message');
+  // An unset body, or one this build does not know (its field is skipped as unknown), leaves `body` unset.
+  if (kind === undefined) throw new WireError('empty or unknown control message');
   const body = o[kind] as Record<string, unknown>;
   if (kind === 'register') body.endpoints = fullEndpoints(body.endpoints as RawEndpoints);
   if (kind === 'assignment')
     for (const list of [body.tpPeers, body.dpPeers] as Array<Array<{ endpoints: RawEndpoints }>>)
       for (const peer of list) peer.endpoints = fullEndpoints(peer.endpoints);
   return { kind, body } as ControlMessage;
+}
+
+/** A routing id for logs: ours are readable ("worker/r3/…"); ZeroMQ's own are binary. */
+export function printableId(id: Buffer): string {
+  const s = id.toString('utf8');
+  return /^[\x20-\x7e]+$/.test(s) ? s : `0x${id.toString('hex')}`;
 }
 
 /** A one-line description of a frame that failed to decode, for logs. */
