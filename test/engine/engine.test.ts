@@ -60,7 +60,7 @@ describe('loader', () => {
       const err = JSON.parse(r.stdout);
       expect(err.code).toBe('ERR_NATIVE_LOAD');
       expect(err.message).toContain(file);
-      expect(err.message).toContain('npm run build:native');
+      expect(err.message).toContain('`npx paratrain build`');
     }
   });
 
