@@ -1,5 +1,6 @@
 // Which addon file the loader takes (a build from source, else this platform's prebuilt), and the
-// fix it names when one does not load; `paratrain build` refusing to start without its tools.
+// fix it names when one does not load (the loader itself: engine.test.ts); `paratrain build`
+// refusing to start without its tools.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -60,30 +61,6 @@ describe('what a failed load means', () => {
     expect(fixForLoadError(message)).toContain('needs GLIBCXX_3.4.30');
     expect(fixForLoadError(message)).toContain('`npx paratrain build`');
     expect(fixForLoadError('invalid ELF header')).toBeUndefined();
-  });
-
-  it('the loader turns a real missing library into that fix', () => {
-    // An addon that needs a library which is gone by the time it loads.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-prebuilt-'));
-    const lib = path.join(dir, 'libparatrain_gone.so');
-    const addon = path.join(dir, 'paratrain.node');
-    fs.writeFileSync(path.join(dir, 'gone.c'), 'int gone(void) { return 1; }\n');
-    fs.writeFileSync(path.join(dir, 'addon.c'), 'int gone(void);\nint use(void) { return gone(); }\n');
-    const cc = (args: string[]) => expect(spawnSync('cc', args, { cwd: dir }).status).toBe(0);
-    cc(['-shared', '-fPIC', '-o', lib, 'gone.c']);
-    cc(['-shared', '-fPIC', '-o', addon, 'addon.c', `-L${dir}`, '-lparatrain_gone']);
-    fs.rmSync(lib);
-    const program = `try { require(${JSON.stringify(path.join(root, 'dist', 'engine', 'native.js'))}).loadNative('cpu'); }
-      catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }`;
-    const r = spawnSync(process.execPath, ['-e', program], {
-      encoding: 'utf8',
-      env: { ...process.env, PARATRAIN_ADDON: addon },
-    });
-    const err = JSON.parse(r.stdout);
-    expect(err.code).toBe('ERR_NATIVE_LOAD');
-    expect(err.message).toContain('libparatrain_gone.so is missing');
-    expect(err.message).toContain('Or build the engine from source with `npx paratrain build`');
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 
