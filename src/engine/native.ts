@@ -208,8 +208,7 @@ export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
   const problems: string[] = [];
   const fixes = new Set<string>();
   chooseBlasCoreType();
-  const candidates = addonCandidates(variant);
-  for (const file of candidates) {
+  for (const file of addonCandidates(variant)) {
     if (!fs.existsSync(file)) {
       problems.push(`${file}: not built`);
       continue;
