@@ -1,4 +1,5 @@
-// main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate.
+// main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate
+// (launch, checkpoint and build register themselves).
 import { Command, Option } from 'commander';
 
 import * as os from 'node:os';
@@ -13,6 +14,7 @@ import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
 import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
+import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
 import { registerPreprocessCommand } from './preprocess-command';
 
@@ -190,6 +192,7 @@ export function buildCli(): Command {
   registerLaunchCommand(program);
   registerCheckpointCommand(program);
   registerPreprocessCommand(program);
+  registerBuildCommand(program);
   return program;
 }
 

@@ -1,11 +1,10 @@
 // native.ts — the whole surface of the native addon, typed once, and the one loader for it.
 // Only src/engine/ touches the raw binding; everything else imports these types.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import type { ShardTensor } from '../checkpoint';
 import type { TrainBatch } from '../data/batch';
-import { PACKAGE_ROOT } from '../package-root';
+import { addonCandidates, BUILD_COMMAND, BUILD_PREREQUISITES, fixForLoadError, prebuiltTag } from './prebuilt';
 import type { ModelSpec } from './spec';
 
 export interface NativeEngineOptions {
@@ -163,16 +162,6 @@ export class NativeLoadError extends Error {
   readonly code = 'ERR_NATIVE_LOAD';
 }
 
-/** Where each build variant is looked for; PARATRAIN_ADDON overrides. */
-export function addonCandidates(variant: 'cpu' | 'cuda'): string[] {
-  if (process.env.PARATRAIN_ADDON) return [path.resolve(process.env.PARATRAIN_ADDON)];
-  if (variant === 'cuda') return [path.join(PACKAGE_ROOT, 'build-cmake', 'Release', 'paratrain_cuda.node')];
-  return [
-    path.join(PACKAGE_ROOT, 'build-cmake', 'Release', 'paratrain.node'),
-    path.join(PACKAGE_ROOT, 'build', 'Release', 'paratrain.node'), // binding.gyp build
-  ];
-}
-
 let cached: NativeAddon | undefined;
 let cachedFile: string | undefined;
 
@@ -210,6 +199,7 @@ function readCpuFlags(): string | undefined {
 export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
   if (cached && cached.backend === variant) return cached;
   const problems: string[] = [];
+  const fixes = new Set<string>();
   chooseBlasCoreType();
   for (const file of addonCandidates(variant)) {
     if (!fs.existsSync(file)) {
@@ -226,14 +216,25 @@ export function loadNative(variant: 'cpu' | 'cuda' = 'cpu'): NativeAddon {
       cachedFile = file;
       return addon;
     } catch (err) {
-      problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+      const message = (err as Error).message.split('\n')[0];
+      problems.push(`${file}: ${message}`);
+      const fix = fixForLoadError(message);
+      if (fix) fixes.add(fix);
     }
   }
-  const fixes =
-    variant === 'cuda'
-      ? 'The CUDA engine is not built yet (docs/cuda.md: its kernels exist, the engine on the GPU does not); ' +
-        'train on the CPU with `--set device=cpu` (the default).'
-      : 'Build it with `npm run build:native` (needs cmake, g++ and OpenBLAS: `bash scripts/setup.sh` installs them). ' +
-        'If it is built but fails to load, a missing libopenblas usually is the cause: `apt-get install libopenblas-openmp-dev`.';
-  throw new NativeLoadError(`cannot load the paratrain ${variant} engine.\n  ${problems.join('\n  ')}\n${fixes}`);
+  const platform = prebuiltTag();
+  if (variant === 'cpu' && !process.env.PARATRAIN_ADDON && 'unsupported' in platform)
+    problems.push(platform.unsupported);
+  if (variant === 'cuda')
+    fixes.add(
+      'The CUDA engine is not built yet (docs/cuda.md: its kernels exist, the engine on the GPU does not); ' +
+        'train on the CPU with `--set device=cpu` (the default).',
+    );
+  else {
+    const build = `the engine from source with \`${BUILD_COMMAND}\` (needs cmake, g++, OpenBLAS and libzmq: \`${BUILD_PREREQUISITES}\`).`;
+    fixes.add(fixes.size ? `Or build ${build}` : `Build ${build}`);
+  }
+  throw new NativeLoadError(
+    `cannot load the paratrain ${variant} engine.\n  ${problems.join('\n  ')}\n${[...fixes].join('\n')}`,
+  );
 }

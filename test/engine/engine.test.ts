@@ -45,23 +45,43 @@ function gptBatch(tokens: number[]): TrainBatch {
   };
 }
 
+/** The loader's error for one addon file, from a fresh process (the loader caches what it loaded). */
+function loadError(file: string): { code: string; message: string } {
+  const program = `try { require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'engine', 'native.js'))}).loadNative('cpu'); }
+    catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }`;
+  const r = spawnSync(process.execPath, ['-e', program], {
+    encoding: 'utf8',
+    env: { ...process.env, PARATRAIN_ADDON: file },
+  });
+  return JSON.parse(r.stdout);
+}
+
 describe('loader', () => {
   it('a missing or broken build gives one error naming the file and the fix', () => {
     const broken = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-addon-')), 'paratrain.node');
     fs.writeFileSync(broken, 'not a shared library');
     for (const file of ['/nonexistent/paratrain.node', broken]) {
-      // A fresh process: the loader caches the addon it loaded.
-      const program = `try { require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'engine', 'native.js'))}).loadNative('cpu'); }
-        catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }`;
-      const r = spawnSync(process.execPath, ['-e', program], {
-        encoding: 'utf8',
-        env: { ...process.env, PARATRAIN_ADDON: file },
-      });
-      const err = JSON.parse(r.stdout);
+      const err = loadError(file);
       expect(err.code).toBe('ERR_NATIVE_LOAD');
       expect(err.message).toContain(file);
-      expect(err.message).toContain('npm run build:native');
+      expect(err.message).toContain('`npx paratrain build`');
     }
+  });
+
+  it('an addon whose shared library is missing gets the fix for that library', () => {
+    // An addon that needs a library which is gone by the time it loads.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-addon-'));
+    fs.writeFileSync(path.join(dir, 'gone.c'), 'int gone(void) { return 1; }\n');
+    fs.writeFileSync(path.join(dir, 'addon.c'), 'int gone(void);\nint use(void) { return gone(); }\n');
+    const cc = (args: string[]) => expect(spawnSync('cc', args, { cwd: dir }).status).toBe(0);
+    cc(['-shared', '-fPIC', '-o', 'libparatrain_gone.so', 'gone.c']);
+    cc(['-shared', '-fPIC', '-o', 'paratrain.node', 'addon.c', `-L${dir}`, '-lparatrain_gone']);
+    fs.rmSync(path.join(dir, 'libparatrain_gone.so'));
+    const err = loadError(path.join(dir, 'paratrain.node'));
+    expect(err.code).toBe('ERR_NATIVE_LOAD');
+    expect(err.message).toContain('libparatrain_gone.so is missing');
+    expect(err.message).toContain('Or build the engine from source with `npx paratrain build`');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('picks an OpenBLAS kernel family, never the generic fallback on an AVX2 machine', () => {
