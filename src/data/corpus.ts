@@ -137,7 +137,10 @@ export function* corpusDocuments(source: 'bundled' | string, opts: CorpusOptions
   } else if (stats.isFile()) {
     files = [{ id: path.basename(resolved), filePath: resolved }];
   } else {
-    throw new DataError('ERR_DATA_NOT_FOUND', `corpus ${resolved} is neither a file nor a directory; ${EXPECTED_CORPUS}`);
+    throw new DataError(
+      'ERR_DATA_NOT_FOUND',
+      `corpus ${resolved} is neither a file nor a directory; ${EXPECTED_CORPUS}`,
+    );
   }
 
   const separator = opts.documentSeparator ?? 'auto';

@@ -69,17 +69,13 @@ const CHUNK_BYTES = 1 << 20;
  * start an empty one), read 1 MiB at a time. `skipEmpty`: an empty file yields nothing instead of
  * failing.
  */
-export function* fileLines(
-  filePath: string,
-  role: TextFileRole = CORPUS_FILE,
-  skipEmpty = false,
-): Generator<string> {
+export function* fileLines(filePath: string, role: TextFileRole = CORPUS_FILE, skipEmpty = false): Generator<string> {
   const fd = fs.openSync(filePath, 'r');
   try {
     const decoder = new TextDecoder('utf-8', { fatal: true }); // drops a byte-order mark
     const chunk = Buffer.alloc(CHUNK_BYTES);
     let rest = ''; // the unfinished last line (and a '\r' that may be half of '\r\n')
-    for (let offset = 0; ; ) {
+    for (let offset = 0; ;) {
       const n = fs.readSync(fd, chunk, 0, CHUNK_BYTES, offset);
       if (n === 0 && offset === 0) {
         if (skipEmpty) return;

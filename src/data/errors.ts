@@ -5,12 +5,7 @@
  * ERR_DATA_FORMAT: a preprocessed (.bin/.idx) dataset is truncated, corrupt or of another format.
  */
 export type DataErrorCode =
-  | 'ERR_DATA_NOT_FOUND'
-  | 'ERR_TOKENIZER'
-  | 'ERR_DATA_CONFIG'
-  | 'ERR_CORPUS'
-  | 'ERR_TASK_DATA'
-  | 'ERR_DATA_FORMAT';
+  'ERR_DATA_NOT_FOUND' | 'ERR_TOKENIZER' | 'ERR_DATA_CONFIG' | 'ERR_CORPUS' | 'ERR_TASK_DATA' | 'ERR_DATA_FORMAT';
 
 /**
  * An Error carrying a stable `code`, so the CLI can print a clean message

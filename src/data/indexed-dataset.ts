@@ -36,7 +36,8 @@ export function tokenDtypeFor(vocabSize: number): 4 | 8 {
 
 /** The index arrays are viewed and written as host-order typed arrays, which is the format's order only here. */
 function requireLittleEndian(): void {
-  if (os.endianness() !== 'LE') throw new Error('Megatron indexed datasets are read and written on little-endian hosts only');
+  if (os.endianness() !== 'LE')
+    throw new Error('Megatron indexed datasets are read and written on little-endian hosts only');
 }
 
 function formatError(file: string, problem: string): DataError {
@@ -77,7 +78,9 @@ export class IndexedDataset {
   sequence(i: number, offset = 0, length = this.sequenceLengths[i] - offset): Int32Array {
     if (!(i >= 0 && i < this.sequenceCount)) throw new RangeError(`sequence ${i} is not in [0, ${this.sequenceCount})`);
     if (offset < 0 || length < 0 || offset + length > this.sequenceLengths[i])
-      throw new RangeError(`tokens [${offset}, ${offset + length}) are outside sequence ${i} of ${this.sequenceLengths[i]}`);
+      throw new RangeError(
+        `tokens [${offset}, ${offset + length}) are outside sequence ${i} of ${this.sequenceLengths[i]}`,
+      );
     const { bytes } = INDEXED_DTYPES[this.dtype];
     const raw = Buffer.alloc(length * bytes);
     const position = Number(this.sequencePointers[i]) + offset * bytes;
@@ -112,7 +115,8 @@ export class IndexedDataset {
     if (version !== VERSION) throw formatError(idxPath, `version ${version}, expected ${VERSION}`);
     const dtype = idx.readUInt8(at++) as IndexedDtypeCode;
     if (!(dtype in INDEXED_DTYPES)) throw formatError(idxPath, `unknown dtype code ${dtype}`);
-    if (dtype === 6 || dtype === 7) throw formatError(idxPath, `dtype ${INDEXED_DTYPES[dtype].name} cannot hold token ids`);
+    if (dtype === 6 || dtype === 7)
+      throw formatError(idxPath, `dtype ${INDEXED_DTYPES[dtype].name} cannot hold token ids`);
     const sequences = idx.readBigUInt64LE(at);
     const indexCount = idx.readBigUInt64LE(at + 8);
     at += 16;
@@ -140,17 +144,26 @@ export class IndexedDataset {
     for (let i = 0; i < S; i++) {
       if (lengths[i] < 0) throw formatError(idxPath, `sequence ${i} has length ${lengths[i]}`);
       if (pointers[i] !== next)
-        throw formatError(idxPath, `sequence ${i} starts at byte ${pointers[i]}, expected ${next} (right after the one before)`);
+        throw formatError(
+          idxPath,
+          `sequence ${i} starts at byte ${pointers[i]}, expected ${next} (right after the one before)`,
+        );
       next += BigInt(lengths[i] * bytes);
     }
     if (next !== BigInt(binBytes))
-      throw formatError(binPath, `${binBytes} bytes, but the index describes ${next} (${INDEXED_DTYPES[dtype].name} tokens)`);
+      throw formatError(
+        binPath,
+        `${binBytes} bytes, but the index describes ${next} (${INDEXED_DTYPES[dtype].name} tokens)`,
+      );
     if (documents[0] !== 0n) throw formatError(idxPath, `the document indices start at ${documents[0]}, not 0`);
     for (let d = 1; d < documents.length; d++) {
       if (documents[d] < documents[d - 1]) throw formatError(idxPath, `document index ${d} goes backwards`);
     }
     if (documents[documents.length - 1] !== sequences)
-      throw formatError(idxPath, `the last document index is ${documents[documents.length - 1]}, not the ${S} sequences`);
+      throw formatError(
+        idxPath,
+        `the last document index is ${documents[documents.length - 1]}, not the ${S} sequences`,
+      );
     return new IndexedDataset(prefix, dtype, lengths, pointers, documents, fs.openSync(binPath, 'r'));
   }
 }
@@ -160,13 +173,26 @@ function decodeTokens(raw: Buffer, dtype: IndexedDtypeCode, length: number): Int
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   for (let t = 0; t < length; t++) {
     switch (dtype) {
-      case 1: out[t] = view.getUint8(t); break;
-      case 2: out[t] = view.getInt8(t); break;
-      case 3: out[t] = view.getInt16(2 * t, true); break;
-      case 4: out[t] = view.getInt32(4 * t, true); break;
-      case 5: out[t] = Number(view.getBigInt64(8 * t, true)); break;
-      case 8: out[t] = view.getUint16(2 * t, true); break;
-      default: throw new RangeError(`dtype ${dtype} holds no token ids`);
+      case 1:
+        out[t] = view.getUint8(t);
+        break;
+      case 2:
+        out[t] = view.getInt8(t);
+        break;
+      case 3:
+        out[t] = view.getInt16(2 * t, true);
+        break;
+      case 4:
+        out[t] = view.getInt32(4 * t, true);
+        break;
+      case 5:
+        out[t] = Number(view.getBigInt64(8 * t, true));
+        break;
+      case 8:
+        out[t] = view.getUint16(2 * t, true);
+        break;
+      default:
+        throw new RangeError(`dtype ${dtype} holds no token ids`);
     }
   }
   return out;
@@ -203,7 +229,8 @@ export class IndexedDatasetWriter {
     const limit = this.dtype === 8 ? 0xffff : 0x7fffffff;
     for (let t = 0; t < tokens.length; t++) {
       const id = tokens[t];
-      if (!Number.isInteger(id) || id < 0 || id > limit) throw new RangeError(`token id ${id} does not fit ${INDEXED_DTYPES[this.dtype].name}`);
+      if (!Number.isInteger(id) || id < 0 || id > limit)
+        throw new RangeError(`token id ${id} does not fit ${INDEXED_DTYPES[this.dtype].name}`);
       if (this.dtype === 8) raw.writeUInt16LE(id, 2 * t);
       else raw.writeInt32LE(id, 4 * t);
     }
@@ -251,7 +278,12 @@ export class IndexedDatasetWriter {
     }
     const documents = BigInt64Array.from(this.documentEnds, (n) => BigInt(n));
     const fd = fs.openSync(this.tmpIdx, 'w');
-    for (const part of [header, new Uint8Array(this.lengths.buffer, 0, 4 * S), new Uint8Array(pointers.buffer), new Uint8Array(documents.buffer)])
+    for (const part of [
+      header,
+      new Uint8Array(this.lengths.buffer, 0, 4 * S),
+      new Uint8Array(pointers.buffer),
+      new Uint8Array(documents.buffer),
+    ])
       fs.writeSync(fd, part);
     fs.fsyncSync(fd);
     fs.closeSync(fd);

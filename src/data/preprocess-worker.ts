@@ -75,7 +75,8 @@ if (parentPort && workerData) {
   const port = parentPort;
   port.on('message', (request: TokenizeRequest) => {
     tokenizeBatch(tokenizer, data, request).then(
-      (reply) => port.postMessage(reply, [reply.tokens.buffer as ArrayBuffer, reply.sequenceLengths.buffer as ArrayBuffer]),
+      (reply) =>
+        port.postMessage(reply, [reply.tokens.buffer as ArrayBuffer, reply.sequenceLengths.buffer as ArrayBuffer]),
       (error: unknown) => port.postMessage({ batch: request.batch, error: (error as Error).message }),
     );
   });

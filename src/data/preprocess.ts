@@ -64,10 +64,19 @@ export function expandInputs(inputs: readonly string[]): string[] {
       continue;
     }
     const directory = path.resolve(path.dirname(input));
-    if (/[*?]/.test(directory)) throw new DataError('ERR_DATA_CONFIG', `--input ${input}: only its last part may hold * or ?`);
-    const pattern = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    if (/[*?]/.test(directory))
+      throw new DataError('ERR_DATA_CONFIG', `--input ${input}: only its last part may hold * or ?`);
+    const pattern = new RegExp(
+      `^${base
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
     const matches = fs.existsSync(directory)
-      ? fs.readdirSync(directory).filter((name) => pattern.test(name)).sort()
+      ? fs
+          .readdirSync(directory)
+          .filter((name) => pattern.test(name))
+          .sort()
       : [];
     if (matches.length === 0) throw new DataError('ERR_DATA_NOT_FOUND', `--input ${input} matches no file`);
     out.push(...matches.map((name) => path.join(directory, name)));
@@ -75,7 +84,11 @@ export function expandInputs(inputs: readonly string[]): string[] {
   return out;
 }
 
-function* documentsOf(inputs: readonly string[], key: string, corpus: PreprocessOptions['corpus']): Generator<Document> {
+function* documentsOf(
+  inputs: readonly string[],
+  key: string,
+  corpus: PreprocessOptions['corpus'],
+): Generator<Document> {
   for (const input of inputs) yield* corpusDocuments(input, { ...corpus, jsonKey: key });
 }
 
@@ -86,7 +99,8 @@ function inputBytes(inputs: readonly string[]): number {
     if (!stats) continue;
     if (stats.isFile()) total += stats.size;
     else if (stats.isDirectory())
-      for (const name of fs.readdirSync(input)) if (/\.(txt|jsonl)$/.test(name)) total += fs.statSync(path.join(input, name)).size;
+      for (const name of fs.readdirSync(input))
+        if (/\.(txt|jsonl)$/.test(name)) total += fs.statSync(path.join(input, name)).size;
   }
   return total;
 }
@@ -124,7 +138,8 @@ export async function preprocess(opts: PreprocessOptions): Promise<PreprocessOut
   const inputs = expandInputs(opts.inputs);
   const keys = opts.jsonKeys && opts.jsonKeys.length > 0 ? opts.jsonKeys : ['text'];
   const workers = opts.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1) throw new DataError('ERR_DATA_CONFIG', `--workers must be a positive integer, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new DataError('ERR_DATA_CONFIG', `--workers must be a positive integer, got ${workers}`);
   const bytes = inputBytes(inputs);
   const outputs: PreprocessOutput[] = [];
   for (const key of keys) {
@@ -224,7 +239,8 @@ async function writeKey(
     if (texts.length > 0) await send();
     while (inFlight.length > 0) write(await inFlight.shift()!);
     if (failure) throw failure;
-    if (progress.documents === 0) throw new DataError('ERR_CORPUS', `the inputs hold no text to tokenize: ${inputs.join(', ')}`);
+    if (progress.documents === 0)
+      throw new DataError('ERR_CORPUS', `the inputs hold no text to tokenize: ${inputs.join(', ')}`);
     writer.finish();
   } catch (error) {
     writer.abort();

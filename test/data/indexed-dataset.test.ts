@@ -66,7 +66,11 @@ describe('Megatron indexed dataset', () => {
       const ds = IndexedDataset.open(p);
       expect([ds.dtype, ds.sequenceCount, ds.documentCount]).toEqual([dtype, 5, 3]);
       expect(ds.documentSequences(2)).toEqual([3, 5]);
-      expect(documents(big).flat().map((_, i) => Array.from(ds.sequence(i)))).toEqual(documents(big).flat());
+      expect(
+        documents(big)
+          .flat()
+          .map((_, i) => Array.from(ds.sequence(i))),
+      ).toEqual(documents(big).flat());
       expect(Array.from(ds.sequence(4, 1, 2))).toEqual([2, 3]);
       ds.close();
     });
@@ -118,10 +122,14 @@ describe('Megatron indexed dataset', () => {
     it('a truncated .idx or .bin, sizes that overrun, offsets and document indices that disagree', () => {
       const idx = good();
       fs.truncateSync(`${idx}.idx`, fs.statSync(`${idx}.idx`).size - 8);
-      expect(failure(idx).message).toMatch(/\.idx is not .*: \d+ bytes, but 5 sequences and 4 document indices need \d+/);
+      expect(failure(idx).message).toMatch(
+        /\.idx is not .*: \d+ bytes, but 5 sequences and 4 document indices need \d+/,
+      );
       const bin = good();
       fs.truncateSync(`${bin}.bin`, 4);
-      expect(failure(bin).message).toContain(`${bin}.bin is not a usable Megatron indexed dataset: 4 bytes, but the index describes 20`);
+      expect(failure(bin).message).toContain(
+        `${bin}.bin is not a usable Megatron indexed dataset: 4 bytes, but the index describes 20`,
+      );
       const count = good();
       patch(`${count}.idx`, 18, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]); // a sequence count past the file
       expect(failure(count).message).toContain('document indices need');

@@ -81,7 +81,8 @@ describe('paratrain preprocess', () => {
     };
     const one = run('1');
     const two = run('2');
-    for (const ext of ['.bin', '.idx']) expect(fs.readFileSync(two + ext).equals(fs.readFileSync(one + ext))).toBe(true);
+    for (const ext of ['.bin', '.idx'])
+      expect(fs.readFileSync(two + ext).equals(fs.readFileSync(one + ext))).toBe(true);
     const tokenizer = TextTokenizer.fromFile(path.join(scratch, 'gpt-1_tokenizer.json'));
     const ds = IndexedDataset.open(one);
     expect(ds.documentCount).toBe(40);
@@ -98,9 +99,9 @@ describe('paratrain preprocess', () => {
       ...['--tokenizer', path.join(scratch, 'bert_tokenizer.json')],
     ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).outputs.map((o: { prefix: string; documents: number }) => [o.prefix, o.documents])).toEqual([
-      [`${prefix}_title_document`, 5],
-    ]);
+    expect(
+      JSON.parse(r.stdout).outputs.map((o: { prefix: string; documents: number }) => [o.prefix, o.documents]),
+    ).toEqual([[`${prefix}_title_document`, 5]]);
   });
 
   it('names an empty input and a glob without matches, and leaves no half-written pair', () => {
