@@ -115,6 +115,37 @@ export function* corpusDocuments(source: 'bundled' | string, opts: CorpusOptions
       yield { id, text: normaliseLineEnds(fs.readFileSync(filePath, 'utf8')) };
     return;
   }
+  const { files, inDirectory, resolved } = userCorpusFiles(source);
+  const separator = opts.documentSeparator ?? 'auto';
+  const splitAt = separator === 'auto' ? (inDirectory ? 'file' : 'blank-line') : separator;
+  const maxChars = opts.maxDocumentChars ?? DEFAULT_MAX_DOCUMENT_CHARS;
+  let found = 0;
+  for (const file of files) {
+    const jsonKey = /\.jsonl?$/i.test(file.filePath) ? (opts.jsonKey ?? DEFAULT_JSON_KEY) : undefined;
+    // An empty file in a directory holds no documents; an empty corpus file is an error.
+    const texts = fileDocuments(file.filePath, { splitAt, maxChars, jsonKey }, inDirectory);
+    // Ids: the file name when the file gives one document, name#k for the k-th of several.
+    let k = 0;
+    let held: string | undefined;
+    for (const text of texts) {
+      if (held !== undefined) yield { id: `${file.id}#${k}`, text: held };
+      held = text;
+      k++;
+    }
+    if (held !== undefined) yield { id: k === 1 ? file.id : `${file.id}#${k}`, text: held };
+    found += k;
+  }
+  if (found === 0) {
+    const what = files.length === 1 ? files[0].filePath : `every .txt / .jsonl file in ${resolved}`;
+    throw new DataError(
+      'ERR_CORPUS',
+      `corpus ${what} holds no text (only blank lines or empty documents); put text in it or point data.corpus elsewhere`,
+    );
+  }
+}
+
+/** The files a user's data.corpus names (one file, or a directory's .txt and .jsonl files, in order). */
+function userCorpusFiles(source: string): { files: CorpusFile[]; inDirectory: boolean; resolved: string } {
   const resolved = path.resolve(source);
   let stats: fs.Stats;
   try {
@@ -143,32 +174,13 @@ export function* corpusDocuments(source: 'bundled' | string, opts: CorpusOptions
     );
   }
 
-  const separator = opts.documentSeparator ?? 'auto';
-  const splitAt = separator === 'auto' ? (inDirectory ? 'file' : 'blank-line') : separator;
-  const maxChars = opts.maxDocumentChars ?? DEFAULT_MAX_DOCUMENT_CHARS;
-  let found = 0;
-  for (const file of files) {
-    const jsonKey = /\.jsonl?$/i.test(file.filePath) ? (opts.jsonKey ?? DEFAULT_JSON_KEY) : undefined;
-    // An empty file in a directory holds no documents; an empty corpus file is an error.
-    const texts = fileDocuments(file.filePath, { splitAt, maxChars, jsonKey }, inDirectory);
-    // Ids: the file name when the file gives one document, name#k for the k-th of several.
-    let k = 0;
-    let held: string | undefined;
-    for (const text of texts) {
-      if (held !== undefined) yield { id: `${file.id}#${k}`, text: held };
-      held = text;
-      k++;
-    }
-    if (held !== undefined) yield { id: k === 1 ? file.id : `${file.id}#${k}`, text: held };
-    found += k;
-  }
-  if (found === 0) {
-    const what = files.length === 1 ? files[0].filePath : `every .txt / .jsonl file in ${resolved}`;
-    throw new DataError(
-      'ERR_CORPUS',
-      `corpus ${what} holds no text (only blank lines or empty documents); put text in it or point data.corpus elsewhere`,
-    );
-  }
+  return { files, inDirectory, resolved };
+}
+
+/** The paths of the files data.corpus reads, in reading order (bundled: its packaged files). */
+export function corpusFilePaths(source: 'bundled' | string): string[] {
+  const files = source === 'bundled' ? bundledCorpusFiles() : userCorpusFiles(source).files;
+  return files.map((f) => f.filePath);
 }
 
 function listSorted(directory: string): string[] {

@@ -161,22 +161,35 @@ export function* fileDocuments(filePath: string, rules: DocumentRules, skipEmpty
   yield* flush(true);
 }
 
-function jsonText(line: string, where: string, key: string): string {
+/**
+ * One line of a JSON-lines file as an object, or a `code` error at `where` (file:line) saying what
+ * the line should hold (`wants`, e.g. 'a "text" field').
+ */
+export function parseJsonLine(
+  line: string,
+  where: string,
+  code: TextFileRole['code'],
+  wants: string,
+): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(line);
   } catch (error) {
     throw new DataError(
-      'ERR_CORPUS',
-      `${where}: not JSON (${(error as Error).message}); a JSON-lines corpus holds one object per line, ` +
-        `e.g. {"${key}": "..."}`,
+      code,
+      `${where}: not JSON (${(error as Error).message}); expected one JSON object per line, with ${wants}`,
     );
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     const what = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-    throw new DataError('ERR_CORPUS', `${where}: expected a JSON object with a "${key}" field, got ${what}`);
+    throw new DataError(code, `${where}: expected a JSON object with ${wants}, got ${what}`);
   }
-  const field = (value as Record<string, unknown>)[key];
+  return value as Record<string, unknown>;
+}
+
+function jsonText(line: string, where: string, key: string): string {
+  const value = parseJsonLine(line, where, 'ERR_CORPUS', `a "${key}" field`);
+  const field = value[key];
   if (typeof field !== 'string') {
     const keys = Object.keys(value).slice(0, 8).join(', ') || 'none';
     throw new DataError(

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { corpusDocuments, fingerprintDocuments, type CorpusOptions, type Document } from './corpus';
+import { corpusDocuments, corpusFilePaths, fingerprintDocuments, type CorpusOptions, type Document } from './corpus';
 import { DataError } from './errors';
 import { IndexedDatasetWriter, tokenDtypeFor } from './indexed-dataset';
 import type { PreprocessWorkerData, TokenizeReply, TokenizeRequest } from './preprocess-worker';
@@ -94,14 +94,7 @@ function* documentsOf(
 
 function inputBytes(inputs: readonly string[]): number {
   let total = 0;
-  for (const input of inputs) {
-    const stats = fs.statSync(input, { throwIfNoEntry: false });
-    if (!stats) continue;
-    if (stats.isFile()) total += stats.size;
-    else if (stats.isDirectory())
-      for (const name of fs.readdirSync(input))
-        if (/\.(txt|jsonl)$/.test(name)) total += fs.statSync(path.join(input, name)).size;
-  }
+  for (const input of inputs) for (const file of corpusFilePaths(input)) total += fs.statSync(file).size;
   return total;
 }
 

@@ -3,7 +3,7 @@
 //   optional header line whose last field is `label`;
 // - JSON lines: {"text": ..., "label": ...} or {"text_a": ..., "text_b": ..., "label": ...}.
 // Labels stay as written here (strings); labelSet() maps them to ids.
-import { readTextFile } from '../../data/documents';
+import { parseJsonLine, readTextFile } from '../../data/documents';
 import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface TextClassificationExample {
@@ -68,7 +68,7 @@ function fromJsonLines(text: string, filePath: string): TextClassificationExampl
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     const where = `${filePath}:${i + 1}`;
-    const record = parseJsonObject(line, where, '{"text": "...", "label": "..."}');
+    const record = parseJsonLine(line, where, 'ERR_TASK_DATA', '"text" (or "text_a" and "text_b") and "label" fields');
     const pair = 'text_a' in record || 'text_b' in record;
     const textA = stringField(record, pair ? 'text_a' : 'text', where);
     const textB = pair ? stringField(record, 'text_b', where) : undefined;
@@ -79,20 +79,6 @@ function fromJsonLines(text: string, filePath: string): TextClassificationExampl
     examples.push({ textA, ...(textB !== undefined ? { textB } : {}), label: String(label), where });
   });
   return examples;
-}
-
-export function parseJsonObject(line: string, where: string, example: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch (error) {
-    throw taskDataError(
-      `${where}: not JSON (${(error as Error).message}); expected one object per line, e.g. ${example}`,
-    );
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw taskDataError(`${where}: expected a JSON object, e.g. ${example}`);
-  return value as Record<string, unknown>;
 }
 
 function stringField(record: Record<string, unknown>, key: string, where: string): string {
