@@ -23,6 +23,10 @@ MicroBatch StagedBatch::view() const {
   mb.key_mask = has_mask ? key_mask.data() : nullptr;
   mb.pair_labels = has_pair ? pair_labels.data() : nullptr;
   mb.fixed_samples = has_samples ? fixed_samples.data() : nullptr;
+  mb.class_labels = has_class_labels ? class_labels.data() : nullptr;
+  mb.targets = has_targets ? targets.data() : nullptr;
+  mb.start_positions = has_spans ? start_positions.data() : nullptr;
+  mb.end_positions = has_spans ? end_positions.data() : nullptr;
   mb.first_sample = first_sample;
   return mb;
 }
@@ -172,13 +176,21 @@ void Engine::check_staged(int slot) {
   if (s.tokens.size() != N || s.labels.size() != N)
     throw Error("ERR_BATCH", where + "tokens and labels must hold batch·seq = " + std::to_string(N) + " entries");
   const int V = spec.vocab;
+  // Labels are token ids, or with a token-classification head its class ids.
+  int label_limit = V;
+  std::string label_kind = "a token id";
+  for (const HeadSpec& h : spec.heads)
+    if (h.kind == HeadKind::TokenClassification) {
+      label_limit = h.classes;
+      label_kind = "a class id of head '" + h.loss + "' [0, " + std::to_string(h.classes) + ")";
+    }
   long targets = 0;
   for (size_t i = 0; i < N; i++) {
     if (s.tokens[i] < 0 || s.tokens[i] >= V)
       throw Error("ERR_BATCH", where + "token id " + std::to_string(s.tokens[i]) + " at " + std::to_string(i) +
                                    " is outside the vocabulary [0, " + std::to_string(V) + ")");
-    if (s.labels[i] != kIgnoreIndex && (s.labels[i] < 0 || s.labels[i] >= V))
-      throw Error("ERR_BATCH", where + "label " + std::to_string(s.labels[i]) + " is neither -100 nor a token id");
+    if (s.labels[i] != kIgnoreIndex && (s.labels[i] < 0 || s.labels[i] >= label_limit))
+      throw Error("ERR_BATCH", where + "label " + std::to_string(s.labels[i]) + " is neither -100 nor " + label_kind);
     targets += s.labels[i] != kIgnoreIndex;
   }
   const int types = spec.embeddings.type_vocab;
@@ -211,6 +223,41 @@ void Engine::check_staged(int slot) {
       throw Error("ERR_BATCH", where + "pairLabels must hold one label per sequence");
     for (int v : s.pair_labels)
       if (v != 0 && v != 1 && v != kIgnoreIndex) throw Error("ERR_BATCH", where + "pair labels must be 0, 1 or -100");
+  }
+  const HeadSpec* sequence_head = nullptr;
+  for (const HeadSpec& h : spec.heads)
+    if (h.kind == HeadKind::SequenceClassification) sequence_head = &h;
+  if (s.has_class_labels) {
+    if (!sequence_head || sequence_head->classes < 2)
+      throw Error("ERR_BATCH", where + "classLabels were given but the model has no sequence-classification head "
+                                       "with 2 or more classes");
+    if (s.class_labels.size() != static_cast<size_t>(s.batch))
+      throw Error("ERR_BATCH", where + "classLabels must hold one label per sequence");
+    for (int v : s.class_labels)
+      if (v != kIgnoreIndex && (v < 0 || v >= sequence_head->classes))
+        throw Error("ERR_BATCH", where + "class label " + std::to_string(v) + " is outside [0, " +
+                                     std::to_string(sequence_head->classes) + ") and not -100");
+  }
+  if (s.has_targets) {
+    if (!sequence_head || sequence_head->classes != 1)
+      throw Error("ERR_BATCH", where + "regression targets were given but the model has no 1-output regression head");
+    if (s.targets.size() != static_cast<size_t>(s.batch))
+      throw Error("ERR_BATCH", where + "targets must hold one value per sequence");
+    for (float v : s.targets)
+      if (!std::isfinite(v)) throw Error("ERR_BATCH", where + "a regression target is not a finite number");
+  }
+  if (s.has_spans) {
+    if (!spec_has(spec, HeadKind::QuestionAnswering))
+      throw Error("ERR_BATCH", where + "answer positions were given but the model has no question-answering head");
+    if (s.start_positions.size() != static_cast<size_t>(s.batch) || s.end_positions.size() != s.start_positions.size())
+      throw Error("ERR_BATCH", where + "startPositions and endPositions must hold one position per sequence");
+    for (size_t b = 0; b < s.start_positions.size(); b++) {
+      const int a = s.start_positions[b], e = s.end_positions[b];
+      if ((a == kIgnoreIndex) != (e == kIgnoreIndex) || (a != kIgnoreIndex && (a < 0 || e < a || e >= s.seq)))
+        throw Error("ERR_BATCH", where + "answer span [" + std::to_string(a) + ", " + std::to_string(e) +
+                                     "] of sequence " + std::to_string(b) + " is not inside [0, " +
+                                     std::to_string(s.seq) + ") with start <= end");
+    }
   }
   if (s.has_samples) {
     bool sampling = false;

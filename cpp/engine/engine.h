@@ -29,8 +29,11 @@ struct EngineConfig {
 struct StagedBatch {
   int batch = 0, seq = 0;
   std::vector<int> tokens, labels, segments, pair_labels, fixed_samples;
+  std::vector<int> class_labels, start_positions, end_positions;  // [B] fine-tuning targets
+  std::vector<float> targets;                                     // [B] regression targets
   std::vector<uint8_t> key_mask;
   bool has_segments = false, has_mask = false, has_pair = false, has_samples = false;
+  bool has_class_labels = false, has_targets = false, has_spans = false;
   uint64_t first_sample = 0;  // index of sequence 0 in its split's stream, split folded in
   MicroBatch view() const;
 };

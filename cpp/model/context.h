@@ -21,6 +21,10 @@ struct MicroBatch {
   const uint8_t* key_mask = nullptr;    // [N] 1 = real token (null: every position is real)
   const int* pair_labels = nullptr;     // [B] NSP/SOP label or kIgnoreIndex (null: no pair task)
   const int* fixed_samples = nullptr;   // [N] tokens a sampling head takes instead of drawing (tests)
+  const int* class_labels = nullptr;    // [B] sequence classification: class id or kIgnoreIndex
+  const float* targets = nullptr;       // [B] sequence regression: the value
+  const int* start_positions = nullptr; // [B] question answering: the answer's first token (0: [CLS], no answer)
+  const int* end_positions = nullptr;   // [B] question answering: its last token (inclusive)
   uint64_t first_sample = 0;            // stream index of sequence 0, split folded in: keys the sampling
 };
 
@@ -41,6 +45,8 @@ inline uint64_t site_attn_probs(int stack, int layer, int tp_rank) {
 inline uint64_t site_attn_out(int stack, int layer) { return 17 + 4ull * layer + (uint64_t(stack) << 40); }
 inline uint64_t site_mlp_out(int stack, int layer) { return 18 + 4ull * layer + (uint64_t(stack) << 40); }
 inline uint64_t site_sampling(int head) { return 2 + (uint64_t(head) << 40); }
+// A fine-tuning head's dropouts: before its classifier (k = 0) and after its dense layer (k = 1).
+inline uint64_t site_head_dropout(int head, int k) { return 3 + uint64_t(k) + (uint64_t(head) << 40); }
 
 struct PassContext {
   const ModelSpec& spec;

@@ -10,8 +10,12 @@ HeadKind head_kind_named(const std::string& name) {
   if (name == "sentence-pair") return HeadKind::SentencePair;
   if (name == "causal-lm") return HeadKind::CausalLm;
   if (name == "replaced-token") return HeadKind::ReplacedToken;
-  throw Error("ERR_CONFIG",
-              "head kind '" + name + "' is not one of masked-lm, sentence-pair, causal-lm, replaced-token");
+  if (name == "sequence-classification") return HeadKind::SequenceClassification;
+  if (name == "token-classification") return HeadKind::TokenClassification;
+  if (name == "question-answering") return HeadKind::QuestionAnswering;
+  throw Error("ERR_CONFIG", "head kind '" + name +
+                                "' is not one of masked-lm, sentence-pair, causal-lm, replaced-token, "
+                                "sequence-classification, token-classification, question-answering");
 }
 
 static std::string stack_name(const StackSpec& s, size_t i) {
@@ -59,6 +63,13 @@ void ModelSpec::validate() const {
     if (!(hs.weight >= 0)) fail("head '" + hs.loss + "': the loss weight must be >= 0");
     if (hs.kind == HeadKind::SentencePair && !stacks[hs.stack].pooler)
       fail("head '" + hs.loss + "' classifies the pooled first token, but its stack has no pooler");
+    if (hs.kind == HeadKind::SequenceClassification && !hs.dense && !stacks[hs.stack].pooler)
+      fail("head '" + hs.loss + "' classifies the pooled first token, but its stack has no pooler");
+    if ((hs.kind == HeadKind::SequenceClassification || hs.kind == HeadKind::TokenClassification) &&
+        (hs.classes < 1 || hs.classes > 1000000))
+      fail("head '" + hs.loss + "' needs between 1 and 1000000 classes (got " + std::to_string(hs.classes) + ")");
+    if (hs.kind == HeadKind::TokenClassification && hs.classes < 2)
+      fail("head '" + hs.loss + "': token classification needs at least 2 labels");
     if (hs.sample && hs.kind != HeadKind::MaskedLm) fail("head '" + hs.loss + "': only a masked-LM head samples");
     samplers += hs.sample;
     if (hs.kind == HeadKind::ReplacedToken) {

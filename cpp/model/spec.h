@@ -10,8 +10,17 @@
 namespace paratrain {
 
 enum class NormPlacement { Post, Pre };  // BERT: LayerNorm after each residual sum; GPT-2: before each sublayer
-enum class HeadKind { MaskedLm, SentencePair, CausalLm, ReplacedToken };
-// "masked-lm", "sentence-pair", "causal-lm", "replaced-token" (the names specs use); throws ERR_CONFIG.
+enum class HeadKind {
+  MaskedLm,
+  SentencePair,
+  CausalLm,
+  ReplacedToken,
+  SequenceClassification,  // fine-tuning: one label (or value) per sequence
+  TokenClassification,     // fine-tuning: one label per position
+  QuestionAnswering,       // fine-tuning: an answer span's start and end position per sequence
+};
+// "masked-lm", "sentence-pair", "causal-lm", "replaced-token", "sequence-classification",
+// "token-classification", "question-answering" (the names specs use); throws ERR_CONFIG.
 HeadKind head_kind_named(const std::string& name);
 
 // Word, position and (optional) segment embeddings, summed, optionally normalised; shared by every
@@ -48,6 +57,13 @@ struct HeadSpec {
   std::string loss;     // the loss's name in every report: "mlm", "nsp", "sop", "lm", "rtd"
   float weight = 1.0f;  // the objective is Σ weight·loss (ELECTRA: rtd 50)
   bool sample = false;  // masked LM: draw a token at every masked position for a later stack (ELECTRA)
+  // Fine-tuning heads.
+  int classes = 0;  // sequence/token classification: labels (sequence classification with 1: regression, MSE)
+  // Sequence classification: false reads the stack's pooler (BERT, ALBERT: pooled → dropout →
+  // classifier); true reads the first token of the top through its own dense layer (RoBERTa,
+  // ELECTRA: dropout → dense → activation → dropout → out_proj).
+  bool dense = false;
+  bool dense_gelu = false;  // the dense layer's activation: GELU (ELECTRA) or tanh (RoBERTa)
 };
 
 // This rank's share of the vocabulary (Megatron's vocabulary-parallel embedding and softmax): with

@@ -141,6 +141,14 @@ ModelSpec parse_spec(const Napi::Object& o) {
     h.loss = get_str(ho, "loss", wh);
     h.weight = static_cast<float>(get_num(ho, "weight", wh));
     h.sample = get_bool(ho, "sample", wh);
+    // Fine-tuning heads only (absent on the pretraining heads).
+    read_optional_num(ho, "classes", wh, h.classes);
+    if (!ho.Get("dense").IsUndefined()) h.dense = get_bool(ho, "dense", wh);
+    if (!ho.Get("denseActivation").IsUndefined()) {
+      const std::string act = get_str(ho, "denseActivation", wh);
+      if (act != "tanh" && act != "gelu") throw Error("ERR_CONFIG", wh + ".denseActivation must be 'tanh' or 'gelu'");
+      h.dense_gelu = act == "gelu";
+    }
     m.heads.push_back(h);
   }
   return m;
@@ -560,6 +568,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         s.has_pair = b.Get("pairLabels").IsTypedArray();
         if (s.has_pair)
           copy_into<int32_t, Napi::Int32Array>(s.pair_labels, b.Get("pairLabels"), "pairLabels", napi_int32_array);
+        s.has_class_labels = b.Get("classLabels").IsTypedArray();
+        if (s.has_class_labels)
+          copy_into<int32_t, Napi::Int32Array>(s.class_labels, b.Get("classLabels"), "classLabels", napi_int32_array);
+        s.has_targets = b.Get("targets").IsTypedArray();
+        if (s.has_targets)
+          copy_into<float, Napi::Float32Array>(s.targets, b.Get("targets"), "targets", napi_float32_array);
+        s.has_spans = b.Get("startPositions").IsTypedArray() || b.Get("endPositions").IsTypedArray();
+        if (s.has_spans) {
+          copy_into<int32_t, Napi::Int32Array>(s.start_positions, b.Get("startPositions"), "startPositions",
+                                               napi_int32_array);
+          copy_into<int32_t, Napi::Int32Array>(s.end_positions, b.Get("endPositions"), "endPositions",
+                                               napi_int32_array);
+        }
         s.has_samples = b.Get("sampledTokens").IsTypedArray();
         if (s.has_samples)
           copy_into<int32_t, Napi::Int32Array>(s.fixed_samples, b.Get("sampledTokens"), "sampledTokens",

@@ -45,12 +45,43 @@ export const modelSchema = z
       .optional(),
     /** Weight of each named loss in the objective (Σ weight·loss); ELECTRA's rtd defaults to 50, the rest to 1. */
     loss_weights: z.record(z.string(), z.number().nonnegative()).optional(),
+    /**
+     * Fine-tuning: the checkpoint (a step directory or a run's checkpoints root, e.g. one imported from
+     * Hugging Face) whose weights start the run. Tensors the task's model lacks are dropped; the heads
+     * the checkpoint lacks start from train.seed.
+     */
+    init: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** What a run trains: pretraining (the family's own objective) or a fine-tuning task with its head. */
+export const TASK_NAMES = ['pretrain', 'text-classification', 'token-classification', 'question-answering'] as const;
+export type TaskName = (typeof TASK_NAMES)[number];
+
+export const taskSchema = z
+  .object({
+    name: z.enum(TASK_NAMES).default('pretrain'),
+    /** Labelled training data: TSV/JSON lines (text classification), text_/labels_ or CoNLL (tokens), SQuAD JSON. */
+    train: z.string().min(1).optional(),
+    /** Labelled development data, evaluated with the task's metric every train.eval_every steps and at the end. */
+    dev: z.string().min(1).optional(),
+    /** The label list (class id = index); defaults to the labels of the training data, sorted. Saved with the model. */
+    labels: z.array(z.string().min(1)).min(1).optional(),
+    /** Text classification: one output trained with mean squared error against numeric labels. */
+    regression: z.boolean().default(false),
+    /** Question answering (BERT's run_squad): question tokens kept, window stride, longest answer predicted. */
+    max_query_length: positiveInt.default(64),
+    doc_stride: positiveInt.default(128),
+    max_answer_length: positiveInt.default(30),
   })
   .strict();
 
 export const trainSchema = z
   .object({
+    /** Optimizer steps; fine-tuning may give train.epochs instead (steps = ⌈epochs · examples / global batch⌉). */
     steps: positiveInt,
+    /** Fine-tuning: passes over the training examples; sets train.steps when the data is read. */
+    epochs: z.number().positive().optional(),
     micro_batch: positiveInt,
     grad_accum: positiveInt.default(1),
     lr: z.number().positive(),
@@ -139,6 +170,8 @@ export const configSchema = z
         keep: z.number().int().min(2).default(3),
         /** Write shards in the background from a host copy while training goes on (one save in flight). */
         async: z.boolean().default(false),
+        /** Fine-tuning: also keep the checkpoint with the best dev value of this metric (e.g. accuracy, f1, exact_match). */
+        keep_best: z.string().min(1).optional(),
       })
       .strict()
       .default({ every: 0, every_minutes: 0, keep: 3, async: false }),
@@ -147,6 +180,7 @@ export const configSchema = z
       .strict()
       .default({ dir: 'runs/default' }),
     data: dataSchema.default(dataSchema.parse({})),
+    task: taskSchema.default(taskSchema.parse({})),
     /** Where the engine runs: the CPU build, or the CUDA build (which must load; never a silent fallback). */
     device: z.enum(['cpu', 'cuda']).default('cpu'),
   })

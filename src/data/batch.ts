@@ -40,6 +40,13 @@ export interface TrainBatch {
    * drawing them: for tests against a reference with fixed samples. Absent in training.
    */
   sampledTokens?: Int32Array;
+  /** Fine-tuning, text classification: [B] class ids (or IGNORE_INDEX). */
+  classLabels?: Int32Array;
+  /** Fine-tuning, regression: [B] target values. */
+  targets?: Float32Array;
+  /** Fine-tuning, question answering: [B] the answer's first and last token (both 0, [CLS]: no answer here). */
+  startPositions?: Int32Array;
+  endPositions?: Int32Array;
 }
 
 /** Label value the loss skips (PyTorch CrossEntropyLoss ignore_index). */

@@ -74,9 +74,9 @@ export interface LogitsResult {
   logits: Float32Array;
   /** Flat position (b·T + t) of each logits row: masked LM the labelled positions, causal LM every position. */
   rows: Int32Array;
-  /** [B, 2] of the sentence-pair head; empty without one. */
+  /** [B, classes] of the sentence-pair or sequence-classification head; empty without one. */
   classLogits: Float32Array;
-  /** [B·T, 1] of the replaced-token head (ELECTRA's discriminator); empty without one. */
+  /** [B·T, classes] of the replaced-token (1), token-classification (C) or question-answering (2: start, end) head. */
   positionLogits: Float32Array;
   loss: number;
   losses: Record<string, number>;

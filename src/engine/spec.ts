@@ -5,7 +5,14 @@ import { embeddingSize, generatorShape, layerGroups, lossWeight, pairTask } from
 import { attentionDropout, maxPositions } from '../config/load';
 import type { Config } from '../config/schema';
 
-export type HeadKind = 'masked-lm' | 'sentence-pair' | 'causal-lm' | 'replaced-token';
+export type HeadKind =
+  | 'masked-lm'
+  | 'sentence-pair'
+  | 'causal-lm'
+  | 'replaced-token'
+  | 'sequence-classification'
+  | 'token-classification'
+  | 'question-answering';
 
 export interface StackSpec {
   /** Parameter-name prefix: '' for the main stack, 'generator.' for ELECTRA's generator. */
@@ -39,6 +46,11 @@ export interface HeadSpec {
   weight: number;
   /** Masked LM: draw a token at every masked position for a later stack. */
   sample: boolean;
+  /** Sequence/token classification: the labels (sequence classification with 1: regression). */
+  classes?: number;
+  /** Sequence classification: its own dense layer over the first token (RoBERTa, ELECTRA), not the stack's pooler. */
+  dense?: boolean;
+  denseActivation?: 'tanh' | 'gelu';
 }
 
 export interface ModelSpec {
@@ -85,7 +97,82 @@ function maskedLmHeads(c: Config, pairPrefix: string): HeadSpec[] {
   return heads;
 }
 
+/** The loss name each fine-tuning task reports (`class` becomes `mse` for regression). */
+export function taskLoss(c: Config): string {
+  switch (c.task.name) {
+    case 'text-classification':
+      return c.task.regression ? 'mse' : 'class';
+    case 'token-classification':
+      return 'tag';
+    case 'question-answering':
+      return 'span';
+    default:
+      return '';
+  }
+}
+
+function taskClasses(c: Config): number {
+  if (c.task.name === 'text-classification' && c.task.regression) return 1;
+  const labels = c.task.labels;
+  if (!labels || labels.length < 2)
+    throw Object.assign(
+      new Error(`task ${c.task.name} needs task.labels with at least 2 labels (read from task.train when it is given)`),
+      { code: 'ERR_CONFIG' },
+    );
+  return labels.length;
+}
+
+/**
+ * A fine-tuning task's head, with Hugging Face's structure for the family: BERT and ALBERT classify
+ * the pooled [CLS], RoBERTa (tanh) and ELECTRA (GELU) put a dense layer over the first token; every
+ * family tags tokens with one `classifier` and scores answer spans with `qa_outputs`.
+ */
+function taskHead(c: Config): HeadSpec {
+  const base = { stack: 0, weight: 1, sample: false, loss: taskLoss(c) };
+  switch (c.task.name) {
+    case 'text-classification': {
+      const dense = c.model.arch === 'roberta' || c.model.arch === 'electra';
+      return {
+        ...base,
+        kind: 'sequence-classification',
+        prefix: 'classifier',
+        classes: taskClasses(c),
+        dense,
+        ...(dense ? { denseActivation: c.model.arch === 'electra' ? ('gelu' as const) : ('tanh' as const) } : {}),
+      };
+    }
+    case 'token-classification':
+      return { ...base, kind: 'token-classification', prefix: 'classifier', classes: taskClasses(c) };
+    default:
+      return { ...base, kind: 'question-answering', prefix: 'qa_outputs' };
+  }
+}
+
+/**
+ * A fine-tuning model: the family's encoder (ELECTRA: the discriminator alone) with the task's head
+ * instead of the pretraining heads. Parameter names are those of pretraining, so a pretrained
+ * checkpoint's encoder loads by name.
+ */
+function fineTuningSpec(c: Config, pretraining: ModelSpec): ModelSpec {
+  if (c.model.arch === 'gpt')
+    throw Object.assign(
+      new Error(
+        `task ${c.task.name} fine-tunes an encoder (bert, roberta, albert, electra); model.arch gpt has none of its heads`,
+      ),
+      { code: 'ERR_CONFIG' },
+    );
+  const head = taskHead(c);
+  const encoder = pretraining.stacks[pretraining.stacks.length - 1];
+  const pooler = head.kind === 'sequence-classification' && !head.dense;
+  return { ...pretraining, stacks: [{ ...encoder, inputFrom: -1, pooler }], heads: [head] };
+}
+
 export function modelSpec(c: Config): ModelSpec {
+  const pretraining = pretrainingSpec(c);
+  return c.task.name === 'pretrain' ? pretraining : fineTuningSpec(c, pretraining);
+}
+
+function pretrainingSpec(c: Config): ModelSpec {
   const common = {
     vocabSize: c.model.vocab_size,
     maxPositions: maxPositions(c),

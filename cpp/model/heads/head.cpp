@@ -3,8 +3,11 @@
 
 #include "causal_lm.h"       // CausalLmHead
 #include "masked_lm.h"       // MaskedLmHead
+#include "question_answering.h"  // QuestionAnsweringHead
 #include "replaced_token.h"  // ReplacedTokenHead
 #include "sentence_pair.h"   // SentencePairHead
+#include "sequence_classification.h"  // SequenceClassificationHead
+#include "token_classification.h"     // TokenClassificationHead
 
 namespace paratrain {
 
@@ -18,6 +21,12 @@ std::unique_ptr<Head> make_head(const ModelSpec& spec, int index, const Embeddin
       return std::make_unique<CausalLmHead>(spec, index, embeddings);
     case HeadKind::ReplacedToken:
       return std::make_unique<ReplacedTokenHead>(spec, index, layout);
+    case HeadKind::SequenceClassification:
+      return std::make_unique<SequenceClassificationHead>(spec, index, layout);
+    case HeadKind::TokenClassification:
+      return std::make_unique<TokenClassificationHead>(spec, index, layout);
+    case HeadKind::QuestionAnswering:
+      return std::make_unique<QuestionAnsweringHead>(spec, index, layout);
   }
   throw Error("ERR_CONFIG", "unknown head kind");
 }

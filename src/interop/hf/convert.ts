@@ -6,6 +6,7 @@ import { numelOf, type AnyTensor, type NamedTensor } from '../../checkpoint';
 import { validateConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { paramTableFor } from '../../engine/engine';
+import type { ParamEntry } from '../../engine/native';
 import { albert } from './albert';
 import { bert } from './bert';
 import { exists, readHuggingFaceDir, writeHuggingFaceDir, type HfDirContents } from './directory';
@@ -13,6 +14,7 @@ import { electra } from './electra';
 import type { ExportOptions, HfConfig, HfFamily, HfModel } from './family';
 import { gpt2 } from './gpt2';
 import { roberta } from './roberta';
+import { taskModel, taskOfHfConfig } from './tasks';
 import { HfFormatError } from './tensors';
 
 export const HF_FAMILIES: readonly HfFamily[] = [bert, gpt2, roberta, albert, electra];
@@ -66,17 +68,21 @@ export function toHuggingFace(c: Config, params: readonly NamedTensor[], opts: E
   const known = new Set(table.map((e) => e.name));
   const extra = params.filter((p) => !known.has(p.name)).map((p) => p.name);
   if (extra.length > 0) throw new HfFormatError(`unexpected parameter(s) for ${c.model.arch}: ${extra.join(', ')}`);
-  return hfFamilyOf(c.model.arch)
-    .models(c, table, opts)
-    .map((m) => ({
-      subdir: m.subdir,
-      config: m.config,
-      tensors: m.tensors.map((t) => ({
-        name: t.hf,
-        shape: [...t.hfShape],
-        data: t.toHf(t.ours.map((name) => (byName.get(name) as NamedTensor).data)),
-      })),
-    }));
+  return hfModels(c, table, opts).map((m) => ({
+    subdir: m.subdir,
+    config: m.config,
+    tensors: m.tensors.map((t) => ({
+      name: t.hf,
+      shape: [...t.hfShape],
+      data: t.toHf(t.ours.map((name) => (byName.get(name) as NamedTensor).data)),
+    })),
+  }));
+}
+
+/** The HF model(s) of a config: the family's pretraining model(s), or its fine-tuned model for a task. */
+function hfModels(c: Config, table: readonly ParamEntry[], opts: ExportOptions): HfModel[] {
+  const family = hfFamilyOf(c.model.arch);
+  return c.task.name === 'pretrain' ? family.models(c, table, opts) : [taskModel(family, c, table, opts)];
 }
 
 /** Writes the HF model directories of `c`'s model under `outDir`; returns the written paths. */
@@ -156,6 +162,7 @@ export function fromHuggingFace(
   const where = path.join(dirs.main.dir, 'config.json');
   const family = detectFamily(dirs.main.config, where);
   const warnings: string[] = [];
+  const task = taskOfHfConfig(dirs.main.config, where);
   const { model, data } = family.fromHfConfig({ main: dirs.main.config, generator: dirs.generator?.config }, warnings);
   const positions = model.max_positions as number;
   const config = validateConfig(
@@ -163,12 +170,13 @@ export function fromHuggingFace(
       model: { arch: family.arch, ...model, seq_len: Math.min(positions, family.arch === 'gpt' ? 1024 : 128) },
       train: base.train ?? { steps: 1000, micro_batch: 8, lr: 1e-4 },
       ...(data ? { data } : {}),
+      ...(task ? { task } : {}),
     },
     `the model of ${where}`,
   );
   const pad = dirs.main.config['pad_token_id'];
   const table = paramTableFor(config);
-  const models = family.models(config, table, typeof pad === 'number' ? { pad } : {});
+  const models = hfModels(config, table, typeof pad === 'number' ? { pad } : {});
   const ours = new Map<string, Float32Array>();
   for (const m of models) {
     const contents = m.subdir === '' ? dirs.main : dirs.generator;

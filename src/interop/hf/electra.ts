@@ -21,6 +21,7 @@ import {
   encoderLayer,
   ENCODER_BUFFERS,
 } from './bert';
+import { taskOfHfConfig } from './tasks';
 import { HfFormatError, mapTable, requireCovered, type HfTensorMap, renameListed } from './tensors';
 
 const normaliseKey = (key: string) => (/^(embeddings|embeddings_project|encoder)\./.test(key) ? `electra.${key}` : key);
@@ -46,16 +47,19 @@ export const electra: HfFamily = {
         'config.json: architectures ["ElectraForMaskedLM"] is an ELECTRA generator; import the discriminator ' +
           '(ElectraForPreTraining) with --from and give the generator with --generator',
       );
-    if (!generator)
+    // A fine-tuned ELECTRA is the discriminator alone.
+    const fineTuned = taskOfHfConfig(main, 'config.json') !== null;
+    if (!generator && !fineTuned)
       throw new HfFormatError(
         'ELECTRA without a generator: paratrain trains the generator and the discriminator together; put the ' +
           'ElectraForMaskedLM directory at <dir>/generator or pass --generator DIR',
       );
     checkConfig(main, 'config.json', warnings);
-    checkConfig(generator, 'generator/config.json', warnings);
     const model = bertStyleModel(main);
-    const g = bertStyleModel(generator);
     const E = cfgInt(main, 'embedding_size', model.hidden as number);
+    if (!generator || fineTuned) return { model: { ...model, embedding_size: E }, data: { pair_task: 'none' } };
+    checkConfig(generator, 'generator/config.json', warnings);
+    const g = bertStyleModel(generator);
     for (const key of ['vocab_size', 'max_positions'] as const)
       if (g[key] !== model[key])
         throw new HfFormatError(

@@ -1,0 +1,131 @@
+// sequence_classification.cpp — see sequence_classification.h. Shapes: B sequences of T tokens,
+// H the stack's hidden size, C the classes (1: regression).
+#include "sequence_classification.h"
+
+#include <algorithm>  // std::copy, std::fill, std::max_element
+
+namespace paratrain {
+
+using namespace kernels;
+
+SequenceClassificationHead::SequenceClassificationHead(const ModelSpec& spec, int index, ParamLayout& layout)
+    : Head(spec.heads[static_cast<size_t>(index)], index), model_(spec) {
+  hidden_ = spec.stacks[static_cast<size_t>(spec_.stack)].hidden;
+  classes_ = spec_.classes;
+  const int64_t H = hidden_, C = classes_;
+  const std::string p = spec_.prefix + ".";
+  if (spec_.dense) {
+    dense_w_.index = layout.add(p + "dense.weight", {H, H}, -1, true, spec.init_std);
+    dense_b_.index = layout.add(p + "dense.bias", {H}, -1, false, 0);
+    out_w_.index = layout.add(p + "out.weight", {C, H}, -1, true, spec.init_std);
+    out_b_.index = layout.add(p + "out.bias", {C}, -1, false, 0);
+  } else {
+    out_w_.index = layout.add(p + "weight", {C, H}, -1, true, spec.init_std);
+    out_b_.index = layout.add(p + "bias", {C}, -1, false, 0);
+  }
+}
+
+std::vector<std::string> SequenceClassificationHead::metric_names() const {
+  if (regression()) return {};
+  return {spec_.loss + "_accuracy"};
+}
+
+void SequenceClassificationHead::allocate(int batch, int, int) {
+  const long BH = static_cast<long>(batch) * hidden_, BC = static_cast<long>(batch) * classes_;
+  cls_rows_.assign(batch, 0);
+  for (auto* b : {&first_, &x_, &d_x_}) b->assign(BH, 0);
+  for (auto* b : {&dense_, &act_, &act_dropped_, &d_act_}) b->assign(spec_.dense ? BH : 0, 0);
+  logits_.assign(BC, 0);
+  d_logits_.assign(BC, 0);
+}
+
+void SequenceClassificationHead::bind(const ParamLayout& layout, float* params, float* grads) {
+  for (Param* p : {&dense_w_, &dense_b_, &out_w_, &out_b_}) p->bind(layout, params, grads);
+}
+
+HeadLoss SequenceClassificationHead::forward(const PassContext& ctx, Stack& stack, SampledTokens&, double* metrics) {
+  const int B = ctx.mb.batch, T = ctx.mb.seq, H = hidden_, C = classes_;
+  const long BH = static_cast<long>(B) * H;
+  const float p = ctx.hidden_dropout();
+  const float* in = stack.pooled();  // pooled form: [B, H]
+  if (spec_.dense) {
+    for (int b = 0; b < B; b++) cls_rows_[static_cast<size_t>(b)] = b * T;
+    gather_rows(first_.data(), stack.top(), cls_rows_.data(), B, H);  // the first token's row
+    in = first_.data();
+  }
+  dropout_forward(x_.data(), in, BH, p, ctx.dropout_key(site_head_dropout(index_, 0)));
+  const float* to_out = x_.data();
+  if (spec_.dense) {
+    linear_forward(dense_.data(), x_.data(), dense_w_.w, dense_b_.w, B, H, H);
+    if (spec_.dense_gelu)
+      gelu_forward(act_.data(), dense_.data(), BH, model_.gelu);
+    else
+      tanh_forward(act_.data(), dense_.data(), BH);
+    dropout_forward(act_dropped_.data(), act_.data(), BH, p, ctx.dropout_key(site_head_dropout(index_, 1)));
+    to_out = act_dropped_.data();
+  }
+  linear_forward(logits_.data(), to_out, out_w_.w, out_b_.w, B, H, C);  // [B, C]
+
+  have_targets_ = regression() ? ctx.mb.targets != nullptr : ctx.mb.class_labels != nullptr;
+  if (!have_targets_) return {};
+  if (regression()) {
+    // HF: MSELoss(logits.squeeze(), labels) — the mean over the batch.
+    double sum = 0;
+    const float scale = ctx.opt.training ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(B) : 0.0f;
+    for (int b = 0; b < B; b++) {
+      const double diff = static_cast<double>(logits_[static_cast<size_t>(b)]) - ctx.mb.targets[b];
+      sum += diff * diff;
+      d_logits_[static_cast<size_t>(b)] = static_cast<float>(2.0 * diff) * scale;
+    }
+    return {sum / B, B};
+  }
+  const int* labels = ctx.mb.class_labels;
+  long correct = 0;
+  for (int b = 0; b < B; b++) {
+    if (labels[b] == kIgnoreIndex) continue;
+    const float* row = logits_.data() + static_cast<long>(b) * C;
+    correct += std::max_element(row, row + C) - row == labels[b];
+  }
+  const long count = count_targets(labels, B, kIgnoreIndex);
+  metrics[0] += static_cast<double>(correct);
+  metrics[1] += static_cast<double>(count);
+  const float scale =
+      ctx.opt.training && count > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(count) : 0.0f;
+  std::copy(logits_.begin(), logits_.end(), d_logits_.begin());
+  const CrossEntropyResult ce = softmax_cross_entropy(d_logits_.data(), labels, B, C, kIgnoreIndex, scale);
+  return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
+}
+
+void SequenceClassificationHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {
+  if (!have_targets_) return;
+  const int B = ctx.mb.batch, H = hidden_, C = classes_;
+  const long BH = static_cast<long>(B) * H;
+  const float p = ctx.hidden_dropout();
+  if (spec_.dense) {
+    linear_backward(d_act_.data(), out_w_.g, out_b_.g, d_logits_.data(), act_dropped_.data(), out_w_.w, B, H, C,
+                    false);
+    dropout_backward(d_act_.data(), d_act_.data(), BH, p, ctx.dropout_key(site_head_dropout(index_, 1)));
+    if (spec_.dense_gelu)
+      gelu_backward(d_act_.data(), d_act_.data(), dense_.data(), BH, model_.gelu);
+    else
+      tanh_backward(d_act_.data(), d_act_.data(), act_.data(), BH);
+    linear_backward(d_x_.data(), dense_w_.g, dense_b_.g, d_act_.data(), x_.data(), dense_w_.w, B, H, H, false);
+  } else {
+    linear_backward(d_x_.data(), out_w_.g, out_b_.g, d_logits_.data(), x_.data(), out_w_.w, B, H, C, false);
+  }
+  dropout_backward(d_x_.data(), d_x_.data(), BH, p, ctx.dropout_key(site_head_dropout(index_, 0)));
+  // The head and its input are replicated over the tensor-parallel group: no reduction.
+  if (!spec_.dense) {
+    float* d_pooled = stack.d_pooled();
+    if (stack.claim_d_pooled())
+      std::copy(d_x_.begin(), d_x_.begin() + BH, d_pooled);
+    else
+      for (long i = 0; i < BH; i++) d_pooled[i] += d_x_[static_cast<size_t>(i)];
+    return;
+  }
+  float* d_top = stack.d_top();
+  if (stack.claim_d_top()) std::fill(d_top, d_top + static_cast<long>(ctx.rows()) * H, 0.0f);
+  scatter_add_rows(d_top, d_x_.data(), cls_rows_.data(), B, H);
+}
+
+}  // namespace paratrain
