@@ -343,9 +343,12 @@ StepMetrics Engine::evaluate(int micro_batches) {
 }
 
 StepMetrics Engine::forward_logits(std::vector<float>* logits, std::vector<int>* rows,
-                                   std::vector<float>* class_logits, std::vector<float>* position_logits) {
-  if (cfg_.model.tp_size > 1)
-    throw Error("ERR_CONFIG", "logits are read at parallel.tensor = 1 (inference runs in one process)");
+                                   std::vector<float>* class_logits, std::vector<float>* position_logits,
+                                   std::vector<float>* hidden) {
+  // Vocabulary logits are split over a tensor-parallel group; the task heads' are whole on every rank.
+  if (cfg_.model.tp_size > 1 && (model_.prediction_head() != nullptr || hidden != nullptr))
+    throw Error("ERR_CONFIG",
+                "vocabulary logits and hidden states are read at parallel.tensor = 1 (inference runs in one process)");
   use_threads();
   const MicroBatch mb = staged_[0].view();
   ForwardOptions opt;
@@ -370,6 +373,9 @@ StepMetrics Engine::forward_logits(std::vector<float>* logits, std::vector<int>*
   if (const Head* head = model_.position_head())
     position_logits->assign(head->position_logits(),
                             head->position_logits() + static_cast<long>(head->position_classes()) * mb.batch * mb.seq);
+  if (hidden != nullptr)
+    hidden->assign(model_.top_hidden(),
+                   model_.top_hidden() + static_cast<long>(model_.top_hidden_size()) * mb.batch * mb.seq);
   return out;
 }
 

@@ -90,9 +90,11 @@ class Engine {
   OptimizerResult apply_optimizer(float lr);
   // Forward of slot 0 without dropout: the prediction head's logits rows [rows, V] with their flat
   // positions, and the class head's logits [B, classes] (empty when the model has none).
-  // Also the position head's logits [B·T, classes] (replaced-token detection).
+  // Also the position head's logits [B·T, classes] (replaced-token detection, tagging, answer spans)
+  // and, when `hidden` is given, the last stack's output [B·T, H]. Tensor-parallel engines (each rank
+  // of the group calling) read the heads that every rank holds whole: the class and position heads.
   StepMetrics forward_logits(std::vector<float>* logits, std::vector<int>* rows, std::vector<float>* class_logits,
-                             std::vector<float>* position_logits);
+                             std::vector<float>* position_logits, std::vector<float>* hidden = nullptr);
 
   // One call at a time: the N-API layer takes this before staging and releases it when done.
   std::atomic<bool> busy{false};

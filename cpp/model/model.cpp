@@ -87,6 +87,10 @@ const Head* Model::position_head() const {
   return nullptr;
 }
 
+const float* Model::top_hidden() const { return stacks_.back()->top(); }
+
+int Model::top_hidden_size() const { return spec_.stacks.back().hidden; }
+
 const ForwardResult& Model::forward(const MicroBatch& mb, const ForwardOptions& opt) {
   const PassContext ctx{spec_, *tp_, opt, mb, threads_};
   std::fill(result_.metrics.begin(), result_.metrics.end(), 0.0);

@@ -55,6 +55,9 @@ class Model {
   const Head* prediction_head() const;
   const Head* class_head() const;
   const Head* position_head() const;  // the first with per-position class logits
+  // The last stack's output [N, H] (the encoder a fine-tuning model classifies; sentence embeddings).
+  const float* top_hidden() const;
+  int top_hidden_size() const;
 
  private:
   void check_backward_order() const;

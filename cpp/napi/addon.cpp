@@ -645,16 +645,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Array one = Napi::Array::New(env, 1);
     one.Set(0u, info[0]);
     stage_batches(env, one);
+    // logits(batch, { hidden: true }) also returns the last stack's output.
+    const bool want_hidden = info.Length() > 1 && info[1].IsObject() &&
+                             info[1].As<Napi::Object>().Get("hidden").ToBoolean().Value();
     engine_->busy = true;
     struct Out {
-      std::vector<float> logits, classes, positions;
+      std::vector<float> logits, classes, positions, hidden;
       std::vector<int> rows;
       StepMetrics metrics;
     };
     auto out = std::make_shared<Out>();
     Engine* e = engine_.get();
     return run_job(
-        info, [=] { out->metrics = e->forward_logits(&out->logits, &out->rows, &out->classes, &out->positions); },
+        info,
+        [=] {
+          out->metrics = e->forward_logits(&out->logits, &out->rows, &out->classes, &out->positions,
+                                           want_hidden ? &out->hidden : nullptr);
+        },
         [=](Napi::Env env) -> Napi::Value {
           Napi::Object o = Napi::Object::New(env);
           o.Set("logits", copy_out(env, out->logits));
@@ -663,6 +670,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           o.Set("rows", rows);
           o.Set("classLogits", copy_out(env, out->classes));
           o.Set("positionLogits", copy_out(env, out->positions));
+          if (want_hidden) o.Set("hidden", copy_out(env, out->hidden));
           const Napi::Object m = metrics_object(env, out->metrics, e->model());
           o.Set("loss", m.Get("loss"));
           o.Set("losses", m.Get("losses"));

@@ -13,10 +13,12 @@ import { loadModel } from '../infer/load';
 import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
 import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
+import { resolveTask } from '../tasks/task-run';
 import { train, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
 import { registerPreprocessCommand } from './preprocess-command';
+import { registerTaskCommands } from './task-commands';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
 export const DEFAULT_CONFIG = 'bert-mini';
@@ -39,7 +41,7 @@ export function buildCli(): Command {
     .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
     .action(async (o: { config: string; set: string[]; resume?: string }) => {
-      const config = loadConfig({ config: o.config, set: o.set });
+      const config = await resolveTask(loadConfig({ config: o.config, set: o.set }));
       // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.
       // SIGUSR2: save after the current step and go on. A second SIGTERM stops at once.
       const requests = new TrainRequests();
@@ -192,6 +194,7 @@ export function buildCli(): Command {
   registerLaunchCommand(program);
   registerCheckpointCommand(program);
   registerPreprocessCommand(program);
+  registerTaskCommands(program);
   registerBuildCommand(program);
   return program;
 }

@@ -78,6 +78,8 @@ export interface LogitsResult {
   classLogits: Float32Array;
   /** [B·T, classes] of the replaced-token (1), token-classification (C) or question-answering (2: start, end) head. */
   positionLogits: Float32Array;
+  /** [B·T, H] the last stack's output, when asked for. */
+  hidden?: Float32Array;
   loss: number;
   losses: Record<string, number>;
 }
@@ -107,7 +109,8 @@ export interface NativeEngine {
   trainStep(batches: TrainBatch[], opts: { step: number; lr: number; requests?: number }): Promise<StepMetrics>;
   forwardBackward(batches: TrainBatch[], opts: { step: number; requests?: number }): Promise<StepMetrics>;
   evaluate(batches: TrainBatch[]): Promise<StepMetrics>;
-  logits(batch: TrainBatch): Promise<LogitsResult>;
+  /** Forward without dropout; `hidden`: also the last stack's output (parallel.tensor = 1). */
+  logits(batch: TrainBatch, opts?: { hidden?: boolean }): Promise<LogitsResult>;
 }
 
 /** Where one ring's receive socket listens ('' = that transport is not bound). */

@@ -23,8 +23,8 @@ export interface LoadedModel {
   config: Config;
   tokenizer: TextTokenizer;
   dir: string;
-  /** An engine for one sequence of up to seqLen tokens, with these parameters. */
-  engineFor(seqLen: number): NativeEngine;
+  /** An engine for `microBatch` sequences (default 1) of up to seqLen tokens, with these parameters. */
+  engineFor(seqLen: number, microBatch?: number): NativeEngine;
 }
 
 export async function loadModel(checkpoint: string, tokenizerPath?: string): Promise<LoadedModel> {
@@ -61,8 +61,8 @@ export async function loadModel(checkpoint: string, tokenizerPath?: string): Pro
     config,
     tokenizer,
     dir: ckpt.dir,
-    engineFor(seqLen: number) {
-      const engine = createEngine(config, { microBatch: 1, seqLen, gradAccum: 1, allPositions: true });
+    engineFor(seqLen: number, microBatch = 1) {
+      const engine = createEngine(config, { microBatch, seqLen, gradAccum: 1, allPositions: true });
       params ??= joinFlat(engine.paramTable(), byName, '', ckpt.dir);
       engine.setParams(params);
       return engine;

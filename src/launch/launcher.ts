@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { loadConfig } from '../config/load';
+import { resolveTask } from '../tasks/task-run';
 import { loadControlKeys } from '../control/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
 import { formatReport } from '../coordinator/failure';
@@ -38,9 +39,11 @@ export function defaultWorkerEntry(): string {
 }
 
 export async function runLaunch(o: LaunchOptions): Promise<void> {
-  const config = loadConfig({ config: o.config, set: o.set });
+  const loaded = loadConfig({ config: o.config, set: o.set });
   const plan = resolveLaunchPlan(o);
-  checkLaunchPlan(plan, config);
+  checkLaunchPlan(plan, loaded);
+  // A fine-tuning job's labels and steps are settled once here, and every worker gets them.
+  const config = await resolveTask(loaded, plan.worldSize / loaded.parallel.tensor);
   const workerEntry = path.resolve(o.workerEntry ?? defaultWorkerEntry());
   if (!fs.existsSync(workerEntry))
     throw new LaunchError(

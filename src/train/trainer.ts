@@ -30,6 +30,9 @@ import {
   type CommitShard,
   type SaveTiming,
 } from './checkpointing';
+import { sequenceLogits, scoreTask } from '../tasks/evaluate';
+import type { TaskSplitData } from '../tasks/task-data';
+import { isFineTuning, loadInitialWeights, openTaskData, taskSettings, type TaskRunData } from '../tasks/task-run';
 import { createRunLogger, type RunLogger } from './log';
 import { learningRate, scheduleFromConfig } from './schedule';
 
@@ -104,7 +107,8 @@ export interface StepRecord {
 
 export interface TrainResult {
   steps: StepRecord[];
-  evals: Array<{ step: number; loss: number; losses: Record<string, number> }>;
+  /** Held-out loss; fine-tuning with task.dev also the task's metrics on the whole dev set. */
+  evals: Array<{ step: number; loss: number; losses: Record<string, number>; metrics?: Record<string, number> }>;
   checkpoints: string[];
   saves: SaveTiming[];
   finalStep: number;
@@ -112,7 +116,13 @@ export interface TrainResult {
   stopped?: { step: number; reason: string };
 }
 
-export async function openRunData(c: Config): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
+export async function openRunData(
+  c: Config,
+): Promise<{ dataset: Dataset; tokenizer: TextTokenizer; task?: TaskRunData }> {
+  if (isFineTuning(c)) {
+    const task = await openTaskData(c);
+    return { dataset: task.dataset, tokenizer: task.tokenizer, task };
+  }
   const masked = objective(c) === 'masked-lm';
   return openDataset({
     objective: objective(c),
@@ -154,6 +164,8 @@ function modelIdentity(c: Config): string {
     embeddingSize(c),
     layerGroups(c),
     generator,
+    c.task.name,
+    c.task.regression ? 1 : (c.task.labels?.length ?? 0),
   ]);
 }
 
@@ -177,7 +189,7 @@ export async function train(c: Config, opts: TrainOptions = {}, rank?: RankConte
 
 async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, rank?: RankContext): Promise<TrainResult> {
   const { log } = logger;
-  const { dataset, tokenizer } = await openRunData(c);
+  const { dataset, tokenizer, task } = await openRunData(c);
   const engine = rank?.engine ?? createEngine(c);
   const place = rank ?? { rank: 0, tpRank: 0, tpSize: 1, dpRank: 0, dpSize: 1 };
   const { dpRank, dpSize } = place;
@@ -238,6 +250,20 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     if (opts.resume === 'auto' || (rank?.restartCount ?? 0) > 0)
       log.info({ event: 'resume', checkpoint: null }, 'no checkpoint to resume; starting at step 0');
     engine.initParams(c.train.seed);
+    const init = await loadInitialWeights(engine, c);
+    if (init)
+      log.info(
+        {
+          event: 'init',
+          checkpoint: init.dir,
+          loaded: init.loaded.length,
+          fresh: init.fresh,
+          dropped: init.dropped,
+        },
+        `initialised from ${init.dir}: ${init.loaded.length} tensors loaded` +
+          (init.fresh.length ? `, ${init.fresh.join(', ')} from train.seed` : '') +
+          (init.dropped.length ? `; ${init.dropped.length} unused tensors dropped` : ''),
+      );
   }
   const consumedAt = (s: number) => consumedAtResume + (s - resumedAt) * globalBatch;
 
@@ -363,9 +389,10 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     if (evalDue && !stop) {
       rank?.setPhase?.('eval');
       const { loss, losses } = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);
+      const scores = task?.dev ? await evaluateTaskMetrics(engine, c, task.dev, logger, step) : undefined;
       rank?.setPhase?.('train');
       rank?.onEval?.(step, loss);
-      result.evals.push({ step, loss, losses });
+      result.evals.push({ step, loss, losses, ...(scores ? { metrics: scores } : {}) });
     }
     const last = step === c.train.steps || stop;
     const due =
@@ -428,6 +455,37 @@ async function evaluate(
     `eval at step ${step}: ${(loss / n).toFixed(4)}${describeParts(losses, metrics)}`,
   );
   return { loss: loss / n, losses };
+}
+
+/** The task's metric over the whole dev set (every rank computes it; rank 0 logs it). */
+async function evaluateTaskMetrics(
+  engine: NativeEngine,
+  c: Config,
+  dev: TaskSplitData,
+  logger: RunLogger,
+  step: number,
+): Promise<Record<string, number>> {
+  const task = taskSettings(c);
+  const shape = {
+    task: task.name,
+    regression: task.regression,
+    seqLen: c.model.seq_len,
+    batchSize: c.train.micro_batch,
+  };
+  const logits = await sequenceLogits(engine, shape, dev);
+  const { metrics } = scoreTask(task.name, dev, logits, {
+    labels: c.task.labels ?? [],
+    regression: c.task.regression,
+    maxAnswerLength: c.task.max_answer_length,
+  });
+  const shown = Object.entries(metrics)
+    .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+    .join(', ');
+  logger.log.info(
+    { event: 'eval-task', step, task: task.name, dev: dev.file, metrics },
+    `${task.name} on ${dev.file} at step ${step}: ${shown}`,
+  );
+  return metrics;
 }
 
 /** " (mlm 7.4123, nsp 0.6931; rtd_accuracy 0.8512)" when a model reports more than its total. */
