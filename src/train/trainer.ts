@@ -15,6 +15,7 @@ import {
   pairTask,
   tokenizerKind,
 } from '../config/family';
+import { checkpointDirFor } from '../checkpoint';
 import { maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
@@ -23,6 +24,7 @@ import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine } from '../engine/engine';
 import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
 import {
+  checkpointRoot,
   CheckpointSaver,
   commitLocally,
   findResumePoint,
@@ -33,6 +35,7 @@ import {
 import { sequenceLogits, scoreTask } from '../tasks/evaluate';
 import type { TaskSplitData } from '../tasks/task-data';
 import { isFineTuning, loadInitialWeights, openTaskData, taskSettings, type TaskRunData } from '../tasks/task-run';
+import { BEST_DIR, BestCheckpoint } from './best-checkpoint';
 import { createRunLogger, type RunLogger } from './log';
 import { learningRate, scheduleFromConfig } from './schedule';
 
@@ -328,6 +331,12 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     tokenizer.toJSON(),
   );
   let lastSaved = resumeFrom ? step : -1;
+  if (c.checkpoint.keep_best && !task?.dev)
+    throw new TrainingError(
+      'ERR_CONFIG',
+      `checkpoint.keep_best ${c.checkpoint.keep_best} keeps the checkpoint with the best dev score: set task.dev`,
+    );
+  const best = c.checkpoint.keep_best ? new BestCheckpoint(checkpointRoot(c), c.checkpoint.keep_best) : null;
   const saveAt = async (done: number, sync: boolean) => {
     rank?.setPhase?.('save');
     await saver.save(done, consumedAt(done), schedule, sync);
@@ -386,6 +395,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     const stop = (m.requests & REQUEST_STOP) !== 0;
     const evalDue =
       evaluates && ((c.train.eval_every > 0 && step % c.train.eval_every === 0) || step === c.train.steps);
+    let bestDue = false;
     if (evalDue && !stop) {
       rank?.setPhase?.('eval');
       const { loss, losses } = await evaluate(engine, dataset, c, logger, step, dpRank, dpSize);
@@ -393,11 +403,23 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       rank?.setPhase?.('train');
       rank?.onEval?.(step, loss);
       result.evals.push({ step, loss, losses, ...(scores ? { metrics: scores } : {}) });
+      bestDue = best !== null && scores !== undefined && best.improves(scores);
     }
     const last = step === c.train.steps || stop;
     const due =
       (c.checkpoint.every > 0 && step % c.checkpoint.every === 0) || (m.requests & REQUEST_SAVE) !== 0 || last;
-    if (due && lastSaved !== step) await saveAt(step, last);
+    if ((due || bestDue) && lastSaved !== step) await saveAt(step, last || bestDue);
+    if (bestDue && best) {
+      await saver.drain(); // the step is committed before its files become the best
+      const value = result.evals[result.evals.length - 1].metrics![best.metric];
+      if (leader) {
+        const kept = await best.keep(checkpointDirFor(checkpointRoot(c), step), step, value);
+        log.info(
+          { event: 'best', step, metric: kept.metric, value, dir: path.join(checkpointRoot(c), BEST_DIR) },
+          `best ${kept.metric} so far (${value.toFixed(4)} at step ${step}): kept as ${path.join(checkpointRoot(c), BEST_DIR)}`,
+        );
+      }
+    }
     if (stop) {
       result.stopped = { step, reason: requests.stopReason || 'a stop request from another rank' };
       log.warn(

@@ -132,7 +132,15 @@ beforeAll(() => {
 describe('text classification', () => {
   const run = tmp();
   beforeAll(() => {
-    ok(['train', ...fineTune('text-classification', run, { 'train.epochs': 6, 'train.eval_every': 24 })]);
+    ok([
+      'train',
+      ...fineTune('text-classification', run, {
+        'train.epochs': 6,
+        'train.eval_every': 8,
+        'checkpoint.keep_best': 'accuracy',
+        'checkpoint.keep': 2,
+      }),
+    ]);
   }, 120_000);
 
   it('starts from the pretrained encoder, learns the task, and scores the dev set at each evaluation', () => {
@@ -144,11 +152,28 @@ describe('text classification', () => {
     const start = records.find((r) => r.event === 'start')!;
     expect(start.steps).toBe(48);
     const evals = records.filter((r) => r.event === 'eval-task');
-    expect(evals.map((r) => r.step)).toEqual([24, 48]);
+    expect(evals.map((r) => r.step)).toEqual([8, 16, 24, 32, 40, 48]);
     const last = evals[evals.length - 1].metrics as Record<string, number>;
     expect(last.accuracy).toBeGreaterThan(0.9);
     // The label list is part of the model: saved with the run's config.
     expect(fs.readFileSync(path.join(run, 'config.yaml'), 'utf8')).toMatch(/labels:\n\s+- neg\n\s+- pos/);
+  });
+
+  it('keep_best keeps the checkpoint of the best dev accuracy beside the latest', () => {
+    const evals = logRecords(run).filter((r) => r.event === 'eval-task');
+    const accuracy = (r: Record<string, unknown>) => (r.metrics as { accuracy: number }).accuracy;
+    // The first step reaching the best value (a later tie is not better).
+    const top = Math.max(...evals.map(accuracy));
+    const bestStep = evals.find((r) => accuracy(r) === top)!.step;
+    const root = path.join(run, 'checkpoints');
+    const record = JSON.parse(fs.readFileSync(path.join(root, 'best.json'), 'utf8')) as { step: number; value: number };
+    expect(record).toMatchObject({ step: bestStep, value: top, metric: 'accuracy' });
+    const r = JSON.parse(
+      ok(['evaluate', '--checkpoint', path.join(root, 'best'), '--data', files.clsDev, '--json']),
+    ) as {
+      metrics: { accuracy: number };
+    };
+    expect(r.metrics.accuracy).toBe(top);
   });
 
   it('evaluate gives the accuracy the run logged; predict labels new text', () => {
