@@ -322,6 +322,23 @@ describe.each(['text-classification', 'token-classification', 'question-answerin
   },
 );
 
+describe('resume', () => {
+  it('a fine-tuning run resumed from its step-5 checkpoint continues exactly as the run that went on', () => {
+    const sets = { 'train.schedule': 'constant', 'train.warmup': 0, 'checkpoint.every': 5, 'model.dropout': 0.1 };
+    const through = tmp();
+    ok(['train', ...fineTune('token-classification', through, { ...sets, 'train.steps': 10 })]);
+    const resumed = tmp();
+    ok(['train', ...fineTune('token-classification', resumed, { ...sets, 'train.steps': 5 })]);
+    ok(['train', ...fineTune('token-classification', resumed, { ...sets, 'train.steps': 10 }), '--resume', 'auto']);
+    const tail = (d: string) =>
+      stepLines(d)
+        .filter((l) => l.step > 5)
+        .map(({ step, loss, grad_norm }) => ({ step, loss, grad_norm }));
+    expect(tail(resumed)).toEqual(tail(through));
+    expect(tail(through)).toHaveLength(5);
+  });
+});
+
 describe('bad input stops with a clear message and exit 1', () => {
   const run = () => tmp();
   it('a dev label the training data does not have', () => {
