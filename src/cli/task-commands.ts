@@ -139,6 +139,7 @@ export function formatEvaluation(r: EvaluationResult): string {
     `${r.task}: ${r.examples} examples (${r.sequences} sequences) from ${r.file}, checkpoint ${r.checkpoint}`,
   ];
   if (r.truncated > 0) lines.push(`${r.truncated} sequences cut to fit model.seq_len`);
+  if (r.unknownTags) lines.push(`${r.unknownTags} words have a tag the model does not know (scored as misses)`);
   const s = r.scores;
   if (s.task === 'text-classification') {
     if (s.report) {

@@ -63,6 +63,8 @@ export interface EvaluationResult {
   examples: number;
   sequences: number;
   truncated: number;
+  /** Words whose gold tag the model does not have (scored as misses). */
+  unknownTags?: number;
   metrics: Record<string, number>;
   scores: TaskScores;
 }
@@ -73,7 +75,13 @@ export async function evaluateCheckpoint(
   opts: { batch?: number; noAnswerThreshold?: number; tokenizer?: string } = {},
 ): Promise<EvaluationResult> {
   const m = await loadTaskModel(checkpoint, opts.tokenizer);
-  const data = await layOutTask(file, readTaskExamples(file, m.settings.name), m.settings, m.model.tokenizer);
+  const data = await layOutTask(
+    file,
+    readTaskExamples(file, m.settings.name),
+    m.settings,
+    m.model.tokenizer,
+    'evaluate',
+  );
   const evaluation = await run(m, data, opts.batch ?? DEFAULT_BATCH, opts.noAnswerThreshold);
   return {
     checkpoint: m.model.dir,
@@ -82,6 +90,7 @@ export async function evaluateCheckpoint(
     examples: evaluation.predictions.length,
     sequences: data.sequences.length,
     truncated: data.truncated,
+    ...(data.unknownTags ? { unknownTags: data.unknownTags } : {}),
     metrics: evaluation.metrics,
     scores: evaluation.scores,
   };

@@ -49,6 +49,8 @@ export interface TokenClassificationFeature extends SequenceFeature {
   wordAt: Int32Array;
   /** Words that did not fit seq_len (predicted as the first label, usually O). */
   droppedWords: number;
+  /** Words whose tag is not in the label list (with `unknown: 'ignore'`): no loss, always a miss. */
+  unknownTags: number;
 }
 
 /**
@@ -61,6 +63,8 @@ export async function tokenClassificationFeatures(
   layout: PairLayout,
   seqLen: number,
   labelIds: ReadonlyMap<string, number>,
+  /** A tag outside the list: 'error' (training data), or 'ignore' (evaluation: no loss there). */
+  unknown: 'error' | 'ignore' = 'error',
 ): Promise<TokenClassificationFeature[]> {
   const features: TokenClassificationFeature[] = [];
   for (const sentence of sentences) {
@@ -77,7 +81,8 @@ export async function tokenClassificationFeatures(
     const labels = new Int32Array(seqLen).fill(IGNORE_INDEX);
     const wordAt = new Int32Array(seqLen).fill(-1);
     let word = -1;
-    let labelledWords = 0;
+    let labelledWords = 0,
+      unknownTags = 0;
     for (let t = 0; t < kept; t++) {
       const [start, end] = offsets[t];
       if (end <= start) continue; // a token that covers no character
@@ -87,8 +92,10 @@ export async function tokenClassificationFeatures(
       word = w;
       const tag = sentence.labels[w];
       const id = labelIds.get(tag);
-      if (id === undefined) throw new RangeError(`${sentence.where}: label '${tag}' is not in the label list`);
-      labels[aStart + t] = id;
+      if (id === undefined && unknown === 'error')
+        throw new RangeError(`${sentence.where}: label '${tag}' is not in the label list`);
+      if (id === undefined) unknownTags++;
+      labels[aStart + t] = id ?? IGNORE_INDEX;
       wordAt[aStart + t] = w;
       labelledWords++;
     }
@@ -99,6 +106,7 @@ export async function tokenClassificationFeatures(
       labels,
       wordAt,
       droppedWords: sentence.words.length - labelledWords,
+      unknownTags,
     });
   }
   return features;

@@ -59,6 +59,8 @@ export interface TaskSplitData {
   wordAt?: Int32Array[];
   /** Sequences whose text was cut to fit seq_len (classification: tokens; tagging: words dropped). */
   truncated: number;
+  /** Token classification, evaluation data: words whose gold tag the model does not have (each a miss). */
+  unknownTags?: number;
 }
 
 /** The family's pair convention, from its tokenizer. */
@@ -117,9 +119,17 @@ export async function readTaskSplit(
   file: string,
   settings: TaskSettings,
   tokenizer: TextTokenizer,
+  use: TaskDataUse = 'train',
 ): Promise<TaskSplitData> {
-  return layOutTask(file, readTaskExamples(file, settings.name), settings, tokenizer);
+  return layOutTask(file, readTaskExamples(file, settings.name), settings, tokenizer, use);
 }
+
+/**
+ * Training data must hold only the model's labels. Evaluation data may hold tags the training data
+ * never had (Brown's rare compound tags): they take no loss and count as misses. A class label
+ * outside the list is an error either way.
+ */
+export type TaskDataUse = 'train' | 'evaluate';
 
 /** Lays examples out as the task's sequences; `source` names them in messages and reports. */
 export async function layOutTask(
@@ -127,6 +137,7 @@ export async function layOutTask(
   examples: TaskExamples,
   settings: TaskSettings,
   tokenizer: TextTokenizer,
+  use: TaskDataUse = 'train',
 ): Promise<TaskSplitData> {
   const layout = pairLayoutOf(tokenizer);
   const { seqLen } = settings;
@@ -145,15 +156,23 @@ export async function layOutTask(
   if ('sentences' in examples) {
     const { sentences } = examples;
     const labels = settings.labels ?? tagSet(sentences);
-    checkTags(sentences, labels);
+    if (use === 'train') checkTags(sentences, labels);
     const ids = new Map(labels.map((l, i) => [l, i]));
-    const features = await tokenClassificationFeatures(sentences, tokenizer, layout, seqLen, ids);
+    const features = await tokenClassificationFeatures(
+      sentences,
+      tokenizer,
+      layout,
+      seqLen,
+      ids,
+      use === 'train' ? 'error' : 'ignore',
+    );
     return {
       file: source,
       sentences,
       sequences: features.map((f) => ({ ...f, tags: f.labels })),
       wordAt: features.map((f) => f.wordAt),
       truncated: features.filter((f) => f.droppedWords > 0).length,
+      unknownTags: features.reduce((n, f) => n + f.unknownTags, 0),
     };
   }
   const { questions } = examples;

@@ -153,7 +153,7 @@ export async function openTaskData(c: Config): Promise<TaskRunData> {
   let dev: TaskSplitData | null = null;
   if (c.task.dev) {
     if (!fs.existsSync(c.task.dev)) throw new TaskConfigError(`task.dev ${c.task.dev}: no such file`);
-    dev = await readTaskSplit(c.task.dev, settings, tokenizer);
+    dev = await readTaskSplit(c.task.dev, settings, tokenizer, 'evaluate');
   }
   if (train.sequences.length === 0) throw new DataError('ERR_TASK_DATA', `${train.file} gives no sequences`);
   return { dataset: taskDataset(settings, train, dev, tokenizer, c.train.seed), tokenizer, train, dev };

@@ -253,6 +253,16 @@ describe('token classification', () => {
       ok(['evaluate', '--checkpoint', path.join(run, 'checkpoints'), '--data', files.tagDev, '--json']),
     ) as { scores: { entities: { perType: Record<string, { support: number }> } } };
     expect(r.scores.entities.perType.PER.support).toBe(16);
+    // A gold tag the training data never had is scored as a miss, not refused.
+    const unseen = file('tag-unseen.conll', `${tagged(2)}\n\nthe O\nPequod B-SHIP\nsails O`);
+    const u = JSON.parse(
+      ok(['evaluate', '--checkpoint', path.join(run, 'checkpoints'), '--data', unseen, '--json']),
+    ) as {
+      unknownTags: number;
+      scores: { words: number; entities: { perType: Record<string, { support: number; correct: number }> } };
+    };
+    expect(u.unknownTags).toBe(1);
+    expect(u.scores.entities.perType.SHIP).toMatchObject({ support: 1, correct: 0 });
     const p = JSON.parse(
       ok(['predict', '--checkpoint', path.join(run, 'checkpoints'), '--json', 'the  Ahab was at sea']),
     ) as { predictions: Array<{ tags: Array<{ word: string; start: number }>; entities: unknown[] }> };
