@@ -11,18 +11,9 @@ import type { ModelFamily } from '../../src/config/schema';
 import type { TrainBatch } from '../../src/data/batch';
 import { createEngine, joinFlat, splitFlat } from '../../src/engine/engine';
 import { importHuggingFace, toHuggingFace } from '../../src/interop';
+import { expectGradients, relativeError } from './compare';
 
 const fixtures = path.join(__dirname, '..', 'fixtures', 'golden');
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0,
-    ref = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i] - expected[i]) ** 2;
-    ref += expected[i] ** 2;
-  }
-  return Math.sqrt(diff) / Math.max(Math.sqrt(ref), 1e-30);
-}
 
 /** What each fixture names its pair labels, pair logits and prediction logits. */
 const NAMES: Record<ModelFamily, { pairLabels?: string; pairLogits?: string; logits: string; losses: string[] }> = {
@@ -86,18 +77,7 @@ describe.each(['bert', 'gpt', 'roberta', 'albert', 'electra'] as const)('%s matc
         if (m.subdir !== '' && t.name.startsWith('electra.embeddings.')) continue;
         got.set(key, t);
       }
-    const gradNames = [...expected.keys()].filter((k) => k.startsWith('grad.'));
-    expect([...got.keys()].sort()).toEqual(gradNames.sort());
-    for (const [name, g] of got) {
-      const want = expected.get(name)!;
-      expect(g.shape, name).toEqual(want.shape);
-      // The key bias adds the same q·b to every score of a row, which softmax cancels: its gradient
-      // is exactly 0 in theory, ~1e-17 in PyTorch's float64 and ~1e-9 in our float32. Compare it
-      // absolutely; every other gradient relatively.
-      const norm = Math.hypot(...want.data);
-      if (norm < 1e-6) expect(Math.hypot(...g.data), name).toBeLessThan(1e-6);
-      else expect(relativeError(g.data, want.data), name).toBeLessThan(1e-4);
-    }
+    expectGradients(got, expected);
   });
 
   it('logits at every real position', async () => {

@@ -64,6 +64,12 @@ class Head {
   const int index_;  // in the spec: keys the head's random stream
 };
 
+// The classification heads' loss: softmax cross-entropy over the rows of `logits` [rows, C] whose
+// label is not ignored, as their mean (×weight×grad_scale into d_logits [rows, C] when training), with
+// the accuracy's correct / labelled rows added to metrics[0], metrics[1].
+HeadLoss classification_loss(const PassContext& ctx, const HeadSpec& spec, const float* logits, float* d_logits,
+                             const int* labels, long rows, int C, double* metrics);
+
 std::unique_ptr<Head> make_head(const ModelSpec& spec, int index, const Embeddings& embeddings, ParamLayout& layout);
 
 }  // namespace paratrain

@@ -2,7 +2,7 @@
 // H the stack's hidden size, C the classes (1: regression).
 #include "sequence_classification.h"
 
-#include <algorithm>  // std::copy, std::fill, std::max_element
+#include <algorithm>  // std::copy, std::fill
 
 namespace paratrain {
 
@@ -79,21 +79,7 @@ HeadLoss SequenceClassificationHead::forward(const PassContext& ctx, Stack& stac
     }
     return {sum / B, B};
   }
-  const int* labels = ctx.mb.class_labels;
-  long correct = 0;
-  for (int b = 0; b < B; b++) {
-    if (labels[b] == kIgnoreIndex) continue;
-    const float* row = logits_.data() + static_cast<long>(b) * C;
-    correct += std::max_element(row, row + C) - row == labels[b];
-  }
-  const long count = count_targets(labels, B, kIgnoreIndex);
-  metrics[0] += static_cast<double>(correct);
-  metrics[1] += static_cast<double>(count);
-  const float scale =
-      ctx.opt.training && count > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(count) : 0.0f;
-  std::copy(logits_.begin(), logits_.end(), d_logits_.begin());
-  const CrossEntropyResult ce = softmax_cross_entropy(d_logits_.data(), labels, B, C, kIgnoreIndex, scale);
-  return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
+  return classification_loss(ctx, spec_, logits_.data(), d_logits_.data(), ctx.mb.class_labels, B, C, metrics);
 }
 
 void SequenceClassificationHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {

@@ -2,7 +2,7 @@
 // hidden size, C the labels.
 #include "token_classification.h"
 
-#include <algorithm>  // std::copy, std::max_element
+#include <algorithm>  // std::copy
 
 namespace paratrain {
 
@@ -34,21 +34,7 @@ HeadLoss TokenClassificationHead::forward(const PassContext& ctx, Stack& stack, 
   dropout_forward(x_.data(), stack.top(), static_cast<long>(N) * H, ctx.hidden_dropout(),
                   ctx.dropout_key(site_head_dropout(index_, 0)));
   linear_forward(logits_.data(), x_.data(), w_.w, b_.w, N, H, C);  // [N, C]
-  const int* labels = ctx.mb.labels;
-  long correct = 0;
-  for (int n = 0; n < N; n++) {
-    if (labels[n] == kIgnoreIndex) continue;
-    const float* row = logits_.data() + static_cast<long>(n) * C;
-    correct += std::max_element(row, row + C) - row == labels[n];
-  }
-  const long count = count_targets(labels, N, kIgnoreIndex);
-  metrics[0] += static_cast<double>(correct);
-  metrics[1] += static_cast<double>(count);
-  const float scale =
-      ctx.opt.training && count > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(count) : 0.0f;
-  std::copy(logits_.begin(), logits_.begin() + static_cast<long>(N) * C, d_logits_.begin());
-  const CrossEntropyResult ce = softmax_cross_entropy(d_logits_.data(), labels, N, C, kIgnoreIndex, scale);
-  return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
+  return classification_loss(ctx, spec_, logits_.data(), d_logits_.data(), ctx.mb.labels, N, C, metrics);
 }
 
 void TokenClassificationHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {
