@@ -1,7 +1,7 @@
 // Fine-tuning end to end through the command line: a tiny BERT pretrained for a few steps, then
 // fine-tuned from it (model.init) on small labelled files of each task; evaluate, predict and embed
 // on the result; the Hugging Face export of a fine-tuned model predicts exactly as the checkpoint;
-// TP=2 fine-tunes like one process; bad input stops with a clear message and exit 1.
+// TP=2 (and TP=2 × DP=2) fine-tunes like one process; a resumed run continues exactly; bad input stops with a clear message and exit 1.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -311,26 +311,28 @@ describe('question answering', () => {
   });
 });
 
-describe.each(['text-classification', 'token-classification', 'question-answering'] as const)(
-  '%s: TP=2 fine-tunes like one process',
-  (task) => {
-    it('10 steps of loss and grad norm within 1e-5, and the same dev scores', async () => {
-      const sets = { 'train.steps': 10, 'task.max_query_length': 8 };
-      const want = tmp();
-      ok(['train', ...fineTune(task, want, sets)]);
-      const dir = tmp();
-      const args = fineTune(task, dir, { ...sets, 'parallel.tensor': 2 });
-      const r = launch(['--nproc-per-node', '2', '--master-port', String(await freePort()), ...args]);
-      expect(r.code, r.stderr + r.stdout).toBe(0);
-      expectClose(stepLines(dir), stepLines(want));
-      const scores = (d: string) =>
-        logRecords(d).find((x) => x.event === 'eval-task')!.metrics as Record<string, number>;
-      const [got, ref] = [scores(dir), scores(want)];
-      expect(Object.keys(got).sort()).toEqual(Object.keys(ref).sort());
-      for (const k of Object.keys(ref)) expect(Math.abs(got[k] - ref[k]), k).toBeLessThan(1e-6);
-    });
-  },
-);
+describe.each([
+  { task: 'text-classification', tp: 2, dp: 1 },
+  { task: 'token-classification', tp: 2, dp: 1 },
+  { task: 'question-answering', tp: 2, dp: 1 },
+  { task: 'text-classification', tp: 2, dp: 2 },
+] as const)('$task: TP=$tp × DP=$dp fine-tunes like one process', ({ task, tp, dp }) => {
+  it('10 steps of loss and grad norm within 1e-5, and the same dev scores', async () => {
+    // DP replicas each take one micro-batch of the global batch: the reference accumulates dp of them.
+    const sets = { 'train.steps': 10, 'task.max_query_length': 8 };
+    const want = tmp();
+    ok(['train', ...fineTune(task, want, { ...sets, 'train.grad_accum': dp })]);
+    const dir = tmp();
+    const args = fineTune(task, dir, { ...sets, 'parallel.tensor': tp });
+    const r = launch(['--nproc-per-node', String(tp * dp), '--master-port', String(await freePort()), ...args]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expectClose(stepLines(dir), stepLines(want));
+    const scores = (d: string) => logRecords(d).find((x) => x.event === 'eval-task')!.metrics as Record<string, number>;
+    const [got, ref] = [scores(dir), scores(want)];
+    expect(Object.keys(got).sort()).toEqual(Object.keys(ref).sort());
+    for (const k of Object.keys(ref)) expect(Math.abs(got[k] - ref[k]), k).toBeLessThan(1e-6);
+  });
+});
 
 describe('resume', () => {
   it('a fine-tuning run resumed from its step-5 checkpoint continues exactly as the run that went on', () => {
