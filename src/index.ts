@@ -45,6 +45,7 @@ export { exportHuggingFace, importHuggingFace, toHuggingFace, fromHuggingFace } 
 export { loadModel } from './infer/load';
 export { fillMask } from './infer/fill-mask';
 export { generate } from './infer/generate';
+export { embed, evaluateCheckpoint, predict, type EvaluationResult, type Prediction } from './infer/tasks';
 export { runBench, type BenchResult } from './bench/bench';
 export { benchLayouts, parseLayouts } from './bench/layouts';
 // Fine-tuning's data side: readers, metrics, sequences (docs/fine-tuning.md)

@@ -1,5 +1,5 @@
 // main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate
-// (launch, checkpoint and build register themselves).
+// (launch, checkpoint, preprocess, evaluate / predict / embed and build register themselves).
 import { Command, Option } from 'commander';
 
 import * as os from 'node:os';

@@ -1,5 +1,5 @@
-// Fine-tuning tasks: labelled-data readers, the tasks' metrics, and question-answering windows.
-// Not yet wired to `paratrain train` (no task heads in the engine yet): docs/architecture.md.
+// Fine-tuning tasks: labelled-data readers, sequences and question-answering windows, the task data
+// as a Dataset, what a run settles first (labels, steps, initial weights), and the metrics.
 export * from './metrics/classification';
 export * from './metrics/entities';
 export * from './metrics/squad';
@@ -9,3 +9,6 @@ export * from './qa-features';
 export * from './readers/squad';
 export * from './readers/text-classification';
 export * from './readers/token-classification';
+export * from './evaluate';
+export * from './task-data';
+export * from './task-run';
