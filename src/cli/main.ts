@@ -16,6 +16,7 @@ import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
+import { registerPlanCommand } from './plan-command';
 import { registerPreprocessCommand } from './preprocess-command';
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
@@ -193,6 +194,7 @@ export function buildCli(): Command {
   registerCheckpointCommand(program);
   registerPreprocessCommand(program);
   registerBuildCommand(program);
+  registerPlanCommand(program);
   return program;
 }
 
