@@ -19,9 +19,11 @@ export interface CpuPeak {
   source: 'measured' | 'cached';
 }
 
-// The probe: L1 H512 A8 F2048, vocabulary 128, 8 × 64 tokens — 3.2M parameters (50 MB with its
-// optimizer state), about 10 GFLOP per forward+backward, dominated by [512 × 512] × [512 × 2048] GEMMs.
-const PROBE = { layers: 1, hidden: 512, heads: 8, ffn: 2048, vocab: 128, seq: 64, batch: 8 };
+// The probe: L1 H768 A12 F3072, vocabulary 128, 8 × 64 tokens — 7.2M parameters (115 MB with
+// gradients and optimizer state, freed when it is collected), 22 GFLOP per forward+backward,
+// dominated by [512 × 768] × [768 × 3072] GEMMs. Smaller ones ran 20% below this rate here, larger
+// ones 8% above it at twice the memory.
+const PROBE = { layers: 1, hidden: 768, heads: 12, ffn: 3072, vocab: 128, seq: 64, batch: 8 };
 const PROBE_CALLS = 6; // the first is a warm-up; the best of the rest counts
 
 /** The fastest of a few forward+backward passes of the probe, in model FLOP/s (PaLM's count). */
@@ -65,10 +67,14 @@ export async function measureCpuPeak(threads: number): Promise<number> {
   return flops / best;
 }
 
-/** What the cache is keyed by: the CPU, its core count, the engine's threads and OpenBLAS's kernels. */
+/** What the cache is keyed by: the CPU, its core count, the engine's threads, OpenBLAS's kernels, the probe. */
 function peakKey(threads: number): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-  return `${cpu} | ${os.availableParallelism()} cores | ${threads} threads | OpenBLAS ${loadNative('cpu').blasCore}`;
+  const p = PROBE;
+  return (
+    `${cpu} | ${os.availableParallelism()} cores | ${threads} threads | OpenBLAS ${loadNative('cpu').blasCore} | ` +
+    `probe H${p.hidden} F${p.ffn} ${p.batch}×${p.seq}`
+  );
 }
 
 /** The cached peak for `threads`, else a fresh measurement, which is then cached. */
