@@ -82,7 +82,7 @@ describe('16 bytes per parameter (mixed precision with Adam or LAMB)', () => {
     expect(m.params + m.grads + m.optimizer).toBe(16 * params);
   });
 
-  it('GPT-2 1.5B: 24.9 GB of states, which no 16 GB V100 holds and an 80 GB H100 does', () => {
+  it('GPT-2 1.5B: 24.92 GB of weights, gradients and optimizer state before activations', () => {
     const m = mixedPrecisionMemory(modelSpec(preset('gpt2-1558m')), shape(1, 1024), 0);
     expect((m.params + m.grads + m.optimizer) / 1e9).toBeCloseTo(24.92, 2);
   });
