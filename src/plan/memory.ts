@@ -33,11 +33,22 @@ export interface MemoryParts {
   workspace: number;
   /** Bytes per device before the model (CPU: Node.js, the addon and its libraries; GPU: CUDA context, cuBLAS, NCCL). */
   runtime: number;
+  /**
+   * The trainer's copy of weights, m and v that every checkpoint save writes from (12 bytes per
+   * parameter, allocated when training starts): a CPU worker's own memory; on a GPU host memory, 0 here.
+   */
+  saveCopy: number;
 }
 
 export function totalBytes(m: MemoryParts, recompute = false): number {
   return (
-    m.params + m.grads + m.optimizer + (recompute ? m.activationsRecompute : m.activations) + m.workspace + m.runtime
+    m.params +
+    m.grads +
+    m.optimizer +
+    (recompute ? m.activationsRecompute : m.activations) +
+    m.workspace +
+    m.runtime +
+    m.saveCopy
   );
 }
 
@@ -56,7 +67,7 @@ export function engineLayerFloats(s: StackSpec, tp: number, b: number, t: number
 }
 
 /** Bytes of everything the fp32 engine allocates for `spec` on one rank (parameters to scratch). */
-export function engineMemory(spec: ModelSpec, shape: RunShape, runtime: number): MemoryParts {
+export function engineMemory(spec: ModelSpec, shape: RunShape, runtime: number, saveCopyOnDevice = false): MemoryParts {
   const { microBatch: B, seqLen: T, tp } = shape;
   const N = B * T,
     E = spec.embeddings.dim;
@@ -128,6 +139,7 @@ export function engineMemory(spec: ModelSpec, shape: RunShape, runtime: number):
     activationsRecompute: actRecompute * F32 + actBytes,
     workspace: ws * F32 + wsBytes,
     runtime,
+    saveCopy: saveCopyOnDevice ? 3 * P * F32 : 0,
   };
 }
 
@@ -143,7 +155,12 @@ export function korthikantiLayerBytes(s: StackSpec, tp: number, b: number, t: nu
 }
 
 /** Mixed precision (bf16 or fp16 weights and gradients, fp32 master weights and moments). */
-export function mixedPrecisionMemory(spec: ModelSpec, shape: RunShape, runtime: number): MemoryParts {
+export function mixedPrecisionMemory(
+  spec: ModelSpec,
+  shape: RunShape,
+  runtime: number,
+  saveCopyOnDevice = false,
+): MemoryParts {
   const { microBatch: B, seqLen: T, tp } = shape;
   const N = B * T,
     E = spec.embeddings.dim;
@@ -179,9 +196,19 @@ export function mixedPrecisionMemory(spec: ModelSpec, shape: RunShape, runtime: 
     activationsRecompute: actRecompute,
     workspace: ws,
     runtime,
+    saveCopy: saveCopyOnDevice ? 3 * P * F32 : 0,
   };
 }
 
-export function memoryFor(spec: ModelSpec, shape: RunShape, precision: Precision, runtime: number): MemoryParts {
-  return precision === 'fp32' ? engineMemory(spec, shape, runtime) : mixedPrecisionMemory(spec, shape, runtime);
+/** `saveCopyOnDevice`: the trainer's save copy lives in the device's memory (CPU workers). */
+export function memoryFor(
+  spec: ModelSpec,
+  shape: RunShape,
+  precision: Precision,
+  runtime: number,
+  saveCopyOnDevice: boolean,
+): MemoryParts {
+  return precision === 'fp32'
+    ? engineMemory(spec, shape, runtime, saveCopyOnDevice)
+    : mixedPrecisionMemory(spec, shape, runtime, saveCopyOnDevice);
 }

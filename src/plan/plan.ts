@@ -72,7 +72,7 @@ export function planRun(c: Config, o: PlanOptions): Plan {
   for (const tp of tensorParallelSizes(spec, o.devices)) {
     const dp = o.devices / tp;
     const shape = { microBatch: B, seqLen: T, gradAccum, maxPredictions, threads: o.threads, tp };
-    const memory = memoryFor(spec, shape, o.precision, o.device.runtimeBytes);
+    const memory = memoryFor(spec, shape, o.precision, o.device.runtimeBytes, o.device.name === 'cpu');
     const plain = totalBytes(memory, false),
       recomputed = totalBytes(memory, true);
     const fits = plain <= o.device.memoryBytes ? 'yes' : recomputed <= o.device.memoryBytes ? 'recompute' : 'no';
@@ -141,14 +141,14 @@ export function formatPlan(p: Plan): string {
       `; micro-batch ${p.microBatch} × seq ${p.seqLen}, ${p.gradAccum} per step, ${p.precision}`,
     '',
     'memory per device, GiB:',
-    '| TP×DP | params | grads | optimizer | activations | (recompute) | workspace | runtime | total | (recompute) | fits |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| TP×DP | params | grads | optimizer | activations | (recompute) | workspace | runtime | save copy | total | (recompute) | fits |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const l of p.layouts) {
     const m = l.memory;
     lines.push(
       `| ${l.tp}×${l.dp} | ${gib(m.params)} | ${gib(m.grads)} | ${gib(m.optimizer)} | ${gib(m.activations)} | ` +
-        `${gib(m.activationsRecompute)} | ${gib(m.workspace)} | ${gib(m.runtime)} | ${gib(l.totalBytes)} | ` +
+        `${gib(m.activationsRecompute)} | ${gib(m.workspace)} | ${gib(m.runtime)} | ${gib(m.saveCopy)} | ${gib(l.totalBytes)} | ` +
         `${gib(l.totalBytesRecompute)} | ${l.fits === 'recompute' ? 'with recompute' : l.fits} |`,
     );
   }

@@ -29,6 +29,8 @@ describe('paratrain plan', () => {
     expect(l.memory.params + l.memory.grads + l.memory.optimizer).toBe(16 * p.params);
     // 80 MiB of runtime and 32 MiB of OpenBLAS buffer for each of the 2 threads.
     expect(l.memory.runtime).toBe((80 + 2 * 32) * 2 ** 20);
+    // The trainer's save copy (weights, m, v) is the worker's own memory on a CPU …
+    expect(l.memory.saveCopy).toBe(12 * p.params);
     expect(l.totalBytes).toBeGreaterThan(l.totalBytesRecompute);
   });
 
@@ -56,6 +58,8 @@ describe('paratrain plan', () => {
     const totals = p.layouts.map((l: { totalBytes: number }) => l.totalBytes);
     expect([...totals].sort((a, b) => b - a)).toEqual(totals);
     expect(p.layouts[0].fits).toBe('recompute');
+    // … and host memory, not the device's, on a GPU.
+    for (const l of p.layouts) expect(l.memory.saveCopy).toBe(0);
     expect(p.layouts[3].step.tpBytes).toBeGreaterThan(p.layouts[1].step.tpBytes);
     for (const l of p.layouts) expect(l.step.mfu).toBeGreaterThan(0);
   });
