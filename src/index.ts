@@ -47,5 +47,8 @@ export { fillMask } from './infer/fill-mask';
 export { generate } from './infer/generate';
 export { runBench, type BenchResult } from './bench/bench';
 export { benchLayouts, parseLayouts } from './bench/layouts';
+// `paratrain plan`: memory, layouts, communication and step time from a config (docs/planning.md)
+export { planRun, formatPlan, type Plan, type LayoutPlan, type PlanOptions } from './plan/plan';
+export { DEVICES, cpuDevice, type Device, type Precision } from './plan/devices';
 // Fine-tuning's data side: readers, metrics, sequences (docs/fine-tuning.md)
 export * as tasks from './tasks';

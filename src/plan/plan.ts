@@ -136,7 +136,7 @@ export function formatPlan(p: Plan): string {
       `${(p.flopsPerToken / 1e9).toFixed(3)} GFLOP per token (6N + 12·L·s·h)`,
     `${p.devices} × ${p.device.name}: ${p.device.description}; ${gib(p.device.memoryBytes)} GiB each, ` +
       (p.device.peakFlops > 0
-        ? `${(p.device.peakFlops / 1e12).toFixed(1)} TFLOP/s ${p.precision} peak`
+        ? `${(p.device.peakFlops / 1e12).toPrecision(3)} TFLOP/s ${p.precision} peak`
         : 'no peak given') +
       `; micro-batch ${p.microBatch} × seq ${p.seqLen}, ${p.gradAccum} per step, ${p.precision}`,
     '',
