@@ -172,8 +172,9 @@ export class Agent {
       `node ${plan.nodeRank} joined job ${welcome.jobId}`,
     );
 
-    const workerThreads =
-      Number(process.env.PARATRAIN_NUM_THREADS) || threadsPerWorker(os.availableParallelism(), plan.nprocPerNode);
+    // The workers' thread count (worker-env.ts), for the CPU peak the preparation measures.
+    const cores = plan.bindCores ? allowedCpus().length : os.availableParallelism();
+    const workerThreads = Number(process.env.PARATRAIN_NUM_THREADS) || threadsPerWorker(cores, plan.nprocPerNode);
     const preparation = prepareRunDataInChild(JSON.stringify(this.opts.config), workerThreads);
     // Once per node, whatever the number of rounds.
     const prepared = await Promise.race([preparation.done.then(() => 'ready' as const), this.ending]).catch(
