@@ -6,6 +6,7 @@ import * as os from 'node:os';
 
 import { loadConfig } from '../config/load';
 import { resolveThreads } from '../engine/engine';
+import { cachedCpuPeak } from '../engine/peak';
 import { cpuDevice, deviceByName, DEVICES, parseBytes, PlanError, type Precision } from '../plan/devices';
 import { formatPlan, planRun } from '../plan/plan';
 
@@ -57,7 +58,10 @@ export function registerPlanCommand(program: Command) {
     )
     .option('--micro-batch <b>', "sequences per micro-batch (default: the config's train.micro_batch)")
     .option('--seq-len <s>', "tokens per sequence (default: the config's model.seq_len)")
-    .option('--peak-tflops <x>', "dense peak per device in TFLOP/s (CPU: a worker's measured fp32 rate)")
+    .option(
+      '--peak-tflops <x>',
+      'dense peak per device in TFLOP/s (CPU default: the peak training measured and cached)',
+    )
     .option('--link-gbs <x>', 'CPU: the ring bandwidth between workers in GB/s (default 2.5)')
     .option('--compute-efficiency <f>', 'fraction of the peak matrix multiplies sustain (default GPU 0.5, CPU 1)')
     .option('--devices-per-node <n>', "devices per node (default: the device's system; CPU: all)")
@@ -87,7 +91,11 @@ export function registerPlanCommand(program: Command) {
         const machine = o.gpuMemory !== undefined ? parseBytes(o.gpuMemory) : os.totalmem();
         device = cpuDevice({
           memoryBytes: machine / Math.min(processes, gpus),
-          peakFlops: o.peakTflops === undefined ? 0 : positiveNumber('--peak-tflops', o.peakTflops, 1) * 1e12,
+          // Without the flag: the peak the training runs measured here (src/engine/peak.ts), if any.
+          peakFlops:
+            o.peakTflops === undefined
+              ? (cachedCpuPeak(config.data.cache_dir, threads) ?? 0)
+              : positiveNumber('--peak-tflops', o.peakTflops, 1) * 1e12,
           linkBandwidth: positiveNumber('--link-gbs', o.linkGbs, 2.5) * 1e9,
           devicesPerNode: processes,
           threads,

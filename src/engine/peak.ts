@@ -77,20 +77,32 @@ function peakKey(threads: number): string {
   );
 }
 
+type PeakCache = Record<string, { flops: number; measured_at: string }>;
+
+function readCache(file: string): PeakCache {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as PeakCache;
+  } catch {
+    return {}; // absent or unreadable: measure and rewrite it
+  }
+}
+
+const cacheFile = (cacheDir: string) => path.join(cacheDir, 'cpu-peak.json');
+
+/** The peak measured earlier on this machine for `threads`, if any (nothing is run). */
+export function cachedCpuPeak(cacheDir: string, threads: number): number | undefined {
+  const hit = readCache(cacheFile(cacheDir))[peakKey(threads)];
+  return hit && Number.isFinite(hit.flops) && hit.flops > 0 ? hit.flops : undefined;
+}
+
 /** The cached peak for `threads`, else a fresh measurement, which is then cached. */
 export async function cpuPeak(cacheDir: string, threads: number): Promise<CpuPeak> {
-  const file = path.join(cacheDir, 'cpu-peak.json');
-  const key = peakKey(threads);
-  let cache: Record<string, { flops: number; measured_at: string }> = {};
-  try {
-    cache = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    // absent or unreadable: measure and rewrite it
-  }
-  const hit = cache[key];
-  if (hit && Number.isFinite(hit.flops) && hit.flops > 0) return { flops: hit.flops, threads, source: 'cached' };
+  const cached = cachedCpuPeak(cacheDir, threads);
+  if (cached !== undefined) return { flops: cached, threads, source: 'cached' };
   const flops = await measureCpuPeak(threads);
-  cache[key] = { flops, measured_at: new Date().toISOString() };
+  const file = cacheFile(cacheDir);
+  const cache = readCache(file);
+  cache[peakKey(threads)] = { flops, measured_at: new Date().toISOString() };
   await atomicWriteFile(file, JSON.stringify(cache, null, 2) + '\n', { createDir: true });
   return { flops, threads, source: 'measured' };
 }

@@ -1,16 +1,20 @@
 // `paratrain plan` as a user runs it: a real process over the built CLI (npm run build:ts). Its
 // figures against the model's arithmetic, its table, and bad input ending in a coded message, exit 1.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+import { cpuPeak } from '../../src/engine/peak';
+
 const root = path.join(__dirname, '..', '..');
 
-function plan(args: string[]) {
+function plan(args: string[], threads = 2) {
   const r = spawnSync(process.execPath, [path.join(root, 'bin', 'paratrain.js'), 'plan', ...args], {
     cwd: root,
     encoding: 'utf8',
-    env: { ...process.env, PARATRAIN_NUM_THREADS: '2' },
+    env: { ...process.env, PARATRAIN_NUM_THREADS: String(threads) },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -32,6 +36,22 @@ describe('paratrain plan', () => {
     // The trainer's save copy (weights, m, v) is the worker's own memory on a CPU …
     expect(l.memory.saveCopy).toBe(12 * p.params);
     expect(l.totalBytes).toBeGreaterThan(l.totalBytesRecompute);
+  });
+
+  it('a CPU plan takes the peak training measured here, and then predicts the step', async () => {
+    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-plan-'));
+    const args = ['--config', 'bert-mini', '--set', `data.cache_dir=${cacheDir}`, '--json'];
+    const before = JSON.parse(plan(args, 1).stdout);
+    expect(before.device.peakFlops).toBe(0); // nothing measured yet: memory only
+    expect(before.layouts[0].step.stepSeconds).toBeNull(); // NaN in JSON
+    const peak = await cpuPeak(cacheDir, 1);
+    const after = JSON.parse(plan(args, 1).stdout);
+    expect(after.device.peakFlops).toBe(peak.flops);
+    const step = after.layouts[0].step;
+    expect(step.computeSeconds).toBeCloseTo(step.modelFlops / peak.flops, 9);
+    expect(step.stepSeconds).toBeCloseTo(step.computeSeconds + step.optimizerSeconds, 9);
+    // Another thread count has no measurement of its own.
+    expect(JSON.parse(plan(args, 2).stdout).device.peakFlops).toBe(0);
   });
 
   it('GPT-2 1.5B on 5 H100s: the table of parts, layouts and predicted steps', () => {
