@@ -48,5 +48,8 @@ export { generate } from './infer/generate';
 export { embed, evaluateCheckpoint, predict, type EvaluationResult, type Prediction } from './infer/tasks';
 export { runBench, type BenchResult } from './bench/bench';
 export { benchLayouts, parseLayouts } from './bench/layouts';
+// `paratrain plan`: memory, layouts, communication and step time from a config (docs/planning.md)
+export { planRun, formatPlan, type Plan, type LayoutPlan, type PlanOptions } from './plan/plan';
+export { DEVICES, cpuDevice, type Device, type Precision } from './plan/devices';
 // Fine-tuning's data side: readers, metrics, sequences (docs/fine-tuning.md)
 export * as tasks from './tasks';

@@ -17,6 +17,7 @@ import { resolveTask } from '../tasks/task-run';
 import { train, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
+import { registerPlanCommand } from './plan-command';
 import { registerPreprocessCommand } from './preprocess-command';
 import { registerTaskCommands } from './task-commands';
 
@@ -196,6 +197,7 @@ export function buildCli(): Command {
   registerPreprocessCommand(program);
   registerTaskCommands(program);
   registerBuildCommand(program);
+  registerPlanCommand(program);
   return program;
 }
 

@@ -16,7 +16,7 @@ import type { AgentWelcome, ControlMessage } from '../control/messages';
 import { allowedCpus, coreSlices } from './core-binding';
 import type { LaunchPlan } from './options';
 import { prepareRunDataInChild } from './prepare-data';
-import { workerEnv } from './worker-env';
+import { threadsPerWorker, workerEnv } from './worker-env';
 import { rankLogName, WorkerProcess } from './worker-process';
 
 export interface AgentOptions {
@@ -172,7 +172,10 @@ export class Agent {
       `node ${plan.nodeRank} joined job ${welcome.jobId}`,
     );
 
-    const preparation = prepareRunDataInChild(JSON.stringify(this.opts.config));
+    // The workers' thread count (worker-env.ts), for the CPU peak the preparation measures.
+    const cores = plan.bindCores ? allowedCpus().length : os.availableParallelism();
+    const workerThreads = Number(process.env.PARATRAIN_NUM_THREADS) || threadsPerWorker(cores, plan.nprocPerNode);
+    const preparation = prepareRunDataInChild(JSON.stringify(this.opts.config), workerThreads);
     // Once per node, whatever the number of rounds.
     const prepared = await Promise.race([preparation.done.then(() => 'ready' as const), this.ending]).catch(
       (err: Error) => ({ kind: 'failed' as const, code: 'ERR_DATA_PREPARE', message: err.message }),

@@ -1,10 +1,13 @@
 // prepare-data.ts — the agent prepares a run's data once per node, before its workers start, so
 // they find the tokenizer and the token cache instead of all building them at once. It runs as a
 // child process: tokenizer training blocks its process for seconds, and the agent's own event loop
-// must stay free for heartbeats and aborts meanwhile.
+// must stay free for heartbeats and aborts meanwhile. It also measures the CPU's peak for MFU with the
+// workers' thread count (src/engine/peak.ts), so that the workers find it cached too.
 import { spawn } from 'node:child_process';
 
 import { validateConfig } from '../config/load';
+import { resolveThreads } from '../engine/engine';
+import { cpuPeak } from '../engine/peak';
 import { openRunData } from '../train/trainer';
 import { LineTail } from './worker-process';
 
@@ -15,9 +18,10 @@ export interface DataPreparation {
   cancel(): void;
 }
 
-export function prepareRunDataInChild(configJson: string): DataPreparation {
+/** `workerThreads`: each worker's engine threads, for the peak measurement. */
+export function prepareRunDataInChild(configJson: string, workerThreads: number): DataPreparation {
   const child = spawn(process.execPath, [__filename], {
-    env: { ...process.env, PARATRAIN_CONFIG: configJson },
+    env: { ...process.env, PARATRAIN_CONFIG: configJson, PARATRAIN_NUM_THREADS: String(workerThreads) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const tail = new LineTail(10);
@@ -44,6 +48,7 @@ export function prepareRunDataInChild(configJson: string): DataPreparation {
 async function prepareFromEnv(): Promise<void> {
   const config = validateConfig(JSON.parse(process.env.PARATRAIN_CONFIG ?? 'null'), 'PARATRAIN_CONFIG');
   await openRunData(config);
+  await cpuPeak(config.data.cache_dir, resolveThreads(config.train.threads));
 }
 
 if (require.main === module) {

@@ -21,8 +21,9 @@ import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
 import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
-import { createEngine } from '../engine/engine';
+import { createEngine, resolveThreads } from '../engine/engine';
 import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
+import { cpuPeak } from '../engine/peak';
 import {
   checkpointRoot,
   CheckpointSaver,
@@ -37,6 +38,7 @@ import type { TaskSplitData } from '../tasks/task-data';
 import { isFineTuning, loadInitialWeights, openTaskData, taskSettings, type TaskRunData } from '../tasks/task-run';
 import { BEST_DIR, BestCheckpoint } from './best-checkpoint';
 import { createRunLogger, type RunLogger } from './log';
+import { flopsPerToken, stepMfu } from './mfu';
 import { learningRate, scheduleFromConfig } from './schedule';
 
 export class TrainingError extends Error {
@@ -271,11 +273,17 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   const consumedAt = (s: number) => consumedAtResume + (s - resumedAt) * globalBatch;
 
   const params = engine.numParams();
+  // MFU's denominator: this rank's peak (CPU: measured once per machine and thread count, cached).
+  const peak = await cpuPeak(c.data.cache_dir, resolveThreads(c.train.threads));
+  const modelFlops = flopsPerToken(c);
   log.info(
     {
       event: 'start',
       arch: c.model.arch,
       params,
+      flops_per_token: modelFlops,
+      peak_gflops: Number((peak.flops / 1e9).toFixed(1)),
+      peak_source: peak.source,
       tokenizer_vocab: tokenizer.vocabSize,
       train_samples_per_epoch: dataset.samplesPerEpoch('train'),
       corpus_documents: dataset.summary.corpusDocuments,
@@ -382,6 +390,15 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           lr,
           grad_norm: m.gradNorm,
           tokens_per_s: tokensPerS,
+          mfu: Number(
+            stepMfu({
+              flopsPerToken: modelFlops,
+              tokens: m.tokens,
+              seconds: ms / 1000,
+              world: place.tpSize * place.dpSize,
+              peakFlops: peak.flops,
+            }).toFixed(4),
+          ),
           step_ms: ms,
           elapsed_ms: Date.now() - started,
           consumed_samples: consumedAt(step),

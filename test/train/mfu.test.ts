@@ -1,0 +1,73 @@
+// MFU in the step log: the arithmetic, the CPU peak's probe and its cache, and a real training run's
+// log lines carrying both (a real process, real files).
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { cpuPeak } from '../../src/engine/peak';
+import { stepMfu } from '../../src/train/mfu';
+
+const root = path.join(__dirname, '..', '..');
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-mfu-'));
+
+describe('MFU', () => {
+  it("is the job's model FLOPs per rank per second over the rank's peak", () => {
+    // 1 GFLOP per token, 4096 tokens in 0.5 s over 4 ranks of 4 TFLOP/s: 2048 GFLOP/s each, 51.2%.
+    expect(stepMfu({ flopsPerToken: 1e9, tokens: 4096, seconds: 0.5, world: 4, peakFlops: 4e12 })).toBeCloseTo(
+      0.512,
+      12,
+    );
+    expect(stepMfu({ flopsPerToken: 1e9, tokens: 4096, seconds: 0, world: 1, peakFlops: 4e12 })).toBe(0);
+  });
+
+  it('the CPU peak is measured once per thread count, then read from the cache', async () => {
+    const cacheDir = tmp();
+    const first = await cpuPeak(cacheDir, 1);
+    expect(first.source).toBe('measured');
+    expect(first.flops).toBeGreaterThan(1e9); // any machine this runs on does more than 1 GFLOP/s
+    const cached = JSON.parse(fs.readFileSync(path.join(cacheDir, 'cpu-peak.json'), 'utf8'));
+    const [key] = Object.keys(cached);
+    expect(key).toContain('| 1 threads |');
+    expect(cached[key].flops).toBe(first.flops);
+    const again = await cpuPeak(cacheDir, 1);
+    expect(again).toEqual({ flops: first.flops, threads: 1, source: 'cached' });
+  });
+
+  it('paratrain train logs the peak at the start and the MFU of every step', () => {
+    const dir = tmp();
+    const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
+    const set = [
+      ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=800'],
+      ...['model.seq_len=32', 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=0'],
+      ...['checkpoint.every=0', 'data.max_documents=30', `data.cache_dir=${cacheDir}`, `run.dir=${dir}`],
+    ];
+    const r = spawnSync(
+      process.execPath,
+      [path.join(root, 'bin', 'paratrain.js'), 'train', '--config', 'gpt-mini', ...set.flatMap((s) => ['--set', s])],
+      { cwd: root, encoding: 'utf8', env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const lines = fs
+      .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const start = lines.find((l) => l.event === 'start');
+    expect(start.peak_gflops).toBeGreaterThan(1);
+    expect(['measured', 'cached']).toContain(start.peak_source);
+    const cached = JSON.parse(fs.readFileSync(path.join(cacheDir, 'cpu-peak.json'), 'utf8'));
+    expect(Object.keys(cached).some((k) => k.includes('| 2 threads |'))).toBe(true);
+    const steps = lines.filter((l) => typeof l.step === 'number' && l.loss !== undefined);
+    expect(steps).toHaveLength(3);
+    for (const s of steps) {
+      expect(s.mfu).toBeGreaterThan(0);
+      // A shared machine's load moves both the probe and the step, so no tight bound; a unit slip would show.
+      expect(s.mfu).toBeLessThan(10);
+      // The same figure from the logged rate: FLOPs per token × tokens/s over the peak (rounding apart).
+      const expected = (start.flops_per_token * s.tokens_per_s) / (start.peak_gflops * 1e9);
+      expect(Math.abs(s.mfu - expected)).toBeLessThan(0.01 * expected + 1e-3);
+    }
+  });
+});
