@@ -12,6 +12,7 @@ import type pino from 'pino';
 import type { ControlKeys } from '../control/auth';
 import type { StepReport } from '../control/messages';
 import { ControlRouter } from '../control/router';
+import { describeSetAside } from '../checkpoint';
 import { commitReports, findResumeCheckpoint, type RelayError } from './checkpoints';
 import { writeReport, writeRoundReport, type RootCauseReport } from './failure';
 import { validateLayout } from './groups';
@@ -38,6 +39,8 @@ export interface CoordinatorOptions extends Omit<JobSettings, 'jobId'> {
   onEvent?: (e: CoordinatorEvent) => void;
   /** CURVE keys of the job (--auth-key-file); without them the control plane is unauthenticated. */
   keys?: ControlKeys;
+  /** --start-fresh: `--resume auto` among checkpoints none of which verifies starts at step 0. */
+  startFresh?: boolean;
 }
 
 export type JobOutcome =
@@ -152,9 +155,12 @@ export class Coordinator {
   /** Verifying reads every file of the checkpoint: async, so heartbeats keep flowing meanwhile. */
   private async chooseResume(round: number, spec: string | undefined): Promise<void> {
     try {
-      const resume = await findResumeCheckpoint(spec, this.opts.checkpointRoot, (dir, reason) =>
-        this.opts.log.warn({ dir }, `skipping ${dir}: ${reason}`),
-      );
+      const { log } = this.opts;
+      const resume = await findResumeCheckpoint(spec, this.opts.checkpointRoot, {
+        onSkip: (dir, reason) => log.warn({ dir }, `skipping ${dir}: ${reason}`),
+        onSetAside: (dir, to, reason) => log.warn({ dir, to }, describeSetAside(dir, to, reason)),
+        startFresh: this.opts.startFresh,
+      });
       this.dispatch({ type: 'resume-chosen', round, resume });
     } catch (err) {
       const e = err as Error & { code?: string };
@@ -164,7 +170,8 @@ export class Coordinator {
 
   private async commit(round: number, reports: Parameters<typeof commitReports>[1]): Promise<void> {
     try {
-      const dir = await commitReports(this.opts.checkpointRoot, reports, this.opts.keep);
+      const { dir, upkeepFailures } = await commitReports(this.opts.checkpointRoot, reports, this.opts.keep);
+      for (const f of upkeepFailures) this.opts.log.warn({ event: 'checkpoint-upkeep', dir: f.dir }, f.message);
       this.dispatch({ type: 'commit-done', round, reports, dir });
     } catch (err) {
       this.dispatch({ type: 'commit-done', round, reports, error: err as RelayError });

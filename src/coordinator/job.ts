@@ -185,6 +185,8 @@ const REPEATS_ON_RESTART = new Set([
   'ERR_CONFIG',
   'ERR_NAN_LOSS',
   'ERR_BATCH',
+  // A full disk stays full: restarting only writes the same partial shards again.
+  'ERR_DISK_FULL',
 ]);
 
 export class Job {

@@ -86,6 +86,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
         checkpointRoot: checkpointRoot(config),
         keep: config.checkpoint.keep,
         resume: plan.resume,
+        startFresh: plan.startFresh,
         maxRestarts: plan.maxRestarts,
         stopTimeoutMs: plan.stopTimeoutMs,
         log: view.log.child({ component: 'coordinator' }),

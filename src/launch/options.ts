@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import type { Config } from '../config/schema';
 import { layoutProblems } from '../coordinator/groups';
+import { startFreshProblem } from '../train/checkpointing';
 import { LaunchError } from './errors';
 import { firstHost } from './slurm-hostlist';
 
@@ -26,6 +27,8 @@ export interface LaunchFlags {
   authKeyFile?: string;
   /** A checkpoint step directory, a checkpoints root, or 'auto' (passed to every worker). */
   resume?: string;
+  /** With --resume auto: checkpoints present but none verifies → set them aside, start at step 0. */
+  startFresh?: boolean;
   /** Give each worker its own slice of the node's cores (taskset). */
   bindCores?: boolean;
   /** Failed rounds restarted before the job fails (default PARATRAIN_MAX_RESTARTS, else 0). */
@@ -53,6 +56,8 @@ export interface LaunchPlan {
   authKeyFile?: string;
   /** --resume: an absolute checkpoint path, or 'auto'. */
   resume?: string;
+  /** --start-fresh (only with --resume auto). */
+  startFresh: boolean;
   /** --bind-cores */
   bindCores: boolean;
   /** --max-restarts (or PARATRAIN_MAX_RESTARTS): failed rounds restarted before the job fails. */
@@ -221,6 +226,8 @@ export function resolveLaunchPlan(
       `--heartbeat-timeout (${heartbeatTimeoutMs / 1000} s) must be longer than --heartbeat-interval ` +
         `(${heartbeatIntervalMs / 1000} s); a few intervals is usual`,
     );
+  const startFresh = startFreshProblem(flags.resume, flags.startFresh);
+  if (startFresh) throw new LaunchError('ERR_LAUNCH_OPTION', startFresh);
   return {
     nnodes,
     nodeRank,
@@ -249,6 +256,7 @@ export function resolveLaunchPlan(
     stopTimeoutMs: parseSeconds('--stop-timeout', flags.stopTimeout ?? LAUNCH_DEFAULTS.stopTimeoutS),
     statusFile: flags.statusFile ? path.resolve(flags.statusFile) : undefined,
     resume: flags.resume === undefined || flags.resume === 'auto' ? flags.resume : path.resolve(flags.resume),
+    startFresh: !!flags.startFresh,
     layoutSource: layoutSource(flags, slurm),
   };
 }

@@ -30,6 +30,7 @@ import {
   type CommitShard,
   type SaveTiming,
 } from './checkpointing';
+import { describeSetAside } from '../checkpoint';
 import { createRunLogger, type RunLogger } from './log';
 import { learningRate, scheduleFromConfig } from './schedule';
 
@@ -45,6 +46,8 @@ export class TrainingError extends Error {
 export interface TrainOptions {
   /** A checkpoint step directory, a checkpoints root, or 'auto' (this run's newest good one, if any). */
   resume?: string;
+  /** --start-fresh: 'auto' among checkpoints none of which verifies sets them aside and starts at step 0. */
+  startFresh?: boolean;
   quiet?: boolean;
   /** Save/stop requests raised from outside the loop (signals, the coordinator). */
   requests?: TrainRequests;
@@ -166,7 +169,6 @@ export async function train(c: Config, opts: TrainOptions = {}, rank?: RankConte
     );
   const leader = !rank || rank.rank === 0;
   fs.mkdirSync(c.run.dir, { recursive: true });
-  if (leader) fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
   const logger = createRunLogger(c.run.dir, c.train.steps, { quiet: opts.quiet, file: leader });
   try {
     return await runTraining(c, opts, logger, rank);
@@ -192,9 +194,13 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   let resumedAt = 0,
     consumedAtResume = 0;
 
-  const resumeFrom = await findResumePoint(c, opts.resume, rank?.resumeDir, (dir, reason) =>
-    log.warn({ event: 'resume-skip', checkpoint: dir, reason }, `skipping checkpoint ${dir}: ${reason}`),
-  );
+  const resumeFrom = await findResumePoint(c, opts.resume, rank?.resumeDir, {
+    onSkip: (dir, reason) =>
+      log.warn({ event: 'resume-skip', checkpoint: dir, reason }, `skipping checkpoint ${dir}: ${reason}`),
+    onSetAside: (dir, to, reason) =>
+      log.warn({ event: 'resume-set-aside', checkpoint: dir, to, reason }, describeSetAside(dir, to, reason)),
+    startFresh: opts.startFresh,
+  });
   if (resumeFrom) {
     const { dir, manifest } = resumeFrom;
     const saved = JSON.parse(manifest.configJson) as Config;
@@ -240,6 +246,9 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     engine.initParams(c.train.seed);
   }
   const consumedAt = (s: number) => consumedAtResume + (s - resumedAt) * globalBatch;
+  // Only a run that has started (its data open, its checkpoint loaded) replaces the run's config.yaml:
+  // a start that fails leaves the config of the run already in this directory as it was.
+  if (leader) fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
 
   const params = engine.numParams();
   log.info(
@@ -282,7 +291,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     c,
     engine,
     place,
-    rank?.commitShard ?? commitLocally(c),
+    rank?.commitShard ??
+      commitLocally(c, (f) => log.warn({ event: 'checkpoint-upkeep', dir: f.dir, reason: f.message }, f.message)),
     (t) => {
       result.checkpoints.push(t.dir);
       result.saves.push(t);
