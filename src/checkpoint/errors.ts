@@ -74,7 +74,7 @@ export function diskFullError(
   const quota = (err as NodeJS.ErrnoException).code === 'EDQUOT' ? ' (disk quota exceeded)' : '';
   return new CheckpointError(
     'ERR_DISK_FULL',
-    `disk full${quota} writing ${where}${needed}${free}; free space there (or set checkpoint.keep lower) and resume ` +
+    `disk full${quota} writing ${where}${needed}${free}; make room on that filesystem (or lower checkpoint.keep) and resume ` +
       'with --resume auto',
     where,
     { cause: err },
