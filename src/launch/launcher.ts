@@ -8,12 +8,14 @@ import * as path from 'node:path';
 import { loadConfig } from '../config/load';
 import { loadControlKeys } from '../control/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
+import { checkEngineMemory } from '../engine/memory';
 import { formatReport } from '../coordinator/failure';
 import { checkpointRoot } from '../train/checkpointing';
+import { checkRunDir } from '../train/run-dir';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
-import { checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
+import { checkAddressesResolve, checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
 import { LauncherView } from './progress';
 import { statusOf, writeLaunchStatus } from './status';
 
@@ -41,6 +43,9 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   const config = loadConfig({ config: o.config, set: o.set });
   const plan = resolveLaunchPlan(o);
   checkLaunchPlan(plan, config);
+  checkRunDir(config.run.dir);
+  checkEngineMemory(config, { processes: plan.nprocPerNode });
+  await checkAddressesResolve(plan);
   const workerEntry = path.resolve(o.workerEntry ?? defaultWorkerEntry());
   if (!fs.existsSync(workerEntry))
     throw new LaunchError(

@@ -21,6 +21,7 @@ import type { TrainBatch } from '../data/batch';
 import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine } from '../engine/engine';
+import { checkEngineMemory } from '../engine/memory';
 import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
 import {
   CheckpointSaver,
@@ -31,6 +32,7 @@ import {
   type SaveTiming,
 } from './checkpointing';
 import { describeSetAside } from '../checkpoint';
+import { checkRunDir } from './run-dir';
 import { createRunLogger, type RunLogger } from './log';
 import { learningRate, scheduleFromConfig } from './schedule';
 
@@ -168,6 +170,11 @@ export async function train(c: Config, opts: TrainOptions = {}, rank?: RankConte
         `\`paratrain launch --nproc-per-node N\` (N a multiple of ${c.parallel.tensor}), or set parallel.tensor: 1.`,
     );
   const leader = !rank || rank.rank === 0;
+  // A worker's launcher checked these for its whole node already.
+  if (!rank) {
+    checkRunDir(c.run.dir);
+    checkEngineMemory(c);
+  }
   fs.mkdirSync(c.run.dir, { recursive: true });
   const logger = createRunLogger(c.run.dir, c.train.steps, { quiet: opts.quiet, file: leader });
   try {
