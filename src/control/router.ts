@@ -1,5 +1,5 @@
 // router.ts — the coordinator's end of the control plane (link.ts is the other end): a ROUTER bound
-// on tcp://*:port, CURVE-authenticated when the job has keys. Every frame that arrives is decoded
+// on tcp://address:port (the master address; see coordinator.ts listenAddress), CURVE-authenticated when the job has keys. Every frame that arrives is decoded
 // and verified; a bad one is logged (with the peer's routing id) and dropped, never passed on, and a
 // handler that throws is logged, so nothing received can take the control plane down. Sends go
 // through a queue (one ZeroMQ send in flight).
@@ -35,8 +35,16 @@ export class ControlRouter {
     this.queue = new SendQueue(socket, (err) => log.warn({ err: err.message }, 'control send failed'));
   }
 
-  /** Binds tcp://*:port; ERR_PORT_IN_USE names the flag to change. */
-  static async bind(port: number, keys: ControlKeys | undefined, log: pino.Logger): Promise<ControlRouter> {
+  /**
+   * Binds tcp://address:port (`address` an IPv4 literal, or '*' for every interface);
+   * ERR_PORT_IN_USE names the flag to change.
+   */
+  static async bind(
+    address: string,
+    port: number,
+    keys: ControlKeys | undefined,
+    log: pino.Logger,
+  ): Promise<ControlRouter> {
     // The ZAP handler must be listening before the first handshake.
     const zap = keys
       ? await ZapHandler.start(keys, (address) =>
@@ -51,7 +59,7 @@ export class ControlRouter {
       ...(keys ? serverCurveOptions(keys) : {}),
     });
     try {
-      await socket.bind(`tcp://*:${port}`);
+      await socket.bind(`tcp://${address}:${port}`);
     } catch (err) {
       socket.close();
       zap?.close();
@@ -62,7 +70,7 @@ export class ControlRouter {
           `port ${port} is already in use on this host; pick another with --master-port (and give every node ` +
             `the same one)`,
         );
-      throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://*:${port}: ${e.message}`);
+      throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://${address}:${port}: ${e.message}`);
     }
     return new ControlRouter(socket, zap, log);
   }

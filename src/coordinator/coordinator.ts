@@ -7,6 +7,9 @@
 // It never trusts what arrives: the router passes on only verified frames, and the machine judges
 // a message by who its peer joined as, never by what the message claims.
 import { randomBytes } from 'node:crypto';
+import * as dns from 'node:dns/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import type pino from 'pino';
 
 import type { ControlKeys } from '../control/auth';
@@ -29,7 +32,40 @@ import {
 
 export { describeStop, type CoordinatorEvent, type JobSummary, type StopSummary } from './job';
 
+/**
+ * Where the coordinator listens: the IPv4 address --master-addr resolves to, when it is one of this
+ * host's (loopback for a single-node job: nothing off this host can reach the port). Otherwise
+ * (an address in front of this host, such as a Kubernetes service, or IPv6 only) every interface,
+ * with a note saying so.
+ */
+export async function listenAddress(
+  masterAddr: string,
+  interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
+): Promise<{ address: string; note?: string }> {
+  let ip: string;
+  try {
+    ip = net.isIPv4(masterAddr) ? masterAddr : (await dns.lookup(masterAddr, { family: 4 })).address;
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? 'error';
+    return {
+      address: '*',
+      note: `--master-addr ${masterAddr} has no IPv4 address here (${why}): listening on every interface`,
+    };
+  }
+  if (ip.startsWith('127.')) return { address: ip };
+  const mine = Object.values(interfaces).some((infos) => infos?.some((i) => i.family === 'IPv4' && i.address === ip));
+  if (mine) return { address: ip };
+  return {
+    address: '*',
+    note:
+      `--master-addr ${masterAddr} (${ip}) is not an address of this host (a service or NAT address in front of ` +
+      `it?): listening on every interface`,
+  };
+}
+
 export interface CoordinatorOptions extends Omit<JobSettings, 'jobId'> {
+  /** --master-addr: the coordinator listens on its address only (listenAddress). */
+  masterAddr: string;
   port: number;
   /** Where failure.json and failures/ go (config.run.dir). */
   runDir: string;
@@ -78,14 +114,16 @@ export class Coordinator {
     });
   }
 
-  /** Binds tcp://*:port and starts the job's rendezvous. */
+  /** Binds tcp://<listenAddress(masterAddr)>:port and starts the job's rendezvous. */
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
     validateLayout({
       worldSize: opts.nnodes * opts.nprocPerNode,
       nprocPerNode: opts.nprocPerNode,
       tpSize: opts.tpSize,
     });
-    return new Coordinator(await ControlRouter.bind(opts.port, opts.keys, opts.log), opts);
+    const listen = await listenAddress(opts.masterAddr);
+    if (listen.note) opts.log.warn({ masterAddr: opts.masterAddr }, listen.note);
+    return new Coordinator(await ControlRouter.bind(listen.address, opts.port, opts.keys, opts.log), opts);
   }
 
   /** The restart count: 0, then one more for every restart of the gang. */

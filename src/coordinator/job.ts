@@ -377,7 +377,7 @@ export class Job {
     }
     const problem = agentHelloProblem(h, this.s, existing?.hello);
     if (problem) {
-      this.reject(routingId, { reason: problem.reason, host: h.host, pid: h.pid });
+      this.reject(routingId, { reason: problem.reason, host: h.host, pid: h.pid }, problem.reply);
       if (problem.fatal)
         this.fail({
           code: 'ERR_LAUNCH_MISMATCH',
@@ -393,11 +393,15 @@ export class Job {
       return this.send(routingId, 'shutdown', { reason: describeStop(this.ending.stopped), stopWorkers: true });
     // A node that joins while the gang restarts has no workers to stop; it is welcomed to the next round.
     if (this.phaseNow !== 'rendezvous' && this.phaseNow !== 'restarting')
-      return this.reject(routingId, {
-        reason: `the launcher of node ${h.nodeRank} (host ${h.host}, pid ${h.pid}) arrived after the rendezvous closed`,
-        host: h.host,
-        pid: h.pid,
-      });
+      return this.reject(
+        routingId,
+        {
+          reason: `the launcher of node ${h.nodeRank} (host ${h.host}, pid ${h.pid}) arrived after the rendezvous closed`,
+          host: h.host,
+          pid: h.pid,
+        },
+        'the rendezvous has closed',
+      );
     this.agents.set(h.nodeRank, { routingId, hello: h, lastSeenMs: this.now, phase: 'prepare' });
     this.senders.set(routingId.toString('hex'), { role: 'agent', nodeRank: h.nodeRank });
     this.log('info', `node ${h.nodeRank} joined`, { nodeRank: h.nodeRank, host: h.host, pid: h.pid });
@@ -426,7 +430,7 @@ export class Job {
     const workers = this.current.workers;
     const existing = workers.get(r.rank);
     if (existing?.routingId.equals(routingId)) return; // a repeated registration
-    const reason = registrationProblem(r, {
+    const refusal = registrationProblem(r, {
       jobId: this.s.jobId,
       round: this.current.no,
       open: this.phaseNow === 'rendezvous',
@@ -434,7 +438,8 @@ export class Job {
       nprocPerNode: this.s.nprocPerNode,
       holder: existing?.reg,
     });
-    if (reason) return this.reject(routingId, { reason, rank: r.rank, host: r.host, pid: r.pid });
+    if (refusal)
+      return this.reject(routingId, { reason: refusal.reason, rank: r.rank, host: r.host, pid: r.pid }, refusal.reply);
     workers.set(r.rank, { routingId, reg: r, lastSeenMs: this.now, phase: 'setup', steppedOnce: false, ready: false });
     this.senders.set(routingId.toString('hex'), { role: 'worker', rank: r.rank });
     this.emit({ type: 'worker-registered', rank: r.rank, host: r.host, pid: r.pid });
@@ -534,10 +539,14 @@ export class Job {
     });
   }
 
-  private reject(routingId: Buffer, peer: Omit<RejectedPeer, 'atUnixMs'>): void {
+  /**
+   * Refuses a peer that has not joined: `peer.reason` (naming it and whoever holds what it asked
+   * for) goes to the log and failure.json; the peer itself gets only `reply` (rendezvous.ts Refusal).
+   */
+  private reject(routingId: Buffer, peer: Omit<RejectedPeer, 'atUnixMs'>, reply: string): void {
     const entry = { ...peer, atUnixMs: this.now };
     this.rejected.push(entry);
-    this.send(routingId, 'reject', { reason: peer.reason });
+    this.send(routingId, 'reject', { reason: reply });
     this.log('warn', `refused: ${peer.reason}`, { peer: printableId(routingId) });
     this.emit({ type: 'rejected', peer: entry });
   }

@@ -79,6 +79,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   try {
     if (plan.nodeRank === 0) {
       coordinator = await Coordinator.start({
+        masterAddr: plan.masterAddr,
         port: plan.masterPort,
         nnodes: plan.nnodes,
         nprocPerNode: plan.nprocPerNode,

@@ -1,0 +1,126 @@
+// What the coordinator shows a process outside the job: it listens on the master address only
+// (loopback for a single-node job), and its refusals name nothing a stranger could use to join —
+// no job id, round, pids, hosts or hashes. Real launchers, real sockets, raw peers.
+import * as net from 'node:net';
+import * as os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import * as zmq from 'zeromq';
+
+import { decodeMessage, encodeMessage } from '../../src/control/wire';
+import { listenAddress } from '../../src/coordinator/coordinator';
+import { freePort, jobArgs, startLauncher, tmp, waitFor, workerRecords } from '../launch/launch-harness';
+
+const interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = {
+  lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true } as os.NetworkInterfaceInfo],
+  eth0: [{ address: '10.1.2.3', family: 'IPv4', internal: false } as os.NetworkInterfaceInfo],
+};
+
+describe('where the coordinator listens', () => {
+  it('the master address when it is this host’s, else every interface with a note', async () => {
+    expect(await listenAddress('127.0.0.1', interfaces)).toEqual({ address: '127.0.0.1' });
+    expect(await listenAddress('localhost', interfaces)).toEqual({ address: '127.0.0.1' });
+    expect(await listenAddress('10.1.2.3', interfaces)).toEqual({ address: '10.1.2.3' });
+    const service = await listenAddress('10.9.9.9', interfaces);
+    expect(service.address).toBe('*');
+    expect(service.note).toMatch(/--master-addr 10\.9\.9\.9 \(10\.9\.9\.9\) is not an address of this host/);
+    const nowhere = await listenAddress('no-such-host.invalid', interfaces);
+    expect(nowhere).toMatchObject({ address: '*', note: expect.stringMatching(/ENOTFOUND/) });
+  });
+});
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.setTimeout(2000, () => (s.destroy(), resolve(false)));
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Sends one frame from a fresh DEALER and returns the first answer (or undefined). */
+async function askOnce(port: number, frame: Buffer) {
+  const d = new zmq.Dealer({ linger: 0, receiveTimeout: 3000 });
+  d.connect(`tcp://127.0.0.1:${port}`);
+  try {
+    await d.send(frame);
+    const [answer] = await d.receive();
+    return decodeMessage(answer);
+  } catch {
+    return undefined;
+  } finally {
+    d.close();
+  }
+}
+
+const register = (jobId: string, round: number, rank: number) =>
+  encodeMessage({
+    kind: 'register',
+    body: {
+      jobId,
+      round,
+      rank,
+      host: 'stranger-host',
+      nodeRank: 0,
+      localRank: rank,
+      pid: 4242,
+      device: 'cpu',
+      endpoints: { tp: { ipc: '', tcp: '' }, dp: { ipc: '', tcp: '' } },
+      configHash: 'x',
+      buildHash: 'y',
+    },
+  });
+
+describe('a running single-node job, seen from outside it', () => {
+  it('listens on loopback only, and refuses strangers without naming the job, its processes or hosts', async () => {
+    const external = Object.values(os.networkInterfaces())
+      .flat()
+      .find((i) => i?.family === 'IPv4' && !i.internal)?.address;
+    const dir = tmp(),
+      out = tmp();
+    const port = await freePort();
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_STEPS: '60',
+      FIXTURE_STEP_MS: '25',
+    });
+    await waitFor('the workers', () => workerRecords(out).size === 2);
+    const records = [...workerRecords(out).values()];
+    const jobId = records[0]!.assignment.jobId;
+
+    expect(await canConnect('127.0.0.1', port)).toBe(true);
+    if (external) expect(await canConnect(external, port), `tcp://${external}:${port}`).toBe(false);
+
+    const answers = [
+      await askOnce(port, register('0123456789abcdef', 0, 0)), // another job
+      await askOnce(port, register(jobId, 1, 0)), // another round
+      await askOnce(port, register(jobId, 0, 1)), // a rank already taken
+      await askOnce(
+        port,
+        encodeMessage({
+          kind: 'agentHello',
+          body: { nodeRank: 0, host: 'stranger-host', nprocPerNode: 2, nnodes: 1, pid: 4242 },
+        }),
+      ), // a node rank already taken
+    ];
+    expect(answers.map((a) => a?.kind)).toEqual(['reject', 'reject', 'reject', 'reject']);
+    const replies = answers.map((a) => (a?.body as { reason: string }).reason);
+    expect(replies).toEqual([
+      'this worker belongs to another job',
+      'this worker is from another round of the job',
+      'rank 1 is already registered',
+      'node rank 0 has already joined; give each node its own --node-rank',
+    ]);
+    for (const reply of replies) {
+      expect(reply).not.toContain(jobId);
+      expect(reply).not.toContain(os.hostname());
+      for (const r of records) expect(reply).not.toContain(String(r.pid));
+    }
+
+    const r = await l.exited;
+    expect(r.code, r.stderr).toBe(0);
+    // Node 0's own log keeps the whole story.
+    expect(r.stdout).toMatch(
+      /refused: rank 1 \(host stranger-host, pid 4242\): rank 1 is already registered by pid \d+/,
+    );
+  });
+});
