@@ -378,7 +378,9 @@ export class Job {
     const problem = agentHelloProblem(h, this.s, existing?.hello);
     if (problem) {
       this.reject(routingId, { reason: problem.reason, host: h.host, pid: h.pid }, problem.reply);
-      if (problem.fatal)
+      // During the rendezvous a launcher with another layout means the job cannot run; once it has
+      // closed, every node is in and such a hello is a stray (or hostile) peer: refused, not fatal.
+      if (problem.fatal && this.phaseNow === 'rendezvous')
         this.fail({
           code: 'ERR_LAUNCH_MISMATCH',
           message: problem.reason,

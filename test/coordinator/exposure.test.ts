@@ -71,7 +71,7 @@ const register = (jobId: string, round: number, rank: number) =>
   });
 
 describe('a running single-node job, seen from outside it', () => {
-  it('listens on loopback only, and refuses strangers without naming the job, its processes or hosts', async () => {
+  it('listens on loopback only, refuses strangers without naming the job, its processes or hosts, and runs on', async () => {
     const external = Object.values(os.networkInterfaces())
       .flat()
       .find((i) => i?.family === 'IPv4' && !i.internal)?.address;
@@ -110,6 +110,20 @@ describe('a running single-node job, seen from outside it', () => {
       'rank 1 is already registered',
       'node rank 0 has already joined; give each node its own --node-rank',
     ]);
+    // After the rendezvous, a launcher with another layout is refused; the job is not touched.
+    const stray = await askOnce(
+      port,
+      encodeMessage({
+        kind: 'agentHello',
+        body: { nodeRank: 0, host: 'stranger-host', nprocPerNode: 4, nnodes: 3, pid: 4242 },
+      }),
+    );
+    expect(stray?.body).toEqual({
+      reason:
+        'this launcher was started with --nnodes 3 --nproc-per-node 4, node 0 with --nnodes 1 --nproc-per-node 2; ' +
+        'start every node with the same values',
+    });
+    replies.push((stray?.body as { reason: string }).reason);
     for (const reply of replies) {
       expect(reply).not.toContain(jobId);
       expect(reply).not.toContain(os.hostname());

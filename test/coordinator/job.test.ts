@@ -282,6 +282,15 @@ describe('rendezvous', () => {
     expect(failureCode(effects)).toBe('ERR_LAUNCH_MISMATCH');
   });
 
+  it('after the rendezvous, a hello with another layout is refused and the job runs on', () => {
+    const d = new Driver();
+    d.running();
+    const effects = d.say(agentId(9), 'agentHello', { nodeRank: 1, host: 'x', nprocPerNode: 2, nnodes: 2, pid: 5 });
+    expect(sent(effects, 'reject')).toHaveLength(1);
+    expect(ofType(effects, 'end')).toEqual([]);
+    expect(d.phase).toBe('running');
+  });
+
   it('a message from a peer that never joined is logged and dropped', () => {
     const d = new Driver();
     const effects = d.say(Buffer.from('stranger'), 'ready', {});
