@@ -189,6 +189,19 @@ const REPEATS_ON_RESTART = new Set([
   'ERR_DISK_FULL',
 ]);
 
+/** Refusals kept for failure.json and the summary; the rest are counted. */
+const MAX_REJECTED_KEPT = 100;
+/** Refusals logged one by one; then one line per REFUSAL_LOG_EVERY. */
+const REFUSALS_LOGGED = 20;
+const REFUSAL_LOG_EVERY = 1000;
+/** Peer-supplied strings in refusals are cut to these lengths (a host name has at most 253). */
+const MAX_HOST_CHARS = 255;
+const MAX_REFUSAL_CHARS = 1000;
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
 export class Job {
   readonly worldSize: number;
   private phaseNow: JobPhase = 'rendezvous';
@@ -200,6 +213,8 @@ export class Job {
   /** Nodes whose launcher went silent: nobody will report their workers' exits. */
   private readonly lostNodes = new Set<number>();
   private readonly rejected: RejectedPeer[] = [];
+  /** Every refusal, also those beyond MAX_REJECTED_KEPT. */
+  private refusals = 0;
   private current: Round;
 
   private firstResume: ResumePoint | undefined;
@@ -368,7 +383,8 @@ export class Job {
 
   // ---- rendezvous ------------------------------------------------------------------------------
 
-  private onAgentHello(routingId: Buffer, h: AgentHello): void {
+  private onAgentHello(routingId: Buffer, hello: AgentHello): void {
+    const h = { ...hello, host: truncate(hello.host, MAX_HOST_CHARS) };
     const existing = this.agents.get(h.nodeRank);
     if (existing && existing.routingId.equals(routingId)) {
       // A repeated hello; while restarting, the welcome of the next round is still to come.
@@ -428,7 +444,8 @@ export class Job {
     });
   }
 
-  private onRegister(routingId: Buffer, r: Register): void {
+  private onRegister(routingId: Buffer, registration: Register): void {
+    const r = { ...registration, host: truncate(registration.host, MAX_HOST_CHARS) };
     const workers = this.current.workers;
     const existing = workers.get(r.rank);
     if (existing?.routingId.equals(routingId)) return; // a repeated registration
@@ -546,11 +563,31 @@ export class Job {
    * for) goes to the log and failure.json; the peer itself gets only `reply` (rendezvous.ts Refusal).
    */
   private reject(routingId: Buffer, peer: Omit<RejectedPeer, 'atUnixMs'>, reply: string): void {
-    const entry = { ...peer, atUnixMs: this.now };
-    this.rejected.push(entry);
-    this.send(routingId, 'reject', { reason: reply });
-    this.log('warn', `refused: ${peer.reason}`, { peer: printableId(routingId) });
-    this.emit({ type: 'rejected', peer: entry });
+    // Bounded, whatever a flood sends: strings a peer supplied are cut, the first MAX_REJECTED_KEPT
+    // refusals are kept for failure.json, and the log names the first REFUSALS_LOGGED, then one
+    // line per REFUSAL_LOG_EVERY with the count.
+    const entry: RejectedPeer = {
+      ...peer,
+      reason: truncate(peer.reason, MAX_REFUSAL_CHARS),
+      ...(peer.host !== undefined ? { host: truncate(peer.host, MAX_HOST_CHARS) } : {}),
+      atUnixMs: this.now,
+    };
+    this.refusals++;
+    if (this.rejected.length < MAX_REJECTED_KEPT) this.rejected.push(entry);
+    this.send(routingId, 'reject', { reason: truncate(reply, MAX_REFUSAL_CHARS) });
+    const n = this.refusals;
+    if (n <= REFUSALS_LOGGED) {
+      this.log('warn', `refused: ${entry.reason}`, { peer: truncate(printableId(routingId), MAX_HOST_CHARS) });
+      this.emit({ type: 'rejected', peer: entry });
+    } else if (n % REFUSAL_LOG_EVERY === 0 || n === REFUSALS_LOGGED + 1) {
+      this.log(
+        'warn',
+        `refused ${n} peers so far (logging one line per ${REFUSAL_LOG_EVERY}); the last: ${entry.reason}`,
+        {
+          refusals: n,
+        },
+      );
+    }
   }
 
   // ---- running ---------------------------------------------------------------------------------

@@ -138,3 +138,44 @@ describe('a running single-node job, seen from outside it', () => {
     );
   });
 });
+
+describe('a flood of refused registrations', () => {
+  it('keeps the launcher’s log small and the job running to its end', async () => {
+    const dir = tmp(),
+      out = tmp();
+    const port = await freePort();
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_STEPS: '200',
+      FIXTURE_STEP_MS: '25',
+    });
+    await waitFor('the workers', () => workerRecords(out).size === 2);
+    const d = new zmq.Dealer({ linger: 0 });
+    d.connect(`tcp://127.0.0.1:${port}`);
+    const host = 'h'.repeat(50_000);
+    const frame = encodeMessage({
+      kind: 'register',
+      body: {
+        jobId: 'not-this-job',
+        round: 0,
+        rank: 0,
+        host,
+        nodeRank: 0,
+        localRank: 0,
+        pid: 4242,
+        device: 'cpu',
+        endpoints: { tp: { ipc: '', tcp: '' }, dp: { ipc: '', tcp: '' } },
+        configHash: 'x',
+        buildHash: 'y',
+      },
+    });
+    for (let i = 0; i < 3000; i++) await d.send(frame);
+    d.close();
+    const r = await l.exited;
+    expect(r.code, r.stderr).toBe(0);
+    // 3000 × 50 KB arrived; the log holds 20 refusals with the host cut to 255 characters, then counts.
+    expect(r.stdout.length).toBeLessThan(200_000);
+    expect(r.stdout).toMatch(/refused \d+ peers so far \(logging one line per 1000\)/);
+    expect(r.stdout).not.toContain('h'.repeat(300));
+  });
+});
