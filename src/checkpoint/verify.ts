@@ -161,7 +161,13 @@ export async function resumeAuto(
   }
   for (const u of unverified) {
     const to = await setAsideName(u.dir);
-    await fsp.rename(u.dir, to);
+    try {
+      await fsp.rename(u.dir, to);
+    } catch (e) {
+      // Gone meanwhile (an old checkpoint pruned by a commit still finishing): nothing to keep.
+      if (isErrnoException(e) && e.code === 'ENOENT') continue;
+      throw e;
+    }
     opts.onSetAside?.(u.dir, to, u.reason);
   }
   if (unverified.length > 0) await fsyncDir(root);

@@ -34,12 +34,14 @@ export { describeStop, type CoordinatorEvent, type JobSummary, type StopSummary 
 
 /**
  * Where the coordinator listens: the IPv4 address --master-addr resolves to, when it is one of this
- * host's (loopback for a single-node job: nothing off this host can reach the port). Otherwise
- * (an address in front of this host, such as a Kubernetes service, or IPv6 only) every interface,
- * with a note saying so.
+ * host's (loopback for a single-node job on 127.0.0.1: nothing off this host can reach the port).
+ * Every interface, with a note saying so, when it is not (an address in front of this host, such
+ * as a Kubernetes service, or IPv6 only), or when a multi-node job's master name resolves to
+ * loopback here (Debian's `127.0.1.1 <hostname>` in /etc/hosts), which the other nodes cannot reach.
  */
 export async function listenAddress(
   masterAddr: string,
+  nnodes: number,
   interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
 ): Promise<{ address: string; note?: string }> {
   let ip: string;
@@ -52,15 +54,18 @@ export async function listenAddress(
       note: `--master-addr ${masterAddr} has no IPv4 address here (${why}): listening on every interface`,
     };
   }
-  if (ip.startsWith('127.')) return { address: ip };
+  const everywhere = (why: string) => ({
+    address: '*',
+    note: `--master-addr ${masterAddr} (${ip}) ${why}: listening on every interface`,
+  });
+  if (ip.startsWith('127.')) {
+    const meantLoopback = net.isIPv4(masterAddr) || masterAddr === 'localhost';
+    if (meantLoopback || nnodes === 1) return { address: ip };
+    return everywhere(`resolves to loopback on this host, which the other ${nnodes - 1} node(s) cannot reach`);
+  }
   const mine = Object.values(interfaces).some((infos) => infos?.some((i) => i.family === 'IPv4' && i.address === ip));
   if (mine) return { address: ip };
-  return {
-    address: '*',
-    note:
-      `--master-addr ${masterAddr} (${ip}) is not an address of this host (a service or NAT address in front of ` +
-      `it?): listening on every interface`,
-  };
+  return everywhere('is not an address of this host (a service or NAT address in front of it?)');
 }
 
 export interface CoordinatorOptions extends Omit<JobSettings, 'jobId'> {
@@ -121,7 +126,7 @@ export class Coordinator {
       nprocPerNode: opts.nprocPerNode,
       tpSize: opts.tpSize,
     });
-    const listen = await listenAddress(opts.masterAddr);
+    const listen = await listenAddress(opts.masterAddr, opts.nnodes);
     if (listen.note) opts.log.warn({ masterAddr: opts.masterAddr }, listen.note);
     return new Coordinator(await ControlRouter.bind(listen.address, opts.port, opts.keys, opts.log), opts);
   }

@@ -1,6 +1,7 @@
 // What the coordinator shows a process outside the job: it listens on the master address only
 // (loopback for a single-node job), and its refusals name nothing a stranger could use to join —
 // no job id, round, pids, hosts or hashes. Real launchers, real sockets, raw peers.
+import * as dns from 'node:dns/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -17,14 +18,27 @@ const interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = {
 
 describe('where the coordinator listens', () => {
   it('the master address when it is this host’s, else every interface with a note', async () => {
-    expect(await listenAddress('127.0.0.1', interfaces)).toEqual({ address: '127.0.0.1' });
-    expect(await listenAddress('localhost', interfaces)).toEqual({ address: '127.0.0.1' });
-    expect(await listenAddress('10.1.2.3', interfaces)).toEqual({ address: '10.1.2.3' });
-    const service = await listenAddress('10.9.9.9', interfaces);
+    expect(await listenAddress('127.0.0.1', 1, interfaces)).toEqual({ address: '127.0.0.1' });
+    expect(await listenAddress('localhost', 1, interfaces)).toEqual({ address: '127.0.0.1' });
+    // Two launchers on loopback (the tests' two-node jobs) mean loopback.
+    expect(await listenAddress('127.0.0.1', 2, interfaces)).toEqual({ address: '127.0.0.1' });
+    expect(await listenAddress('10.1.2.3', 2, interfaces)).toEqual({ address: '10.1.2.3' });
+    const service = await listenAddress('10.9.9.9', 2, interfaces);
     expect(service.address).toBe('*');
     expect(service.note).toMatch(/--master-addr 10\.9\.9\.9 \(10\.9\.9\.9\) is not an address of this host/);
-    const nowhere = await listenAddress('no-such-host.invalid', interfaces);
+    const nowhere = await listenAddress('no-such-host.invalid', 1, interfaces);
     expect(nowhere).toMatchObject({ address: '*', note: expect.stringMatching(/ENOTFOUND/) });
+    // A multi-node job's master name that resolves to loopback here (this host's own name in
+    // /etc/hosts) would shut the other nodes out: every interface, and a note.
+    const own = os.hostname();
+    const ownIp = (await dns.lookup(own, { family: 4 })).address;
+    if (ownIp.startsWith('127.')) {
+      expect(await listenAddress(own, 1, interfaces)).toEqual({ address: ownIp });
+      expect(await listenAddress(own, 2, interfaces)).toMatchObject({
+        address: '*',
+        note: expect.stringMatching(/resolves to loopback on this host, which the other 1 node\(s\) cannot reach/),
+      });
+    }
   });
 });
 
