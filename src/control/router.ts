@@ -22,6 +22,39 @@ export interface RouterHandlers {
   onSocketError: (err: Error) => void;
 }
 
+/** Refused handshakes logged one by one, then one line per REFUSED_LOG_EVERY with the count. */
+const REFUSED_LOGGED = 5;
+const REFUSED_LOG_EVERY = 1000;
+
+function refusalLog(log: pino.Logger): (address: string, text: string) => void {
+  let count = 0;
+  return (address, text) => {
+    count++;
+    if (count <= REFUSED_LOGGED) log.warn({ address, refused: count }, text);
+    else if (count % REFUSED_LOG_EVERY === 0 || count === REFUSED_LOGGED + 1)
+      log.warn(
+        { address, refused: count },
+        `${text} (${count} refused so far; logging one line per ${REFUSED_LOG_EVERY})`,
+      );
+  };
+}
+
+async function watchHandshakes(socket: zmq.Router, refused: (address: string, text: string) => void): Promise<void> {
+  try {
+    for await (const e of socket.events) {
+      if (!e.type.startsWith('handshake:error') || !('address' in e)) continue;
+      const why = 'error' in e && e.error ? e.error.message : e.type;
+      refused(
+        e.address,
+        `refused a control connection on ${e.address}: its CURVE handshake failed (${why}); the peer does not ` +
+          `hold this job's key (--auth-key-file)`,
+      );
+    }
+  } catch {
+    // the socket closed
+  }
+}
+
 export class ControlRouter {
   private readonly queue: SendQueue;
   private badFrames = 0;
@@ -45,10 +78,12 @@ export class ControlRouter {
     keys: ControlKeys | undefined,
     log: pino.Logger,
   ): Promise<ControlRouter> {
+    // Every refused handshake goes through one rate-limited log: a peer retries, and a flood is cheap.
+    const refused = refusalLog(log);
     // The ZAP handler must be listening before the first handshake.
     const zap = keys
       ? await ZapHandler.start(keys, (address) =>
-          log.warn({ address }, `refused a control connection from ${address}: it does not hold this job's key`),
+          refused(address, `refused a control connection from ${address}: it does not hold this job's key`),
         )
       : undefined;
     const socket = new zmq.Router({
@@ -72,6 +107,9 @@ export class ControlRouter {
         );
       throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://${address}:${port}: ${e.message}`);
     }
+    // A peer without the job's key fails the CURVE handshake before ZAP is asked (no CURVE, or not
+    // the coordinator's public key): only the socket's events see it, with the listener's address.
+    if (keys) void watchHandshakes(socket, refused);
     return new ControlRouter(socket, zap, log);
   }
 
