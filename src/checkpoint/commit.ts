@@ -19,6 +19,7 @@ import {
   removeUnlistedFiles,
   resolveIn,
   TOKENIZER_FILE,
+  type UpkeepFailure,
 } from './store';
 import type { ManifestFileEntry, ManifestHeader, ManifestTensorEntry, SavedCheckpoint, ShardReport } from './types';
 
@@ -130,9 +131,17 @@ export async function commitReports(
   // The commit point: atomicWrite renames manifest.pb into place and fsyncs the directory.
   await atomicWrite(path.join(dir, MANIFEST_FILE), (fh) => writeAll(fh, bytes));
   await atomicWriteFile(path.join(root, LATEST_FILE), `${path.basename(dir)}\n`);
-  await removeUnlistedFiles(dir, manifest);
-  const pruned = await pruneCheckpoints(root, dir, step, keep);
-  return { dir, manifest, pruned };
+  // Committed. What follows is upkeep: a failure there is reported, never a failed commit.
+  const upkeepFailures: UpkeepFailure[] = [];
+  await removeUnlistedFiles(dir, manifest).catch((e: Error) =>
+    upkeepFailures.push({ dir, message: `could not remove files of an earlier save from ${dir} (${e.message})` }),
+  );
+  const { pruned, failed } = await pruneCheckpoints(root, dir, step, keep).catch((e: Error) => ({
+    pruned: [],
+    failed: [{ dir: root, message: `could not list ${root} to prune old checkpoints (${e.message})` }],
+  }));
+  upkeepFailures.push(...failed);
+  return { dir, manifest, pruned, upkeepFailures };
 }
 
 /**

@@ -1,7 +1,14 @@
 // The checkpoint package's one entry: the rest of src/ imports from here, never from a file inside
 // (the lint enforces it). See docs/checkpoint-format.md.
 export * from './types';
-export { CheckpointError, corrupt, isErrnoException, type CheckpointErrorCode } from './errors';
+export {
+  CheckpointError,
+  corrupt,
+  diskFullError,
+  isDiskFull,
+  isErrnoException,
+  type CheckpointErrorCode,
+} from './errors';
 export {
   encodeSafetensorsHeader,
   MAX_HEADER_BYTES,
@@ -39,8 +46,18 @@ export {
   shardFileName,
   TOKENIZER_FILE,
   type CheckpointListing,
+  type UpkeepFailure,
 } from './store';
-export { selectResumeCheckpoint, verifyCheckpoint, verifyCheckpointDir, verifyCheckpointFiles } from './verify';
+export {
+  describeSetAside,
+  resumeAuto,
+  selectResumeCheckpoint,
+  verifyCheckpoint,
+  verifyCheckpointDir,
+  verifyCheckpointFiles,
+  type ResumeAutoOptions,
+  type UnverifiedCheckpoint,
+} from './verify';
 // Whole-model saves (import, export, inference, tests).
 export { loadCheckpoint, saveCheckpoint } from './checkpoint';
 // Sharded saves: every rank writes its shard, one process commits, any layout reads its part.

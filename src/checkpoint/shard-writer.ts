@@ -4,7 +4,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { CheckpointError } from './errors';
+import { CheckpointError, diskFullError } from './errors';
 import { atomicWriteFile, fsyncDir } from '../files/atomic-write';
 import { checkHeader } from './header';
 import { OPTIMIZER_STATE_PREFIX } from './manifest';
@@ -78,7 +78,9 @@ function entriesFor(
 /**
  * Writes `model` into model-tpTT-dpDD.safetensors and `optimizer` into optimizer-tpTT-dpDD.safetensors
  * (no file when a list is empty), and tokenizer.json when given. Each file is atomic (temp, fsync,
- * rename) and hashed while it is written.
+ * rename) and hashed while it is written. On a failure this rank's files of the save are removed
+ * again (a partial shard is of no use to anyone), and a full disk is ERR_DISK_FULL naming the file
+ * and the bytes the shard needs.
  */
 export async function writeRankFiles(
   dir: string,
@@ -98,18 +100,34 @@ export async function writeRankFiles(
       meta: { format: 'paratrain', role: 'optimizer', optimizer: owner.optimizerName },
     },
   ] as const;
-  for (const g of groups) {
-    if (g.pieces.length === 0) continue;
-    const name = shardFileName(g.kind, owner.tpRank, owner.dpRank);
-    const written = await writeSafetensors(path.join(dir, name), g.pieces.map(stored), g.meta);
-    files.push({ path: name, sizeBytes: written.sizeBytes, sha256: written.sha256 });
-    tensors.push(...entriesFor(g.pieces, name, written.sha256, g.role, owner));
+  const mine = [
+    ...groups.filter((g) => g.pieces.length > 0).map((g) => shardFileName(g.kind, owner.tpRank, owner.dpRank)),
+    ...(owner.tokenizerJson !== undefined ? [TOKENIZER_FILE] : []),
+  ];
+  let writing = '';
+  try {
+    for (const g of groups) {
+      if (g.pieces.length === 0) continue;
+      const name = shardFileName(g.kind, owner.tpRank, owner.dpRank);
+      writing = path.join(dir, name);
+      const written = await writeSafetensors(writing, g.pieces.map(stored), g.meta);
+      files.push({ path: name, sizeBytes: written.sizeBytes, sha256: written.sha256 });
+      tensors.push(...entriesFor(g.pieces, name, written.sha256, g.role, owner));
+    }
+    if (owner.tokenizerJson !== undefined) {
+      writing = path.join(dir, TOKENIZER_FILE);
+      const tok = await atomicWriteFile(writing, owner.tokenizerJson);
+      files.push({ path: TOKENIZER_FILE, sizeBytes: tok.sizeBytes, sha256: tok.sha256 });
+    }
+    writing = dir;
+    await fsyncDir(dir);
+  } catch (e) {
+    await Promise.all(mine.map((name) => fsp.rm(path.join(dir, name), { force: true }).catch(() => undefined)));
+    const needed =
+      [...model, ...optimizer].reduce((n, p) => n + p.data.byteLength, 0) +
+      Buffer.byteLength(owner.tokenizerJson ?? '', 'utf8');
+    throw diskFullError(e, dir, { file: writing, bytesNeeded: needed }) ?? e;
   }
-  if (owner.tokenizerJson !== undefined) {
-    const tok = await atomicWriteFile(path.join(dir, TOKENIZER_FILE), owner.tokenizerJson);
-    files.push({ path: TOKENIZER_FILE, sizeBytes: tok.sizeBytes, sha256: tok.sha256 });
-  }
-  await fsyncDir(dir);
   return { files, tensors, bytes: files.reduce((n, f) => n + f.sizeBytes, 0) };
 }
 
@@ -228,7 +246,9 @@ export async function writeShard(dir: string, shard: RankShard, header?: Checkpo
     ...piecesOf(shard.optimizer.m, OPTIMIZER_STATE_PREFIX.m),
     ...piecesOf(shard.optimizer.v, OPTIMIZER_STATE_PREFIX.v),
   ];
-  await prepareStepDir(dir);
+  await prepareStepDir(dir).catch((e: unknown) => {
+    throw diskFullError(e, dir) ?? e;
+  });
   const owner: RankFilesOwner = { tpRank: shard.tpRank, dpRank: shard.dpRank, optimizerName: shard.optimizer.name };
   if (shard.rank === 0 && shard.tokenizerJson !== undefined) owner.tokenizerJson = shard.tokenizerJson;
   const written = await writeRankFiles(dir, owner, model, optimizer);

@@ -233,7 +233,8 @@ export async function removeCheckpointDir(dir: string): Promise<void> {
 /** Removes `<dir>/manifest.pb` if present and makes that durable. Several ranks may race here. */
 export async function uncommit(dir: string): Promise<void> {
   try {
-    await fsp.rm(path.join(dir, MANIFEST_FILE));
+    // unlink, not rm: rm reports a refused unlink (an immutable directory) as a misleading ENOTDIR.
+    await fsp.unlink(path.join(dir, MANIFEST_FILE));
   } catch (e) {
     if (isErrnoException(e) && e.code === 'ENOENT') return;
     throw e;
@@ -247,18 +248,27 @@ export function normaliseKeep(keep: number | undefined): number {
   return Math.max(MIN_KEEP, Math.floor(keep));
 }
 
+/** Upkeep after a commit that did not succeed: the checkpoint is committed regardless. */
+export interface UpkeepFailure {
+  /** The directory (an old step directory, or the one just committed) the upkeep was about. */
+  dir: string;
+  message: string;
+}
+
 /**
  * Keeps the newest `keep` committed checkpoints plus `justWritten`; removes the other committed
- * ones and uncommitted directories older than `step` (leftovers of crashed saves). Returns the
- * removed directories.
+ * ones and uncommitted directories older than `step` (leftovers of crashed saves). A directory that
+ * cannot be removed (immutable, busy, a leftover `.nfsXXXX`) is reported in `failed` and the rest
+ * go on: pruning is upkeep, and never fails the commit it follows.
  */
 export async function pruneCheckpoints(
   root: string,
   justWritten: string,
   step: number,
   keep: number,
-): Promise<string[]> {
+): Promise<{ pruned: string[]; failed: UpkeepFailure[] }> {
   const pruned: string[] = [];
+  const failed: UpkeepFailure[] = [];
   const all = await listCheckpoints(root);
   const committed = all.filter((c) => c.committed).sort((a, b) => b.step - a.step);
   const keepDirs = new Set(committed.slice(0, keep).map((c) => c.dir));
@@ -266,12 +276,23 @@ export async function pruneCheckpoints(
   for (const c of all) {
     if (keepDirs.has(c.dir)) continue;
     if (c.committed || c.step < step) {
-      await removeCheckpointDir(c.dir);
-      pruned.push(c.dir);
+      try {
+        await removeCheckpointDir(c.dir);
+        pruned.push(c.dir);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        failed.push({
+          dir: c.dir,
+          message: `could not prune the old checkpoint ${c.dir} (${why}); training goes on, remove it by hand`,
+        });
+      }
     }
   }
-  if (pruned.length > 0) await fsyncDir(root);
-  return pruned;
+  if (pruned.length > 0)
+    await fsyncDir(root).catch((e: Error) =>
+      failed.push({ dir: root, message: `could not make the pruning in ${root} durable (${e.message})` }),
+    );
+  return { pruned, failed };
 }
 
 /**

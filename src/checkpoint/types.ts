@@ -162,6 +162,11 @@ export interface SavedCheckpoint {
   manifest: CheckpointManifest;
   /** Directories removed by pruning. */
   pruned: string[];
+  /**
+   * Upkeep after the commit that failed (an old checkpoint that could not be pruned, leftovers that
+   * could not be removed): the checkpoint is committed regardless; callers log these as warnings.
+   */
+  upkeepFailures: { dir: string; message: string }[];
 }
 
 export interface LoadCheckpointOptions {

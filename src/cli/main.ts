@@ -14,7 +14,8 @@ import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
 import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
 import { resolveTask } from '../tasks/task-run';
-import { train, TrainRequests } from '../train/trainer';
+import { START_FRESH_HELP, startFreshProblem } from '../train/checkpointing';
+import { train, TrainingError, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
 import { registerPlanCommand } from './plan-command';
@@ -41,7 +42,10 @@ export function buildCli(): Command {
     .option('-c, --config <file|preset>', 'YAML config or preset name (configs/)', DEFAULT_CONFIG)
     .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
-    .action(async (o: { config: string; set: string[]; resume?: string }) => {
+    .option('--start-fresh', START_FRESH_HELP)
+    .action(async (o: { config: string; set: string[]; resume?: string; startFresh?: boolean }) => {
+      const startFresh = startFreshProblem(o.resume, o.startFresh);
+      if (startFresh) throw new TrainingError('ERR_TRAIN_OPTION', startFresh);
       const config = await resolveTask(loadConfig({ config: o.config, set: o.set }));
       // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.
       // SIGUSR2: save after the current step and go on. A second SIGTERM stops at once.
@@ -55,7 +59,7 @@ export function buildCli(): Command {
       const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGUSR1', 'SIGUSR2'];
       for (const sig of signals) process.on(sig, onSignal);
       try {
-        const result = await train(config, { resume: o.resume, requests });
+        const result = await train(config, { resume: o.resume, startFresh: o.startFresh, requests });
         const first = result.steps[0],
           last = result.steps[result.steps.length - 1];
         if (first && last)

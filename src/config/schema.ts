@@ -7,6 +7,17 @@ import { DEFAULT_JSON_KEY, DEFAULT_MAX_DOCUMENT_CHARS } from '../data/corpus';
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
 const probability = z.number().min(0).lt(1);
+/**
+ * A size with a ceiling: far beyond any model trained, but low enough that the engine's sizes
+ * (products of these, in 64-bit) cannot overflow; the memory estimate (src/engine/memory.ts) then
+ * refuses what this machine cannot hold.
+ */
+const sizeUpTo = (max: number, min = 1) =>
+  z
+    .number()
+    .int()
+    .min(min)
+    .max(max, { error: `at most ${max} (larger would overflow the engine's sizes or exhaust memory)` });
 
 /** The model families: each is a composition of parts (src/engine/spec.ts, docs/models.md). */
 export const MODEL_FAMILIES = ['bert', 'gpt', 'roberta', 'albert', 'electra'] as const;
@@ -15,31 +26,31 @@ export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 export const modelSchema = z
   .object({
     arch: z.enum(MODEL_FAMILIES),
-    layers: positiveInt,
-    hidden: positiveInt,
-    heads: positiveInt,
-    ffn: positiveInt,
-    vocab_size: z.number().int().min(8),
-    seq_len: positiveInt,
+    layers: sizeUpTo(1024),
+    hidden: sizeUpTo(65536),
+    heads: sizeUpTo(1024),
+    ffn: sizeUpTo(262144),
+    vocab_size: sizeUpTo(16_777_216, 8),
+    seq_len: sizeUpTo(131072),
     /** Rows of the position embedding; defaults to seq_len. */
-    max_positions: positiveInt.optional(),
+    max_positions: sizeUpTo(131072).optional(),
     dropout: probability.default(0.1),
     /** Attention-probability dropout; defaults to `dropout`. */
     attention_dropout: probability.optional(),
     /** ALBERT, ELECTRA: the width E of the embeddings, projected to `hidden`; defaults to hidden. */
-    embedding_size: positiveInt.optional(),
+    embedding_size: sizeUpTo(65536).optional(),
     /** Distinct blocks; consecutive layers share one (ALBERT: 1). Defaults to layers (no sharing), ALBERT 1. */
-    layer_groups: positiveInt.optional(),
+    layer_groups: sizeUpTo(1024).optional(),
     /** ELECTRA's generator, sized after Clark et al.: hidden = fraction·hidden, heads = hidden/64, ffn = 4·hidden. */
     generator: z
       .object({
         hidden_fraction: z.number().gt(0).max(1).default(0.25),
         /** Defaults to model.layers. */
-        layers: positiveInt.optional(),
+        layers: sizeUpTo(1024).optional(),
         /** Defaults to max(1, generator hidden / 64). */
-        heads: positiveInt.optional(),
+        heads: sizeUpTo(1024).optional(),
         /** Defaults to 4 × generator hidden. */
-        ffn: positiveInt.optional(),
+        ffn: sizeUpTo(262144).optional(),
       })
       .strict()
       .optional(),
@@ -81,9 +92,9 @@ export const trainSchema = z
     /** Optimizer steps; fine-tuning may give train.epochs instead (steps = ⌈epochs · examples / global batch⌉). */
     steps: positiveInt,
     /** Fine-tuning: passes over the training examples; sets train.steps when the data is read. */
-    epochs: z.number().positive().optional(),
-    micro_batch: positiveInt,
-    grad_accum: positiveInt.default(1),
+    epochs: z.number().positive().max(1e6).optional(),
+    micro_batch: sizeUpTo(65536),
+    grad_accum: sizeUpTo(65536).default(1),
     lr: z.number().positive(),
     seed: nonNegativeInt.default(42),
     /** Warm-up as a fraction of `steps` (NVIDIA's BERT recipe: 0.2843 in phase 1). */
@@ -94,9 +105,9 @@ export const trainSchema = z
     log_every: positiveInt.default(1),
     /** Evaluate on the held-out slice every N steps (0 = only at the end). */
     eval_every: nonNegativeInt.default(0),
-    eval_batches: positiveInt.default(4),
+    eval_batches: sizeUpTo(1_000_000).default(4),
     /** Engine threads; 0 = PARATRAIN_NUM_THREADS or all cores. */
-    threads: nonNegativeInt.default(0),
+    threads: sizeUpTo(4096, 0).default(0),
     /** What a non-finite loss does: stop with an error, or skip the update and go on. */
     on_nan: z.enum(['error', 'skip']).default('error'),
   })
@@ -152,9 +163,9 @@ export const configSchema = z
     parallel: z
       .object({
         /** Tensor-parallel size (Megatron): consecutive ranks of a node split every layer. */
-        tensor: positiveInt.default(1),
+        tensor: sizeUpTo(1024).default(1),
         /** Data-parallel gradient all-reduce bucket size in MB (fp32). */
-        bucket_mb: z.number().positive().default(8),
+        bucket_mb: z.number().positive().max(4096, { error: 'at most 4096 (MB per all-reduce bucket)' }).default(8),
         /** Bound on every data-plane wait; a collective that waits longer fails the job. */
         comm_timeout_s: z.number().positive().default(300),
       })

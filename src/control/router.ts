@@ -1,5 +1,5 @@
 // router.ts — the coordinator's end of the control plane (link.ts is the other end): a ROUTER bound
-// on tcp://*:port, CURVE-authenticated when the job has keys. Every frame that arrives is decoded
+// on tcp://address:port (the master address; see coordinator.ts listenAddress), CURVE-authenticated when the job has keys. Every frame that arrives is decoded
 // and verified; a bad one is logged (with the peer's routing id) and dropped, never passed on, and a
 // handler that throws is logged, so nothing received can take the control plane down. Sends go
 // through a queue (one ZeroMQ send in flight).
@@ -22,6 +22,39 @@ export interface RouterHandlers {
   onSocketError: (err: Error) => void;
 }
 
+/** Refused handshakes logged one by one, then one line per REFUSED_LOG_EVERY with the count. */
+const REFUSED_LOGGED = 5;
+const REFUSED_LOG_EVERY = 1000;
+
+function refusalLog(log: pino.Logger): (address: string, text: string) => void {
+  let count = 0;
+  return (address, text) => {
+    count++;
+    if (count <= REFUSED_LOGGED) log.warn({ address, refused: count }, text);
+    else if (count % REFUSED_LOG_EVERY === 0 || count === REFUSED_LOGGED + 1)
+      log.warn(
+        { address, refused: count },
+        `${text} (${count} refused so far; logging one line per ${REFUSED_LOG_EVERY})`,
+      );
+  };
+}
+
+async function watchHandshakes(socket: zmq.Router, refused: (address: string, text: string) => void): Promise<void> {
+  try {
+    for await (const e of socket.events) {
+      if (!e.type.startsWith('handshake:error') || !('address' in e)) continue;
+      const why = 'error' in e && e.error ? e.error.message : e.type;
+      refused(
+        e.address,
+        `refused a control connection on ${e.address}: its CURVE handshake failed (${why}); the peer does not ` +
+          `hold this job's key (--auth-key-file)`,
+      );
+    }
+  } catch {
+    // the socket closed
+  }
+}
+
 export class ControlRouter {
   private readonly queue: SendQueue;
   private badFrames = 0;
@@ -35,12 +68,22 @@ export class ControlRouter {
     this.queue = new SendQueue(socket, (err) => log.warn({ err: err.message }, 'control send failed'));
   }
 
-  /** Binds tcp://*:port; ERR_PORT_IN_USE names the flag to change. */
-  static async bind(port: number, keys: ControlKeys | undefined, log: pino.Logger): Promise<ControlRouter> {
+  /**
+   * Binds tcp://address:port (`address` an IPv4 literal, or '*' for every interface);
+   * ERR_PORT_IN_USE names the flag to change.
+   */
+  static async bind(
+    address: string,
+    port: number,
+    keys: ControlKeys | undefined,
+    log: pino.Logger,
+  ): Promise<ControlRouter> {
+    // Every refused handshake goes through one rate-limited log: a peer retries, and a flood is cheap.
+    const refused = refusalLog(log);
     // The ZAP handler must be listening before the first handshake.
     const zap = keys
       ? await ZapHandler.start(keys, (address) =>
-          log.warn({ address }, `refused a control connection from ${address}: it does not hold this job's key`),
+          refused(address, `refused a control connection from ${address}: it does not hold this job's key`),
         )
       : undefined;
     const socket = new zmq.Router({
@@ -51,7 +94,7 @@ export class ControlRouter {
       ...(keys ? serverCurveOptions(keys) : {}),
     });
     try {
-      await socket.bind(`tcp://*:${port}`);
+      await socket.bind(`tcp://${address}:${port}`);
     } catch (err) {
       socket.close();
       zap?.close();
@@ -62,8 +105,11 @@ export class ControlRouter {
           `port ${port} is already in use on this host; pick another with --master-port (and give every node ` +
             `the same one)`,
         );
-      throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://*:${port}: ${e.message}`);
+      throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://${address}:${port}: ${e.message}`);
     }
+    // A peer without the job's key fails the CURVE handshake before ZAP is asked (no CURVE, or not
+    // the coordinator's public key): only the socket's events see it, with the listener's address.
+    if (keys) void watchHandshakes(socket, refused);
     return new ControlRouter(socket, zap, log);
   }
 

@@ -2,7 +2,16 @@
 // reports it (ShardSaved); the relay collects the reports of a step and, once every rank's is in,
 // the coordinator commits the step (writes its manifest) in one place. And the choice of the
 // checkpoint a round resumes from, verified once here so that the workers need not re-hash it.
-import { commitCheckpoint, decodeShardReport, selectResumeCheckpoint, type ShardReport } from '../checkpoint';
+import {
+  commitCheckpoint,
+  decodeShardReport,
+  diskFullError,
+  resumeAuto,
+  selectResumeCheckpoint,
+  type ResumeAutoOptions,
+  type ShardReport,
+  type UpkeepFailure,
+} from '../checkpoint';
 import { ControlError } from '../control/errors';
 
 /**
@@ -82,15 +91,23 @@ export class CheckpointRelay {
 
 /**
  * Writes the manifest of a complete step under `root` (older checkpoints beyond `keep` are pruned)
- * and returns the step directory; a failure is a RelayError (ERR_CHECKPOINT_COMMIT).
+ * and returns the step directory and the upkeep that failed after the commit (an old checkpoint
+ * that could not be pruned: a warning, the step is committed); a failed commit is a RelayError
+ * (ERR_CHECKPOINT_COMMIT, or ERR_DISK_FULL when the disk is full).
  */
-export async function commitReports(root: string, reports: ShardReport[], keep: number): Promise<string> {
+export async function commitReports(
+  root: string,
+  reports: ShardReport[],
+  keep: number,
+): Promise<{ dir: string; upkeepFailures: UpkeepFailure[] }> {
   try {
-    return (await commitCheckpoint(root, reports, { keep })).dir;
+    const saved = await commitCheckpoint(root, reports, { keep });
+    return { dir: saved.dir, upkeepFailures: saved.upkeepFailures };
   } catch (err) {
+    const full = diskFullError(err, root);
     throw new RelayError(
-      'ERR_CHECKPOINT_COMMIT',
-      `the checkpoint of step ${reports[0].step} could not be committed: ${(err as Error).message}`,
+      full ? 'ERR_DISK_FULL' : 'ERR_CHECKPOINT_COMMIT',
+      `the checkpoint of step ${reports[0].step} could not be committed: ${(full ?? (err as Error)).message}`,
     );
   }
 }
@@ -113,16 +130,17 @@ export interface ResumePoint {
 
 /**
  * The checkpoint `spec` (--resume: 'auto', a step directory or a checkpoints root) names, fully
- * verified; undefined when there is none to resume ('auto' in a root without a good checkpoint).
- * Broken candidates of 'auto' are skipped (onSkip); an explicit path that does not hold a good
- * checkpoint throws.
+ * verified; undefined when there is none to resume ('auto' in a root without a committed
+ * checkpoint). 'auto' skips broken candidates (onSkip) and sets them aside, and fails when
+ * checkpoints are present but none verifies unless `startFresh` (resumeAuto); an explicit path that
+ * does not hold a good checkpoint throws.
  */
 export async function findResumeCheckpoint(
   spec: string | undefined,
   root: string,
-  onSkip: (dir: string, reason: string) => void,
+  opts: ResumeAutoOptions = {},
 ): Promise<ResumePoint | undefined> {
   if (!spec) return undefined;
-  const found = await selectResumeCheckpoint(spec, root, onSkip);
+  const found = spec === 'auto' ? await resumeAuto(root, opts) : await selectResumeCheckpoint(spec, root);
   return found && { dir: found.dir, step: found.manifest.step };
 }

@@ -7,11 +7,15 @@
 // It never trusts what arrives: the router passes on only verified frames, and the machine judges
 // a message by who its peer joined as, never by what the message claims.
 import { randomBytes } from 'node:crypto';
+import * as dns from 'node:dns/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import type pino from 'pino';
 
 import type { ControlKeys } from '../control/auth';
 import type { StepReport } from '../control/messages';
 import { ControlRouter } from '../control/router';
+import { describeSetAside } from '../checkpoint';
 import { commitReports, findResumeCheckpoint, type RelayError } from './checkpoints';
 import { writeReport, writeRoundReport, type RootCauseReport } from './failure';
 import { validateLayout } from './groups';
@@ -28,7 +32,45 @@ import {
 
 export { describeStop, type CoordinatorEvent, type JobSummary, type StopSummary } from './job';
 
+/**
+ * Where the coordinator listens: the IPv4 address --master-addr resolves to, when it is one of this
+ * host's (loopback for a single-node job on 127.0.0.1: nothing off this host can reach the port).
+ * Every interface, with a note saying so, when it is not (an address in front of this host, such
+ * as a Kubernetes service, or IPv6 only), or when a multi-node job's master name resolves to
+ * loopback here (Debian's `127.0.1.1 <hostname>` in /etc/hosts), which the other nodes cannot reach.
+ */
+export async function listenAddress(
+  masterAddr: string,
+  nnodes: number,
+  interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
+): Promise<{ address: string; note?: string }> {
+  let ip: string;
+  try {
+    ip = net.isIPv4(masterAddr) ? masterAddr : (await dns.lookup(masterAddr, { family: 4 })).address;
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? 'error';
+    return {
+      address: '*',
+      note: `--master-addr ${masterAddr} has no IPv4 address here (${why}): listening on every interface`,
+    };
+  }
+  const everywhere = (why: string) => ({
+    address: '*',
+    note: `--master-addr ${masterAddr} (${ip}) ${why}: listening on every interface`,
+  });
+  if (ip.startsWith('127.')) {
+    const meantLoopback = net.isIPv4(masterAddr) || masterAddr === 'localhost';
+    if (meantLoopback || nnodes === 1) return { address: ip };
+    return everywhere(`resolves to loopback on this host, which the other ${nnodes - 1} node(s) cannot reach`);
+  }
+  const mine = Object.values(interfaces).some((infos) => infos?.some((i) => i.family === 'IPv4' && i.address === ip));
+  if (mine) return { address: ip };
+  return everywhere('is not an address of this host (a service or NAT address in front of it?)');
+}
+
 export interface CoordinatorOptions extends Omit<JobSettings, 'jobId'> {
+  /** --master-addr: the coordinator listens on its address only (listenAddress). */
+  masterAddr: string;
   port: number;
   /** Where failure.json and failures/ go (config.run.dir). */
   runDir: string;
@@ -38,6 +80,8 @@ export interface CoordinatorOptions extends Omit<JobSettings, 'jobId'> {
   onEvent?: (e: CoordinatorEvent) => void;
   /** CURVE keys of the job (--auth-key-file); without them the control plane is unauthenticated. */
   keys?: ControlKeys;
+  /** --start-fresh: `--resume auto` among checkpoints none of which verifies starts at step 0. */
+  startFresh?: boolean;
 }
 
 export type JobOutcome =
@@ -75,14 +119,16 @@ export class Coordinator {
     });
   }
 
-  /** Binds tcp://*:port and starts the job's rendezvous. */
+  /** Binds tcp://<listenAddress(masterAddr)>:port and starts the job's rendezvous. */
   static async start(opts: CoordinatorOptions): Promise<Coordinator> {
     validateLayout({
       worldSize: opts.nnodes * opts.nprocPerNode,
       nprocPerNode: opts.nprocPerNode,
       tpSize: opts.tpSize,
     });
-    return new Coordinator(await ControlRouter.bind(opts.port, opts.keys, opts.log), opts);
+    const listen = await listenAddress(opts.masterAddr, opts.nnodes);
+    if (listen.note) opts.log.warn({ masterAddr: opts.masterAddr }, listen.note);
+    return new Coordinator(await ControlRouter.bind(listen.address, opts.port, opts.keys, opts.log), opts);
   }
 
   /** The restart count: 0, then one more for every restart of the gang. */
@@ -152,9 +198,12 @@ export class Coordinator {
   /** Verifying reads every file of the checkpoint: async, so heartbeats keep flowing meanwhile. */
   private async chooseResume(round: number, spec: string | undefined): Promise<void> {
     try {
-      const resume = await findResumeCheckpoint(spec, this.opts.checkpointRoot, (dir, reason) =>
-        this.opts.log.warn({ dir }, `skipping ${dir}: ${reason}`),
-      );
+      const { log } = this.opts;
+      const resume = await findResumeCheckpoint(spec, this.opts.checkpointRoot, {
+        onSkip: (dir, reason) => log.warn({ dir }, `skipping ${dir}: ${reason}`),
+        onSetAside: (dir, to, reason) => log.warn({ dir, to }, describeSetAside(dir, to, reason)),
+        startFresh: this.opts.startFresh,
+      });
       this.dispatch({ type: 'resume-chosen', round, resume });
     } catch (err) {
       const e = err as Error & { code?: string };
@@ -164,7 +213,8 @@ export class Coordinator {
 
   private async commit(round: number, reports: Parameters<typeof commitReports>[1]): Promise<void> {
     try {
-      const dir = await commitReports(this.opts.checkpointRoot, reports, this.opts.keep);
+      const { dir, upkeepFailures } = await commitReports(this.opts.checkpointRoot, reports, this.opts.keep);
+      for (const f of upkeepFailures) this.opts.log.warn({ event: 'checkpoint-upkeep', dir: f.dir }, f.message);
       this.dispatch({ type: 'commit-done', round, reports, dir });
     } catch (err) {
       this.dispatch({ type: 'commit-done', round, reports, error: err as RelayError });

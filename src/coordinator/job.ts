@@ -185,7 +185,22 @@ const REPEATS_ON_RESTART = new Set([
   'ERR_CONFIG',
   'ERR_NAN_LOSS',
   'ERR_BATCH',
+  // A full disk stays full: restarting only writes the same partial shards again.
+  'ERR_DISK_FULL',
 ]);
+
+/** Refusals kept for failure.json and the summary; the rest are counted. */
+const MAX_REJECTED_KEPT = 100;
+/** Refusals logged one by one; then one line per REFUSAL_LOG_EVERY. */
+const REFUSALS_LOGGED = 20;
+const REFUSAL_LOG_EVERY = 1000;
+/** Peer-supplied strings in refusals are cut to these lengths (a host name has at most 253). */
+const MAX_HOST_CHARS = 255;
+const MAX_REFUSAL_CHARS = 1000;
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
 
 export class Job {
   readonly worldSize: number;
@@ -198,6 +213,8 @@ export class Job {
   /** Nodes whose launcher went silent: nobody will report their workers' exits. */
   private readonly lostNodes = new Set<number>();
   private readonly rejected: RejectedPeer[] = [];
+  /** Every refusal, also those beyond MAX_REJECTED_KEPT. */
+  private refusals = 0;
   private current: Round;
 
   private firstResume: ResumePoint | undefined;
@@ -366,7 +383,8 @@ export class Job {
 
   // ---- rendezvous ------------------------------------------------------------------------------
 
-  private onAgentHello(routingId: Buffer, h: AgentHello): void {
+  private onAgentHello(routingId: Buffer, hello: AgentHello): void {
+    const h = { ...hello, host: truncate(hello.host, MAX_HOST_CHARS) };
     const existing = this.agents.get(h.nodeRank);
     if (existing && existing.routingId.equals(routingId)) {
       // A repeated hello; while restarting, the welcome of the next round is still to come.
@@ -375,8 +393,10 @@ export class Job {
     }
     const problem = agentHelloProblem(h, this.s, existing?.hello);
     if (problem) {
-      this.reject(routingId, { reason: problem.reason, host: h.host, pid: h.pid });
-      if (problem.fatal)
+      this.reject(routingId, { reason: problem.reason, host: h.host, pid: h.pid }, problem.reply);
+      // During the rendezvous a launcher with another layout means the job cannot run; once it has
+      // closed, every node is in and such a hello is a stray (or hostile) peer: refused, not fatal.
+      if (problem.fatal && this.phaseNow === 'rendezvous')
         this.fail({
           code: 'ERR_LAUNCH_MISMATCH',
           message: problem.reason,
@@ -391,11 +411,15 @@ export class Job {
       return this.send(routingId, 'shutdown', { reason: describeStop(this.ending.stopped), stopWorkers: true });
     // A node that joins while the gang restarts has no workers to stop; it is welcomed to the next round.
     if (this.phaseNow !== 'rendezvous' && this.phaseNow !== 'restarting')
-      return this.reject(routingId, {
-        reason: `the launcher of node ${h.nodeRank} (host ${h.host}, pid ${h.pid}) arrived after the rendezvous closed`,
-        host: h.host,
-        pid: h.pid,
-      });
+      return this.reject(
+        routingId,
+        {
+          reason: `the launcher of node ${h.nodeRank} (host ${h.host}, pid ${h.pid}) arrived after the rendezvous closed`,
+          host: h.host,
+          pid: h.pid,
+        },
+        'the rendezvous has closed',
+      );
     this.agents.set(h.nodeRank, { routingId, hello: h, lastSeenMs: this.now, phase: 'prepare' });
     this.senders.set(routingId.toString('hex'), { role: 'agent', nodeRank: h.nodeRank });
     this.log('info', `node ${h.nodeRank} joined`, { nodeRank: h.nodeRank, host: h.host, pid: h.pid });
@@ -420,11 +444,12 @@ export class Job {
     });
   }
 
-  private onRegister(routingId: Buffer, r: Register): void {
+  private onRegister(routingId: Buffer, registration: Register): void {
+    const r = { ...registration, host: truncate(registration.host, MAX_HOST_CHARS) };
     const workers = this.current.workers;
     const existing = workers.get(r.rank);
     if (existing?.routingId.equals(routingId)) return; // a repeated registration
-    const reason = registrationProblem(r, {
+    const refusal = registrationProblem(r, {
       jobId: this.s.jobId,
       round: this.current.no,
       open: this.phaseNow === 'rendezvous',
@@ -432,7 +457,8 @@ export class Job {
       nprocPerNode: this.s.nprocPerNode,
       holder: existing?.reg,
     });
-    if (reason) return this.reject(routingId, { reason, rank: r.rank, host: r.host, pid: r.pid });
+    if (refusal)
+      return this.reject(routingId, { reason: refusal.reason, rank: r.rank, host: r.host, pid: r.pid }, refusal.reply);
     workers.set(r.rank, { routingId, reg: r, lastSeenMs: this.now, phase: 'setup', steppedOnce: false, ready: false });
     this.senders.set(routingId.toString('hex'), { role: 'worker', rank: r.rank });
     this.emit({ type: 'worker-registered', rank: r.rank, host: r.host, pid: r.pid });
@@ -532,12 +558,36 @@ export class Job {
     });
   }
 
-  private reject(routingId: Buffer, peer: Omit<RejectedPeer, 'atUnixMs'>): void {
-    const entry = { ...peer, atUnixMs: this.now };
-    this.rejected.push(entry);
-    this.send(routingId, 'reject', { reason: peer.reason });
-    this.log('warn', `refused: ${peer.reason}`, { peer: printableId(routingId) });
-    this.emit({ type: 'rejected', peer: entry });
+  /**
+   * Refuses a peer that has not joined: `peer.reason` (naming it and whoever holds what it asked
+   * for) goes to the log and failure.json; the peer itself gets only `reply` (rendezvous.ts Refusal).
+   */
+  private reject(routingId: Buffer, peer: Omit<RejectedPeer, 'atUnixMs'>, reply: string): void {
+    // Bounded, whatever a flood sends: strings a peer supplied are cut, the first MAX_REJECTED_KEPT
+    // refusals are kept for failure.json, and the log names the first REFUSALS_LOGGED, then one
+    // line per REFUSAL_LOG_EVERY with the count.
+    const entry: RejectedPeer = {
+      ...peer,
+      reason: truncate(peer.reason, MAX_REFUSAL_CHARS),
+      ...(peer.host !== undefined ? { host: truncate(peer.host, MAX_HOST_CHARS) } : {}),
+      atUnixMs: this.now,
+    };
+    this.refusals++;
+    if (this.rejected.length < MAX_REJECTED_KEPT) this.rejected.push(entry);
+    this.send(routingId, 'reject', { reason: truncate(reply, MAX_REFUSAL_CHARS) });
+    const n = this.refusals;
+    if (n <= REFUSALS_LOGGED) {
+      this.log('warn', `refused: ${entry.reason}`, { peer: truncate(printableId(routingId), MAX_HOST_CHARS) });
+      this.emit({ type: 'rejected', peer: entry });
+    } else if (n % REFUSAL_LOG_EVERY === 0 || n === REFUSALS_LOGGED + 1) {
+      this.log(
+        'warn',
+        `refused ${n} peers so far (logging one line per ${REFUSAL_LOG_EVERY}); the last: ${entry.reason}`,
+        {
+          refusals: n,
+        },
+      );
+    }
   }
 
   // ---- running ---------------------------------------------------------------------------------

@@ -13,6 +13,16 @@ interface JobShape {
 }
 
 /**
+ * A refusal: `reason` for node 0's log and failure.json (it names the process and the holder of
+ * what it asked for); `reply` for the peer, which has not joined and may be anyone who can reach the
+ * port: it says what to change, and never carries the job id, the round, pids, hosts or hashes.
+ */
+export interface Refusal {
+  reason: string;
+  reply: string;
+}
+
+/**
  * Why a launcher may not join: started with another layout than node 0 (fatal: the job cannot
  * run), a node rank outside the job, or a node rank already taken (the job goes on).
  */
@@ -20,25 +30,24 @@ export function agentHelloProblem(
   h: AgentHello,
   job: JobShape,
   holder: AgentHello | undefined,
-): { reason: string; fatal: boolean } | undefined {
+): (Refusal & { fatal: boolean }) | undefined {
   const who = `the launcher of node ${h.nodeRank} (host ${h.host}, pid ${h.pid})`;
-  if (h.nnodes !== job.nnodes || h.nprocPerNode !== job.nprocPerNode)
-    return {
-      reason:
-        `${who} was started with --nnodes ${h.nnodes} --nproc-per-node ${h.nprocPerNode}, node 0 with ` +
-        `--nnodes ${job.nnodes} --nproc-per-node ${job.nprocPerNode}; start every node with the same values`,
-      fatal: true,
-    };
-  if (h.nodeRank >= job.nnodes)
-    return {
-      reason: `${who}: node rank ${h.nodeRank} is outside --nnodes ${job.nnodes} (node ranks are 0..${job.nnodes - 1})`,
-      fatal: false,
-    };
+  if (h.nnodes !== job.nnodes || h.nprocPerNode !== job.nprocPerNode) {
+    const what =
+      `was started with --nnodes ${h.nnodes} --nproc-per-node ${h.nprocPerNode}, node 0 with ` +
+      `--nnodes ${job.nnodes} --nproc-per-node ${job.nprocPerNode}; start every node with the same values`;
+    return { reason: `${who} ${what}`, reply: `this launcher ${what}`, fatal: true };
+  }
+  if (h.nodeRank >= job.nnodes) {
+    const what = `node rank ${h.nodeRank} is outside --nnodes ${job.nnodes} (node ranks are 0..${job.nnodes - 1})`;
+    return { reason: `${who}: ${what}`, reply: what, fatal: false };
+  }
   if (holder)
     return {
       reason:
         `${who}: node rank ${h.nodeRank} has already joined from host ${holder.host} (pid ${holder.pid}); give each ` +
         `node its own --node-rank`,
+      reply: `node rank ${h.nodeRank} has already joined; give each node its own --node-rank`,
       fatal: false,
     };
   return undefined;
@@ -51,20 +60,33 @@ export function agentHelloProblem(
 export function registrationProblem(
   r: Register,
   ctx: JobShape & { jobId: string; round: number; open: boolean; holder: Register | undefined },
-): string | undefined {
+): Refusal | undefined {
   const who = describeWho({ rank: r.rank, host: r.host, pid: r.pid });
   if (r.jobId !== ctx.jobId)
-    return `${who} belongs to another job (${r.jobId || 'no job id'}; this job is ${ctx.jobId})`;
-  if (r.round !== ctx.round)
-    return `${who} is a worker from ${r.round < ctx.round ? 'an earlier' : 'another'} round (${r.round}; this is round ${ctx.round})`;
-  if (ctx.holder) return `${who}: rank ${r.rank} is already registered by pid ${ctx.holder.pid} on ${ctx.holder.host}`;
-  if (!ctx.open) return `${who} arrived after the rendezvous closed`;
+    return {
+      reason: `${who} belongs to another job (${r.jobId || 'no job id'}; this job is ${ctx.jobId})`,
+      reply: 'this worker belongs to another job',
+    };
+  if (r.round !== ctx.round) {
+    const which = r.round < ctx.round ? 'an earlier' : 'another';
+    return {
+      reason: `${who} is a worker from ${which} round (${r.round}; this is round ${ctx.round})`,
+      reply: `this worker is from ${which} round of the job`,
+    };
+  }
+  if (ctx.holder)
+    return {
+      reason: `${who}: rank ${r.rank} is already registered by pid ${ctx.holder.pid} on ${ctx.holder.host}`,
+      reply: `rank ${r.rank} is already registered`,
+    };
+  if (!ctx.open) return { reason: `${who} arrived after the rendezvous closed`, reply: 'the rendezvous has closed' };
   const expected = r.nodeRank * ctx.nprocPerNode + r.localRank;
-  if (r.rank >= ctx.nnodes * ctx.nprocPerNode || r.localRank >= ctx.nprocPerNode || r.rank !== expected)
-    return (
-      `${who}: rank ${r.rank}, node rank ${r.nodeRank}, local rank ${r.localRank} do not fit a world of ` +
-      `${ctx.nnodes} × ${ctx.nprocPerNode}`
-    );
+  if (r.rank >= ctx.nnodes * ctx.nprocPerNode || r.localRank >= ctx.nprocPerNode || r.rank !== expected) {
+    const what =
+      `rank ${r.rank}, node rank ${r.nodeRank}, local rank ${r.localRank} do not fit a world of ` +
+      `${ctx.nnodes} × ${ctx.nprocPerNode}`;
+    return { reason: `${who}: ${what}`, reply: what };
+  }
   return undefined;
 }
 

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 
 import { runLaunch, type LaunchOptions } from './launcher';
+import { START_FRESH_HELP } from '../train/checkpointing';
 import { LAUNCH_DEFAULTS } from './options';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -21,6 +22,7 @@ interface LaunchCommandOptions {
   rendezvousTimeout?: string;
   authKeyFile?: string;
   resume?: string;
+  startFresh?: boolean;
   bindCores?: boolean;
   maxRestarts?: string;
   stopTimeout?: string;
@@ -58,6 +60,7 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
     )
     .option('--bind-cores', "run each worker on its own slice of this node's cores (taskset); default: no binding")
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
+    .option('--start-fresh', START_FRESH_HELP)
     .option(
       '--max-restarts <n>',
       `restart the whole job up to n times after a failure, from its newest checkpoint (default PARATRAIN_MAX_RESTARTS or ${d.maxRestarts})`,

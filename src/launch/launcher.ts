@@ -9,12 +9,14 @@ import { loadConfig } from '../config/load';
 import { resolveTask } from '../tasks/task-run';
 import { loadControlKeys } from '../control/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
+import { checkEngineMemory } from '../engine/memory';
 import { formatReport } from '../coordinator/failure';
 import { checkpointRoot } from '../train/checkpointing';
+import { checkRunDir } from '../train/run-dir';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
-import { checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
+import { checkAddressesResolve, checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
 import { LauncherView } from './progress';
 import { statusOf, writeLaunchStatus } from './status';
 
@@ -42,6 +44,9 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   const loaded = loadConfig({ config: o.config, set: o.set });
   const plan = resolveLaunchPlan(o);
   checkLaunchPlan(plan, loaded);
+  checkRunDir(loaded.run.dir);
+  checkEngineMemory(loaded, { processes: plan.nprocPerNode });
+  await checkAddressesResolve(plan);
   // A fine-tuning job's labels and steps are settled once here, and every worker gets them.
   const config = await resolveTask(loaded, plan.worldSize / loaded.parallel.tensor);
   const workerEntry = path.resolve(o.workerEntry ?? defaultWorkerEntry());
@@ -77,6 +82,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   try {
     if (plan.nodeRank === 0) {
       coordinator = await Coordinator.start({
+        masterAddr: plan.masterAddr,
         port: plan.masterPort,
         nnodes: plan.nnodes,
         nprocPerNode: plan.nprocPerNode,
@@ -89,6 +95,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
         checkpointRoot: checkpointRoot(config),
         keep: config.checkpoint.keep,
         resume: plan.resume,
+        startFresh: plan.startFresh,
         maxRestarts: plan.maxRestarts,
         stopTimeoutMs: plan.stopTimeoutMs,
         log: view.log.child({ component: 'coordinator' }),

@@ -1,11 +1,14 @@
 // options.ts — what one `paratrain launch` is asked to do, resolved from (in this order) its flags,
 // Slurm's environment, MASTER_ADDR/MASTER_PORT, and the defaults; and the checks that must pass
 // before anything is spawned (the node layout, and a tensor-parallel size the model can be split by).
+import * as dns from 'node:dns/promises';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { Config } from '../config/schema';
 import { layoutProblems } from '../coordinator/groups';
+import { startFreshProblem } from '../train/checkpointing';
 import { LaunchError } from './errors';
 import { firstHost } from './slurm-hostlist';
 
@@ -26,6 +29,8 @@ export interface LaunchFlags {
   authKeyFile?: string;
   /** A checkpoint step directory, a checkpoints root, or 'auto' (passed to every worker). */
   resume?: string;
+  /** With --resume auto: checkpoints present but none verifies → set them aside, start at step 0. */
+  startFresh?: boolean;
   /** Give each worker its own slice of the node's cores (taskset). */
   bindCores?: boolean;
   /** Failed rounds restarted before the job fails (default PARATRAIN_MAX_RESTARTS, else 0). */
@@ -53,6 +58,8 @@ export interface LaunchPlan {
   authKeyFile?: string;
   /** --resume: an absolute checkpoint path, or 'auto'. */
   resume?: string;
+  /** --start-fresh (only with --resume auto). */
+  startFresh: boolean;
   /** --bind-cores */
   bindCores: boolean;
   /** --max-restarts (or PARATRAIN_MAX_RESTARTS): failed rounds restarted before the job fails. */
@@ -147,6 +154,47 @@ export function slurmLayout(env: NodeJS.ProcessEnv): NodeLayout | undefined {
   };
 }
 
+/** A host name (RFC 1123 labels) or an IPv4 / IPv6 literal: what may follow tcp:// in an endpoint. */
+export function isHostSyntax(host: string): boolean {
+  if (net.isIP(host) !== 0) return true;
+  if (host.length === 0 || host.length > 253) return false;
+  return host
+    .replace(/\.$/, '')
+    .split('.')
+    .every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
+}
+
+function requireHostSyntax(what: string, host: string): void {
+  if (!isHostSyntax(host))
+    throw new LaunchError(
+      'ERR_LAUNCH_OPTION',
+      `${what} '${host}' is not a host name or an IP address (letters, digits, '-' and '.'; or an IPv4/IPv6 literal)`,
+    );
+}
+
+/**
+ * Every address of the plan must resolve before anything is started (the coordinator binds and
+ * every launcher connects to --master-addr; workers bind --host-addr): one clear message now
+ * instead of a bare EINVAL or a rendezvous that times out.
+ */
+export async function checkAddressesResolve(plan: LaunchPlan): Promise<void> {
+  for (const [what, host] of [
+    ['--master-addr', plan.masterAddr],
+    ['--host-addr', plan.hostAddr],
+  ] as const) {
+    if (net.isIP(host) !== 0) continue;
+    try {
+      await dns.lookup(host);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      throw new LaunchError(
+        'ERR_LAUNCH_OPTION',
+        `${what} '${host}' does not resolve (${code}); give a name this host can resolve, or an IP address`,
+      );
+    }
+  }
+}
+
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
@@ -201,6 +249,8 @@ export function resolveLaunchPlan(
     );
   const authKeyFile = flags.authKeyFile ?? (env.PARATRAIN_AUTH_KEY_FILE || undefined);
   const masterAddr = flags.masterAddr ?? slurm?.masterAddr ?? env.MASTER_ADDR ?? LAUNCH_DEFAULTS.masterAddr;
+  requireHostSyntax(flags.masterAddr !== undefined ? '--master-addr' : 'MASTER_ADDR', masterAddr);
+  if (flags.hostAddr !== undefined) requireHostSyntax('--host-addr', flags.hostAddr);
   const masterPort = parseInteger(
     flags.masterPort !== undefined ? '--master-port' : 'MASTER_PORT',
     flags.masterPort ?? env.MASTER_PORT ?? LAUNCH_DEFAULTS.masterPort,
@@ -221,6 +271,8 @@ export function resolveLaunchPlan(
       `--heartbeat-timeout (${heartbeatTimeoutMs / 1000} s) must be longer than --heartbeat-interval ` +
         `(${heartbeatIntervalMs / 1000} s); a few intervals is usual`,
     );
+  const startFresh = startFreshProblem(flags.resume, flags.startFresh);
+  if (startFresh) throw new LaunchError('ERR_LAUNCH_OPTION', startFresh);
   return {
     nnodes,
     nodeRank,
@@ -249,6 +301,7 @@ export function resolveLaunchPlan(
     stopTimeoutMs: parseSeconds('--stop-timeout', flags.stopTimeout ?? LAUNCH_DEFAULTS.stopTimeoutS),
     statusFile: flags.statusFile ? path.resolve(flags.statusFile) : undefined,
     resume: flags.resume === undefined || flags.resume === 'auto' ? flags.resume : path.resolve(flags.resume),
+    startFresh: !!flags.startFresh,
     layoutSource: layoutSource(flags, slurm),
   };
 }

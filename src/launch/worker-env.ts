@@ -45,7 +45,9 @@ export function workerEnv(i: WorkerEnvInput): NodeJS.ProcessEnv {
     PARATRAIN_RESTART_COUNT: String(welcome.round),
     TORCHELASTIC_RESTART_COUNT: String(welcome.round),
     PARATRAIN_CONFIG: i.configJson,
-    PARATRAIN_HOST_ADDR: plan.hostAddr,
+    // A single-node job's rings are all on this host, over ipc: no TCP listener that nothing would
+    // connect to (and anything on the host could). '' binds none (src/worker/main.ts).
+    PARATRAIN_HOST_ADDR: plan.nnodes === 1 ? '' : plan.hostAddr,
     PARATRAIN_IPC_DIR: i.ipcDir,
     // Node 0's timing (from the welcome), so every process of the job uses the same limits.
     PARATRAIN_HEARTBEAT_INTERVAL_MS: String(welcome.heartbeatIntervalMs),

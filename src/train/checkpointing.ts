@@ -6,17 +6,35 @@ import * as path from 'node:path';
 import {
   checkpointDirFor,
   commitCheckpoint,
+  diskFullError,
   readCheckpointManifest,
   readRankState,
+  resumeAuto,
   selectResumeCheckpoint,
   writeShard,
   type CheckpointHeader,
   type CheckpointManifest,
+  type ResumeAutoOptions,
   type ShardReport,
+  type UpkeepFailure,
 } from '../checkpoint';
 import type { Config } from '../config/schema';
 import type { NativeEngine } from '../engine/native';
 import { learningRate, type ScheduleSpec } from './schedule';
+
+/** --start-fresh, for `paratrain train` and `paratrain launch`. */
+export const START_FRESH_HELP =
+  'with --resume auto: when checkpoints are present but none verifies, set them aside (step-N.unverified) and ' +
+  'start at step 0 instead of stopping with an error';
+
+/** --start-fresh means something only with --resume auto: an explicit checkpoint never falls back. */
+export function startFreshProblem(resume: string | undefined, startFresh: boolean | undefined): string | undefined {
+  if (!startFresh || resume === 'auto') return undefined;
+  return (
+    `--start-fresh only applies to --resume auto (got ${resume === undefined ? 'no --resume' : `--resume ${resume}`}); ` +
+    'an explicit checkpoint never falls back to step 0'
+  );
+}
 
 export function checkpointRoot(c: Config): string {
   return path.join(c.run.dir, 'checkpoints');
@@ -180,10 +198,20 @@ export class CheckpointSaver {
   }
 }
 
-/** A single process commits its own shard. */
-export function commitLocally(c: Config): CommitShard {
+/**
+ * A single process commits its own shard. Upkeep that failed after the commit (an old checkpoint
+ * that could not be pruned) goes to `onUpkeepFailure`, a warning: the step is committed.
+ */
+export function commitLocally(c: Config, onUpkeepFailure: (f: UpkeepFailure) => void): CommitShard {
   return async (report) => {
-    const saved = await commitCheckpoint(checkpointRoot(c), [report], { keep: c.checkpoint.keep });
+    const root = checkpointRoot(c);
+    let saved: Awaited<ReturnType<typeof commitCheckpoint>>;
+    try {
+      saved = await commitCheckpoint(root, [report], { keep: c.checkpoint.keep });
+    } catch (err) {
+      throw diskFullError(err, root) ?? err;
+    }
+    for (const f of saved.upkeepFailures) onUpkeepFailure(f);
     return { dir: saved.dir };
   };
 }
@@ -195,17 +223,19 @@ export interface ResumePoint {
 
 /**
  * The checkpoint to resume from. `verifiedDir` comes from the coordinator, which has verified it
- * already; otherwise `spec` ('auto' or a path) is resolved and verified here.
+ * already; otherwise `spec` ('auto' or a path) is resolved and verified here ('auto': resumeAuto,
+ * which fails when checkpoints are present but none verifies, unless opts.startFresh).
  */
 export async function findResumePoint(
   c: Config,
   spec: string | undefined,
   verifiedDir: string | undefined,
-  onSkip: (dir: string, reason: string) => void,
+  opts: ResumeAutoOptions,
 ): Promise<ResumePoint | undefined> {
   if (verifiedDir) return { dir: verifiedDir, manifest: await readCheckpointManifest(verifiedDir) };
   if (!spec) return undefined;
-  return selectResumeCheckpoint(spec, checkpointRoot(c), onSkip);
+  if (spec === 'auto') return resumeAuto(checkpointRoot(c), opts);
+  return selectResumeCheckpoint(spec, checkpointRoot(c));
 }
 
 /** Loads this rank's slices of every parameter and optimizer moment (any saved layout). */

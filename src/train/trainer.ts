@@ -22,6 +22,7 @@ import type { TrainBatch } from '../data/batch';
 import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine, resolveThreads } from '../engine/engine';
+import { checkEngineMemory } from '../engine/memory';
 import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
 import { cpuPeak } from '../engine/peak';
 import {
@@ -33,10 +34,12 @@ import {
   type CommitShard,
   type SaveTiming,
 } from './checkpointing';
+import { describeSetAside } from '../checkpoint';
 import { sequenceLogits, scoreTask } from '../tasks/evaluate';
 import type { TaskSplitData } from '../tasks/task-data';
 import { isFineTuning, loadInitialWeights, openTaskData, taskSettings, type TaskRunData } from '../tasks/task-run';
 import { BEST_DIR, BestCheckpoint } from './best-checkpoint';
+import { checkRunDir } from './run-dir';
 import { createRunLogger, type RunLogger } from './log';
 import { flopsPerToken, stepMfu } from './mfu';
 import { learningRate, scheduleFromConfig } from './schedule';
@@ -53,6 +56,8 @@ export class TrainingError extends Error {
 export interface TrainOptions {
   /** A checkpoint step directory, a checkpoints root, or 'auto' (this run's newest good one, if any). */
   resume?: string;
+  /** --start-fresh: 'auto' among checkpoints none of which verifies sets them aside and starts at step 0. */
+  startFresh?: boolean;
   quiet?: boolean;
   /** Save/stop requests raised from outside the loop (signals, the coordinator). */
   requests?: TrainRequests;
@@ -182,8 +187,12 @@ export async function train(c: Config, opts: TrainOptions = {}, rank?: RankConte
         `\`paratrain launch --nproc-per-node N\` (N a multiple of ${c.parallel.tensor}), or set parallel.tensor: 1.`,
     );
   const leader = !rank || rank.rank === 0;
+  // A worker's launcher checked these for its whole node already.
+  if (!rank) {
+    checkRunDir(c.run.dir);
+    checkEngineMemory(c);
+  }
   fs.mkdirSync(c.run.dir, { recursive: true });
-  if (leader) fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
   const logger = createRunLogger(c.run.dir, c.train.steps, { quiet: opts.quiet, file: leader });
   try {
     return await runTraining(c, opts, logger, rank);
@@ -209,9 +218,13 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   let resumedAt = 0,
     consumedAtResume = 0;
 
-  const resumeFrom = await findResumePoint(c, opts.resume, rank?.resumeDir, (dir, reason) =>
-    log.warn({ event: 'resume-skip', checkpoint: dir, reason }, `skipping checkpoint ${dir}: ${reason}`),
-  );
+  const resumeFrom = await findResumePoint(c, opts.resume, rank?.resumeDir, {
+    onSkip: (dir, reason) =>
+      log.warn({ event: 'resume-skip', checkpoint: dir, reason }, `skipping checkpoint ${dir}: ${reason}`),
+    onSetAside: (dir, to, reason) =>
+      log.warn({ event: 'resume-set-aside', checkpoint: dir, to, reason }, describeSetAside(dir, to, reason)),
+    startFresh: opts.startFresh,
+  });
   if (resumeFrom) {
     const { dir, manifest } = resumeFrom;
     const saved = JSON.parse(manifest.configJson) as Config;
@@ -271,6 +284,9 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       );
   }
   const consumedAt = (s: number) => consumedAtResume + (s - resumedAt) * globalBatch;
+  // Only a run that has started (its data open, its checkpoint loaded) replaces the run's config.yaml:
+  // a start that fails leaves the config of the run already in this directory as it was.
+  if (leader) fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
 
   const params = engine.numParams();
   // MFU's denominator: this rank's peak (CPU: measured once per machine and thread count, cached).
@@ -319,7 +335,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     c,
     engine,
     place,
-    rank?.commitShard ?? commitLocally(c),
+    rank?.commitShard ??
+      commitLocally(c, (f) => log.warn({ event: 'checkpoint-upkeep', dir: f.dir, reason: f.message }, f.message)),
     (t) => {
       result.checkpoints.push(t.dir);
       result.saves.push(t);

@@ -52,6 +52,7 @@ async function runWorker(control: ControlClient): Promise<void> {
   const nodeRank = Number(process.env.NODE_RANK ?? 0);
   const plane = createDataPlane(config, {
     ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
+    // '' (a single-node job): ipc only, no tcp listener.
     hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
     localRank,
   });

@@ -67,14 +67,14 @@ describe('resume choice', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-resume-'));
     const skipped: string[] = [];
     const onSkip = (dir: string) => skipped.push(dir);
-    expect(await findResumeCheckpoint(undefined, root, onSkip)).toBeUndefined();
-    expect(await findResumeCheckpoint('auto', path.join(root, 'missing'), onSkip)).toBeUndefined();
+    expect(await findResumeCheckpoint(undefined, root, { onSkip })).toBeUndefined();
+    expect(await findResumeCheckpoint('auto', path.join(root, 'missing'), { onSkip })).toBeUndefined();
     expect(skipped).toEqual([]);
     // A step directory without a manifest is a save that never committed: skipped, and said so
     // (as `paratrain train --resume auto` does).
     const leftover = path.join(root, 'step-0000010');
     fs.mkdirSync(leftover);
-    expect(await findResumeCheckpoint('auto', root, onSkip)).toBeUndefined();
+    expect(await findResumeCheckpoint('auto', root, { onSkip })).toBeUndefined();
     expect(skipped).toEqual([leftover]);
   });
 });

@@ -282,6 +282,51 @@ describe('rendezvous', () => {
     expect(failureCode(effects)).toBe('ERR_LAUNCH_MISMATCH');
   });
 
+  it('after the rendezvous, a hello with another layout is refused and the job runs on', () => {
+    const d = new Driver();
+    d.running();
+    const effects = d.say(agentId(9), 'agentHello', { nodeRank: 1, host: 'x', nprocPerNode: 2, nnodes: 2, pid: 5 });
+    expect(sent(effects, 'reject')).toHaveLength(1);
+    expect(ofType(effects, 'end')).toEqual([]);
+    expect(d.phase).toBe('running');
+  });
+
+  it('a flood of refusals stays bounded: cut strings, 100 records kept, one log line per 1000', () => {
+    const d = new Driver();
+    d.hello(0);
+    const host = 'h'.repeat(50_000);
+    let logged = 0,
+      logChars = 0,
+      longestReply = 0;
+    for (let i = 0; i < 5000; i++) {
+      const effects = d.say(
+        Buffer.from(`worker/flood/${i}`),
+        'register',
+        registration(d.s, 0, 0, { jobId: 'x', host }),
+      );
+      for (const l of ofType(effects, 'log')) {
+        logged++;
+        logChars += l.text.length;
+      }
+      for (const m of sent(effects, 'reject'))
+        longestReply = Math.max(longestReply, (m.body as { reason: string }).reason.length);
+    }
+    expect(logged).toBe(20 + 1 + 5); // the first 20, the switch to counting, then at 1000, 2000, …, 5000
+    expect(logChars).toBeLessThan(30_000);
+    expect(longestReply).toBeLessThan(1100);
+    expect(d.phase).toBe('rendezvous');
+    const report = (() => {
+      const r = end(d.advance(RENDEZVOUS + 1)).result;
+      if (r.ok) throw new Error('the rendezvous should have timed out');
+      return r.report;
+    })();
+    expect(report.rejected).toHaveLength(100);
+    for (const p of report.rejected) {
+      expect(p.host!.length).toBeLessThan(300);
+      expect(p.reason.length).toBeLessThan(1100);
+    }
+  });
+
   it('a message from a peer that never joined is logged and dropped', () => {
     const d = new Driver();
     const effects = d.say(Buffer.from('stranger'), 'ready', {});

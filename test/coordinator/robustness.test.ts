@@ -102,9 +102,7 @@ describe('coordinator robustness', () => {
     expect(otherJob?.kind).toBe('reject');
     expect(otherJob?.body).toMatchObject({ reason: expect.stringMatching(/belongs to another job/) });
     const otherRound = await askOnce(port, staleRegister(jobId, 1));
-    expect(otherRound?.body).toMatchObject({
-      reason: expect.stringMatching(/a worker from another round \(1; this is round 0\)/),
-    });
+    expect(otherRound?.body).toEqual({ reason: 'this worker is from another round of the job' });
 
     const r = await l.exited;
     expect(r.code, r.stderr).toBe(0);
@@ -128,9 +126,7 @@ describe('coordinator robustness', () => {
 
     const stale = await askOnce(port, staleRegister(jobId, 0));
     expect(stale?.kind).toBe('reject');
-    expect(stale?.body).toMatchObject({
-      reason: 'rank 0 (host stale-host, pid 99999) is a worker from an earlier round (0; this is round 1)',
-    });
+    expect(stale?.body).toEqual({ reason: 'this worker is from an earlier round of the job' });
     const r = await l.exited;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/refused: rank 0 \(host stale-host, pid 99999\) is a worker from an earlier round/);
