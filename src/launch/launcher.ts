@@ -45,10 +45,10 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   const plan = resolveLaunchPlan(o);
   checkLaunchPlan(plan, loaded);
   checkRunDir(loaded.run.dir);
-  checkEngineMemory(loaded, { processes: plan.nprocPerNode });
-  await checkAddressesResolve(plan);
   // A fine-tuning job's labels and steps are settled once here, and every worker gets them.
   const config = await resolveTask(loaded, plan.worldSize / loaded.parallel.tensor);
+  checkEngineMemory(config, { processes: plan.nprocPerNode });
+  await checkAddressesResolve(plan);
   const workerEntry = path.resolve(o.workerEntry ?? defaultWorkerEntry());
   if (!fs.existsSync(workerEntry))
     throw new LaunchError(
