@@ -146,6 +146,8 @@ export const dataSchema = z
     /** Share held out for evaluation: whole documents, or the text's last share when there are few; 0 = no evaluation. */
     heldout_fraction: z.number().gte(0).lt(0.5).default(0.02),
     mask_prob: z.number().gt(0).lt(1).default(0.15),
+    /** Masked-LM families: select whole words (WordPiece "##" pieces, BPE tokens without "Ġ", join the token before). */
+    whole_word_mask: z.boolean().default(false),
     /** Sentence-pair task of the masked-LM families: BERT nsp, ALBERT sop, RoBERTa and ELECTRA none (the default per family). */
     pair_task: z.enum(['nsp', 'sop', 'none']).optional(),
     /** How masked-LM samples are cut: sentence pairs ([CLS] A [SEP] B [SEP]) or RoBERTa's full sentences (RoBERTa's default). */

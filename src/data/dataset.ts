@@ -59,6 +59,8 @@ export interface DatasetOptions {
   maxDocuments?: number;
   /** masked-lm only: optional cap on masked positions per sequence. */
   maxPredictionsPerSeq?: number;
+  /** masked-lm only: select whole words, all their sub-tokens together (see maskWholeWords). Default false. */
+  wholeWordMask?: boolean;
 }
 
 export interface DatasetSummary {
@@ -129,6 +131,9 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
     eval: range(trainCount, documents.length),
   };
 
+  // Built once for both splits: one idToToken call per vocabulary entry.
+  const wordContinuation =
+    opts.objective === 'masked-lm' && opts.wholeWordMask ? tokenizer.wordContinuationTable() : undefined;
   type SampleSource = { samplesPerEpoch: number; batch(firstSample: number, count: number): TrainBatch };
   const makeSource = (split: Split): SampleSource | null => {
     if (splitDocuments[split].length === 0) return null;
@@ -145,6 +150,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
       size: tokenizer.vocabSize,
       special: tokenizer.maskedLmSpecialIds(),
       isSpecialId: (id) => tokenizer.isSpecialId(id),
+      ...(wordContinuation ? { wordContinuation } : {}),
     };
     // validateOptions has checked maskProb and, for sentence pairs, pairTask.
     const sampling = {
@@ -152,6 +158,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
       seed: opts.seed,
       maskProb: opts.maskProb as number,
       maxPredictionsPerSeq: opts.maxPredictionsPerSeq,
+      wholeWordMask: opts.wholeWordMask === true,
     };
     if (opts.packing === 'full-sentences') {
       return new FullSentenceDataset(store, splitDocuments[split], vocabulary, sampling, split);

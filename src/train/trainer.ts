@@ -153,6 +153,7 @@ export async function openRunData(
     maskProb: c.data.mask_prob,
     maxDocuments: c.data.max_documents || undefined,
     maxPredictionsPerSeq: maxPredictionsPerSequence(c),
+    wholeWordMask: c.data.whole_word_mask,
   });
 }
 
