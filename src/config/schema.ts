@@ -138,6 +138,10 @@ export const dataSchema = z
     document_separator: z.string().min(1).default('auto'),
     /** User documents longer than this many characters are cut at a line break; 0 = no limit. */
     max_document_chars: nonNegativeInt.default(DEFAULT_MAX_DOCUMENT_CHARS),
+    /** GPT: a Megatron indexed dataset PREFIX (PREFIX.bin/.idx, e.g. from `paratrain preprocess`) instead of corpus. */
+    path: z.string().min(1).optional(),
+    /** With path: train,valid,test weights by documents (Megatron's form); training reads the first, evaluation the second. */
+    split: z.string().min(1).default('969,30,1'),
     /** JSON-lines corpora (.jsonl, .json): the field that holds each document's text. */
     json_key: z.string().min(1).default(DEFAULT_JSON_KEY),
     /** 'auto' trains (and caches) a tokenizer on the corpus; or a path to any tokenizer.json. */

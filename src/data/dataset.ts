@@ -3,6 +3,7 @@ import type { Split, TrainBatch } from './batch';
 import { CausalLmWindowDataset } from './causal-lm-dataset';
 import { fingerprintDocuments, loadCorpus, type CorpusOptions } from './corpus';
 import { DataError } from './errors';
+import { openPreprocessedDataset } from './preprocessed-dataset';
 import { FullSentenceDataset } from './full-sentence-dataset';
 import { splitHeldout, type HeldoutBy } from './heldout';
 import type { MaskedLmVocabulary } from './masking';
@@ -42,6 +43,13 @@ export interface DatasetOptions {
   tokenizerKind: TokenizerKind;
   /** 'bundled', a text or JSON-lines file, or a directory of them (see loadCorpus). */
   corpus: 'bundled' | string;
+  /**
+   * causal-lm only: train from this Megatron indexed dataset (PREFIX.bin/.idx, e.g. made by
+   * `paratrain preprocess`) instead of `corpus`; see openPreprocessedDataset.
+   */
+  path?: string;
+  /** With `path`: train,valid,test document weights, e.g. "969,30,1". */
+  split?: string;
   /** How a user's files become documents (see loadCorpus). */
   corpusOptions?: CorpusOptions;
   /** Use this tokenizer.json instead of training one. */
@@ -70,7 +78,8 @@ export interface DatasetSummary {
   trainDocuments: number;
   evalDocuments: number;
   heldoutBy: HeldoutBy;
-  tokenStoreOrigin: 'cache' | 'tokenized';
+  /** 'preprocessed': read from a .bin/.idx pair (data.path), nothing tokenized. */
+  tokenStoreOrigin: 'cache' | 'tokenized' | 'preprocessed';
   tokenStoreMillis: number;
 }
 
@@ -94,6 +103,7 @@ export interface Dataset {
 
 export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
   validateOptions(opts);
+  if (opts.path !== undefined) return openPreprocessedDataset(opts);
   const corpusName = opts.corpus === 'bundled' ? 'bundled' : path.resolve(opts.corpus);
   const corpus = loadCorpus(opts.corpus, { ...opts.corpusOptions, maxDocuments: opts.maxDocuments });
   const parts = splitHeldout(corpus, opts.heldoutFraction, corpusName);
@@ -264,6 +274,11 @@ function validateOptions(opts: DatasetOptions): void {
     problems.push(`seqLen must be an integer >= ${minimum}, got ${opts.seqLen}`);
   }
   if (!Number.isSafeInteger(opts.seed)) problems.push(`seed must be an integer, got ${opts.seed}`);
+  if (opts.path !== undefined && opts.objective !== 'causal-lm')
+    problems.push(
+      `path (a preprocessed .bin/.idx dataset) is read by the causal-lm objective only for now, not ` +
+        `${String(opts.objective)}; use corpus (text) for masked-LM training`,
+    );
   if (!(opts.heldoutFraction >= 0 && opts.heldoutFraction < 1)) {
     problems.push(`heldoutFraction must be in [0, 1), got ${opts.heldoutFraction}`);
   }
