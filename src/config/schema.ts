@@ -141,7 +141,10 @@ export const dataSchema = z
     /** GPT: a Megatron indexed dataset PREFIX (PREFIX.bin/.idx, e.g. from `paratrain preprocess`) instead of corpus. */
     path: z.string().min(1).optional(),
     /** With path: train,valid,test weights by documents (Megatron's form); training reads the first, evaluation the second. */
-    split: z.string().min(1).default('969,30,1'),
+    split: z
+      .union([z.string().min(1), z.number()])
+      .transform(String)
+      .default('969,30,1'),
     /** JSON-lines corpora (.jsonl, .json): the field that holds each document's text. */
     json_key: z.string().min(1).default(DEFAULT_JSON_KEY),
     /** 'auto' trains (and caches) a tokenizer on the corpus; or a path to any tokenizer.json. */

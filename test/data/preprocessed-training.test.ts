@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load';
 import { openDataset, type DatasetOptions } from '../../src/data/dataset';
 import { DataError } from '../../src/data/errors';
 import { splitDocuments } from '../../src/data/indexed-causal-lm-dataset';
@@ -122,6 +123,13 @@ describe('training from a preprocessed dataset (data.path)', () => {
   it('takes Megatron split weights by documents', () => {
     expect(splitDocuments('969,30,1', 1000)).toEqual({ train: [0, 969], eval: [969, 999] });
     expect(splitDocuments('1', 10)).toEqual({ train: [0, 10], eval: [10, 10] });
+    // `--set data.split=1` arrives as a number.
+    const config = validateConfig({
+      model: { arch: 'gpt', layers: 1, hidden: 32, heads: 4, ffn: 64, vocab_size: 300, seq_len: 16 },
+      train: { steps: 1, micro_batch: 2, lr: 0.01 },
+      data: { path: withEod, split: 1 },
+    });
+    expect(config.data.split).toBe('1');
     expect(() => splitDocuments('a,b', 10)).toThrow(/data\.split must be .* got "a,b"/);
     expect(() => splitDocuments('0,1', 10)).toThrow(/gives the training split no share/);
   });
