@@ -148,6 +148,12 @@ function familyChecks(c: Config): string[] {
   }
   if ((m.arch === 'roberta' || m.arch === 'electra') && task !== 'none')
     problems.push(`data.pair_task: ${m.arch} has no sentence-pair head; use none (its default)`);
+  if (c.data.path !== undefined && m.arch !== 'gpt')
+    problems.push(`data.path: preprocessed datasets train gpt only for now, not ${m.arch}; use data.corpus`);
+  if (c.data.path !== undefined && c.data.corpus !== 'bundled')
+    problems.push(`data.path and data.corpus both name training data; keep one`);
+  if (m.arch === 'gpt' && c.data.whole_word_mask)
+    problems.push(`data.whole_word_mask: gpt predicts every next token, nothing is masked; remove the key`);
   if (m.arch === 'gpt' && c.data.packing !== undefined)
     problems.push(`data.packing: gpt reads windows of the token stream; remove the key`);
   if (packing(c) === 'full-sentences' && task !== 'none')

@@ -138,6 +138,13 @@ export const dataSchema = z
     document_separator: z.string().min(1).default('auto'),
     /** User documents longer than this many characters are cut at a line break; 0 = no limit. */
     max_document_chars: nonNegativeInt.default(DEFAULT_MAX_DOCUMENT_CHARS),
+    /** GPT: a Megatron indexed dataset PREFIX (PREFIX.bin/.idx, e.g. from `paratrain preprocess`) instead of corpus. */
+    path: z.string().min(1).optional(),
+    /** With path: train,valid,test weights by documents (Megatron's form); training reads the first, evaluation the second. */
+    split: z
+      .union([z.string().min(1), z.number()])
+      .transform(String)
+      .default('969,30,1'),
     /** JSON-lines corpora (.jsonl, .json): the field that holds each document's text. */
     json_key: z.string().min(1).default(DEFAULT_JSON_KEY),
     /** 'auto' trains (and caches) a tokenizer on the corpus; or a path to any tokenizer.json. */
@@ -146,6 +153,8 @@ export const dataSchema = z
     /** Share held out for evaluation: whole documents, or the text's last share when there are few; 0 = no evaluation. */
     heldout_fraction: z.number().gte(0).lt(0.5).default(0.02),
     mask_prob: z.number().gt(0).lt(1).default(0.15),
+    /** Masked-LM families: select whole words (WordPiece "##" pieces, BPE tokens without "Ġ", join the token before). */
+    whole_word_mask: z.boolean().default(false),
     /** Sentence-pair task of the masked-LM families: BERT nsp, ALBERT sop, RoBERTa and ELECTRA none (the default per family). */
     pair_task: z.enum(['nsp', 'sop', 'none']).optional(),
     /** How masked-LM samples are cut: sentence pairs ([CLS] A [SEP] B [SEP]) or RoBERTa's full sentences (RoBERTa's default). */

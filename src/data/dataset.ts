@@ -3,6 +3,7 @@ import type { Split, TrainBatch } from './batch';
 import { CausalLmWindowDataset } from './causal-lm-dataset';
 import { fingerprintDocuments, loadCorpus, type CorpusOptions } from './corpus';
 import { DataError } from './errors';
+import { openPreprocessedDataset } from './preprocessed-dataset';
 import { FullSentenceDataset } from './full-sentence-dataset';
 import { splitHeldout, type HeldoutBy } from './heldout';
 import type { MaskedLmVocabulary } from './masking';
@@ -42,6 +43,13 @@ export interface DatasetOptions {
   tokenizerKind: TokenizerKind;
   /** 'bundled', a text or JSON-lines file, or a directory of them (see loadCorpus). */
   corpus: 'bundled' | string;
+  /**
+   * causal-lm only: train from this Megatron indexed dataset (PREFIX.bin/.idx, e.g. made by
+   * `paratrain preprocess`) instead of `corpus`; see openPreprocessedDataset.
+   */
+  path?: string;
+  /** With `path`: train,valid,test document weights, e.g. "969,30,1". */
+  split?: string;
   /** How a user's files become documents (see loadCorpus). */
   corpusOptions?: CorpusOptions;
   /** Use this tokenizer.json instead of training one. */
@@ -59,6 +67,8 @@ export interface DatasetOptions {
   maxDocuments?: number;
   /** masked-lm only: optional cap on masked positions per sequence. */
   maxPredictionsPerSeq?: number;
+  /** masked-lm only: select whole words, all their sub-tokens together (see maskWholeWords). Default false. */
+  wholeWordMask?: boolean;
 }
 
 export interface DatasetSummary {
@@ -68,7 +78,8 @@ export interface DatasetSummary {
   trainDocuments: number;
   evalDocuments: number;
   heldoutBy: HeldoutBy;
-  tokenStoreOrigin: 'cache' | 'tokenized';
+  /** 'preprocessed': read from a .bin/.idx pair (data.path), nothing tokenized. */
+  tokenStoreOrigin: 'cache' | 'tokenized' | 'preprocessed';
   tokenStoreMillis: number;
 }
 
@@ -92,6 +103,7 @@ export interface Dataset {
 
 export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Dataset; tokenizer: TextTokenizer }> {
   validateOptions(opts);
+  if (opts.path !== undefined) return openPreprocessedDataset(opts);
   const corpusName = opts.corpus === 'bundled' ? 'bundled' : path.resolve(opts.corpus);
   const corpus = loadCorpus(opts.corpus, { ...opts.corpusOptions, maxDocuments: opts.maxDocuments });
   const parts = splitHeldout(corpus, opts.heldoutFraction, corpusName);
@@ -129,6 +141,9 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
     eval: range(trainCount, documents.length),
   };
 
+  // Built once for both splits: one idToToken call per vocabulary entry.
+  const wordContinuation =
+    opts.objective === 'masked-lm' && opts.wholeWordMask ? tokenizer.wordContinuationTable() : undefined;
   type SampleSource = { samplesPerEpoch: number; batch(firstSample: number, count: number): TrainBatch };
   const makeSource = (split: Split): SampleSource | null => {
     if (splitDocuments[split].length === 0) return null;
@@ -145,6 +160,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
       size: tokenizer.vocabSize,
       special: tokenizer.maskedLmSpecialIds(),
       isSpecialId: (id) => tokenizer.isSpecialId(id),
+      ...(wordContinuation ? { wordContinuation } : {}),
     };
     // validateOptions has checked maskProb and, for sentence pairs, pairTask.
     const sampling = {
@@ -152,6 +168,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
       seed: opts.seed,
       maskProb: opts.maskProb as number,
       maxPredictionsPerSeq: opts.maxPredictionsPerSeq,
+      wholeWordMask: opts.wholeWordMask === true,
     };
     if (opts.packing === 'full-sentences') {
       return new FullSentenceDataset(store, splitDocuments[split], vocabulary, sampling, split);
@@ -257,6 +274,11 @@ function validateOptions(opts: DatasetOptions): void {
     problems.push(`seqLen must be an integer >= ${minimum}, got ${opts.seqLen}`);
   }
   if (!Number.isSafeInteger(opts.seed)) problems.push(`seed must be an integer, got ${opts.seed}`);
+  if (opts.path !== undefined && opts.objective !== 'causal-lm')
+    problems.push(
+      `path (a preprocessed .bin/.idx dataset) is read by the causal-lm objective only for now, not ` +
+        `${String(opts.objective)}; use corpus (text) for masked-LM training`,
+    );
   if (!(opts.heldoutFraction >= 0 && opts.heldoutFraction < 1)) {
     problems.push(`heldoutFraction must be in [0, 1), got ${opts.heldoutFraction}`);
   }

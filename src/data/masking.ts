@@ -7,6 +7,11 @@ export interface MaskedLmVocabulary {
   size: number;
   special: MaskedLmSpecialIds;
   isSpecialId(id: number): boolean;
+  /**
+   * Whole-word masking only: entry id is 1 when that token continues the word
+   * of the token before it (TextTokenizer.wordContinuationTable).
+   */
+  wordContinuation?: Uint8Array;
 }
 
 export interface MaskingOptions {
@@ -14,6 +19,8 @@ export interface MaskingOptions {
   maskProb: number;
   /** Optional cap on predicted positions per sequence (Google's max_predictions_per_seq). */
   maxPredictionsPerSeq?: number;
+  /** Select whole words (all their sub-tokens together) instead of single tokens; see maskWholeWords. */
+  wholeWordMask?: boolean;
 }
 
 /**
@@ -33,9 +40,13 @@ export function maskTokens(
   labels: Int32Array,
   candidates: readonly number[],
   vocabulary: MaskedLmVocabulary,
-  { maskProb, maxPredictionsPerSeq }: MaskingOptions,
+  { maskProb, maxPredictionsPerSeq, wholeWordMask }: MaskingOptions,
   random: RandomStream,
 ): void {
+  if (wholeWordMask) {
+    maskWholeWords(tokens, labels, candidates, vocabulary, { maskProb, maxPredictionsPerSeq }, random);
+    return;
+  }
   let selected: Array<{ position: number; draw: number }> = [];
   const eligible = candidates.filter((position) => !vocabulary.isSpecialId(tokens[position]));
   for (const position of eligible) {
@@ -53,14 +64,93 @@ export function maskTokens(
       .sort((a, b) => a.position - b.position);
   }
 
-  for (const { position } of selected) {
-    labels[position] = tokens[position];
-    const action = random.nextFloat();
-    if (action < 0.8) {
-      tokens[position] = vocabulary.special.mask;
-    } else if (action < 0.9) {
-      tokens[position] = randomRegularToken(vocabulary, random);
+  for (const { position } of selected) replaceSelected(tokens, labels, position, vocabulary, random);
+}
+
+/**
+ * Whole-word masking (BERT's WWM release): the candidates' non-special
+ * tokens are grouped into words, a word being a token that does not continue
+ * a word plus the continuation tokens right after it (vocabulary.
+ * wordContinuation); a special token or a gap in the candidates always ends a
+ * word. Each word is selected with probability maskProb, so every token is
+ * still selected with that probability. At least one word is selected. The cap
+ * counts tokens and is filled by whole words, the smallest draws first, a word
+ * that would overrun it being skipped (as Google's create_pretraining_data.py
+ * does); only when no selected word fits at all is the first one cut to the
+ * cap, since the engine's prediction buffer holds no more.
+ *
+ * The 80/10/10 replacement is then decided per token of the selected words,
+ * as Google's code does: WWM changed which positions are predicted, not how
+ * each one is replaced.
+ *
+ * The draws, in order: one float per word; one integer when none was
+ * selected; then per selected position one float for the action and, for a
+ * random replacement, integers until a non-special id comes up.
+ */
+function maskWholeWords(
+  tokens: Int32Array,
+  labels: Int32Array,
+  candidates: readonly number[],
+  vocabulary: MaskedLmVocabulary,
+  { maskProb, maxPredictionsPerSeq }: MaskingOptions,
+  random: RandomStream,
+): void {
+  const continuation = vocabulary.wordContinuation;
+  if (!continuation) throw new Error('whole-word masking needs vocabulary.wordContinuation');
+  // words[w] = positions of word w, in order.
+  const words: number[][] = [];
+  let previous = -2;
+  for (const position of candidates) {
+    const id = tokens[position];
+    if (vocabulary.isSpecialId(id)) continue;
+    const continues = position === previous + 1 && continuation[id] === 1;
+    if (continues) words[words.length - 1].push(position);
+    else words.push([position]);
+    previous = position;
+  }
+
+  let selected: Array<{ word: number[]; draw: number }> = [];
+  for (const word of words) {
+    const draw = random.nextFloat();
+    if (draw < maskProb) selected.push({ word, draw });
+  }
+  if (selected.length === 0 && words.length > 0) {
+    selected.push({ word: words[random.nextInt(words.length)], draw: 0 });
+  }
+  let count = 0;
+  for (const { word } of selected) count += word.length;
+  if (maxPredictionsPerSeq !== undefined && count > maxPredictionsPerSeq) {
+    const byDraw = [...selected].sort((a, b) => a.draw - b.draw);
+    const kept: Array<{ word: number[]; draw: number }> = [];
+    count = 0;
+    for (const entry of byDraw) {
+      if (count + entry.word.length > maxPredictionsPerSeq) continue;
+      kept.push(entry);
+      count += entry.word.length;
     }
+    if (kept.length === 0) kept.push({ word: byDraw[0].word.slice(0, maxPredictionsPerSeq), draw: 0 });
+    selected = kept.sort((a, b) => a.word[0] - b.word[0]);
+  }
+
+  for (const { word } of selected) {
+    for (const position of word) replaceSelected(tokens, labels, position, vocabulary, random);
+  }
+}
+
+/** Records the original id as the label, then: 80% the mask token, 10% a random non-special id, 10% kept. */
+function replaceSelected(
+  tokens: Int32Array,
+  labels: Int32Array,
+  position: number,
+  vocabulary: MaskedLmVocabulary,
+  random: RandomStream,
+): void {
+  labels[position] = tokens[position];
+  const action = random.nextFloat();
+  if (action < 0.8) {
+    tokens[position] = vocabulary.special.mask;
+  } else if (action < 0.9) {
+    tokens[position] = randomRegularToken(vocabulary, random);
   }
 }
 

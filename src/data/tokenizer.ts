@@ -54,6 +54,8 @@ export const ROBERTA_SPECIAL_TOKENS: Readonly<Record<keyof MaskedLmSpecialIds, s
   mask: '<mask>',
 };
 export const END_OF_TEXT_TOKEN = '<|endoftext|>';
+/** How byte-level BPE writes the space before a word (U+0120). */
+const BYTE_LEVEL_SPACE = '\u0120';
 
 /**
  * Bump whenever the training recipe below changes, so that cached tokenizers
@@ -230,6 +232,21 @@ export class TextTokenizer {
 
   tokenToId(token: string): number | null {
     return this.native.tokenToId(token);
+  }
+
+  /**
+   * For whole-word masking: entry id is 1 when token id continues the word of
+   * the token before it: a WordPiece "##x" piece, or a byte-level BPE token
+   * without the leading-space marker "Ġ" (RoBERTa, GPT-2). Special tokens are 0.
+   */
+  wordContinuationTable(): Uint8Array {
+    const table = new Uint8Array(this.vocabSize);
+    for (let id = 0; id < this.vocabSize; id++) {
+      const token = this.native.idToToken(id);
+      if (token === null || this.specialIdSet.has(id)) continue;
+      table[id] = (this.kind === 'wordpiece' ? token.startsWith('##') : !token.startsWith(BYTE_LEVEL_SPACE)) ? 1 : 0;
+    }
+    return table;
   }
 
   /** The Hugging Face tokenizer.json text (loadable by HF tokenizers in any language). */

@@ -139,6 +139,7 @@ export async function openRunData(
     tokenizerKind: tokenizerKind(c),
     ...(masked ? { packing: packing(c), pairTask: pairTask(c) } : {}),
     corpus: c.data.corpus,
+    ...(c.data.path !== undefined ? { path: c.data.path, split: c.data.split } : {}),
     corpusOptions: {
       documentSeparator: c.data.document_separator,
       maxDocumentChars: c.data.max_document_chars,
@@ -153,6 +154,7 @@ export async function openRunData(
     maskProb: c.data.mask_prob,
     maxDocuments: c.data.max_documents || undefined,
     maxPredictionsPerSeq: maxPredictionsPerSequence(c),
+    wholeWordMask: c.data.whole_word_mask,
   });
 }
 
@@ -315,7 +317,12 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   );
 
   const evaluates = dataset.samplesPerEpoch('eval') > 0;
-  if (!evaluates)
+  if (!evaluates && c.data.path !== undefined)
+    log.info(
+      { event: 'eval-off', split: c.data.split },
+      `no validation documents (data.split is ${c.data.split}): evaluation is off`,
+    );
+  else if (!evaluates)
     log.info(
       { event: 'eval-off', heldout_fraction: c.data.heldout_fraction },
       `no held-out data (data.heldout_fraction is ${c.data.heldout_fraction}): evaluation is off`,

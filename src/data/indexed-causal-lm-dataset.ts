@@ -1,0 +1,160 @@
+// GPT training straight from a Megatron indexed dataset (`data.path`): windows are read from
+// PREFIX.bin with positional reads when a batch asks for them, so memory grows with the number of
+// sequences (the index, plus 8 bytes a sequence here), never with the number of tokens.
+import type { Split, TrainBatch } from './batch';
+import { DataError } from './errors';
+import type { IndexedDataset } from './indexed-dataset';
+import { SplitKey, StreamId } from './rng';
+import { EpochShuffle } from './sample-order';
+
+/**
+ * `data.split` ("969,30,1": train, validation, test weights, Megatron's form) as document ranges:
+ * split k is documents [round(D·w₀..ₖ₋₁/W), round(D·w₀..ₖ/W)), W the weights' sum. Training reads
+ * the first range and evaluation the second; the third (test) is left for the user.
+ */
+export function splitDocuments(split: string, documentCount: number): Record<Split, [number, number]> {
+  const parts = split.split(',').map((part) => part.trim());
+  const weights = parts.map(Number);
+  if (parts.length < 1 || parts.length > 3 || weights.some((w) => parts[0] === '' || !(w >= 0) || !isFinite(w)))
+    throw new DataError(
+      'ERR_DATA_CONFIG',
+      `data.split must be one to three non-negative numbers separated by commas (train,valid,test ` +
+        `weights, e.g. "969,30,1"), got ${JSON.stringify(split)}`,
+    );
+  const total = weights.reduce((sum, w) => sum + w, 0);
+  if (!(total > 0) || weights[0] === 0)
+    throw new DataError(
+      'ERR_DATA_CONFIG',
+      `data.split ${JSON.stringify(split)} gives the training split no share; give its first weight a positive value`,
+    );
+  const boundary = (k: number): number =>
+    Math.round((documentCount * weights.slice(0, k).reduce((sum, w) => sum + w, 0)) / total);
+  return { train: [0, boundary(1)], eval: [boundary(1), boundary(2)] };
+}
+
+/**
+ * Next-token samples over documents [firstDocument, endDocument) of an indexed dataset, laid out
+ * as CausalLmWindowDataset lays out a text corpus: the documents joined into one stream, each
+ * ending with <|endoftext|> (added where the data does not already end the document with it,
+ * i.e. when preprocess ran without --append-eod), cut into windows of seqLen + 1 tokens that share
+ * one token with the next; a fresh window order every epoch, keyed by (seed, split, epoch).
+ */
+export class IndexedCausalLmDataset {
+  readonly samplesPerEpoch: number;
+  readonly tokenCount: number;
+  private readonly firstSequence: number;
+  /** Stream offset of piece p (sequence firstSequence + p, plus its added <|endoftext|>); one more at the end. */
+  private readonly pieceStart: Float64Array;
+  /** 1 where an <|endoftext|> follows piece p's tokens in the stream. */
+  private readonly addedEndOfText: Uint8Array;
+  private readonly order: EpochShuffle;
+
+  constructor(
+    private readonly data: IndexedDataset,
+    [firstDocument, endDocument]: [number, number],
+    private readonly endOfTextId: number,
+    private readonly vocabSize: number,
+    private readonly options: { seqLen: number; seed: number },
+    private readonly split: Split,
+  ) {
+    this.firstSequence = data.documentSequences(firstDocument)[0];
+    const endSequence = data.documentSequences(endDocument - 1)[1];
+    const pieces = Math.max(0, endSequence - this.firstSequence);
+    this.pieceStart = new Float64Array(pieces + 1);
+    this.addedEndOfText = new Uint8Array(pieces);
+    let offset = 0;
+    for (let d = firstDocument; d < endDocument; d++) {
+      const [first, end] = data.documentSequences(d);
+      let last = -1; // the document's last non-empty sequence
+      for (let s = first; s < end; s++) if (data.sequenceLengths[s] > 0) last = s;
+      if (last >= 0) {
+        const lastToken = data.sequence(last, data.sequenceLengths[last] - 1, 1)[0];
+        if (lastToken !== endOfTextId) this.addedEndOfText[last - this.firstSequence] = 1;
+      }
+      for (let s = first; s < end; s++) {
+        const p = s - this.firstSequence;
+        this.pieceStart[p] = offset;
+        offset += data.sequenceLengths[s] + this.addedEndOfText[p];
+      }
+    }
+    this.pieceStart[pieces] = offset;
+    this.tokenCount = offset;
+    this.samplesPerEpoch = Math.max(0, Math.floor((offset - 1) / options.seqLen));
+    if (this.samplesPerEpoch === 0)
+      throw new RangeError(
+        `this split has ${offset} tokens, fewer than the ${options.seqLen + 1} one window of seqLen + 1 needs`,
+      );
+    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.causalWindowOrder, SplitKey[split]);
+  }
+
+  batch(firstSample: number, count: number): TrainBatch {
+    const { seqLen } = this.options;
+    const tokens = new Int32Array(count * seqLen);
+    const labels = new Int32Array(count * seqLen);
+    const window = new Int32Array(seqLen + 1);
+    for (let row = 0; row < count; row++) {
+      this.readStream(this.order.itemForSample(firstSample + row) * seqLen, window);
+      tokens.set(window.subarray(0, seqLen), row * seqLen);
+      labels.set(window.subarray(1), row * seqLen);
+    }
+    return {
+      batchSize: count,
+      seqLen,
+      tokens,
+      labels,
+      segments: null,
+      attentionMask: null,
+      pairLabels: null,
+      firstSample,
+      split: this.split,
+    };
+  }
+
+  /** Fills `out` with the stream's tokens from `start` on. */
+  private readStream(start: number, out: Int32Array): void {
+    let piece = this.pieceAt(start);
+    let within = start - this.pieceStart[piece];
+    let filled = 0;
+    while (filled < out.length) {
+      const sequence = this.firstSequence + piece;
+      const length = this.data.sequenceLengths[sequence];
+      if (within < length) {
+        const n = Math.min(length - within, out.length - filled);
+        const ids = this.data.sequence(sequence, within, n);
+        for (let i = 0; i < n; i++) {
+          if (ids[i] >= this.vocabSize || ids[i] < 0) this.refuseId(ids[i], sequence);
+        }
+        out.set(ids, filled);
+        filled += n;
+        within += n;
+      } else if (this.addedEndOfText[piece] === 1 && within === length) {
+        out[filled++] = this.endOfTextId;
+        within++;
+      } else {
+        piece++;
+        within = 0;
+      }
+    }
+  }
+
+  /** The piece whose stream range holds `position` (binary search over pieceStart). */
+  private pieceAt(position: number): number {
+    let low = 0;
+    let high = this.pieceStart.length - 2;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (this.pieceStart[middle] <= position) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+
+  private refuseId(id: number, sequence: number): never {
+    throw new DataError(
+      'ERR_TOKENIZER',
+      `${this.data.prefix}.bin holds token id ${id} in sequence ${sequence}, but the tokenizer has ` +
+        `${this.vocabSize} tokens: the dataset was tokenized with another vocabulary; point data.tokenizer at ` +
+        `the tokenizer.json it was made with, or preprocess it again with this one`,
+    );
+  }
+}
