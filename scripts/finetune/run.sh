@@ -21,4 +21,6 @@ esac
 [ -e "$test" ] || node scripts/finetune/prepare-$prepare.mjs
 [ -e runs/bert-mini/checkpoints/latest ] || npx paratrain train
 npx paratrain train -c configs/finetune-$task.yaml "$@"
-npx paratrain evaluate --checkpoint runs/finetune-$task/checkpoints --data "$test"
+run_dir=runs/finetune-$task
+for arg in "$@"; do [[ $arg == run.dir=* ]] && run_dir=${arg#run.dir=}; done
+npx paratrain evaluate --checkpoint "$run_dir/checkpoints" --data "$test"
