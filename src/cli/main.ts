@@ -13,7 +13,6 @@ import { loadModel } from '../infer/load';
 import { exportCheckpointToHf, importHfToCheckpoint } from '../interop/convert';
 import { registerLaunchCommand } from '../launch/command';
 import { REQUEST_SAVE, REQUEST_STOP } from '../engine/native';
-import { resolveTask } from '../tasks/task-run';
 import { START_FRESH_HELP, startFreshProblem } from '../train/checkpointing';
 import { train, TrainingError, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
@@ -46,7 +45,7 @@ export function buildCli(): Command {
     .action(async (o: { config: string; set: string[]; resume?: string; startFresh?: boolean }) => {
       const startFresh = startFreshProblem(o.resume, o.startFresh);
       if (startFresh) throw new TrainingError('ERR_TRAIN_OPTION', startFresh);
-      const config = await resolveTask(loadConfig({ config: o.config, set: o.set }));
+      const config = loadConfig({ config: o.config, set: o.set });
       // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.
       // SIGUSR2: save after the current step and go on. A second SIGTERM stops at once.
       const requests = new TrainRequests();

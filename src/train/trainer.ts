@@ -37,7 +37,14 @@ import {
 import { describeSetAside } from '../checkpoint';
 import { sequenceLogits, scoreTask } from '../tasks/evaluate';
 import type { TaskSplitData } from '../tasks/task-data';
-import { isFineTuning, loadInitialWeights, openTaskData, taskSettings, type TaskRunData } from '../tasks/task-run';
+import {
+  isFineTuning,
+  loadInitialWeights,
+  openTaskData,
+  resolveTask,
+  taskSettings,
+  type TaskRunData,
+} from '../tasks/task-run';
 import { BEST_DIR, BestCheckpoint } from './best-checkpoint';
 import { checkRunDir } from './run-dir';
 import { createRunLogger, type RunLogger } from './log';
@@ -181,7 +188,9 @@ function modelIdentity(c: Config): string {
   ]);
 }
 
-export async function train(c: Config, opts: TrainOptions = {}, rank?: RankContext): Promise<TrainResult> {
+export async function train(config: Config, opts: TrainOptions = {}, rank?: RankContext): Promise<TrainResult> {
+  // Alone, a fine-tuning run settles its labels and steps here; a job's launcher did it for every rank.
+  const c = rank ? config : await resolveTask(config);
   if (c.parallel.tensor !== 1 && !rank)
     throw new TrainingError(
       'ERR_CONFIG',
