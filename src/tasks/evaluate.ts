@@ -93,6 +93,14 @@ export interface ScoringOptions {
   noAnswerThreshold?: number;
 }
 
+/** The metric names scoreTask may report for a task (for checkpoint.keep_best's check before a run). */
+export function taskMetricNames(task: FineTuningTask, regression: boolean): string[] {
+  if (task === 'text-classification')
+    return regression ? ['pearson', 'spearman', 'mse'] : ['accuracy', 'f1', 'positive_f1'];
+  if (task === 'token-classification') return ['token_accuracy', 'precision', 'recall', 'f1'];
+  return ['exact_match', 'f1', 'has_ans_f1', 'no_ans_f1', 'best_f1'];
+}
+
 export function scoreTask(
   task: FineTuningTask,
   data: TaskSplitData,

@@ -35,7 +35,7 @@ import {
   type SaveTiming,
 } from './checkpointing';
 import { describeSetAside } from '../checkpoint';
-import { sequenceLogits, scoreTask } from '../tasks/evaluate';
+import { sequenceLogits, scoreTask, taskMetricNames } from '../tasks/evaluate';
 import type { TaskSplitData } from '../tasks/task-data';
 import {
   isFineTuning,
@@ -377,6 +377,14 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       'ERR_CONFIG',
       `checkpoint.keep_best ${c.checkpoint.keep_best} keeps the checkpoint with the best dev score: set task.dev`,
     );
+  if (c.checkpoint.keep_best && task) {
+    const names = taskMetricNames(taskSettings(c).name, c.task.regression);
+    if (!names.includes(c.checkpoint.keep_best))
+      throw new TrainingError(
+        'ERR_CONFIG',
+        `checkpoint.keep_best ${c.checkpoint.keep_best} is not a metric of ${c.task.name}; it reports ${names.join(', ')}`,
+      );
+  }
   const best = c.checkpoint.keep_best ? new BestCheckpoint(checkpointRoot(c), c.checkpoint.keep_best) : null;
   const saveAt = async (done: number, sync: boolean) => {
     rank?.setPhase?.('save');

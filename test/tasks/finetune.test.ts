@@ -360,6 +360,16 @@ describe('bad input stops with a clear message and exit 1', () => {
     expect(r.stderr).toMatch(/cls-dev-bad\.jsonl:4: unknown label 'neutral'; the model's labels are 'neg', 'pos'/);
   });
 
+  it('checkpoint.keep_best naming a metric the task does not report, before any step', () => {
+    const r = paratrain([
+      'train',
+      ...fineTune('token-classification', run(), { 'checkpoint.keep_best': 'accuracy', 'train.steps': 2 }),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/keep_best accuracy is not a metric of token-classification; it reports token_accuracy/);
+    expect(r.stdout + r.stderr).not.toMatch(/"step":1,/);
+  });
+
   it('an empty training file', () => {
     const empty = file('empty.jsonl', '');
     const r = paratrain(['train', ...fineTune('text-classification', run(), { 'task.train': empty })]);
