@@ -1,7 +1,34 @@
-// compare.ts — how the golden tests compare the engine's float32 results with float64 references.
+// compare.ts — the golden tests' shared parts: a fixture directory loaded into an engine, and how
+// the engine's float32 results are compared with the float64 references.
+import * as path from 'node:path';
 import { expect } from 'vitest';
 
-import type { AnyTensor } from '../../src/checkpoint';
+import { readSafetensors, type AnyTensor } from '../../src/checkpoint';
+import { validateConfig } from '../../src/config/load';
+import { createEngine, joinFlat } from '../../src/engine/engine';
+import { importHuggingFace } from '../../src/interop';
+
+/**
+ * A fixture directory (HF config.json + model.safetensors, inputs.safetensors, expected.safetensors)
+ * imported as paratrain would, in an engine shaped for its inputs' [B, T], dropout off.
+ */
+export async function loadGoldenDir(dir: string) {
+  const hf = await importHuggingFace(dir);
+  const byName = (ts: AnyTensor[]) => new Map(ts.map((t) => [t.name, t]));
+  const inputs = byName((await readSafetensors(path.join(dir, 'inputs.safetensors'))).tensors);
+  const expected = byName((await readSafetensors(path.join(dir, 'expected.safetensors'))).tensors);
+  const [B, T] = inputs.get('input_ids')!.shape;
+  const config = validateConfig({
+    ...hf.config,
+    model: { ...hf.config.model, seq_len: T, dropout: 0, attention_dropout: 0 },
+    train: { steps: 1, micro_batch: B, lr: 1 },
+  });
+  const engine = createEngine(config, { allPositions: true });
+  const table = engine.paramTable();
+  engine.setParams(joinFlat(table, new Map(hf.params.map((p) => [p.name, p]))));
+  const int = (name: string) => Int32Array.from(inputs.get(name)!.data);
+  return { config, engine, table, inputs, expected, B, T, int, warnings: hf.warnings };
+}
 
 /** ‖actual − expected‖ / ‖expected‖. */
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {

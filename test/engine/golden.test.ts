@@ -5,13 +5,12 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { readSafetensors, type AnyTensor } from '../../src/checkpoint';
-import { validateConfig } from '../../src/config/load';
+import type { AnyTensor } from '../../src/checkpoint';
 import type { ModelFamily } from '../../src/config/schema';
 import type { TrainBatch } from '../../src/data/batch';
-import { createEngine, joinFlat, splitFlat } from '../../src/engine/engine';
-import { importHuggingFace, toHuggingFace } from '../../src/interop';
-import { expectGradients, relativeError } from './compare';
+import { splitFlat } from '../../src/engine/engine';
+import { toHuggingFace } from '../../src/interop';
+import { expectGradients, loadGoldenDir, relativeError } from './compare';
 
 const fixtures = path.join(__dirname, '..', 'fixtures', 'golden');
 
@@ -26,21 +25,7 @@ const NAMES: Record<ModelFamily, { pairLabels?: string; pairLogits?: string; log
 
 async function loadFixture(family: ModelFamily) {
   const dir = path.join(fixtures, family === 'gpt' ? 'gpt' : family);
-  const hf = await importHuggingFace(dir);
-  const byName = (ts: AnyTensor[]) => new Map(ts.map((t) => [t.name, t]));
-  const inputs = byName((await readSafetensors(path.join(dir, 'inputs.safetensors'))).tensors);
-  const expected = byName((await readSafetensors(path.join(dir, 'expected.safetensors'))).tensors);
-  const ids = inputs.get('input_ids')!;
-  const [B, T] = ids.shape;
-  const config = validateConfig({
-    ...hf.config,
-    model: { ...hf.config.model, seq_len: T, dropout: 0, attention_dropout: 0 },
-    train: { steps: 1, micro_batch: B, lr: 1 },
-  });
-  const engine = createEngine(config, { allPositions: true });
-  const table = engine.paramTable();
-  engine.setParams(joinFlat(table, new Map(hf.params.map((p) => [p.name, p]))));
-  const int = (name: string) => Int32Array.from(inputs.get(name)!.data);
+  const { config, engine, table, inputs, expected, B, T, int } = await loadGoldenDir(dir);
   const names = NAMES[family];
   const masked = family !== 'gpt';
   const batch: TrainBatch = {

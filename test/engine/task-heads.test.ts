@@ -5,31 +5,16 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { readSafetensors, type AnyTensor } from '../../src/checkpoint';
-import { validateConfig } from '../../src/config/load';
 import type { TrainBatch } from '../../src/data/batch';
-import { createEngine, joinFlat, splitFlat } from '../../src/engine/engine';
-import { importHuggingFace, toHuggingFace } from '../../src/interop';
-import { expectGradients, relativeError } from './compare';
+import { splitFlat } from '../../src/engine/engine';
+import { toHuggingFace } from '../../src/interop';
+import { expectGradients, loadGoldenDir, relativeError } from './compare';
 
 const fixtures = path.join(__dirname, '..', 'fixtures', 'golden-tasks');
 
 async function loadCase(name: string) {
   const dir = path.join(fixtures, name);
-  const hf = await importHuggingFace(dir);
-  const byName = (ts: AnyTensor[]) => new Map(ts.map((t) => [t.name, t]));
-  const inputs = byName((await readSafetensors(path.join(dir, 'inputs.safetensors'))).tensors);
-  const expected = byName((await readSafetensors(path.join(dir, 'expected.safetensors'))).tensors);
-  const [B, T] = inputs.get('input_ids')!.shape;
-  const config = validateConfig({
-    ...hf.config,
-    model: { ...hf.config.model, seq_len: T, dropout: 0, attention_dropout: 0 },
-    train: { steps: 1, micro_batch: B, lr: 1 },
-  });
-  const engine = createEngine(config, { allPositions: true });
-  const table = engine.paramTable();
-  engine.setParams(joinFlat(table, new Map(hf.params.map((p) => [p.name, p]))));
-  const int = (key: string) => Int32Array.from(inputs.get(key)!.data);
+  const { config, engine, table, inputs, expected, B, T, int, warnings } = await loadGoldenDir(dir);
   const task = config.task.name;
   const batch: TrainBatch = {
     batchSize: B,
@@ -49,7 +34,7 @@ async function loadCase(name: string) {
     batch.startPositions = int('start_positions');
     batch.endPositions = int('end_positions');
   }
-  return { config, engine, table, batch, expected, B, T, warnings: hf.warnings };
+  return { config, engine, table, batch, expected, B, T, warnings };
 }
 
 const CASES: Array<[string, string, string]> = [
