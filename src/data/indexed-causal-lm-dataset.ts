@@ -4,8 +4,7 @@
 import type { Split, TrainBatch } from './batch';
 import { DataError } from './errors';
 import type { IndexedDataset } from './indexed-dataset';
-import { SplitKey, StreamId } from './rng';
-import { EpochShuffle } from './sample-order';
+import { CausalWindows } from './causal-lm-dataset';
 
 /**
  * `data.split` ("969,30,1": train, validation, test weights, Megatron's form) as document ranges:
@@ -47,15 +46,15 @@ export class IndexedCausalLmDataset {
   private readonly pieceStart: Float64Array;
   /** 1 where an <|endoftext|> follows piece p's tokens in the stream. */
   private readonly addedEndOfText: Uint8Array;
-  private readonly order: EpochShuffle;
+  private readonly windows: CausalWindows;
 
   constructor(
     private readonly data: IndexedDataset,
     [firstDocument, endDocument]: [number, number],
     private readonly endOfTextId: number,
     private readonly vocabSize: number,
-    private readonly options: { seqLen: number; seed: number },
-    private readonly split: Split,
+    options: { seqLen: number; seed: number },
+    split: Split,
   ) {
     this.firstSequence = data.documentSequences(firstDocument)[0];
     const endSequence = data.documentSequences(endDocument - 1)[1];
@@ -79,35 +78,12 @@ export class IndexedCausalLmDataset {
     }
     this.pieceStart[pieces] = offset;
     this.tokenCount = offset;
-    this.samplesPerEpoch = Math.max(0, Math.floor((offset - 1) / options.seqLen));
-    if (this.samplesPerEpoch === 0)
-      throw new RangeError(
-        `this split has ${offset} tokens, fewer than the ${options.seqLen + 1} one window of seqLen + 1 needs`,
-      );
-    this.order = new EpochShuffle(this.samplesPerEpoch, options.seed, StreamId.causalWindowOrder, SplitKey[split]);
+    this.windows = new CausalWindows(offset, options, split);
+    this.samplesPerEpoch = this.windows.samplesPerEpoch;
   }
 
   batch(firstSample: number, count: number): TrainBatch {
-    const { seqLen } = this.options;
-    const tokens = new Int32Array(count * seqLen);
-    const labels = new Int32Array(count * seqLen);
-    const window = new Int32Array(seqLen + 1);
-    for (let row = 0; row < count; row++) {
-      this.readStream(this.order.itemForSample(firstSample + row) * seqLen, window);
-      tokens.set(window.subarray(0, seqLen), row * seqLen);
-      labels.set(window.subarray(1), row * seqLen);
-    }
-    return {
-      batchSize: count,
-      seqLen,
-      tokens,
-      labels,
-      segments: null,
-      attentionMask: null,
-      pairLabels: null,
-      firstSample,
-      split: this.split,
-    };
+    return this.windows.batch(firstSample, count, (start, out) => this.readStream(start, out));
   }
 
   /** Fills `out` with the stream's tokens from `start` on. */
