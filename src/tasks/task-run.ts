@@ -15,6 +15,8 @@ import { fingerprintDocuments } from '../data/corpus';
 import { loadOrTrainTokenizer, TextTokenizer } from '../data/tokenizer';
 import type { NativeEngine } from '../engine/native';
 import {
+  layOutTask,
+  readTaskExamples,
   readTaskSplit,
   taskDataset,
   taskLabels,
@@ -124,10 +126,16 @@ export async function resolveTask(c: Config, dataParallel = 1): Promise<Config> 
     );
   let steps = c.train.steps;
   if (c.train.epochs !== undefined) {
-    const tokenizer = await taskTokenizer(c);
-    const data = await readTaskSplit(file, { ...taskSettings(c), labels }, tokenizer);
+    // A classification example is one sequence; only question answering's windows need the tokenizer.
+    const examples = readTaskExamples(file, c.task.name);
+    const sequences =
+      'questions' in examples
+        ? (await layOutTask(file, examples, { ...taskSettings(c), labels }, await taskTokenizer(c))).sequences.length
+        : 'texts' in examples
+          ? examples.texts.length
+          : examples.sentences.length;
     const globalBatch = c.train.micro_batch * c.train.grad_accum * dataParallel;
-    steps = Math.max(1, Math.ceil((c.train.epochs * data.sequences.length) / globalBatch));
+    steps = Math.max(1, Math.ceil((c.train.epochs * sequences) / globalBatch));
   }
   return validateConfig({
     ...c,
