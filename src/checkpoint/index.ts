@@ -42,6 +42,7 @@ export {
   OPTIMIZER_FILE,
   readCheckpointManifest,
   readLatest,
+  removeUncommittedShards,
   resolveCheckpointDir,
   shardFileName,
   TOKENIZER_FILE,

@@ -95,6 +95,25 @@ export async function listCheckpoints(root: string): Promise<CheckpointListing[]
   return out;
 }
 
+/**
+ * Removes the shard and temporary files of every uncommitted step directory under `root` (and the
+ * directory when nothing else is left in it): what the other ranks wrote of a save that failed on
+ * one of them. Committed checkpoints are not touched. Returns the files removed.
+ */
+export async function removeUncommittedShards(root: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const c of await listCheckpoints(root)) {
+    if (c.committed) continue;
+    for (const name of await fsp.readdir(c.dir)) {
+      if (!DATA_FILE_RE.test(name) && !TEMP_FILE_RE.test(name) && name !== TOKENIZER_FILE) continue;
+      await fsp.rm(path.join(c.dir, name), { force: true });
+      removed.push(path.join(c.dir, name));
+    }
+    if ((await fsp.readdir(c.dir)).length === 0) await fsp.rmdir(c.dir);
+  }
+  return removed;
+}
+
 /** True for a directory that is (or was meant to be) one step: `step-N`, or holding a data file. */
 async function looksLikeStepDir(dir: string): Promise<boolean> {
   if (STEP_DIR_RE.test(path.basename(path.resolve(dir)))) return true;

@@ -11,6 +11,7 @@ import { loadControlKeys } from '../control/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
 import { checkEngineMemory } from '../engine/memory';
 import { formatReport } from '../coordinator/failure';
+import { removeUncommittedShards } from '../checkpoint';
 import { checkpointRoot } from '../train/checkpointing';
 import { checkRunDir } from '../train/run-dir';
 import { Agent, type AgentOutcome } from './agent';
@@ -173,6 +174,13 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
 
   if (jobOutcome && !jobOutcome.ok) {
     const { report, reportFile } = jobOutcome;
+    // A full disk: the ranks that did write their shard of the failed save leave it behind; node 0
+    // removes what no manifest commits, so the space goes back and nothing half-saved stays.
+    if (report.rootCause.code === 'ERR_DISK_FULL') {
+      const removed = await removeUncommittedShards(checkpointRoot(config)).catch(() => []);
+      if (removed.length > 0)
+        process.stderr.write(`paratrain: removed ${removed.length} file(s) of the uncommitted save\n`);
+    }
     throw new LaunchError(
       report.rootCause.code,
       `${formatReport(report)}${reportFile ? `\n  report: ${reportFile}` : ''}\n  per-rank logs: ${path.join(config.run.dir, 'logs')}`,
