@@ -28,6 +28,12 @@ MicroBatch StagedBatch::view() const {
   mb.start_positions = has_spans ? start_positions.data() : nullptr;
   mb.end_positions = has_spans ? end_positions.data() : nullptr;
   mb.first_sample = first_sample;
+  // The CPU engine's kernels read host memory: the host view is the same arrays.
+  mb.host.labels = mb.labels;
+  mb.host.key_mask = mb.key_mask;
+  mb.host.fixed_samples = mb.fixed_samples;
+  mb.host.class_labels = mb.class_labels;
+  mb.host.start_positions = mb.start_positions;
   return mb;
 }
 

@@ -9,12 +9,17 @@ namespace paratrain {
 
 using namespace kernels;
 
+// Attention's shape as far as sizes go (masks and dropout do not change them).
+static AttentionShape attention_sizes(const StackSpec& s, int tp_size, int batch, int seq) {
+  return AttentionShape{batch, seq, s.heads / tp_size, s.head_dim(), s.causal, nullptr, 0.0f, 0};
+}
+
 void LayerActivations::allocate(const StackSpec& s, int tp_size, int batch, int seq) {
   const long N = static_cast<long>(batch) * seq;
   const long H = s.hidden, Hl = s.hidden / tp_size, Fl = s.ffn / tp_size;
   const bool post = s.norm == NormPlacement::Post;
   qkv.assign(N * 3 * Hl, 0);
-  probs.assign(static_cast<long>(batch) * (s.heads / tp_size) * seq * seq, 0);
+  attn_saved.assign(attention_saved_floats(attention_sizes(s, tp_size, batch, seq)), 0);
   ctx.assign(N * Hl, 0);
   attn_proj.assign(N * H, 0);
   resid1.assign(N * H, 0);
@@ -37,7 +42,7 @@ void BlockScratch::allocate(const StackSpec& s, int tp_size, int batch, int seq,
   d_h2.assign(N * H, 0);
   d_qkv.assign(N * 3 * Hl, 0);
   d_ffn.assign(N * Fl, 0);
-  attn.assign(static_cast<long>(threads > 1 ? threads : 1) * 2 * seq * seq, 0);
+  attn.assign(attention_scratch_floats(attention_sizes(s, tp_size, batch, seq), threads), 0);
 }
 
 Block::Block(const ModelSpec& spec, const StackSpec& stack, const std::string& p, ParamLayout& layout)
@@ -99,7 +104,7 @@ void Block::forward(const PassContext& ctx, LayerActivations& la, BlockScratch& 
     attn_in = la.norm1.data();
   }
   linear_forward(la.qkv.data(), attn_in, qkv_w_.w, qkv_b_.w, N, H, 3 * Hl);  // [N,3Hl]
-  attention_forward(la.ctx.data(), la.probs.data(), la.qkv.data(), shape, s.attn.data());
+  attention_forward(la.ctx.data(), la.attn_saved.data(), la.qkv.data(), shape, s.attn.data());
   row_parallel_linear_forward(tp, la.attn_proj.data(), la.ctx.data(), out_w_.w, out_b_.w, N, Hl, H);  // g
   residual_dropout_forward(la.resid1.data(), x, la.attn_proj.data(), NH, p_hidden,
                            ctx.dropout_key(site_attn_out(stack, layer)));
@@ -153,7 +158,7 @@ void Block::backward(const PassContext& ctx, LayerActivations& la, BlockScratch&
                        la.norm1_rstd.data(), N, H, false);                                      // dx = ∂resid1
     dropout_backward(d1, dx, NH, p_hidden, ctx.dropout_key(site_attn_out(stack, layer)));      // d1 = ∂proj
     linear_backward(d2, out_w_.g, out_b_.g, d1, la.ctx.data(), out_w_.w, N, Hl, H, false);     // d2 = ∂ctx
-    attention_backward(s.d_qkv.data(), d2, la.qkv.data(), la.probs.data(), shape, s.attn.data());
+    attention_backward(s.d_qkv.data(), d2, la.qkv.data(), la.ctx.data(), la.attn_saved.data(), shape, s.attn.data());
     linear_backward(dx, qkv_w_.g, qkv_b_.g, s.d_qkv.data(), x, qkv_w_.w, N, H, 3 * Hl, keep_residual);
     tp_reduce_backward(tp, dx, NH);                                                             // dx = ∂x (f)
   } else {
@@ -167,7 +172,7 @@ void Block::backward(const PassContext& ctx, LayerActivations& la, BlockScratch&
                        la.norm2_rstd.data(), N, H, true);                                       // dx = ∂resid1
     dropout_backward(d1, dx, NH, p_hidden, ctx.dropout_key(site_attn_out(stack, layer)));      // d1 = ∂proj
     linear_backward(d2, out_w_.g, out_b_.g, d1, la.ctx.data(), out_w_.w, N, Hl, H, false);     // d2 = ∂ctx
-    attention_backward(s.d_qkv.data(), d2, la.qkv.data(), la.probs.data(), shape, s.attn.data());
+    attention_backward(s.d_qkv.data(), d2, la.qkv.data(), la.ctx.data(), la.attn_saved.data(), shape, s.attn.data());
     linear_backward(d1, qkv_w_.g, qkv_b_.g, s.d_qkv.data(), la.norm1.data(), qkv_w_.w, N, H, 3 * Hl, false);
     tp_reduce_backward(tp, d1, NH);                                                             // d1 = ∂norm1 (f)
     layernorm_backward(dx, norm1_w_.g, norm1_b_.g, d1, x, norm1_w_.w, la.norm1_mean.data(), la.norm1_rstd.data(), N,

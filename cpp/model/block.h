@@ -15,7 +15,8 @@ namespace paratrain {
 // Shapes: N = B·T rows, H hidden, Hl = H/tp attention width on this rank, Fl = F/tp MLP width on this rank.
 struct LayerActivations {
   kernels::Buffer<float> qkv;        // [N, 3·Hl]
-  kernels::Buffer<float> probs;      // [B, heads_l, T, T] attention probabilities before dropout
+  kernels::Buffer<float> attn_saved;  // what attention keeps for backward (CPU: the probabilities
+                                      // [B, heads_l, T, T] before dropout; CUDA: the row logsumexp)
   kernels::Buffer<float> ctx;        // [N, Hl]
   kernels::Buffer<float> attn_proj;  // [N, H] attention output projection, before dropout
   kernels::Buffer<float> resid1;     // [N, H] x + attn (post-LN: the LayerNorm's input)
@@ -35,7 +36,7 @@ struct BlockScratch {
   kernels::Buffer<float> d_h1, d_h2;  // [N, H]
   kernels::Buffer<float> d_qkv;       // [N, 3·Hl]
   kernels::Buffer<float> d_ffn;       // [N, Fl]
-  kernels::Buffer<float> attn;        // threads × 2 × T × T
+  kernels::Buffer<float> attn;        // attention's scratch (CPU: threads × 2 × T × T)
   void allocate(const StackSpec& s, int tp_size, int batch, int seq, int threads);
 };
 

@@ -12,7 +12,17 @@ namespace paratrain {
 
 constexpr int kIgnoreIndex = -100;
 
-// One micro-batch as the model reads it (views; N = batch·seq rows).
+// What the host reads of a micro-batch to size and count (targets behind a mean, masked positions,
+// real tokens): host copies of the arrays the kernels read. On the CPU they are the same arrays.
+struct HostBatch {
+  const int* labels = nullptr;           // [N]
+  const uint8_t* key_mask = nullptr;     // [N]
+  const int* fixed_samples = nullptr;    // [N]
+  const int* class_labels = nullptr;     // [B]
+  const int* start_positions = nullptr;  // [B]
+};
+
+// One micro-batch as the model reads it (views into kernel memory; N = batch·seq rows).
 struct MicroBatch {
   int batch = 0, seq = 0;
   const int* tokens = nullptr;          // [N]
@@ -26,6 +36,7 @@ struct MicroBatch {
   const int* start_positions = nullptr; // [B] question answering: the answer's first token (0: [CLS], no answer)
   const int* end_positions = nullptr;   // [B] question answering: its last token (inclusive)
   uint64_t first_sample = 0;            // stream index of sequence 0, split folded in: keys the sampling
+  HostBatch host;                       // the same arrays in host memory (null where the batch has none)
 };
 
 struct ForwardOptions {

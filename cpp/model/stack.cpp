@@ -2,8 +2,6 @@
 // H the stack's hidden size.
 #include "stack.h"
 
-#include <algorithm>  // std::fill
-
 namespace paratrain {
 
 using namespace kernels;
@@ -40,7 +38,8 @@ void Stack::allocate(int batch, int seq, int threads) {
   embed_.allocate(spec_, N);
   embed_out_.assign(stack_.projection ? N * E : 0, 0);
   d_embed_out_.assign(stack_.projection ? N * E : 0, 0);
-  stream_.assign(static_cast<size_t>(stack_.layers) + 1, Buffer<float>(N * H));
+  stream_.resize(static_cast<size_t>(stack_.layers) + 1);
+  for (auto& x : stream_) x.assign(N * H, 0);
   layers_.resize(static_cast<size_t>(stack_.layers));
   for (auto& la : layers_) la.allocate(stack_, spec_.tp_size, batch, seq);
   const long final_rows = stack_.final_norm ? N : 0;
@@ -96,7 +95,7 @@ void Stack::forward(const PassContext& ctx, const Embeddings& embeddings, const 
                       spec_.layernorm_eps);
   if (stack_.pooler) {
     // pooled[B,H] = tanh(top[b·T]·Wpᵀ + bp): the first token ([CLS]) of every sequence.
-    for (int b = 0; b < B; b++) cls_rows_[static_cast<size_t>(b)] = b * T;
+    strided_rows(cls_rows_.data(), B, T);
     gather_rows(pool_in_.data(), top(), cls_rows_.data(), B, H);
     linear_forward(pooled_.data(), pool_in_.data(), pool_w_.w, pool_b_.w, B, H, H);
     tanh_forward(pooled_.data(), pooled_.data(), static_cast<long>(B) * H);
@@ -115,12 +114,12 @@ void Stack::backward(const PassContext& ctx, const Embeddings& embeddings, const
       tanh_backward(d_pooled_.data(), d_pooled_.data(), pooled_.data(), static_cast<long>(B) * H);
       linear_backward(d_cls_.data(), pool_w_.g, pool_b_.g, d_pooled_.data(), pool_in_.data(), pool_w_.w, B, H, H,
                       false);
-      if (claim_d_top()) std::fill(d_top_, d_top_ + NH, 0.0f);
+      if (claim_d_top()) fill(d_top_, NH, 0.0f);
       scatter_add_rows(d_top_, d_cls_.data(), cls_rows_.data(), B, H);
     }
     report(pool_w_);
   }
-  if (claim_d_top()) std::fill(d_top_, d_top_ + NH, 0.0f);  // no head sent a gradient
+  if (claim_d_top()) fill(d_top_, NH, 0.0f);  // no head sent a gradient
   float* dx = d_x_.data();
   if (stack_.final_norm) {
     layernorm_backward(dx, final_w_.g, final_b_.g, d_final_.data(), stream_[static_cast<size_t>(stack_.layers)].data(),

@@ -1,8 +1,6 @@
 // tensor_parallel.cpp — see tensor_parallel.h.
 #include "tensor_parallel.h"
 
-#include <limits>  // numeric_limits
-
 namespace paratrain {
 
 using namespace kernels;
@@ -15,10 +13,7 @@ void row_parallel_linear_forward(Communicator& tp, float* out, const float* in, 
   }
   linear_forward(out, in, W, static_cast<const float*>(nullptr), N, Il, O);
   tp_reduce_forward(tp, out, static_cast<long>(N) * O);
-  if (!b) return;
-#pragma omp parallel for schedule(static)
-  for (long n = 0; n < N; n++)
-    for (int o = 0; o < O; o++) out[n * O + o] += b[o];
+  if (b) add_bias_rows(out, b, N, O);
 }
 
 void vocab_parallel_embedding_forward(Communicator& tp, const VocabShard& shard, float* out, const int* tokens,
@@ -43,8 +38,9 @@ void vocab_parallel_embedding_backward(const VocabShard& shard, float* dword, fl
 
 kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const VocabShard& shard, float* logits,
                                                          const int* labels, long rows, int ignore_index,
-                                                         float grad_scale, float* scratch) {
-  if (tp.size() == 1) return softmax_cross_entropy(logits, labels, rows, shard.vocab, ignore_index, grad_scale);
+                                                         float grad_scale, float* scratch, double* loss_scratch) {
+  if (tp.size() == 1)
+    return softmax_cross_entropy(logits, labels, rows, shard.vocab, ignore_index, grad_scale, loss_scratch);
   const int Vl = shard.local(), valid = shard.valid(), v0 = shard.start();
   float* row_max = scratch;            // [rows]
   float* sum_target = scratch + rows;  // [2·rows]
@@ -52,7 +48,8 @@ kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const
   tp.all_reduce_max(row_max, static_cast<size_t>(rows));
   vocab_parallel_sum_exp(logits, labels, rows, Vl, valid, v0, ignore_index, row_max, sum_target, grad_scale != 0.0f);
   tp.all_reduce_sum(sum_target, static_cast<size_t>(2 * rows));
-  return vocab_parallel_loss(logits, labels, rows, Vl, valid, v0, ignore_index, row_max, sum_target, grad_scale);
+  return vocab_parallel_loss(logits, labels, rows, Vl, valid, v0, ignore_index, row_max, sum_target, grad_scale,
+                             loss_scratch);
 }
 
 void vocab_parallel_sample(Communicator& tp, const VocabShard& shard, const float* logits, long rows,
@@ -64,13 +61,11 @@ void vocab_parallel_sample(Communicator& tp, const VocabShard& shard, const floa
   if (tp.size() == 1) return;
   // The group's winner is the largest perturbed logit; an exact tie goes to the lowest id, as in
   // the single-process scan.
-  for (long r = 0; r < rows; r++) choice[r] = best[r];
+  copy(choice, best, rows);
   tp.all_reduce_max(best, static_cast<size_t>(rows));
-  for (long r = 0; r < rows; r++)
-    choice[r] = choice[r] == best[r] && out[r] >= 0 ? -static_cast<float>(out[r])
-                                                     : -std::numeric_limits<float>::infinity();
+  sample_choice_encode(choice, best, out, rows);
   tp.all_reduce_max(choice, static_cast<size_t>(rows));
-  for (long r = 0; r < rows; r++) out[r] = static_cast<int>(-choice[r]);
+  sample_choice_decode(out, choice, rows);
 }
 
 }  // namespace paratrain

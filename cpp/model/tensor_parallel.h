@@ -35,10 +35,11 @@ void vocab_parallel_embedding_backward(const VocabShard& shard, float* dword, fl
                                        int E);
 
 // Softmax cross-entropy over logits[rows, Vl] that hold this rank's vocabulary columns; writes the
-// gradient in place when grad_scale != 0. scratch: 3·rows floats.
+// gradient in place when grad_scale != 0. scratch: 3·rows floats (tp > 1); loss_scratch:
+// loss_scratch_doubles(rows) doubles.
 kernels::CrossEntropyResult vocab_parallel_cross_entropy(Communicator& tp, const VocabShard& shard, float* logits,
                                                          const int* labels, long rows, int ignore_index,
-                                                         float grad_scale, float* scratch);
+                                                         float grad_scale, float* scratch, double* loss_scratch);
 
 // One token per row drawn from softmax(logits) by the Gumbel-max trick, with the noise of row r and
 // global token v keyed by (row_keys[r], row_offsets[r] + v): every layout draws the same token.

@@ -118,7 +118,7 @@ static void test_attention(bool causal, bool padding, float dropout, const char*
   };
   loss();
   Vec dqkv(qkv.size());
-  attention_backward(dqkv.data(), G.data(), qkv.data(), probs.data(), s, scratch.data());
+  attention_backward(dqkv.data(), G.data(), qkv.data(), ctx.data(), probs.data(), s, scratch.data());
   check(name, qkv, dqkv, loss);
 }
 

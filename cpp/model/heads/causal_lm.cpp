@@ -16,6 +16,7 @@ void CausalLmHead::allocate(int batch, int seq, int) {
   const long N = static_cast<long>(batch) * seq;
   logits_.assign(N * model_.vocab_shard().local(), 0);
   ce_scratch_.assign(model_.tp_size > 1 ? 3 * N : 0, 0);
+  loss_scratch_.assign(loss_scratch_doubles(N), 0);
 }
 
 HeadLoss CausalLmHead::forward(const PassContext& ctx, Stack& stack, SampledTokens&, double*) {
@@ -23,11 +24,12 @@ HeadLoss CausalLmHead::forward(const PassContext& ctx, Stack& stack, SampledToke
   rows_ = N;
   linear_forward(logits_.data(), stack.top(), embeddings_.word().w, static_cast<const float*>(nullptr), N, hidden_,
                  Vl);
-  const long targets = count_targets(ctx.mb.labels, N, kIgnoreIndex);
+  const long targets = count_targets(ctx.mb.host.labels, N, kIgnoreIndex);
   const float scale =
       ctx.opt.training && targets > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(targets) : 0.0f;
   const CrossEntropyResult ce = vocab_parallel_cross_entropy(ctx.tp, model_.vocab_shard(), logits_.data(),
-                                                             ctx.mb.labels, N, kIgnoreIndex, scale, ce_scratch_.data());
+                                                             ctx.mb.labels, N, kIgnoreIndex, scale, ce_scratch_.data(),
+                                                             loss_scratch_.data());
   return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
 }
 
@@ -44,8 +46,7 @@ void CausalLmHead::backward(const PassContext& ctx, Stack& stack, const SampledT
   linear_backward(d, embeddings_.word().g, static_cast<float*>(nullptr), logits_.data(), stack.top(),
                   embeddings_.word().w, N, hidden_, Vl, false);
   tp_reduce_backward(ctx.tp, d, NH);
-  if (!first)
-    for (long i = 0; i < NH; i++) stack.d_top()[i] += d[i];
+  if (!first) add_into(stack.d_top(), d, NH);
 }
 
 }  // namespace paratrain

@@ -9,25 +9,20 @@
 #include "sequence_classification.h"  // SequenceClassificationHead
 #include "token_classification.h"     // TokenClassificationHead
 
-#include <algorithm>  // std::copy, std::max_element
-
 namespace paratrain {
 
 HeadLoss classification_loss(const PassContext& ctx, const HeadSpec& spec, const float* logits, float* d_logits,
-                             const int* labels, long rows, int C, double* metrics) {
-  long correct = 0;
-  for (long r = 0; r < rows; r++) {
-    if (labels[r] == kIgnoreIndex) continue;
-    const float* row = logits + r * C;
-    correct += std::max_element(row, row + C) - row == labels[r];
-  }
-  const long count = kernels::count_targets(labels, rows, kIgnoreIndex);
+                             const int* labels, const int* host_labels, long rows, int C, double* metrics,
+                             double* scratch) {
+  const long correct = kernels::argmax_hits(logits, labels, rows, C, kIgnoreIndex, scratch);
+  const long count = kernels::count_targets(host_labels, rows, kIgnoreIndex);
   metrics[0] += static_cast<double>(correct);
   metrics[1] += static_cast<double>(count);
   const float scale =
       ctx.opt.training && count > 0 ? spec.weight * ctx.opt.grad_scale / static_cast<float>(count) : 0.0f;
-  std::copy(logits, logits + rows * C, d_logits);
-  const kernels::CrossEntropyResult ce = kernels::softmax_cross_entropy(d_logits, labels, rows, C, kIgnoreIndex, scale);
+  kernels::copy(d_logits, logits, rows * C);
+  const kernels::CrossEntropyResult ce =
+      kernels::softmax_cross_entropy(d_logits, labels, rows, C, kIgnoreIndex, scale, scratch);
   return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
 }
 

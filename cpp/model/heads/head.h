@@ -62,13 +62,16 @@ class Head {
  protected:
   const HeadSpec& spec_;
   const int index_;  // in the spec: keys the head's random stream
+  kernels::Buffer<double> loss_scratch_;  // loss_scratch_doubles(rows): the loss's reductions
 };
 
 // The classification heads' loss: softmax cross-entropy over the rows of `logits` [rows, C] whose
 // label is not ignored, as their mean (×weight×grad_scale into d_logits [rows, C] when training), with
-// the accuracy's correct / labelled rows added to metrics[0], metrics[1].
+// the accuracy's correct / labelled rows added to metrics[0], metrics[1]. `labels` in kernel memory,
+// `host_labels` the same in host memory; scratch: loss_scratch_doubles(rows).
 HeadLoss classification_loss(const PassContext& ctx, const HeadSpec& spec, const float* logits, float* d_logits,
-                             const int* labels, long rows, int C, double* metrics);
+                             const int* labels, const int* host_labels, long rows, int C, double* metrics,
+                             double* scratch);
 
 std::unique_ptr<Head> make_head(const ModelSpec& spec, int index, const Embeddings& embeddings, ParamLayout& layout);
 

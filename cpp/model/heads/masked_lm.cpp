@@ -2,7 +2,7 @@
 // embedding width, Vl this rank's vocabulary columns (V when tp = 1).
 #include "masked_lm.h"
 
-#include <algorithm>  // std::max, std::copy
+#include <algorithm>  // std::max
 
 #include "../tensor_parallel.h"  // vocab_parallel_cross_entropy, vocab_parallel_sample, tp_reduce_backward
 
@@ -24,15 +24,20 @@ MaskedLmHead::MaskedLmHead(const ModelSpec& spec, int index, const Embeddings& e
 void MaskedLmHead::allocate(int, int, int max_preds) {
   const long M = max_preds, H = hidden_, E = model_.embeddings.dim, Vl = model_.vocab_shard().local();
   max_preds_ = max_preds;
+  for (auto* b : {&pred_rows_host_, &pred_labels_host_}) b->assign(M, 0);
   pred_rows_.assign(M, 0);
   pred_labels_.assign(M, 0);
   draws_.assign(spec_.sample ? M : 0, 0);
+  draws_host_.assign(spec_.sample ? M : 0, 0);
+  row_keys_host_.assign(spec_.sample ? M : 0, 0);
+  row_offsets_host_.assign(spec_.sample ? M : 0, 0);
   in_.assign(M * H, 0);
   for (auto* b : {&dense_, &act_, &norm_}) b->assign(M * E, 0);
   mean_.assign(M, 0);
   rstd_.assign(M, 0);
   logits_.assign(M * Vl, 0);
   ce_scratch_.assign(model_.tp_size > 1 || spec_.sample ? 3 * M : 0, 0);
+  loss_scratch_.assign(loss_scratch_doubles(M), 0);
   row_keys_.assign(spec_.sample ? M : 0, 0);
   row_offsets_.assign(spec_.sample ? M : 0, 0);
   d_a_.assign(M * std::max(H, E), 0);
@@ -47,19 +52,21 @@ HeadLoss MaskedLmHead::forward(const PassContext& ctx, Stack& stack, SampledToke
   const int N = ctx.rows(), H = hidden_, E = model_.embeddings.dim;
   const VocabShard shard = model_.vocab_shard();
   const int Vl = shard.local();
-  const int* labels = ctx.mb.labels;
+  const int* labels = ctx.mb.host.labels;
   long M = 0;
   for (int n = 0; n < N; n++) {
     if (labels[n] == kIgnoreIndex) continue;
     if (M >= max_preds_)
       throw Error("ERR_BATCH", "a micro-batch has more masked positions than the engine's limit of " +
                                    std::to_string(max_preds_) + " (raise data.max_predictions)");
-    pred_rows_[static_cast<size_t>(M)] = n;
-    pred_labels_[static_cast<size_t>(M)] = labels[n];
+    pred_rows_host_[static_cast<size_t>(M)] = n;
+    pred_labels_host_[static_cast<size_t>(M)] = labels[n];
     M++;
   }
   preds_ = M;
   const int m = static_cast<int>(M);
+  upload(pred_rows_.data(), pred_rows_host_.data(), M);
+  upload(pred_labels_.data(), pred_labels_host_.data(), M);
   gather_rows(in_.data(), stack.top(), pred_rows_.data(), m, H);
   linear_forward(dense_.data(), in_.data(), transform_w_.w, transform_b_.w, m, H, E);
   gelu_forward(act_.data(), dense_.data(), M * E, model_.gelu);
@@ -69,7 +76,8 @@ HeadLoss MaskedLmHead::forward(const PassContext& ctx, Stack& stack, SampledToke
   if (spec_.sample) sample(ctx, sampled, m);
   const float scale = ctx.opt.training && M > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(M) : 0.0f;
   const CrossEntropyResult ce = vocab_parallel_cross_entropy(ctx.tp, shard, logits_.data(), pred_labels_.data(), M,
-                                                             kIgnoreIndex, scale, ce_scratch_.data());
+                                                             kIgnoreIndex, scale, ce_scratch_.data(),
+                                                             loss_scratch_.data());
   return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
 }
 
@@ -79,26 +87,26 @@ HeadLoss MaskedLmHead::forward(const PassContext& ctx, Stack& stack, SampledToke
 void MaskedLmHead::sample(const PassContext& ctx, SampledTokens& sampled, int M) {
   const int N = ctx.rows(), T = ctx.mb.seq;
   const uint64_t V = static_cast<uint64_t>(model_.vocab);
-  for (int m = 0; m < M; m++) {
-    const int n = pred_rows_[static_cast<size_t>(m)];
-    row_keys_[static_cast<size_t>(m)] =
-        rng_key(ctx.opt.sample_seed, ctx.mb.first_sample + static_cast<uint64_t>(n / T), site_sampling(index_));
-    row_offsets_[static_cast<size_t>(m)] = static_cast<uint64_t>(n % T) * V;
-  }
-  if (ctx.mb.fixed_samples) {
-    for (int m = 0; m < M; m++) draws_[static_cast<size_t>(m)] = ctx.mb.fixed_samples[pred_rows_[static_cast<size_t>(m)]];
+  if (ctx.mb.host.fixed_samples) {
+    for (int m = 0; m < M; m++)
+      draws_host_[static_cast<size_t>(m)] = ctx.mb.host.fixed_samples[pred_rows_host_[static_cast<size_t>(m)]];
+    upload(draws_.data(), draws_host_.data(), M);
   } else {
+    for (int m = 0; m < M; m++) {
+      const int n = pred_rows_host_[static_cast<size_t>(m)];
+      row_keys_host_[static_cast<size_t>(m)] =
+          rng_key(ctx.opt.sample_seed, ctx.mb.first_sample + static_cast<uint64_t>(n / T), site_sampling(index_));
+      row_offsets_host_[static_cast<size_t>(m)] = static_cast<uint64_t>(n % T) * V;
+    }
+    upload(row_keys_.data(), row_keys_host_.data(), M);
+    upload(row_offsets_.data(), row_offsets_host_.data(), M);
     vocab_parallel_sample(ctx.tp, model_.vocab_shard(), logits_.data(), M, row_keys_.data(), row_offsets_.data(),
                           ce_scratch_.data(), draws_.data());
   }
-  std::copy(ctx.mb.tokens, ctx.mb.tokens + N, sampled.tokens.begin());
-  std::fill(sampled.replaced.begin(), sampled.replaced.begin() + N, uint8_t(0));
-  for (int m = 0; m < M; m++) {
-    const int n = pred_rows_[static_cast<size_t>(m)];
-    const int draw = draws_[static_cast<size_t>(m)];
-    sampled.tokens[static_cast<size_t>(n)] = draw;
-    sampled.replaced[static_cast<size_t>(n)] = draw != pred_labels_[static_cast<size_t>(m)];
-  }
+  copy(sampled.tokens.data(), ctx.mb.tokens, N);
+  fill(sampled.replaced.data(), N, uint8_t(0));
+  apply_samples(sampled.tokens.data(), sampled.replaced.data(), pred_rows_.data(), draws_.data(), pred_labels_.data(),
+                M);
 }
 
 void MaskedLmHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {
@@ -114,7 +122,7 @@ void MaskedLmHead::backward(const PassContext& ctx, Stack& stack, const SampledT
   gelu_backward(d_b, d_b, dense_.data(), static_cast<long>(M) * E, model_.gelu);
   linear_backward(d_a, transform_w_.g, transform_b_.g, d_b, in_.data(), transform_w_.w, M, H, E, false);
   float* d_top = stack.d_top();
-  if (stack.claim_d_top()) std::fill(d_top, d_top + static_cast<long>(N) * H, 0.0f);
+  if (stack.claim_d_top()) fill(d_top, static_cast<long>(N) * H, 0.0f);
   scatter_add_rows(d_top, d_a, pred_rows_.data(), M, H);
 }
 

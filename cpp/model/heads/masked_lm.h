@@ -17,7 +17,7 @@ class MaskedLmHead : public Head {
   void backward(const PassContext& ctx, Stack& stack, const SampledTokens& sampled) override;
   long logit_rows() const override { return preds_; }
   const float* logits() const override { return logits_.data(); }
-  int logit_position(long r) const override { return pred_rows_[static_cast<size_t>(r)]; }
+  int logit_position(long r) const override { return pred_rows_host_[static_cast<size_t>(r)]; }
 
  private:
   void sample(const PassContext& ctx, SampledTokens& sampled, int M);
@@ -27,6 +27,9 @@ class MaskedLmHead : public Head {
   Param transform_w_, transform_b_, norm_w_, norm_b_, decoder_b_;
   int max_preds_ = 0;
   long preds_ = 0;  // prediction rows of the last forward
+  // The masked positions, found on the host from the batch's labels, then uploaded.
+  std::vector<int> pred_rows_host_, pred_labels_host_, draws_host_;  // [M]
+  std::vector<uint64_t> row_keys_host_, row_offsets_host_;          // [M] sampling streams
   kernels::Buffer<int> pred_rows_, pred_labels_, draws_;           // [M]
   kernels::Buffer<float> in_, dense_, act_, norm_, mean_, rstd_;   // [M, H], [M, E] ×3, [M]
   kernels::Buffer<float> logits_;                                  // [M, Vl] → overwritten by its gradient

@@ -25,6 +25,7 @@ void ReplacedTokenHead::allocate(int batch, int seq, int) {
   for (auto* b : {&dense_, &act_, &d_act_}) b->assign(N * hidden_, 0);
   logits_.assign(N, 0);
   d_logits_.assign(N, 0);
+  loss_scratch_.assign(loss_scratch_doubles(N), 0);
 }
 
 void ReplacedTokenHead::bind(const ParamLayout& layout, float* params, float* grads) {
@@ -37,15 +38,16 @@ HeadLoss ReplacedTokenHead::forward(const PassContext& ctx, Stack& stack, Sample
   gelu_forward(act_.data(), dense_.data(), static_cast<long>(N) * H, model_.gelu);
   linear_forward(logits_.data(), act_.data(), out_w_.w, out_b_.w, N, H, 1);  // [N,1]
   const uint8_t* mask = ctx.mb.key_mask;
+  const uint8_t* host_mask = ctx.mb.host.key_mask;
   long real = N;
-  if (mask) {
+  if (host_mask) {
     real = 0;
-    for (int n = 0; n < N; n++) real += mask[n] != 0;
+    for (int n = 0; n < N; n++) real += host_mask[n] != 0;
   }
   const float scale =
       ctx.opt.training && real > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(real) : 0.0f;
   const BinaryResult r =
-      binary_cross_entropy(logits_.data(), sampled.replaced.data(), mask, N, scale, d_logits_.data());
+      binary_cross_entropy(logits_.data(), sampled.replaced.data(), mask, N, scale, d_logits_.data(), loss_scratch_.data());
   // (numerator, denominator) per metric: all positions, replaced ones, original ones.
   metrics[0] += static_cast<double>(r.correct);
   metrics[1] += static_cast<double>(r.count);

@@ -12,7 +12,10 @@ SentencePairHead::SentencePairHead(const ModelSpec& spec, int index, ParamLayout
   b_.index = layout.add(spec_.prefix + ".bias", {2}, -1, false, 0);
 }
 
-void SentencePairHead::allocate(int batch, int, int) { logits_.assign(static_cast<long>(batch) * 2, 0); }
+void SentencePairHead::allocate(int batch, int, int) {
+  logits_.assign(static_cast<long>(batch) * 2, 0);
+  loss_scratch_.assign(loss_scratch_doubles(batch), 0);
+}
 
 void SentencePairHead::bind(const ParamLayout& layout, float* params, float* grads) {
   w_.bind(layout, params, grads);
@@ -24,7 +27,8 @@ HeadLoss SentencePairHead::forward(const PassContext& ctx, Stack& stack, Sampled
   linear_forward(logits_.data(), stack.pooled(), w_.w, b_.w, B, hidden_, 2);  // [B,2]
   if (!ctx.mb.pair_labels) return {};
   const float scale = ctx.opt.training ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(B) : 0.0f;
-  const CrossEntropyResult ce = softmax_cross_entropy(logits_.data(), ctx.mb.pair_labels, B, 2, kIgnoreIndex, scale);
+  const CrossEntropyResult ce =
+      softmax_cross_entropy(logits_.data(), ctx.mb.pair_labels, B, 2, kIgnoreIndex, scale, loss_scratch_.data());
   return {ce.count > 0 ? ce.loss_sum / ce.count : 0.0, ce.count};
 }
 

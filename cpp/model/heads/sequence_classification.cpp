@@ -2,8 +2,6 @@
 // H the stack's hidden size, C the classes (1: regression).
 #include "sequence_classification.h"
 
-#include <algorithm>  // std::copy, std::fill
-
 namespace paratrain {
 
 using namespace kernels;
@@ -37,6 +35,7 @@ void SequenceClassificationHead::allocate(int batch, int, int) {
   for (auto* b : {&dense_, &act_, &act_dropped_, &d_act_}) b->assign(spec_.dense ? BH : 0, 0);
   logits_.assign(BC, 0);
   d_logits_.assign(BC, 0);
+  loss_scratch_.assign(loss_scratch_doubles(batch), 0);
 }
 
 void SequenceClassificationHead::bind(const ParamLayout& layout, float* params, float* grads) {
@@ -49,7 +48,7 @@ HeadLoss SequenceClassificationHead::forward(const PassContext& ctx, Stack& stac
   const float p = ctx.hidden_dropout();
   const float* in = stack.pooled();  // pooled form: [B, H]
   if (spec_.dense) {
-    for (int b = 0; b < B; b++) cls_rows_[static_cast<size_t>(b)] = b * T;
+    strided_rows(cls_rows_.data(), B, T);
     gather_rows(first_.data(), stack.top(), cls_rows_.data(), B, H);  // the first token's row
     in = first_.data();
   }
@@ -70,16 +69,12 @@ HeadLoss SequenceClassificationHead::forward(const PassContext& ctx, Stack& stac
   if (!have_targets_) return {};
   if (regression()) {
     // HF: MSELoss(logits.squeeze(), labels) — the mean over the batch.
-    double sum = 0;
     const float scale = ctx.opt.training ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(B) : 0.0f;
-    for (int b = 0; b < B; b++) {
-      const double diff = static_cast<double>(logits_[static_cast<size_t>(b)]) - ctx.mb.targets[b];
-      sum += diff * diff;
-      d_logits_[static_cast<size_t>(b)] = static_cast<float>(2.0 * diff) * scale;
-    }
+    const double sum = squared_error(logits_.data(), ctx.mb.targets, B, scale, d_logits_.data(), loss_scratch_.data());
     return {sum / B, B};
   }
-  return classification_loss(ctx, spec_, logits_.data(), d_logits_.data(), ctx.mb.class_labels, B, C, metrics);
+  return classification_loss(ctx, spec_, logits_.data(), d_logits_.data(), ctx.mb.class_labels,
+                             ctx.mb.host.class_labels, B, C, metrics, loss_scratch_.data());
 }
 
 void SequenceClassificationHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {
@@ -104,13 +99,13 @@ void SequenceClassificationHead::backward(const PassContext& ctx, Stack& stack, 
   if (!spec_.dense) {
     float* d_pooled = stack.d_pooled();
     if (stack.claim_d_pooled())
-      std::copy(d_x_.begin(), d_x_.begin() + BH, d_pooled);
+      copy(d_pooled, d_x_.data(), BH);
     else
-      for (long i = 0; i < BH; i++) d_pooled[i] += d_x_[static_cast<size_t>(i)];
+      add_into(d_pooled, d_x_.data(), BH);
     return;
   }
   float* d_top = stack.d_top();
-  if (stack.claim_d_top()) std::fill(d_top, d_top + static_cast<long>(ctx.rows()) * H, 0.0f);
+  if (stack.claim_d_top()) fill(d_top, static_cast<long>(ctx.rows()) * H, 0.0f);
   scatter_add_rows(d_top, d_x_.data(), cls_rows_.data(), B, H);
 }
 

@@ -2,8 +2,6 @@
 // hidden size, C the labels.
 #include "token_classification.h"
 
-#include <algorithm>  // std::copy
-
 namespace paratrain {
 
 using namespace kernels;
@@ -22,6 +20,7 @@ void TokenClassificationHead::allocate(int batch, int seq, int) {
   d_x_.assign(N * hidden_, 0);
   logits_.assign(N * classes_, 0);
   d_logits_.assign(N * classes_, 0);
+  loss_scratch_.assign(loss_scratch_doubles(N), 0);
 }
 
 void TokenClassificationHead::bind(const ParamLayout& layout, float* params, float* grads) {
@@ -34,7 +33,8 @@ HeadLoss TokenClassificationHead::forward(const PassContext& ctx, Stack& stack, 
   dropout_forward(x_.data(), stack.top(), static_cast<long>(N) * H, ctx.hidden_dropout(),
                   ctx.dropout_key(site_head_dropout(index_, 0)));
   linear_forward(logits_.data(), x_.data(), w_.w, b_.w, N, H, C);  // [N, C]
-  return classification_loss(ctx, spec_, logits_.data(), d_logits_.data(), ctx.mb.labels, N, C, metrics);
+  return classification_loss(ctx, spec_, logits_.data(), d_logits_.data(), ctx.mb.labels, ctx.mb.host.labels, N, C,
+                             metrics, loss_scratch_.data());
 }
 
 void TokenClassificationHead::backward(const PassContext& ctx, Stack& stack, const SampledTokens&) {
@@ -45,9 +45,9 @@ void TokenClassificationHead::backward(const PassContext& ctx, Stack& stack, con
   // The head and its input are replicated over the tensor-parallel group: no reduction.
   float* d_top = stack.d_top();
   if (stack.claim_d_top())
-    std::copy(d_x_.begin(), d_x_.begin() + NH, d_top);
+    copy(d_top, d_x_.data(), NH);
   else
-    for (long i = 0; i < NH; i++) d_top[i] += d_x_[static_cast<size_t>(i)];
+    add_into(d_top, d_x_.data(), NH);
 }
 
 }  // namespace paratrain
