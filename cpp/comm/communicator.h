@@ -1,6 +1,9 @@
 // communicator.h — the collective operations of one process group (a rank's tensor- or
 // data-parallel group). Backends: libzmq rings (zmq_ring.h) and NCCL (nccl_communicator.h); a rank
 // that trains alone uses SingleProcessCommunicator, where every collective is the identity.
+// Where the data lives: float collectives act on kernel memory (activations, gradients: device
+// memory in the CUDA build — NCCL reads it directly, a libzmq ring stages it through the host);
+// the double all-reduce acts on host memory (a step's figures, norms and flags).
 #pragma once
 #include <cstddef>  // size_t
 

@@ -2,18 +2,38 @@
 // accumulate), average gradients over the data-parallel group, one optimizer update.
 #include "engine.h"
 
-#include <cblas.h>    // openblas_set_num_threads
 #include <algorithm>  // std::fill
 #include <chrono>     // steady_clock: data-parallel wait
 #include <cmath>      // std::isfinite
 
+#if defined(PARATRAIN_BACKEND_CUDA)
+#include <cuda_runtime_api.h>  // cudaMemGetInfo
+#else
+#include <cblas.h>  // openblas_set_num_threads
 #ifdef _OPENMP
 #include <omp.h>  // omp_set_num_threads
+#endif
 #endif
 
 namespace paratrain {
 
-MicroBatch StagedBatch::view() const {
+void DeviceBatch::allocate(int batch, int seq) {
+  const size_t N = static_cast<size_t>(batch) * seq, B = static_cast<size_t>(batch);
+  for (auto* b : {&tokens, &labels, &segments, &fixed_samples}) b->assign(N, 0);
+  key_mask.assign(N, 0);
+  for (auto* b : {&pair_labels, &class_labels, &start_positions, &end_positions}) b->assign(B, 0);
+  targets.assign(B, 0.0f);
+}
+
+// Host array → its device twin; the device pointer, or null when the batch has no such array.
+template <typename T, typename A>
+static const T* upload_part(kernels::Buffer<T>& dst, const std::vector<T, A>& src, bool present) {
+  if (!present) return nullptr;
+  kernels::upload(dst.data(), src.data(), static_cast<long>(src.size()));
+  return dst.data();
+}
+
+MicroBatch StagedBatch::view() {
   MicroBatch mb;
   mb.batch = batch;
   mb.seq = seq;
@@ -28,12 +48,24 @@ MicroBatch StagedBatch::view() const {
   mb.start_positions = has_spans ? start_positions.data() : nullptr;
   mb.end_positions = has_spans ? end_positions.data() : nullptr;
   mb.first_sample = first_sample;
-  // The CPU engine's kernels read host memory: the host view is the same arrays.
   mb.host.labels = mb.labels;
   mb.host.key_mask = mb.key_mask;
   mb.host.fixed_samples = mb.fixed_samples;
   mb.host.class_labels = mb.class_labels;
   mb.host.start_positions = mb.start_positions;
+  if constexpr (!kernels::kHostBuffers) {
+    // The kernels read device memory: the same arrays, uploaded into the slot's device twin.
+    mb.tokens = upload_part(device.tokens, tokens, true);
+    mb.labels = upload_part(device.labels, labels, true);
+    mb.segments = upload_part(device.segments, segments, has_segments);
+    mb.key_mask = upload_part(device.key_mask, key_mask, has_mask);
+    mb.pair_labels = upload_part(device.pair_labels, pair_labels, has_pair);
+    mb.fixed_samples = upload_part(device.fixed_samples, fixed_samples, has_samples);
+    mb.class_labels = upload_part(device.class_labels, class_labels, has_class_labels);
+    mb.targets = upload_part(device.targets, targets, has_targets);
+    mb.start_positions = upload_part(device.start_positions, start_positions, has_spans);
+    mb.end_positions = upload_part(device.end_positions, end_positions, has_spans);
+  }
   return mb;
 }
 
@@ -41,19 +73,57 @@ static int default_predictions(const EngineConfig& c) {
   return c.max_predictions > 0 ? c.max_predictions : c.micro_batch * c.seq_len;
 }
 
-Engine::Engine(const EngineConfig& cfg)
-    : cfg_(cfg),
-      model_(cfg.model),
-      params_(model_.layout().total(), 0.0f),
-      grads_(model_.layout().total(), 0.0f),
-      optimizer_(cfg.optimizer, model_.layout()),
-      staged_(cfg.grad_accum) {
+// Bytes the engine's kernel buffers hold now, and on the GPU what the device says is in use.
+static int64_t held_bytes() { return kernels::buffer_bytes().load(); }
+static int64_t device_used_bytes(int64_t* total) {
+#if defined(PARATRAIN_BACKEND_CUDA)
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  *total = static_cast<int64_t>(total_b);
+  return static_cast<int64_t>(total_b - free_b);
+#else
+  *total = -1;
+  return -1;
+#endif
+}
+
+Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), model_(cfg.model), staged_(cfg.grad_accum) {
   if (cfg.micro_batch < 1 || cfg.seq_len < 1 || cfg.grad_accum < 1 || cfg.threads < 1)
     throw Error("ERR_CONFIG", "micro_batch, seq_len, grad_accum and threads must be at least 1");
   if (cfg.dp_size < 1 || cfg.dp_rank < 0 || cfg.dp_rank >= cfg.dp_size)
     throw Error("ERR_CONFIG", "data-parallel rank out of range");
+  int64_t device_total = -1;
+  const int64_t device_before = device_used_bytes(&device_total);
+  const size_t total = static_cast<size_t>(model_.layout().total());
+  int64_t before = held_bytes();
+  params_.assign(total, 0.0f);
+  grads_.assign(total, 0.0f);
+  optimizer_ = make_optimizer(cfg.optimizer, model_.layout());
+  memory_.params = memory_.grads = static_cast<int64_t>(total * sizeof(float));
+  memory_.optimizer = held_bytes() - before - memory_.params - memory_.grads;
+  before = held_bytes();
   model_.allocate(cfg.micro_batch, cfg.seq_len, model_.has_masked_lm() ? default_predictions(cfg) : 0, cfg.threads);
+  if constexpr (!kernels::kHostBuffers)
+    for (StagedBatch& s : staged_) s.device.allocate(cfg.micro_batch, cfg.seq_len);
+  memory_.activations = held_bytes() - before;
   model_.bind(params_.data(), grads_.data());
+  if (device_before >= 0) {
+    memory_.device_used = device_used_bytes(&device_total) - device_before;
+    memory_.device_total = device_total;
+  }
+}
+
+void Engine::read_params(float* host) const { kernels::download(host, params_.data(), static_cast<long>(params_.size())); }
+void Engine::write_params(const float* host) { kernels::upload(params_.data(), host, static_cast<long>(params_.size())); }
+void Engine::read_grads(float* host) const { kernels::download(host, grads_.data(), static_cast<long>(grads_.size())); }
+void Engine::write_grads(const float* host) { kernels::upload(grads_.data(), host, static_cast<long>(grads_.size())); }
+void Engine::read_moments(float* m, float* v) {
+  kernels::download(m, optimizer_->m().data(), static_cast<long>(optimizer_->m().size()));
+  kernels::download(v, optimizer_->v().data(), static_cast<long>(optimizer_->v().size()));
+}
+void Engine::write_moments(const float* m, const float* v) {
+  kernels::upload(optimizer_->m().data(), m, static_cast<long>(optimizer_->m().size()));
+  kernels::upload(optimizer_->v().data(), v, static_cast<long>(optimizer_->v().size()));
 }
 
 void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr<Communicator> dp) {
@@ -139,21 +209,30 @@ void Engine::finish_metrics(StepMetrics& m) {
 }
 
 void Engine::use_threads() const {
+#if !defined(PARATRAIN_BACKEND_CUDA)
   // Both OpenMP (our loops) and OpenBLAS (its OpenMP build) use the same team size, set on the
   // thread that runs the step, so the cores are shared without oversubscription.
 #ifdef _OPENMP
   omp_set_num_threads(cfg_.threads);
 #endif
   openblas_set_num_threads(cfg_.threads);
+#endif
 }
 
 void Engine::init_params(uint64_t seed) {
   use_threads();
-  paratrain::init_params(model_.layout(), seed, params_.data());
-  std::fill(grads_.begin(), grads_.end(), 0.0f);
-  std::fill(optimizer_.m().begin(), optimizer_.m().end(), 0.0f);
-  std::fill(optimizer_.v().begin(), optimizer_.v().end(), 0.0f);
-  optimizer_.set_step_count(0);
+  if constexpr (kernels::kHostBuffers) {
+    paratrain::init_params(model_.layout(), seed, params_.data());
+  } else {  // drawn on the host (the same values as the CPU's), then uploaded
+    std::vector<float> host(params_.size());
+    paratrain::init_params(model_.layout(), seed, host.data());
+    write_params(host.data());
+  }
+  const long total = static_cast<long>(params_.size());
+  kernels::fill(grads_.data(), total, 0.0f);
+  kernels::fill(optimizer_->m().data(), total, 0.0f);
+  kernels::fill(optimizer_->v().data(), total, 0.0f);
+  optimizer_->set_step_count(0);
 }
 
 StagedBatch& Engine::stage(int slot) {
@@ -278,7 +357,7 @@ void Engine::check_staged(int slot) {
 StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t requests) {
   require_groups();
   use_threads();
-  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  kernels::fill(grads_.data(), static_cast<long>(grads_.size()), 0.0f);
   StepMetrics out = empty_metrics();
   ForwardOptions opt;
   opt.training = true;
@@ -321,7 +400,7 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr, uint3
     out.grad_norm = NAN;
     return out;
   }
-  const OptimizerResult r = optimizer_.step(params_.data(), grads_.data(), lr, *tensor_parallel_);
+  const OptimizerResult r = optimizer_->step(params_.data(), grads_.data(), lr, *tensor_parallel_);
   out.grad_norm = r.grad_norm;
   out.skipped = r.skipped;
   return out;
@@ -330,7 +409,7 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr, uint3
 OptimizerResult Engine::apply_optimizer(float lr) {
   require_groups();
   use_threads();
-  return optimizer_.step(params_.data(), grads_.data(), lr, *tensor_parallel_);
+  return optimizer_->step(params_.data(), grads_.data(), lr, *tensor_parallel_);
 }
 
 StepMetrics Engine::evaluate(int micro_batches) {
@@ -364,24 +443,27 @@ StepMetrics Engine::forward_logits(std::vector<float>* logits, std::vector<int>*
   out.batches = 1;
   out.tokens = static_cast<long>(mb.batch) * mb.seq;
   finish_metrics(out);
+  // Kernel memory → the caller's host vectors.
+  const auto take = [](std::vector<float>* dst, const float* src, long n) {
+    dst->resize(static_cast<size_t>(n));
+    kernels::download(dst->data(), src, n);
+  };
   logits->clear();
   rows->clear();
   class_logits->clear();
   position_logits->clear();
+  const long N = static_cast<long>(mb.batch) * mb.seq;
   if (const Head* head = model_.prediction_head()) {
     const long R = head->logit_rows(), V = cfg_.model.vocab;
-    logits->assign(head->logits(), head->logits() + R * V);
+    take(logits, head->logits(), R * V);
     rows->resize(static_cast<size_t>(R));
     for (long r = 0; r < R; r++) (*rows)[static_cast<size_t>(r)] = head->logit_position(r);
   }
   if (const Head* head = model_.class_head())
-    class_logits->assign(head->class_logits(), head->class_logits() + static_cast<long>(head->classes()) * mb.batch);
+    take(class_logits, head->class_logits(), static_cast<long>(head->classes()) * mb.batch);
   if (const Head* head = model_.position_head())
-    position_logits->assign(head->position_logits(),
-                            head->position_logits() + static_cast<long>(head->position_classes()) * mb.batch * mb.seq);
-  if (hidden != nullptr)
-    hidden->assign(model_.top_hidden(),
-                   model_.top_hidden() + static_cast<long>(model_.top_hidden_size()) * mb.batch * mb.seq);
+    take(position_logits, head->position_logits(), static_cast<long>(head->position_classes()) * N);
+  if (hidden != nullptr) take(hidden, model_.top_hidden(), static_cast<long>(model_.top_hidden_size()) * N);
   return out;
 }
 

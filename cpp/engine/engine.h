@@ -1,5 +1,8 @@
 // engine.h — one rank's training engine: flat parameters, gradients and optimizer state, the model
 // with its preallocated activations, staged input batches, and the step that ties them together.
+// Written once for both backends: its state lives in kernel buffers (host memory on the CPU, device
+// memory in the CUDA build), allocated when the engine is made, never inside a step; the host
+// reaches it only through the copies below (checkpoints, tests) and the staged batches.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -25,7 +28,16 @@ struct EngineConfig {
   size_t bucket_elems = size_t(2) << 20;  // gradient all-reduce bucket (elements)
 };
 
-// A micro-batch copied out of JS so the step can run on another thread.
+// A micro-batch copied out of JS so the step can run on another thread (host memory), and its
+// copy in kernel memory (the CUDA build uploads it before the step; the CPU build reads the host one).
+struct DeviceBatch {
+  kernels::Buffer<int> tokens, labels, segments, pair_labels, fixed_samples;
+  kernels::Buffer<int> class_labels, start_positions, end_positions;
+  kernels::Buffer<float> targets;
+  kernels::Buffer<uint8_t> key_mask;
+  void allocate(int batch, int seq);
+};
+
 struct StagedBatch {
   int batch = 0, seq = 0;
   std::vector<int> tokens, labels, segments, pair_labels, fixed_samples;
@@ -35,7 +47,17 @@ struct StagedBatch {
   bool has_segments = false, has_mask = false, has_pair = false, has_samples = false;
   bool has_class_labels = false, has_targets = false, has_spans = false;
   uint64_t first_sample = 0;  // index of sequence 0 in its split's stream, split folded in
-  MicroBatch view() const;
+  DeviceBatch device;         // allocated once for the engine's largest micro-batch
+  // The batch as the model reads it: kernel pointers (uploading first where kernels read device
+  // memory) and the host view.
+  MicroBatch view();
+};
+
+// What the engine's state takes, in bytes (the memory report at start-up).
+struct MemoryReport {
+  int64_t params = 0, grads = 0, optimizer = 0;  // flat fp32 buffers
+  int64_t activations = 0;  // the model's activations, gradient scratch and workspaces, and the staged batches
+  int64_t device_used = -1, device_total = -1;  // CUDA: what cudaMemGetInfo says the engine took; -1 on the CPU
 };
 
 // With data parallelism every figure is the whole job's: losses averaged over all micro-batches of
@@ -67,9 +89,16 @@ class Engine {
   const EngineConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return model_.layout(); }
   const Model& model() const { return model_; }
-  std::vector<float>& params() { return params_; }
-  std::vector<float>& grads() { return grads_; }
-  Optimizer& optimizer() { return optimizer_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  const MemoryReport& memory() const { return memory_; }
+
+  // Host copies of the flat state (every array holds layout().total() values).
+  void read_params(float* host) const;
+  void write_params(const float* host);
+  void read_grads(float* host) const;
+  void write_grads(const float* host);
+  void read_moments(float* m, float* v);
+  void write_moments(const float* m, const float* v);
 
   // The tensor- and data-parallel groups, connected (sizes must match the config). Until this is
   // called the engine trains alone.
@@ -108,14 +137,15 @@ class Engine {
   void require_groups() const;  // a TP/DP rank cannot compute without its communicators
   EngineConfig cfg_;
   Model model_;  // first: it builds the parameter layout the buffers below follow
-  std::vector<float> params_, grads_;
-  Optimizer optimizer_;
+  kernels::Buffer<float> params_, grads_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::vector<StagedBatch> staged_;
   SingleProcessCommunicator solo_;
   std::unique_ptr<Communicator> tp_owned_, dp_owned_;
   Communicator* tensor_parallel_ = &solo_;
   std::unique_ptr<GradientReducer> reducer_;  // data parallelism: gradients averaged over replicas
   std::vector<double> reduce_scratch_;        // the figures of a step, summed over replicas
+  MemoryReport memory_;
 };
 
 }  // namespace paratrain

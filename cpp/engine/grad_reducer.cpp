@@ -4,7 +4,10 @@
 namespace paratrain {
 
 GradientReducer::GradientReducer(Communicator& dp, size_t bucket_elems)
-    : dp_(dp), bucket_elems_(bucket_elems > 0 ? bucket_elems : 1), thread_([this] { run(); }) {}
+    : dp_(dp), bucket_elems_(bucket_elems > 0 ? bucket_elems : 1), thread_([this] {
+        kernels::bind_thread();
+        run();
+      }) {}
 
 GradientReducer::~GradientReducer() {
   {
@@ -66,26 +69,40 @@ void GradientReducer::wait_idle() {
 void GradientReducer::begin(float* grads, size_t total) {
   grads_ = grads;
   launched_from_ = total;
+  events_used_ = 0;
 }
 
-void GradientReducer::launch_down_to(size_t offset) {
+// An event after everything issued so far on the compute stream. Only the thread running backward
+// records; the communication thread only waits on events already recorded (a deque keeps their
+// addresses when it grows).
+const kernels::StreamEvent* GradientReducer::record_ready() {
+  if (events_used_ == events_.size()) events_.emplace_back();
+  kernels::StreamEvent* e = &events_[events_used_++];
+  e->record();
+  return e;
+}
+
+void GradientReducer::launch_down_to(size_t offset, const kernels::StreamEvent* ready) {
   float* data = grads_ + offset;
   const size_t n = launched_from_ - offset;
   launched_from_ = offset;
   const float inv = 1.0f / static_cast<float>(dp_.size());
-  enqueue([this, data, n, inv] {
+  enqueue([this, data, n, inv, ready] {
+    ready->wait();
     dp_.all_reduce_sum(data, n);
-    for (size_t i = 0; i < n; i++) data[i] *= inv;
+    kernels::scale(data, static_cast<long>(n), inv);
   });
 }
 
 void GradientReducer::ready_from(size_t offset) {
-  if (launched_from_ > offset && launched_from_ - offset >= bucket_elems_) launch_down_to(offset);
+  if (launched_from_ > offset && launched_from_ - offset >= bucket_elems_) launch_down_to(offset, record_ready());
 }
 
 void GradientReducer::finish() {
   // The rest, in bucket-sized pieces so no single message grows with the model.
-  while (launched_from_ > 0) launch_down_to(launched_from_ > bucket_elems_ ? launched_from_ - bucket_elems_ : 0);
+  const kernels::StreamEvent* ready = record_ready();
+  while (launched_from_ > 0)
+    launch_down_to(launched_from_ > bucket_elems_ ? launched_from_ - bucket_elems_ : 0, ready);
   wait_idle();
 }
 

@@ -2,6 +2,9 @@
 // overlaps the rest of backward (PyTorch DDP / Megatron style). Backward finalises gradients from
 // the end of the flat buffer towards its start (heads, last layer, …, embeddings), so "ready" is
 // one frontier offset; whenever a bucket's worth is final behind it, that bucket is all-reduced.
+// "Final" is the compute stream's word, not the host loop's: each ready_from records an event on
+// the stream, and the communication thread waits for it before it sends (on the GPU the kernels of
+// backward are still running when the host has issued them).
 #pragma once
 #include <condition_variable>
 #include <cstddef>    // size_t
@@ -10,8 +13,10 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "../comm/communicator.h"  // Communicator
+#include "../kernels/backend.h"    // kernels::StreamEvent, kernels::bind_thread, kernels::scale
 
 namespace paratrain {
 
@@ -34,8 +39,10 @@ class GradientReducer {
   void all_reduce_now(double* data, size_t n);
 
  private:
-  // All-reduces (and averages) grads[offset, launched_from_) on the thread; moves the frontier.
-  void launch_down_to(size_t offset);
+  // All-reduces (and averages) grads[offset, launched_from_) on the thread once `ready` has
+  // passed; moves the frontier.
+  void launch_down_to(size_t offset, const kernels::StreamEvent* ready);
+  const kernels::StreamEvent* record_ready();
   void enqueue(std::function<void()> job);
   void wait_idle();
   void run();
@@ -44,6 +51,9 @@ class GradientReducer {
   const size_t bucket_elems_;
   float* grads_ = nullptr;
   size_t launched_from_ = 0;  // [launched_from_, total) has been handed to the thread
+  // One event per ready_from of a backward pass, reused pass after pass (the first pass grows it).
+  std::deque<kernels::StreamEvent> events_;
+  size_t events_used_ = 0;
 
   std::mutex mu_;
   std::condition_variable work_cv_, idle_cv_;

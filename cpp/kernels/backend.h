@@ -8,8 +8,6 @@
 // attention_scratch_floats, and the reductions that return a figure take loss_scratch_doubles(rows)
 // doubles of scratch (the CPU needs none).
 #pragma once
-#include <vector>
-
 #include "cpu/cross_entropy.h"  // CrossEntropyResult, BinaryResult; count_targets (host memory, both builds)
 #include "cpu/gelu.h"           // GeluForm
 
@@ -23,30 +21,33 @@
 #include "cuda/layernorm.cuh"      // layernorm_forward/backward
 #include "cuda/rows.cuh"           // gather_rows, scatter_add_rows
 #include "cuda/sampling.cuh"       // gumbel_argmax_rows
+#include "cuda/sync.h"             // StreamEvent, bind_thread
 #include "cuda/tensor_ops.cuh"     // fill, copy, add_into, ..., upload/download
 
 namespace paratrain {
 namespace cuda {
 template <typename T>
 using Buffer = DeviceBuffer<T>;  // device memory
+constexpr bool kHostBuffers = false;
 using cpu::count_targets;        // counts over the batch's host copy
 }  // namespace cuda
 namespace kernels = cuda;
 }  // namespace paratrain
 #else
 #include "cpu/attention.h"    // attention_forward/backward (probabilities), attention_*_floats
+#include "cpu/buffer.h"       // Buffer (host memory, counted)
 #include "cpu/dropout.h"      // dropout_*, residual_dropout_forward
 #include "cpu/embedding.h"    // embedding_forward/backward
 #include "cpu/layernorm.h"    // layernorm_forward/backward
 #include "cpu/linear.h"       // linear_forward/backward
 #include "cpu/rows.h"         // gather_rows, scatter_add_rows, tanh_*
 #include "cpu/sampling.h"     // gumbel_argmax_rows
+#include "cpu/sync.h"         // StreamEvent, bind_thread (no-ops)
 #include "cpu/tensor_ops.h"   // fill, copy, add_into, ..., upload/download
 
 namespace paratrain {
 namespace cpu {
-template <typename T>
-using Buffer = std::vector<T>;  // host memory
+constexpr bool kHostBuffers = true;  // buffers are host memory: a batch needs no upload
 }  // namespace cpu
 namespace kernels = cpu;
 }  // namespace paratrain

@@ -370,6 +370,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return DefineClass(env, "Engine",
                        {InstanceMethod("paramTable", &EngineWrap::ParamTable),
                         InstanceMethod("numParams", &EngineWrap::NumParams),
+                        InstanceMethod("memoryReport", &EngineWrap::MemoryReportOf),
                         InstanceMethod("initParams", &EngineWrap::InitParams),
                         InstanceMethod("getParams", &EngineWrap::GetParams),
                         InstanceMethod("setParams", &EngineWrap::SetParams),
@@ -440,6 +441,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(engine().layout().total()));
   }
 
+  // {params, grads, optimizer, activations, deviceUsed?, deviceTotal?} in bytes, measured when the
+  // engine was made (the device figures only in the CUDA build).
+  Napi::Value MemoryReportOf(const Napi::CallbackInfo& info) {
+    const MemoryReport& r = engine().memory();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("params", static_cast<double>(r.params));
+    o.Set("grads", static_cast<double>(r.grads));
+    o.Set("optimizer", static_cast<double>(r.optimizer));
+    o.Set("activations", static_cast<double>(r.activations));
+    if (r.device_used >= 0) {
+      o.Set("deviceUsed", static_cast<double>(r.device_used));
+      o.Set("deviceTotal", static_cast<double>(r.device_total));
+    }
+    return o;
+  }
+
   Napi::Value InitParams(const Napi::CallbackInfo& info) {
     require_idle(info.Env());
     const double seed = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
@@ -463,23 +480,28 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       return arr;
     });
   }
-  void copy_in(Napi::Env env, std::vector<float>& dst, const Napi::Value& v, const char* what) {
-    const Napi::Float32Array arr = checked_source(env, dst.size(), v, what);
-    std::copy(arr.Data(), arr.Data() + arr.ElementLength(), dst.begin());
-  }
+  // The engine's flat state has layout().total() values per array; the engine copies between its
+  // kernel memory and these host arrays.
+  size_t state_size() { return static_cast<size_t>(engine().layout().total()); }
+  Napi::Float32Array new_state_array(Napi::Env env) { return Napi::Float32Array::New(env, state_size()); }
 
   Napi::Value GetParams(const Napi::CallbackInfo& info) {
     require_idle(info.Env());
-    return copy_out(info.Env(), engine().params());
+    Napi::Float32Array out = new_state_array(info.Env());
+    guarded(info.Env(), [&] { engine().read_params(out.Data()); return 0; });
+    return out;
   }
   Napi::Value SetParams(const Napi::CallbackInfo& info) {
     require_idle(info.Env());
-    copy_in(info.Env(), engine().params(), info[0], "params");
+    const Napi::Float32Array src = checked_source(info.Env(), state_size(), info[0], "params");
+    guarded(info.Env(), [&] { engine().write_params(src.Data()); return 0; });
     return info.Env().Undefined();
   }
   Napi::Value GetGrads(const Napi::CallbackInfo& info) {
     require_idle(info.Env());
-    return copy_out(info.Env(), engine().grads());
+    Napi::Float32Array out = new_state_array(info.Env());
+    guarded(info.Env(), [&] { engine().read_grads(out.Data()); return 0; });
+    return out;
   }
   // Copies parameters and optimizer moments into the caller's buffers (a checkpoint's host copy,
   // reused from save to save so that no save pays for fresh pages); returns the update count.
@@ -489,16 +511,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {params, m, v}");
     Napi::Object o = info[0].As<Napi::Object>();
     guarded(env, [&] {
-      const std::pair<const char*, const std::vector<float>*> parts[] = {
-          {"params", &engine().params()}, {"m", &engine().optimizer().m()}, {"v", &engine().optimizer().v()}};
-      for (const auto& [name, src] : parts) {
+      for (const char* name : {"params", "m", "v"}) {
         Napi::Float32Array dst = typed_array<Napi::Float32Array>(o.Get(name), name);
-        if (dst.ElementLength() != src->size())
+        if (dst.ElementLength() != state_size())
           throw Error("ERR_ARGUMENT", std::string(name) + " holds " + std::to_string(dst.ElementLength()) +
-                                          " values; the engine has " + std::to_string(src->size()));
+                                          " values; the engine has " + std::to_string(state_size()));
       }
-      for (const auto& [name, src] : parts)
-        std::copy(src->begin(), src->end(), o.Get(name).As<Napi::Float32Array>().Data());
+      engine().read_params(o.Get("params").As<Napi::Float32Array>().Data());
+      engine().read_moments(o.Get("m").As<Napi::Float32Array>().Data(), o.Get("v").As<Napi::Float32Array>().Data());
       return 0;
     });
     return Napi::Number::New(env, static_cast<double>(engine().optimizer().step_count()));
@@ -512,12 +532,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, "ERR_ARGUMENT", "expected {step, m, v}");
     Napi::Object o = info[0].As<Napi::Object>();
     // Both moments are checked before either is written: a bad v must not leave a new m behind.
-    std::vector<float>& m = engine().optimizer().m();
-    std::vector<float>& v = engine().optimizer().v();
-    const Napi::Float32Array m_src = checked_source(env, m.size(), o.Get("m"), "optimizer m");
-    const Napi::Float32Array v_src = checked_source(env, v.size(), o.Get("v"), "optimizer v");
-    std::copy(m_src.Data(), m_src.Data() + m_src.ElementLength(), m.begin());
-    std::copy(v_src.Data(), v_src.Data() + v_src.ElementLength(), v.begin());
+    const Napi::Float32Array m_src = checked_source(env, state_size(), o.Get("m"), "optimizer m");
+    const Napi::Float32Array v_src = checked_source(env, state_size(), o.Get("v"), "optimizer v");
+    guarded(env, [&] { engine().write_moments(m_src.Data(), v_src.Data()); return 0; });
     engine().optimizer().set_step_count(static_cast<int64_t>(get_num_or(o, "step", 0)));
     return env.Undefined();
   }
@@ -525,8 +542,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     require_idle(info.Env());
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("step", static_cast<double>(engine().optimizer().step_count()));
-    o.Set("m", copy_out(info.Env(), engine().optimizer().m()));
-    o.Set("v", copy_out(info.Env(), engine().optimizer().v()));
+    Napi::Float32Array m = new_state_array(info.Env()), v = new_state_array(info.Env());
+    guarded(info.Env(), [&] { engine().read_moments(m.Data(), v.Data()); return 0; });
+    o.Set("m", m);
+    o.Set("v", v);
     return o;
   }
 
@@ -534,7 +553,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     require_idle(env);
-    copy_in(env, engine().grads(), info[0], "grads");
+    const Napi::Float32Array grads = checked_source(env, state_size(), info[0], "grads");
+    guarded(env, [&] { engine().write_grads(grads.Data()); return 0; });
     const float lr = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().FloatValue() : 0.0f;
     const OptimizerResult r = guarded(env, [&] { return engine().apply_optimizer(lr); });
     Napi::Object o = Napi::Object::New(env);

@@ -1,10 +1,14 @@
 // optimizer.h — LAMB (NVLAMB, with an apex-compatible variant) and AdamW as passes over the flat
-// parameter/gradient buffers; the moments m and v share the parameter layout.
+// parameter/gradient buffers; the moments m and v share the parameter layout. One interface, one
+// implementation per backend: optimizer_cpu.cpp (the reference) and optimizer_cuda.cpp (the
+// multi-tensor kernels of cpp/kernels/cuda/optimizer.cu); make_optimizer() returns the build's.
 #pragma once
 #include <cstdint>  // int64_t
+#include <memory>   // std::unique_ptr
 #include <vector>
 
 #include "../comm/communicator.h"  // Communicator
+#include "../kernels/backend.h"    // kernels::Buffer
 #include "../model/params.h"       // ParamLayout
 
 namespace paratrain {
@@ -25,26 +29,40 @@ struct OptimizerResult {
   bool skipped = false;  // non-finite gradients: parameters and moments left untouched
 };
 
+// The per-step scalars both backends compute on the host, in the same way.
+struct StepScalars {
+  float bc1 = 1, bc2 = 1;  // 1 − β1^t, 1 − β2^t
+  float grad_scale = 1;    // NVLAMB 1/‖g‖; apex-LAMB and AdamW clipping factor; else 1
+};
+
 class Optimizer {
  public:
-  Optimizer(const OptimizerConfig& cfg, const ParamLayout& layout);
-  // One update with learning rate lr. `grads` is consumed (used as scratch for the update). The
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // One update with learning rate lr. `grads` may be consumed (the CPU uses it as scratch). The
   // gradients must already be averaged over data-parallel replicas; `tp` is the tensor-parallel
   // group, over which split tensors' norms are summed so every norm equals the TP = 1 one.
-  OptimizerResult step(float* params, float* grads, float lr, Communicator& tp);
+  virtual OptimizerResult step(float* params, float* grads, float lr, Communicator& tp) = 0;
 
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t s) { step_ = s; }
-  std::vector<float>& m() { return m_; }
-  std::vector<float>& v() { return v_; }
+  kernels::Buffer<float>& m() { return m_; }  // kernel memory, the parameter layout
+  kernels::Buffer<float>& v() { return v_; }
   const OptimizerConfig& config() const { return cfg_; }
 
- private:
+ protected:
+  Optimizer(const OptimizerConfig& cfg, const ParamLayout& layout);
+  // Counts the update and returns its scalars (call after the norm, when the step is not skipped).
+  StepScalars begin_update(double grad_norm);
   OptimizerConfig cfg_;
   const ParamLayout& layout_;
-  std::vector<float> m_, v_;
-  std::vector<double> norms_, split_norms_;  // LAMB: per-tensor ‖w‖², ‖u‖² (kept to avoid reallocating)
+  kernels::Buffer<float> m_, v_;
   int64_t step_ = 0;
 };
+
+// This build's optimizer (CPU or CUDA).
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& cfg, const ParamLayout& layout);
 
 }  // namespace paratrain

@@ -84,6 +84,18 @@ export interface LogitsResult {
   losses: Record<string, number>;
 }
 
+/** What the engine's state took when it was made, in bytes (device figures only from the CUDA addon). */
+export interface EngineMemoryReport {
+  params: number;
+  grads: number;
+  optimizer: number;
+  /** Activations, gradient scratch, workspaces and staged batches. */
+  activations: number;
+  /** CUDA: device memory in use after the engine was made minus before (cudaMemGetInfo). */
+  deviceUsed?: number;
+  deviceTotal?: number;
+}
+
 export interface OptimizerState {
   step: number;
   m: Float32Array;
@@ -94,6 +106,7 @@ export interface OptimizerState {
 export interface NativeEngine {
   paramTable(): ParamEntry[];
   numParams(): number;
+  memoryReport(): EngineMemoryReport;
   initParams(seed: number): void;
   getParams(): Float32Array;
   setParams(params: Float32Array): void;

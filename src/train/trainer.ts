@@ -300,6 +300,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   if (leader) fs.writeFileSync(path.join(c.run.dir, 'config.yaml'), YAML.stringify(c));
 
   const params = engine.numParams();
+  const memory = engine.memoryReport();
+  const mb = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1));
   // MFU's denominator: this rank's peak (CPU: measured once per machine and thread count, cached).
   const peak = await cpuPeak(c.data.cache_dir, resolveThreads(c.train.threads));
   const modelFlops = flopsPerToken(c);
@@ -309,6 +311,15 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       arch: c.model.arch,
       params,
       flops_per_token: modelFlops,
+      memory_mb: {
+        params: mb(memory.params),
+        grads: mb(memory.grads),
+        optimizer: mb(memory.optimizer),
+        activations: mb(memory.activations),
+        ...(memory.deviceUsed !== undefined
+          ? { device_used: mb(memory.deviceUsed), device_total: mb(memory.deviceTotal ?? 0) }
+          : {}),
+      },
       peak_gflops: Number((peak.flops / 1e9).toFixed(1)),
       peak_source: peak.source,
       tokenizer_vocab: tokenizer.vocabSize,

@@ -31,6 +31,12 @@ void add_into(T* dst, const T* src, long n) {
   for (long i = 0; i < n; i++) dst[i] += src[i];
 }
 
+// x[0, n) *= factor
+template <typename T>
+void scale(T* x, long n, T factor) {
+  for (long i = 0; i < n; i++) x[i] *= factor;
+}
+
 // out[N,O] += b[O] on every row (a row-parallel layer adds its bias after the reduction).
 template <typename T>
 void add_bias_rows(T* out, const T* b, long N, int O) {

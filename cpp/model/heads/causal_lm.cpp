@@ -17,6 +17,10 @@ void CausalLmHead::allocate(int batch, int seq, int) {
   logits_.assign(N * model_.vocab_shard().local(), 0);
   ce_scratch_.assign(model_.tp_size > 1 ? 3 * N : 0, 0);
   loss_scratch_.assign(loss_scratch_doubles(N), 0);
+  // Its own ∂top only when another head of the same stack may have written the stack's first.
+  int heads_on_stack = 0;
+  for (const HeadSpec& h : model_.heads) heads_on_stack += h.stack == spec_.stack;
+  d_own_.assign(heads_on_stack > 1 ? N * hidden_ : 0, 0);
 }
 
 HeadLoss CausalLmHead::forward(const PassContext& ctx, Stack& stack, SampledTokens&, double*) {
@@ -40,8 +44,7 @@ void CausalLmHead::backward(const PassContext& ctx, Stack& stack, const SampledT
   const bool first = stack.claim_d_top();
   float* d = stack.d_top();
   if (!first) {  // another head wrote ∂top already: reduce this head's part on its own, then add
-    if (static_cast<long>(d_own_.size()) != NH) d_own_.assign(NH, 0);
-    d = d_own_.data();
+    d = d_own_.data();  // sized by allocate() for the largest batch
   }
   linear_backward(d, embeddings_.word().g, static_cast<float*>(nullptr), logits_.data(), stack.top(),
                   embeddings_.word().w, N, hidden_, Vl, false);
