@@ -2,6 +2,7 @@
 // accumulate), average gradients over the data-parallel group, one optimizer update.
 #include "engine.h"
 
+#include "../comm/host_staged.h"  // HostStagedCommunicator (the CUDA build over the libzmq rings)
 #include <algorithm>  // std::fill
 #include <chrono>     // steady_clock: data-parallel wait
 #include <cmath>      // std::isfinite
@@ -131,6 +132,11 @@ void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr
       dp->size() != cfg_.dp_size || dp->rank() != cfg_.dp_rank)
     throw Error("ERR_CONFIG", "the communicators do not match the engine's tensor/data-parallel ranks");
   reducer_.reset();
+  if constexpr (!kernels::kHostBuffers) {
+    // The rings read host memory; the model's collectives act on device memory.
+    tp = std::make_unique<HostStagedCommunicator>(std::move(tp));
+    dp = std::make_unique<HostStagedCommunicator>(std::move(dp));
+  }
   tp_owned_ = std::move(tp);
   dp_owned_ = std::move(dp);
   tensor_parallel_ = tp_owned_.get();

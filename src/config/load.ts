@@ -118,6 +118,16 @@ function crossChecks(c: Config): string[] {
       `parallel.tensor: ${tp} must divide model.heads (${m.heads}), model.hidden (${m.hidden}) and model.ffn (${m.ffn})`,
     );
   problems.push(...familyChecks(c));
+  if (c.precision !== 'fp32' && c.device === 'cpu')
+    problems.push(
+      `precision: ${c.precision} needs device: cuda; the CPU engine computes in fp32 ` +
+        `(its kernels have no ${c.precision} arithmetic to gain from): remove the key or set precision: fp32`,
+    );
+  else if (c.precision !== 'fp32')
+    problems.push(
+      `precision: ${c.precision} is not built yet; the CUDA engine trains in fp32 for now ` +
+        `(docs/cuda.md, "Not done"): set precision: fp32`,
+    );
   return problems;
 }
 

@@ -203,6 +203,11 @@ export const configSchema = z
     task: taskSchema.default(taskSchema.parse({})),
     /** Where the engine runs: the CPU build, or the CUDA build (which must load; never a silent fallback). */
     device: z.enum(['cpu', 'cuda']).default('cpu'),
+    /**
+     * Compute precision: fp32, or bf16 / fp16 with fp32 master weights and optimizer state (fp16 with
+     * dynamic loss scaling). The CPU engine computes in fp32 only.
+     */
+    precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
   })
   .strict();
 

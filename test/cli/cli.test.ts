@@ -105,6 +105,20 @@ describe('bad input: a clear error and a non-zero exit', () => {
     expect(r.stderr).toContain('device=cpu');
   });
 
+  it('a reduced precision is refused on the CPU, naming the key and the fix, before anything runs', () => {
+    const dir = tmp();
+    for (const precision of ['bf16', 'fp16']) {
+      const r = paratrain(['train', ...tiny('bert', dir), '--set', `precision=${precision}`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`precision: ${precision} needs device: cuda`);
+      expect(r.stderr).toContain('set precision: fp32');
+    }
+    expect(fs.existsSync(path.join(dir, 'checkpoints'))).toBe(false);
+    const cuda = paratrain(['train', ...tiny('bert', tmp()), '--set', 'precision=bf16', '--set', 'device=cuda']);
+    expect(cuda.code).toBe(1);
+    expect(cuda.stderr).toContain('precision: bf16 is not built yet');
+  });
+
   it('a diverging run stops with ERR_NAN_LOSS and writes no checkpoint', () => {
     const dir = tmp();
     const r = paratrain([
