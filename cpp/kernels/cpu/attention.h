@@ -39,6 +39,15 @@ inline bool attention_key_visible(const AttentionShape& s, int b, int i, int j) 
   return !s.key_mask || s.key_mask[static_cast<long>(b) * s.T + j] != 0;
 }
 
+// What attention keeps from forward for backward, and its per-pass scratch, in elements (the CUDA
+// twin keeps a row logsumexp instead of the probabilities: the model sizes both through these).
+inline long attention_saved_floats(const AttentionShape& s) {
+  return static_cast<long>(s.B) * s.heads * s.T * s.T;  // the probabilities [B, heads, T, T]
+}
+inline long attention_scratch_floats(const AttentionShape& s, int threads) {
+  return static_cast<long>(threads > 1 ? threads : 1) * 2 * s.T * s.T;  // per thread: dP and dropped P
+}
+
 // Writes into `dst` the probabilities as used in the context product (after dropout).
 template <typename T>
 void attention_dropped_probs(T* dst, const T* probs, const AttentionShape& s, long bh) {
@@ -82,9 +91,11 @@ void attention_forward(T* ctx, T* probs, const T* qkv, const AttentionShape& s, 
   }
 }
 
-// dqkv[B,T,3C] = ∂L/∂qkv (overwritten); scratch: per thread 2·T·T elements.
+// dqkv[B,T,3C] = ∂L/∂qkv (overwritten); scratch: per thread 2·T·T elements. `ctx` (the forward's
+// output) is part of the contract for the CUDA twin, which needs it; this kernel reads the probabilities.
 template <typename T>
-void attention_backward(T* dqkv, const T* dctx, const T* qkv, const T* probs, const AttentionShape& s, T* scratch) {
+void attention_backward(T* dqkv, const T* dctx, const T* qkv, const T* /*ctx*/, const T* probs,
+                        const AttentionShape& s, T* scratch) {
   const int T_ = s.T, d = s.head_dim, C = s.heads * d, C3 = 3 * C;
   const T scale = T(1) / std::sqrt(T(d));
   const long TT = static_cast<long>(T_) * T_;

@@ -1,6 +1,8 @@
 // cross_entropy.h — softmax cross-entropy with an ignore index. One pass per row computes the
 // loss and, when asked, overwrites the logits with ∂L/∂logits: the probabilities are never
-// materialised as a second [rows, V] tensor.
+// materialised as a second [rows, V] tensor. The functions that return a sum take a trailing
+// `scratch` (loss_scratch_doubles(rows) doubles, tensor_ops.h): the CUDA twins reduce through it and
+// synchronise; the CPU needs none.
 #pragma once
 #include <algorithm>  // std::max
 #include <cmath>      // std::log, std::exp, std::log1p
@@ -25,7 +27,7 @@ inline long count_targets(const int* labels, long rows, int ignore_index) {
 // logits[rows,V]; when grad_scale != 0 the rows become grad_scale·(softmax − onehot) (ignored rows: 0).
 template <typename T>
 CrossEntropyResult softmax_cross_entropy(T* logits, const int* labels, long rows, int V, int ignore_index,
-                                         T grad_scale) {
+                                         T grad_scale, double* /*scratch*/ = nullptr) {
   double loss_sum = 0;
   long count = 0;
   const bool write_grad = grad_scale != T(0);
@@ -117,7 +119,8 @@ void vocab_parallel_sum_exp(T* logits, const int* labels, long rows, int Vl, int
 // ignored rows: 0). Needs pass 2 with keep_exp when writing the gradient.
 template <typename T>
 CrossEntropyResult vocab_parallel_loss(T* logits, const int* labels, long rows, int Vl, int valid, int vocab_start,
-                                       int ignore_index, const T* row_max, const T* sum_target, T grad_scale) {
+                                       int ignore_index, const T* row_max, const T* sum_target, T grad_scale,
+                                       double* /*scratch*/ = nullptr) {
   double loss_sum = 0;
   long count = 0;
   const bool write_grad = grad_scale != T(0);
@@ -156,7 +159,7 @@ struct BinaryResult {
 
 template <typename T>
 BinaryResult binary_cross_entropy(const T* logits, const uint8_t* labels, const uint8_t* mask, long rows,
-                                  T grad_scale, T* grad) {
+                                  T grad_scale, T* grad, double* /*scratch*/ = nullptr) {
   double loss_sum = 0;
   long count = 0, correct = 0, positives = 0, true_positives = 0;
   const bool write_grad = grad_scale != T(0);
