@@ -18,31 +18,6 @@
 
 namespace paratrain::cpu {
 
-// One rounded product / sum. On the device each is its own instruction: nvcc would otherwise fuse
-// a·b + c into an FMA and the GPU's noise would differ from the host's in the last bit. On the
-// host they are the plain operators (what the compiler does with them is unchanged).
-PARATRAIN_HD inline float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-PARATRAIN_HD inline float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-PARATRAIN_HD inline float sub_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-
 // e^x with Cephes' range reduction and degree-6 polynomial: relative error below 3e-7 on
 // [-87, 88]; inputs are clamped there (e^-87.3 ≈ 1e-38, which a softmax rounds to 0 anyway).
 inline float fast_exp(float x) {
@@ -78,34 +53,50 @@ inline double fast_erf(double x) { return std::erf(x); }
 // vectorise (Gumbel noise draws two logarithms per vocabulary entry).
 PARATRAIN_HD inline float fast_log(float x) {
 #if defined(__CUDA_ARCH__)
+  // The same operations, each rounded on its own: nvcc would otherwise fuse a·b + c into FMAs and
+  // the GPU's Gumbel noise would differ from the host's (compiled without FMA contraction) in the
+  // last bit. Kept apart from the host text so that the host build computes exactly what it did.
   int32_t bits = __float_as_int(x);
-#else
-  int32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-#endif
   float e = static_cast<float>(((bits >> 23) & 0xff) - 127);
-  bits = (bits & 0x007fffff) | 0x3f800000;  // the mantissa as a float in [1, 2)
-#if defined(__CUDA_ARCH__)
-  float m = __int_as_float(bits);
-#else
-  float m;
-  std::memcpy(&m, &bits, sizeof m);
-#endif
+  float m = __int_as_float((bits & 0x007fffff) | 0x3f800000);
   const bool high = m > 1.41421356f;
   m = high ? 0.5f * m : m;  // exact
   e = high ? e + 1.0f : e;  // exact
-  const float f = m - 1.0f, z = mul_rn(f, f);
+  const float f = m - 1.0f, z = __fmul_rn(f, f);
   float y = 7.0376836292e-2f;
-  y = sub_rn(mul_rn(y, f), 1.1514610310e-1f);
-  y = add_rn(mul_rn(y, f), 1.1676998740e-1f);
-  y = sub_rn(mul_rn(y, f), 1.2420140846e-1f);
-  y = add_rn(mul_rn(y, f), 1.4249322787e-1f);
-  y = sub_rn(mul_rn(y, f), 1.6668057665e-1f);
-  y = add_rn(mul_rn(y, f), 2.0000714765e-1f);
-  y = sub_rn(mul_rn(y, f), 2.4999993993e-1f);
-  y = add_rn(mul_rn(y, f), 3.3333331174e-1f);
-  y = sub_rn(sub_rn(mul_rn(mul_rn(y, f), z), mul_rn(2.12194440e-4f, e)), mul_rn(0.5f, z));
-  return add_rn(add_rn(f, y), mul_rn(0.693359375f, e));
+  y = __fsub_rn(__fmul_rn(y, f), 1.1514610310e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 1.1676998740e-1f);
+  y = __fsub_rn(__fmul_rn(y, f), 1.2420140846e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 1.4249322787e-1f);
+  y = __fsub_rn(__fmul_rn(y, f), 1.6668057665e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 2.0000714765e-1f);
+  y = __fsub_rn(__fmul_rn(y, f), 2.4999993993e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 3.3333331174e-1f);
+  y = __fsub_rn(__fsub_rn(__fmul_rn(__fmul_rn(y, f), z), __fmul_rn(2.12194440e-4f, e)), __fmul_rn(0.5f, z));
+  return __fadd_rn(__fadd_rn(f, y), __fmul_rn(0.693359375f, e));
+#else
+  int32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  float e = static_cast<float>(((bits >> 23) & 0xff) - 127);
+  bits = (bits & 0x007fffff) | 0x3f800000;  // the mantissa as a float in [1, 2)
+  float m;
+  std::memcpy(&m, &bits, sizeof m);
+  const bool high = m > 1.41421356f;
+  m = high ? 0.5f * m : m;
+  e = high ? e + 1.0f : e;
+  const float f = m - 1.0f, z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z - 2.12194440e-4f * e - 0.5f * z;
+  return f + y + 0.693359375f * e;
+#endif
 }
 inline double fast_log(double x) { return std::log(x); }
 
