@@ -137,7 +137,8 @@ void run_case(const Case& c, const char* type_name, double tol) {
   std::vector<float> ctx_ref(n_ctx), probs(static_cast<size_t>(c.B) * c.heads * c.T * c.T),
       scratch(2 * static_cast<size_t>(c.T) * c.T), dqkv_ref(n_qkv);
   paratrain::cpu::attention_forward(ctx_ref.data(), probs.data(), qkv_r.data(), hs, scratch.data());
-  paratrain::cpu::attention_backward(dqkv_ref.data(), dctx_r.data(), qkv_r.data(), probs.data(), hs, scratch.data());
+  paratrain::cpu::attention_backward(dqkv_ref.data(), dctx_r.data(), qkv_r.data(), ctx_ref.data(), probs.data(), hs,
+                                     scratch.data());
 
   paratrain::cuda::AttentionShape ds{c.B, c.T, c.heads, c.d, c.causal, mask.empty() ? nullptr : d_mask.ptr, c.dropout,
                                      key};
@@ -181,6 +182,20 @@ void determinism_case() {
   const std::vector<float> second = download(d_dqkv, n_qkv);
   const bool same = std::memcmp(first.data(), second.data(), n_qkv * sizeof(float)) == 0;
   report("float backward bitwise identical across two runs", same ? 0.0 : 1.0, 0.0);
+
+  // The unified contract the model calls: its sizes, and the five-argument forward is the same kernel.
+  const bool sizes = paratrain::cuda::attention_saved_floats(ds) == static_cast<long>(n_rows) &&
+                     paratrain::cuda::attention_scratch_floats(ds, 8) == static_cast<long>(n_rows);
+  report("attention_saved_floats / attention_scratch_floats = B*heads*T", sizes ? 0.0 : 1.0, 0.0);
+  DeviceBuffer<float> d_ctx2(n_ctx), d_saved(paratrain::cuda::attention_saved_floats(ds)),
+      d_scratch(paratrain::cuda::attention_scratch_floats(ds, 1));
+  paratrain::cuda::attention_forward(d_ctx2.ptr, d_saved.ptr, d_qkv.ptr, ds, d_scratch.ptr);
+  check_cuda(cudaDeviceSynchronize(), "five-argument forward");
+  const std::vector<float> ctx1 = download(d_ctx, n_ctx), ctx2 = download(d_ctx2, n_ctx),
+                           lse1 = download(d_lse, n_rows), lse2 = download(d_saved, n_rows);
+  const bool same_fwd = std::memcmp(ctx1.data(), ctx2.data(), n_ctx * sizeof(float)) == 0 &&
+                        std::memcmp(lse1.data(), lse2.data(), n_rows * sizeof(float)) == 0;
+  report("five-argument attention_forward == four-argument (ctx, lse bitwise)", same_fwd ? 0.0 : 1.0, 0.0);
 }
 
 }  // namespace

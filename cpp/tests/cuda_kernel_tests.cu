@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../kernels/cpu/cross_entropy.h"
@@ -22,6 +23,9 @@
 #include "../kernels/cpu/gelu.h"
 #include "../kernels/cpu/layernorm.h"
 #include "../kernels/cpu/rows.h"
+#include "../kernels/cpu/sampling.h"
+#include "../kernels/cpu/tensor_ops.h"
+#include "../kernels/cuda/buffer.h"
 #include "../kernels/cuda/common.cuh"
 #include "../kernels/cuda/cross_entropy.cuh"
 #include "../kernels/cuda/elementwise.cuh"
@@ -29,6 +33,8 @@
 #include "../kernels/cuda/layernorm.cuh"
 #include "../kernels/cuda/optimizer.cuh"
 #include "../kernels/cuda/rows.cuh"
+#include "../kernels/cuda/sampling.cuh"
+#include "../kernels/cuda/tensor_ops.cuh"
 
 using namespace paratrain;
 using Vec = std::vector<float>;
@@ -558,6 +564,276 @@ void test_optimizer(const char* which) {
   delete d_w, delete d_m, delete d_v, delete d_g, delete d_t;
 }
 
+// ---- the unified contract: tensor_ops, binary cross-entropy, sampling, DeviceBuffer ---------------
+
+template <typename E>
+bool same_raw(const std::vector<E>& a, const std::vector<E>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(E)) == 0;
+}
+
+template <typename T>
+void test_tensor_ops() {
+  const char* dt = dtype_name<T>();
+  const double tol = tolerance<T>();
+  const long n = 1001;
+
+  {  // fill, copy, add_into
+    Dev<T> d_x(n);
+    const float value = host_to_float(host_from_float<T>(0.37f));
+    cuda::fill<T>(d_x, n, host_from_float<T>(value));
+    check_close(tag("fill", dt, "n=1001"), download(d_x.p, n), Vec(n, value), 0.0);
+    Vec src = rounded<T>(randn(n)), dst = rounded<T>(randn(n));
+    Dev<T> *d_src = upload<T>(src), *d_dst = upload<T>(dst), d_copy(n);
+    cuda::copy<T>(d_copy, *d_src, n);
+    check_close(tag("copy", dt, "n=1001"), download(d_copy.p, n), src, 0.0);
+    cpu::add_into(dst.data(), src.data(), n);
+    cuda::add_into<T>(*d_dst, *d_src, n);
+    check_close(tag("add_into", dt, "n=1001"), download(d_dst->p, n), dst, tol);
+    delete d_src, delete d_dst;
+  }
+  for (int O : {7, 768}) {  // add_bias_rows
+    const long N = O == 7 ? 1000 : 33;
+    const std::string s = "N=" + std::to_string(N) + " O=" + std::to_string(O);
+    Vec out = rounded<T>(randn(size_t(N) * O)), b = rounded<T>(randn(O));
+    Dev<T> *d_out = upload<T>(out), *d_b = upload<T>(b);
+    cpu::add_bias_rows(out.data(), b.data(), N, O);
+    cuda::add_bias_rows<T>(*d_out, *d_b, N, O);
+    check_close(tag("add_bias_rows", dt, s), download(d_out->p, out.size()), out, tol);
+    delete d_out, delete d_b;
+  }
+  {  // split_pairs / join_pairs: exact moves
+    Vec pairs = rounded<T>(randn(2 * n)), first(n), second(n), joined(2 * n);
+    cpu::split_pairs(first.data(), second.data(), pairs.data(), n);
+    Dev<T>* d_pairs = upload<T>(pairs);
+    Dev<T> d_first(n), d_second(n), d_joined(2 * n);
+    cuda::split_pairs<T>(d_first, d_second, *d_pairs, n);
+    const Vec g_first = download(d_first.p, n), g_second = download(d_second.p, n);
+    report(tag("split_pairs", dt, "n=1001"), g_first == first && g_second == second, "exact");
+    cpu::join_pairs(joined.data(), first.data(), second.data(), n);
+    cuda::join_pairs<T>(d_joined, d_first, d_second, n);
+    report(tag("join_pairs", dt, "n=1001"), download(d_joined.p, 2 * n) == joined && joined == pairs, "exact");
+    delete d_pairs;
+  }
+  for (long m : {1000L, 300000L}) {  // squared_error: the sum (synchronising) and the gradient, in place too
+    const std::string s = "n=" + std::to_string(m);
+    Vec pred = rounded<T>(randn(m)), target = randn(m, 2.0f), grad(m);
+    const float gs = host_to_float(host_from_float<T>(0.25f));
+    const double ref = cpu::squared_error(pred.data(), target.data(), m, gs, grad.data(), nullptr);
+    Dev<T>* d_pred = upload<T>(pred);
+    Dev<float>* d_target = upload<float>(target);
+    Dev<T> d_grad(m);
+    Dev<double> scratch(cuda::loss_scratch_doubles(m));
+    const double got = cuda::squared_error<T>(*d_pred, *d_target, m, host_from_float<T>(gs), d_grad, scratch);
+    check_scalar(tag("squared_error sum", dt, s), got, ref, 1e-9);
+    check_close(tag("squared_error grad", dt, s), download(d_grad.p, m), grad, tol);
+    const double again = cuda::squared_error<T>(*d_pred, *d_target, m, host_from_float<T>(gs), d_grad, scratch);
+    report(tag("squared_error sum bitwise on a second run", dt, s), std::memcmp(&got, &again, sizeof got) == 0, "");
+    const double in_place = cuda::squared_error<T>(*d_pred, *d_target, m, host_from_float<T>(gs), *d_pred, scratch);
+    check_scalar(tag("squared_error sum, grad in place of pred", dt, s), in_place, ref, 1e-9);
+    check_close(tag("squared_error grad in place of pred", dt, s), download(d_pred->p, m), grad, tol);
+    delete d_pred, delete d_target;
+  }
+  for (long rows : {1000L, 70000L}) {  // argmax_hits: small integer logits, so ties are frequent
+    const int C = rows == 1000 ? 7 : 3, ignore = -100;
+    const std::string s = "rows=" + std::to_string(rows) + " C=" + std::to_string(C) + " ties, ignored rows";
+    const std::vector<int> ints = randint(size_t(rows) * C, -2, 3);
+    Vec logits(ints.begin(), ints.end());
+    std::vector<int> labels = randint(rows, 0, C);
+    for (long r = 0; r < rows; r += 9) labels[r] = ignore;
+    const long ref = cpu::argmax_hits(logits.data(), labels.data(), rows, C, ignore, nullptr);
+    Dev<T>* d_logits = upload<T>(logits);
+    Dev<int>* d_labels = upload_raw(labels);
+    Dev<double> scratch(cuda::loss_scratch_doubles(rows));
+    const long got = cuda::argmax_hits<T>(*d_logits, *d_labels, rows, C, ignore, scratch);
+    report(tag("argmax_hits", dt, s), got == ref && ref > 0,
+           "got=" + std::to_string(got) + " ref=" + std::to_string(ref));
+    delete d_logits, delete d_labels;
+  }
+}
+
+// The int and uint8 helpers, the sampling tie-break (float only) and the host transfers.
+void test_index_ops() {
+  {
+    const int count = 1000, stride = 128;
+    std::vector<int> ref(count);
+    cpu::strided_rows(ref.data(), count, stride);
+    Dev<int> d(count);
+    cuda::strided_rows(d, count, stride);
+    report("strided_rows [int, count=1000 stride=128]", download_raw(d.p, count) == ref, "exact");
+  }
+  {  // apply_samples: M distinct positions of N
+    const int N = 2000, M = 300;
+    std::vector<int> tokens = randint(N, 0, 30000), positions(N);
+    std::vector<uint8_t> replaced(N);
+    for (int i = 0; i < N; i++) replaced[i] = static_cast<uint8_t>(i % 3 == 0);
+    for (int i = 0; i < N; i++) positions[i] = i;
+    std::shuffle(positions.begin(), positions.end(), rng);
+    std::vector<int> rows(positions.begin(), positions.begin() + M), draws = randint(M, 0, 30000), labels = draws;
+    for (int m = 0; m < M; m += 2) labels[m] = (labels[m] + 1 + m) % 30000;  // half of them replaced
+    Dev<int> *d_tokens = upload_raw(tokens), *d_rows = upload_raw(rows), *d_draws = upload_raw(draws),
+             *d_labels = upload_raw(labels);
+    Dev<uint8_t>* d_replaced = upload_raw(replaced);
+    cpu::apply_samples(tokens.data(), replaced.data(), rows.data(), draws.data(), labels.data(), M);
+    cuda::apply_samples(*d_tokens, *d_replaced, *d_rows, *d_draws, *d_labels, M);
+    report("apply_samples tokens [int, N=2000 M=300]", download_raw(d_tokens->p, N) == tokens, "exact");
+    report("apply_samples replaced [uint8, N=2000 M=300]", download_raw(d_replaced->p, N) == replaced, "exact");
+    delete d_tokens, delete d_rows, delete d_draws, delete d_labels, delete d_replaced;
+  }
+  {  // sample_choice_encode / decode (float): this rank holds the best on some rows, some rows hold none
+    const long rows = 1000;
+    Vec best = randn(rows), choice = best;
+    std::vector<int> index = randint(rows, 0, 50257);
+    for (long r = 0; r < rows; r += 3) choice[r] -= 0.5f;  // another rank holds the best
+    for (long r = 1; r < rows; r += 7) index[r] = -1;      // no real column here
+    Dev<float> *d_best = upload<float>(best), *d_choice = upload<float>(choice);
+    Dev<int>* d_index = upload_raw(index);
+    cpu::sample_choice_encode(choice.data(), best.data(), index.data(), rows);
+    cuda::sample_choice_encode<float>(*d_choice, *d_best, *d_index, rows);
+    const Vec got = download(d_choice->p, rows);
+    report("sample_choice_encode [fp32, rows=1000]", same_raw(got, choice), "bitwise");
+    // Decode a reduced choice: every row finite (the max over ranks of −id, one rank always holds it).
+    Vec reduced(rows);
+    for (long r = 0; r < rows; r++) reduced[r] = -static_cast<float>((r * 37) % 50257);
+    std::vector<int> ids(rows);
+    cpu::sample_choice_decode(ids.data(), reduced.data(), rows);
+    Dev<float>* d_reduced = upload<float>(reduced);
+    cuda::sample_choice_decode<float>(*d_index, *d_reduced, rows);
+    report("sample_choice_decode [fp32, rows=1000]", download_raw(d_index->p, rows) == ids, "exact");
+    delete d_best, delete d_choice, delete d_index, delete d_reduced;
+  }
+  {  // upload / download on a stream of their own
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cuda::set_current_stream(stream);
+    const std::vector<int> host = randint(5000, -1000000, 1000000);
+    Dev<int> d(host.size());
+    cuda::upload(d.p, host.data(), static_cast<long>(host.size()));
+    std::vector<int> back(host.size(), 0);
+    cuda::download(back.data(), d.p, static_cast<long>(back.size()));  // synchronises `stream`
+    report("upload + download round trip [int, n=5000, own stream]", back == host, "exact");
+    cuda::set_current_stream(nullptr);
+    CUDA_CHECK(cudaStreamDestroy(stream));
+  }
+}
+
+template <typename T>
+void test_binary_cross_entropy(long rows, bool with_mask) {
+  const char* dt = dtype_name<T>();
+  const double tol = tolerance<T>();
+  const std::string s = "rows=" + std::to_string(rows) + (with_mask ? " mask" : " no mask");
+  Vec logits = rounded<T>(randn(rows, 3.0f));
+  for (long r = 0; r < rows; r += 50) logits[r] = 0.0f;  // x = 0 predicts 0
+  std::vector<uint8_t> labels(rows), mask(rows);
+  const std::vector<int> bits = randint(2 * rows, 0, 4);
+  for (long r = 0; r < rows; r++) {
+    labels[r] = static_cast<uint8_t>(bits[r] & 1);
+    mask[r] = static_cast<uint8_t>(bits[rows + r] != 0);  // 3 in 4 rows count
+  }
+  Dev<T>* d_logits = upload<T>(logits);
+  Dev<uint8_t> *d_labels = upload_raw(labels), *d_mask = upload_raw(mask);
+  Dev<double> scratch(cuda::loss_scratch_doubles(rows));
+  for (float grad_scale : {0.0f, 1.0f / 64}) {
+    const std::string s2 = s + (grad_scale != 0 ? " +grad" : " loss only");
+    Vec grad(rows, 7.0f);
+    const cpu::BinaryResult r = cpu::binary_cross_entropy(logits.data(), labels.data(),
+                                                          with_mask ? mask.data() : nullptr, rows, grad_scale,
+                                                          grad.data());
+    Dev<T>* d_grad = upload<T>(Vec(rows, 7.0f));  // untouched when grad_scale = 0
+    const cuda::BinaryResult g =
+        cuda::binary_cross_entropy<T>(*d_logits, *d_labels, with_mask ? d_mask->p : nullptr, rows,
+                                      host_from_float<T>(grad_scale), *d_grad, scratch);
+    check_scalar(tag("binary_cross_entropy loss_sum", dt, s2), g.loss_sum, r.loss_sum, 1e-9);
+    const bool counts = g.count == r.count && g.correct == r.correct && g.positives == r.positives &&
+                        g.true_positives == r.true_positives;
+    report(tag("binary_cross_entropy count/correct/positives/tp", dt, s2), counts,
+           "got=" + std::to_string(g.count) + "/" + std::to_string(g.correct) + "/" + std::to_string(g.positives) +
+               "/" + std::to_string(g.true_positives) + " ref=" + std::to_string(r.count) + "/" +
+               std::to_string(r.correct) + "/" + std::to_string(r.positives) + "/" +
+               std::to_string(r.true_positives));
+    check_close(tag("binary_cross_entropy grad", dt, s2), download(d_grad->p, rows), grad, tol);
+    delete d_grad;
+  }
+  delete d_logits, delete d_labels, delete d_mask;
+}
+
+// Identical chosen ids row by row (the noise is the CPU's bit for bit), best within tolerance.
+template <typename T>
+void test_gumbel(long rows, int V, int valid, int v0) {
+  const char* dt = dtype_name<T>();
+  const std::string s = "rows=" + std::to_string(rows) + " V=" + std::to_string(V) + " valid=" +
+                        std::to_string(valid) + " v0=" + std::to_string(v0);
+  Vec logits = rounded<T>(randn(size_t(rows) * V, 2.0f));
+  std::vector<uint64_t> keys(rows), offsets(rows);
+  for (long r = 0; r < rows; r++) {
+    keys[r] = rng();
+    offsets[r] = rng() >> 20;
+  }
+  Vec best(rows);
+  std::vector<int> index(rows);
+  cpu::gumbel_argmax_rows(logits.data(), rows, V, valid, v0, keys.data(), offsets.data(), best.data(), index.data());
+  Dev<T>* d_logits = upload<T>(logits);
+  Dev<uint64_t> *d_keys = upload_raw(keys), *d_offsets = upload_raw(offsets);
+  Dev<T> d_best(rows);
+  Dev<int> d_index(rows);
+  cuda::gumbel_argmax_rows<T>(*d_logits, rows, V, valid, v0, *d_keys, *d_offsets, d_best, d_index);
+  const std::vector<int> got = download_raw(d_index.p, rows);
+  long differ = 0;
+  for (long r = 0; r < rows; r++) differ += got[r] != index[r];
+  report(tag("gumbel_argmax_rows index", dt, s), differ == 0,
+         "differing rows: " + std::to_string(differ) + " of " + std::to_string(rows));
+  if (valid > 0) check_close(tag("gumbel_argmax_rows best", dt, s), download(d_best.p, rows), rounded<T>(best),
+                             std::is_same_v<T, float> ? 0.0 : tolerance<T>());
+  delete d_logits, delete d_keys, delete d_offsets;
+}
+
+template <typename T>
+void test_device_buffer() {
+  const char* dt = dtype_name<T>();
+  std::vector<cuda::DeviceBuffer<T>> buffers;
+  buffers.resize(3);  // default construction, then moves on growth
+  report(tag("DeviceBuffer default: empty, null", dt), buffers[1].empty() && !buffers[1].data(), "");
+  buffers[0].assign(1000, host_from_float<T>(0.0f));
+  Vec zeros = download(buffers[0].data(), 1000);
+  report(tag("DeviceBuffer assign(1000, 0)", dt), buffers[0].size() == 1000 && zeros == Vec(1000, 0.0f), "memset");
+  const T* before = buffers[0].data();
+  buffers[0].assign(1000, host_from_float<T>(1.5f));  // refill, same size: same storage
+  report(tag("DeviceBuffer refill assign(1000, 1.5)", dt),
+         buffers[0].data() == before && download(buffers[0].data(), 1000) == Vec(1000, 1.5f), "fill kernel");
+  buffers[1].assign(4097, host_from_float<T>(-2.0f));  // another size
+  report(tag("DeviceBuffer assign(4097, -2)", dt),
+         buffers[1].size() == 4097 && download(buffers[1].data(), 4097) == Vec(4097, -2.0f), "");
+  const T* moved_ptr = buffers[1].data();
+  buffers.resize(40);  // reallocation moves every buffer
+  cuda::DeviceBuffer<T> taken(std::move(buffers[1]));
+  report(tag("DeviceBuffer move construction", dt),
+         taken.data() == moved_ptr && taken.size() == 4097 && buffers[1].empty() && !buffers[1].data() &&
+             download(taken.data(), 4097) == Vec(4097, -2.0f),
+         "");
+  buffers[2] = std::move(taken);
+  report(tag("DeviceBuffer move assignment", dt),
+         buffers[2].data() == moved_ptr && buffers[2].size() == 4097 && taken.empty(), "");
+  buffers[2].assign(0, host_from_float<T>(1.0f));
+  report(tag("DeviceBuffer assign(0, ...)", dt), buffers[2].empty() && !buffers[2].data(), "");
+}
+
+void test_device_buffer_oom() {
+  cuda::DeviceBuffer<uint8_t> huge;
+  std::string code = "none", message;
+  try {
+    huge.assign(size_t(1) << 50, 0);  // a petabyte
+  } catch (const Error& e) {
+    code = e.code();
+    message = e.what();
+  }
+  report("DeviceBuffer assign(2^50 bytes) throws ERR_CUDA_OOM", code == "ERR_CUDA_OOM" && huge.empty(),
+         code + ": " + message.substr(0, 120));
+  // The failure is not sticky: allocations and launches still work.
+  cuda::DeviceBuffer<uint64_t> keys;
+  keys.assign(10, 7);
+  report("DeviceBuffer after OOM: assign(10, 7) [uint64]", download_raw(keys.data(), 10) == std::vector<uint64_t>(10, 7),
+         "");
+}
+
 template <typename T>
 void run_all() {
   test_layernorm<T>(67, 768);  // packed path
@@ -575,6 +851,14 @@ void run_all() {
   test_optimizer<T>("adamw");
   test_optimizer<T>("lamb");
   test_optimizer<T>("lamb-apex");
+  test_tensor_ops<T>();
+  test_binary_cross_entropy<T>(1000, true);
+  test_binary_cross_entropy<T>(70000, false);
+  test_gumbel<T>(37, 1000, 1000, 0);
+  test_gumbel<T>(5, 50304, 50257, 0);     // GPT-2's padded vocabulary
+  test_gumbel<T>(9, 512, 400, 1024);      // a tensor-parallel shard
+  test_gumbel<T>(3, 64, 0, 0);            // no real column: index −1
+  test_device_buffer<T>();
 }
 
 }  // namespace
@@ -591,6 +875,8 @@ int main() {
   try {
     run_all<float>();
     run_all<bf16>();
+    test_index_ops();
+    test_device_buffer_oom();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());
     failed++;

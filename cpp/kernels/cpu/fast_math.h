@@ -7,6 +7,15 @@
 #include <cstdint>    // int32_t
 #include <cstring>    // std::memcpy
 
+// PARATRAIN_HD marks what the CUDA kernels call too (the sampling noise must match the CPU's).
+#ifndef PARATRAIN_HD
+#if defined(__CUDACC__)
+#define PARATRAIN_HD __host__ __device__
+#else
+#define PARATRAIN_HD
+#endif
+#endif
+
 namespace paratrain::cpu {
 
 // e^x with Cephes' range reduction and degree-6 polynomial: relative error below 3e-7 on
@@ -42,7 +51,30 @@ inline double fast_erf(double x) { return std::erf(x); }
 // ln x for positive normal floats: x = m·2^e with m in [√½, √2), ln m by Cephes' degree-9
 // polynomial in m − 1; relative error below 2e-7 (absolute 1e-7 near x = 1). Branch-free enough to
 // vectorise (Gumbel noise draws two logarithms per vocabulary entry).
-inline float fast_log(float x) {
+PARATRAIN_HD inline float fast_log(float x) {
+#if defined(__CUDA_ARCH__)
+  // The same operations, each rounded on its own: nvcc would otherwise fuse a·b + c into FMAs and
+  // the GPU's Gumbel noise would differ from the host's (compiled without FMA contraction) in the
+  // last bit. Kept apart from the host text so that the host build computes exactly what it did.
+  int32_t bits = __float_as_int(x);
+  float e = static_cast<float>(((bits >> 23) & 0xff) - 127);
+  float m = __int_as_float((bits & 0x007fffff) | 0x3f800000);
+  const bool high = m > 1.41421356f;
+  m = high ? 0.5f * m : m;  // exact
+  e = high ? e + 1.0f : e;  // exact
+  const float f = m - 1.0f, z = __fmul_rn(f, f);
+  float y = 7.0376836292e-2f;
+  y = __fsub_rn(__fmul_rn(y, f), 1.1514610310e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 1.1676998740e-1f);
+  y = __fsub_rn(__fmul_rn(y, f), 1.2420140846e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 1.4249322787e-1f);
+  y = __fsub_rn(__fmul_rn(y, f), 1.6668057665e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 2.0000714765e-1f);
+  y = __fsub_rn(__fmul_rn(y, f), 2.4999993993e-1f);
+  y = __fadd_rn(__fmul_rn(y, f), 3.3333331174e-1f);
+  y = __fsub_rn(__fsub_rn(__fmul_rn(__fmul_rn(y, f), z), __fmul_rn(2.12194440e-4f, e)), __fmul_rn(0.5f, z));
+  return __fadd_rn(__fadd_rn(f, y), __fmul_rn(0.693359375f, e));
+#else
   int32_t bits;
   std::memcpy(&bits, &x, sizeof bits);
   float e = static_cast<float>(((bits >> 23) & 0xff) - 127);
@@ -64,6 +96,7 @@ inline float fast_log(float x) {
   y = y * f + 3.3333331174e-1f;
   y = y * f * z - 2.12194440e-4f * e - 0.5f * z;
   return f + y + 0.693359375f * e;
+#endif
 }
 inline double fast_log(double x) { return std::log(x); }
 

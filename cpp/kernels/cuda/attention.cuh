@@ -53,6 +53,19 @@ template <typename T>
 void attention_backward(T* dqkv, const T* dctx, const T* qkv, const T* ctx, const float* lse,
                         const AttentionShape& s, float* delta);
 
+// The unified contract the model calls on either backend (cpu/attention.h has the same three):
+// what forward keeps for backward — here the lse, B·heads·T floats — and backward's scratch — here
+// delta, B·heads·T floats (`threads` is the CPU's per-thread count: unused here).
+inline long attention_saved_floats(const AttentionShape& s) { return static_cast<long>(s.B) * s.heads * s.T; }
+inline long attention_scratch_floats(const AttentionShape& s, int /*threads*/) {
+  return static_cast<long>(s.B) * s.heads * s.T;
+}
+// Forward with the CPU's five arguments: `saved` is the lse; `scratch` is unused (forward needs none).
+template <typename T>
+void attention_forward(T* ctx, float* saved, const T* qkv, const AttentionShape& s, float* /*scratch*/) {
+  attention_forward(ctx, saved, qkv, s);
+}
+
 // Head sizes this build supports (for config validation before anything is allocated).
 bool attention_supports_head_dim(int head_dim);
 

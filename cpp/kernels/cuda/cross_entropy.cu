@@ -3,6 +3,7 @@
 // block sums them in a fixed order, so the returned loss is bitwise reproducible.
 #include "common.cuh"  // current_stream, CUDA_CHECK, block_sum, block_max
 #include "cross_entropy.cuh"
+#include "tensor_ops.cuh"  // kReduceBlocks, kReduceFigures (the fixed-size partials of binary_cross_entropy)
 
 namespace paratrain::cuda {
 
@@ -149,6 +150,51 @@ __global__ void vocab_parallel_loss_kernel(T* __restrict__ logits, const int* __
   }
 }
 
+// Binary cross-entropy: per block, the five figures of its rows (grid-stride, fixed indices) in
+// partials[f·kReduceBlocks + block]; the gradient in place of the CPU's.
+constexpr int kBinaryThreads = 256;
+template <typename T>
+__global__ void binary_cross_entropy_kernel(const T* __restrict__ logits, const uint8_t* __restrict__ labels,
+                                            const uint8_t* __restrict__ mask, long rows, float grad_scale,
+                                            T* __restrict__ grad, double* __restrict__ partials) {
+  __shared__ double s_red[32];
+  const bool write_grad = grad_scale != 0.0f;
+  double fig[kReduceFigures] = {0, 0, 0, 0, 0};  // loss, count, correct, positives, true positives
+  for (long r = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x; r < rows;
+       r += static_cast<long>(gridDim.x) * blockDim.x) {
+    if (mask && !mask[r]) {
+      if (write_grad) grad[r] = from_float<T>(0.0f);
+      continue;
+    }
+    const float x = to_float(logits[r]);
+    const int y = labels[r] ? 1 : 0;
+    const double xd = x;
+    // max(x, 0) − x·y + log(1 + e^−|x|): stable for any x.
+    fig[0] += fmax(xd, 0.0) - xd * y + log1p(exp(-fabs(xd)));
+    if (write_grad) grad[r] = from_float<T>(grad_scale * (1.0f / (1.0f + expf(-x)) - static_cast<float>(y)));
+    const int predicted = x > 0.0f ? 1 : 0;
+    fig[1] += 1;
+    fig[2] += predicted == y;
+    fig[3] += y;
+    fig[4] += predicted == 1 && y == 1;
+  }
+  for (int f = 0; f < kReduceFigures; f++) {
+    const double s = block_sum(fig[f], s_red);
+    if (threadIdx.x == 0) partials[f * kReduceBlocks + blockIdx.x] = s;
+  }
+}
+
+// out[f] = Σ_b partials[f·kReduceBlocks + b] for b < blocks: one block, fixed order.
+__global__ void binary_reduce_kernel(const double* __restrict__ partials, int blocks, double* __restrict__ out) {
+  __shared__ double s_red[32];
+  for (int f = 0; f < kReduceFigures; f++) {
+    double s = 0;
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x) s += partials[f * kReduceBlocks + b];
+    s = block_sum(s, s_red);
+    if (threadIdx.x == 0) out[f] = s;
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -189,12 +235,36 @@ CrossEntropyResult vocab_parallel_loss(T* logits, const int* labels, long rows, 
   return reduce_and_fetch(labels, rows, ignore_index, scratch);
 }
 
+template <typename T>
+BinaryResult binary_cross_entropy(const T* logits, const uint8_t* labels, const uint8_t* mask, long rows,
+                                  T grad_scale, T* grad, double* scratch) {
+  if (rows <= 0) return {};
+  const unsigned blocks = grid_for(rows, kBinaryThreads, kReduceBlocks);
+  binary_cross_entropy_kernel<<<blocks, kBinaryThreads, 0, current_stream()>>>(
+      logits, labels, mask, rows, static_cast<float>(grad_scale), grad, scratch);
+  CUDA_CHECK_LAUNCH();
+  double* out = scratch + kReduceFigures * kReduceBlocks;
+  binary_reduce_kernel<<<1, kBinaryThreads, 0, current_stream()>>>(scratch, static_cast<int>(blocks), out);
+  CUDA_CHECK_LAUNCH();
+  double host[kReduceFigures];
+  CUDA_CHECK(cudaMemcpyAsync(host, out, sizeof host, cudaMemcpyDeviceToHost, current_stream()));
+  CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+  BinaryResult result;
+  result.loss_sum = host[0];
+  result.count = static_cast<long>(host[1]);
+  result.correct = static_cast<long>(host[2]);
+  result.positives = static_cast<long>(host[3]);
+  result.true_positives = static_cast<long>(host[4]);
+  return result;
+}
+
 #define INSTANTIATE(T)                                                                                              \
   template CrossEntropyResult softmax_cross_entropy<T>(T*, const int*, long, int, int, T, double*);                 \
   template void vocab_parallel_row_max<T>(const T*, long, int, int, T*);                                            \
   template void vocab_parallel_sum_exp<T>(T*, const int*, long, int, int, int, int, const T*, T*, bool);            \
   template CrossEntropyResult vocab_parallel_loss<T>(T*, const int*, long, int, int, int, int, const T*, const T*, T, \
-                                                     double*);
+                                                     double*); \
+  template BinaryResult binary_cross_entropy<T>(const T*, const uint8_t*, const uint8_t*, long, T, T*, double*);
 PARATRAIN_INSTANTIATE_FLOAT_BF16(INSTANTIATE)
 #undef INSTANTIATE
 

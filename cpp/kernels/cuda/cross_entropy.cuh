@@ -1,16 +1,19 @@
 // cross_entropy.cuh — CUDA twin of cpu/cross_entropy.h: fused softmax cross-entropy (loss and the
-// logit gradient in place) and the three vocabulary-parallel passes.
+// logit gradient in place), the three vocabulary-parallel passes and binary cross-entropy.
 // Same arguments and meaning, pointers are device pointers, plus one trailing argument for the
-// functions that return a CrossEntropyResult: `scratch`, device memory of
-// cross_entropy_scratch_doubles(rows) doubles owned by the caller (allocated once, with the
-// activations). Those two functions copy two numbers back and so synchronise the current stream.
+// functions that return a result: `scratch`, device memory owned by the caller (allocated once, with
+// the activations): cross_entropy_scratch_doubles(rows) doubles for the softmax losses,
+// loss_scratch_doubles(rows) (tensor_ops.cuh, enough for all of them) for binary_cross_entropy.
+// Those functions copy their figures back and so synchronise the current stream.
 #pragma once
 #include <cuda_bf16.h>  // __nv_bfloat16
+#include <cstdint>      // uint8_t
 
-#include "../cpu/cross_entropy.h"  // CrossEntropyResult (one definition for both kernel sets)
+#include "../cpu/cross_entropy.h"  // CrossEntropyResult, BinaryResult (one definition for both kernel sets)
 
 namespace paratrain::cuda {
 
+using cpu::BinaryResult;
 using cpu::CrossEntropyResult;
 
 inline long cross_entropy_scratch_doubles(long rows) { return rows + 2; }
@@ -36,5 +39,12 @@ template <typename T>
 CrossEntropyResult vocab_parallel_loss(T* logits, const int* labels, long rows, int Vl, int valid, int vocab_start,
                                        int ignore_index, const T* row_max, const T* sum_target, T grad_scale,
                                        double* scratch);
+
+// Binary cross-entropy with logits[rows] over the rows whose mask is set (null: every row), labels
+// 0/1; grad[r] = grad_scale·(σ(x) − y) when grad_scale != 0 (unmasked rows: 0). The five figures are
+// reduced in a fixed order. scratch: loss_scratch_doubles(rows) doubles (any rows: it is fixed-size).
+template <typename T>
+BinaryResult binary_cross_entropy(const T* logits, const uint8_t* labels, const uint8_t* mask, long rows,
+                                  T grad_scale, T* grad, double* scratch);
 
 }  // namespace paratrain::cuda
