@@ -9,7 +9,7 @@
 // doubles of scratch (the CPU needs none).
 #pragma once
 #include "cpu/cross_entropy.h"  // CrossEntropyResult, BinaryResult; count_targets (host memory, both builds)
-#include "cpu/gelu.h"           // GeluForm
+#include "gelu_form.h"          // GeluForm
 
 #if defined(PARATRAIN_BACKEND_CUDA)
 #include "cuda/attention.cuh"      // attention_forward/backward (row logsumexp), attention_*_floats
@@ -38,6 +38,7 @@ namespace kernels = cuda;
 #include "cpu/buffer.h"       // Buffer (host memory, counted)
 #include "cpu/dropout.h"      // dropout_*, residual_dropout_forward
 #include "cpu/embedding.h"    // embedding_forward/backward
+#include "cpu/gelu.h"         // gelu_forward/backward
 #include "cpu/layernorm.h"    // layernorm_forward/backward
 #include "cpu/linear.h"       // linear_forward/backward
 #include "cpu/rows.h"         // gather_rows, scatter_add_rows, tanh_*

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/cpu/gelu.h"  // GeluForm
+#include "../kernels/gelu_form.h"  // GeluForm
 
 namespace paratrain {
 
@@ -84,7 +84,7 @@ struct VocabShard {
 struct ModelSpec {
   int vocab = 0, max_positions = 0;
   float layernorm_eps = 1e-12f;
-  cpu::GeluForm gelu = cpu::GeluForm::Erf;
+  GeluForm gelu = GeluForm::Erf;
   float hidden_dropout = 0.1f, attention_dropout = 0.1f;
   double init_std = 0.02;
   EmbeddingSpec embeddings;

@@ -8,7 +8,12 @@
 #include <memory>
 #include <string>
 
+#if defined(PARATRAIN_BACKEND_CUDA)
+#include <cuda_runtime_api.h>  // cudaGetDeviceCount, cudaGetDeviceProperties
+#include <cstdlib>             // std::getenv
+#else
 #include <cblas.h>  // openblas_get_corename
+#endif
 
 #include "../comm/zmq_ring.h"  // ZmqRingCommunicator
 #include "../engine/engine.h"    // Engine, EngineConfig
@@ -96,7 +101,7 @@ ModelSpec parse_spec(const Napi::Object& o) {
   m.layernorm_eps = static_cast<float>(get_num(o, "layernormEps", w));
   const std::string gelu = get_str(o, "gelu", w);
   if (gelu != "erf" && gelu != "tanh") throw Error("ERR_CONFIG", "spec.gelu must be 'erf' or 'tanh'");
-  m.gelu = gelu == "erf" ? cpu::GeluForm::Erf : cpu::GeluForm::Tanh;
+  m.gelu = gelu == "erf" ? GeluForm::Erf : GeluForm::Tanh;
   m.hidden_dropout = static_cast<float>(get_num(o, "hiddenDropout", w));
   m.attention_dropout = static_cast<float>(get_num(o, "attentionDropout", w));
   m.init_std = get_num(o, "initStd", w);
@@ -240,6 +245,7 @@ class PoolJob : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
+      kernels::bind_thread();  // the CUDA build: this pool thread runs kernels on the engine's device
       body_();
     } catch (const Error& e) {
       code_ = e.code();
@@ -713,13 +719,43 @@ Napi::Value ParamTableOf(const Napi::CallbackInfo& info) {
   });
 }
 
+#if defined(PARATRAIN_BACKEND_CUDA)
+// The GPU this process uses: LOCAL_RANK (set by the launcher for each worker) modulo the devices it
+// can see (CUDA_VISIBLE_DEVICES narrows those). Without a device the addon does not load: `device:
+// cuda` then fails loudly instead of training somewhere else. Returns "name (sm_XY), device i of n".
+std::string choose_device() {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0)
+    throw Error("ERR_NO_CUDA_DEVICE", std::string("the CUDA engine sees no GPU (") +
+                                          (err != cudaSuccess ? cudaGetErrorString(err) : "no devices") +
+                                          "): check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES, or set device: cpu");
+  const char* local = std::getenv("LOCAL_RANK");
+  const int device = (local ? std::atoi(local) : 0) % count;
+  cuda::engine_device() = device;
+  kernels::bind_thread();
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + "), device " +
+         std::to_string(device) + " of " + std::to_string(count);
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#if defined(PARATRAIN_BACKEND_CUDA)
+  const std::string device = guarded(env, [] { return choose_device(); });
+#endif
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("paramTable", Napi::Function::New(env, ParamTableOf, "paramTable"));
   exports.Set("DataPlane", DataPlaneWrap::Define(env));
-  exports.Set("backend", Napi::String::New(env, "cpu"));
   exports.Set("abiVersion", Napi::Number::New(env, 4));
+#if defined(PARATRAIN_BACKEND_CUDA)
+  exports.Set("backend", Napi::String::New(env, "cuda"));
+  exports.Set("blasCore", Napi::String::New(env, "cuBLASLt on " + device));
+#else
+  exports.Set("backend", Napi::String::New(env, "cpu"));
   exports.Set("blasCore", Napi::String::New(env, openblas_get_corename()));
+#endif
   return exports;
 }
 

@@ -23,7 +23,10 @@ class CudaOptimizer final : public Optimizer {
   int count_ = 0;
   int64_t chunks_ = 0;
   std::vector<cuda::OptimTensor> tensors_host_;
-  kernels::Buffer<cuda::OptimTensor> tensors_;  // the layout as the kernels read it
+  // The layout as the kernels read it, held as 8-byte words (a DeviceBuffer fills only arithmetic
+  // types; OptimTensor is three of them).
+  kernels::Buffer<int64_t> tensor_words_;
+  const cuda::OptimTensor* tensors() const { return reinterpret_cast<const cuda::OptimTensor*>(tensor_words_.data()); }
   kernels::Buffer<double> scratch_;             // optim_scratch_doubles(chunks)
   kernels::Buffer<double> sq_, norms_;          // [count] Σg² per tensor; LAMB [2·count] ‖w‖², ‖u‖²
   std::vector<double> sq_host_, norms_host_, split_norms_;
@@ -37,8 +40,11 @@ CudaOptimizer::CudaOptimizer(const OptimizerConfig& cfg, const ParamLayout& layo
     tensors_host_[static_cast<size_t>(t)] = cuda::OptimTensor{p.offset, p.numel, p.decay ? 1 : 0, 0};
   }
   chunks_ = cuda::plan_optim_chunks(tensors_host_.data(), count_);
-  tensors_.assign(tensors_host_.size(), cuda::OptimTensor{});
-  kernels::upload(tensors_.data(), tensors_host_.data(), count_);
+  static_assert(sizeof(cuda::OptimTensor) % sizeof(int64_t) == 0, "OptimTensor must be whole 8-byte words");
+  const size_t words = tensors_host_.size() * sizeof(cuda::OptimTensor) / sizeof(int64_t);
+  tensor_words_.assign(words, 0);
+  kernels::upload(tensor_words_.data(), reinterpret_cast<const int64_t*>(tensors_host_.data()),
+                  static_cast<long>(words));
   scratch_.assign(static_cast<size_t>(cuda::optim_scratch_doubles(chunks_)), 0.0);
   sq_.assign(static_cast<size_t>(count_), 0.0);
   norms_.assign(2 * static_cast<size_t>(count_), 0.0);
@@ -54,7 +60,7 @@ cuda::OptimStepArgs CudaOptimizer::args(float lr, const StepScalars& sc) const {
 OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Communicator& tp) {
   OptimizerResult res;
   // ‖g‖²: per-tensor sums on the device, split shards summed over the TP group, replicated counted once.
-  cuda::multi_tensor_sum_squares(sq_.data(), static_cast<const float*>(grads), tensors_.data(), count_, chunks_,
+  cuda::multi_tensor_sum_squares(sq_.data(), static_cast<const float*>(grads), tensors(), count_, chunks_,
                                  scratch_.data());
   kernels::download(sq_host_.data(), sq_.data(), count_);
   double split = 0, replicated = 0;
@@ -68,11 +74,11 @@ OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Commu
   const cuda::OptimStepArgs a = args(lr, begin_update(res.grad_norm));
   float* no_copy = nullptr;  // fp32 weights only: no low-precision copy to refresh
   if (cfg_.kind == OptimizerKind::AdamW) {
-    cuda::adamw_update(params, no_copy, m_.data(), v_.data(), static_cast<const float*>(grads), tensors_.data(),
+    cuda::adamw_update(params, no_copy, m_.data(), v_.data(), static_cast<const float*>(grads), tensors(),
                        count_, chunks_, a);
     return res;
   }
-  cuda::lamb_moments(m_.data(), v_.data(), norms_.data(), params, static_cast<const float*>(grads), tensors_.data(),
+  cuda::lamb_moments(m_.data(), v_.data(), norms_.data(), params, static_cast<const float*>(grads), tensors(),
                      count_, chunks_, a, scratch_.data());
   if (tp.size() > 1) {
     // A split tensor's norms are over the whole tensor (the CPU optimizer's reduction, on host copies).
@@ -92,7 +98,7 @@ OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Commu
       }
     kernels::upload(norms_.data(), norms_host_.data(), static_cast<long>(n));
   }
-  cuda::lamb_update(params, no_copy, m_.data(), v_.data(), norms_.data(), tensors_.data(), count_, chunks_, a);
+  cuda::lamb_update(params, no_copy, m_.data(), v_.data(), norms_.data(), tensors(), count_, chunks_, a);
   return res;
 }
 

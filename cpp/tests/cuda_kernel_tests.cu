@@ -233,7 +233,7 @@ template <typename T>
 void test_gelu(long n) {
   const char* dt = dtype_name<T>();
   const double tol = tolerance<T>();
-  for (cpu::GeluForm form : {cpu::GeluForm::Erf, cpu::GeluForm::Tanh}) {
+  for (GeluForm form : {GeluForm::Erf, GeluForm::Tanh}) {
     const std::string s = std::string(form == cpu::GeluForm::Erf ? "erf" : "tanh") + " n=" + std::to_string(n);
     Vec in = randn(n, 2.0f), dout = randn(n);
     round_to<T>(in), round_to<T>(dout);

@@ -2,9 +2,9 @@
 #pragma once
 #include "fast_math.h"  // fast_erf, fast_exp, fast_tanh
 
-namespace paratrain::cpu {
+#include "../gelu_form.h"  // GeluForm
 
-enum class GeluForm { Erf, Tanh };
+namespace paratrain::cpu {
 
 template <typename T>
 inline T gelu_erf(T x) {

@@ -4,11 +4,10 @@
 #include <cuda_bf16.h>  // __nv_bfloat16
 #include <cstdint>      // uint64_t
 
-#include "../cpu/gelu.h"  // GeluForm (one definition for both kernel sets)
+#include "../gelu_form.h"  // GeluForm (one definition for both kernel sets)
 
 namespace paratrain::cuda {
 
-using cpu::GeluForm;
 
 // out[n] = gelu(in[n])
 template <typename T>

@@ -124,6 +124,11 @@ __global__ void apply_samples_kernel(int* __restrict__ tokens, uint8_t* __restri
 }
 
 template <typename T>
+__global__ void scale_kernel(T* __restrict__ x, long n, float factor) {
+  PARATRAIN_GRID_LOOP(i, n) x[i] = from_float<T>(to_float(x[i]) * factor);
+}
+
+template <typename T>
 __global__ void sample_choice_encode_kernel(T* __restrict__ choice, const T* __restrict__ best,
                                             const int* __restrict__ index, long rows) {
   PARATRAIN_GRID_LOOP(r, rows) {
@@ -151,6 +156,13 @@ template <typename T>
 void add_into(T* dst, const T* src, long n) {
   if (n <= 0) return;
   add_into_kernel<<<grid_for(n, kBlock), kBlock, 0, current_stream()>>>(dst, src, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void scale(T* x, long n, T factor) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n, kBlock), kBlock, 0, current_stream()>>>(x, n, static_cast<float>(factor));
   CUDA_CHECK_LAUNCH();
 }
 
@@ -227,10 +239,12 @@ INSTANTIATE_FILL(double)
 INSTANTIATE_FILL(int)
 INSTANTIATE_FILL(uint8_t)
 INSTANTIATE_FILL(uint64_t)
+INSTANTIATE_FILL(int64_t)
 #undef INSTANTIATE_FILL
 
 #define INSTANTIATE(T)                                                                    \
   template void add_into<T>(T*, const T*, long);                                          \
+  template void scale<T>(T*, long, T);                                                    \
   template void add_bias_rows<T>(T*, const T*, long, int);                                \
   template void split_pairs<T>(T*, T*, const T*, long);                                   \
   template void join_pairs<T>(T*, const T*, const T*, long);                              \

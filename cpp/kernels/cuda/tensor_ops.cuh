@@ -45,6 +45,10 @@ void copy(T* dst, const T* src, long n) {
 template <typename T>
 void add_into(T* dst, const T* src, long n);
 
+// x[0, n) *= factor
+template <typename T>
+void scale(T* x, long n, T factor);
+
 // out[N,O] += b[O] on every row.
 template <typename T>
 void add_bias_rows(T* out, const T* b, long N, int O);
