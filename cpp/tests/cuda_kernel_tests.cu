@@ -234,7 +234,7 @@ void test_gelu(long n) {
   const char* dt = dtype_name<T>();
   const double tol = tolerance<T>();
   for (GeluForm form : {GeluForm::Erf, GeluForm::Tanh}) {
-    const std::string s = std::string(form == cpu::GeluForm::Erf ? "erf" : "tanh") + " n=" + std::to_string(n);
+    const std::string s = std::string(form == GeluForm::Erf ? "erf" : "tanh") + " n=" + std::to_string(n);
     Vec in = randn(n, 2.0f), dout = randn(n);
     round_to<T>(in), round_to<T>(dout);
     Vec out(n), din(n);
