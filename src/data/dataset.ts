@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { Split, TrainBatch } from './batch';
+import type { DataPath } from './blend';
 import { CausalLmWindowDataset } from './causal-lm-dataset';
 import { fingerprintDocuments, loadCorpus, type CorpusOptions } from './corpus';
 import { DataError } from './errors';
@@ -45,9 +46,10 @@ export interface DatasetOptions {
   corpus: 'bundled' | string;
   /**
    * causal-lm only: train from this Megatron indexed dataset (PREFIX.bin/.idx, e.g. made by
-   * `paratrain preprocess`) instead of `corpus`; see openPreprocessedDataset.
+   * `paratrain preprocess`), or a weighted blend of several, instead of `corpus`; see
+   * openPreprocessedDataset and parseDataPath.
    */
-  path?: string;
+  path?: DataPath;
   /** With `path`: train,valid,test document weights, e.g. "969,30,1". */
   split?: string;
   /** How a user's files become documents (see loadCorpus). */
@@ -81,6 +83,18 @@ export interface DatasetSummary {
   /** 'preprocessed': read from a .bin/.idx pair (data.path), nothing tokenized. */
   tokenStoreOrigin: 'cache' | 'tokenized' | 'preprocessed';
   tokenStoreMillis: number;
+  /** data.path: the sample indices the dataset uses, and whether each was read from its cache file. */
+  sampleIndices?: SampleIndexUse[];
+  /** data.path with several prefixes: each with its normalised weight. */
+  blend?: { prefix: string; weight: number }[];
+}
+
+export interface SampleIndexUse {
+  kind: 'gpt-stream' | 'blend';
+  split: Split;
+  /** null when neither the data's folder nor data.cache_dir was writable. */
+  file: string | null;
+  origin: 'cache' | 'built';
 }
 
 /**
