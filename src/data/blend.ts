@@ -88,9 +88,9 @@ function isNumberWord(word: string): boolean {
 /**
  * Megatron's blending rule over `size` samples: sample i comes from the source furthest below its
  * share so far, argmax_k (w_k·(i+1) − count_k), ties to the lowest k. Returns each sample's source and
- * its number among that source's samples. (Megatron's helpers.cpp scales by max(i, 1) rather than
- * i + 1; the two differ only in which of two equally short sources goes first, never in the counts
- * by more than one.)
+ * its number among that source's samples. (Megatron's helpers.cpp scales by max(i, 1), the share
+ * before sample i rather than after it: its order is not this one, but no source's count differs
+ * from it by more than one at any point, as far as random weights show.)
  */
 export function blendingOrder(weights: readonly number[], size: number): { source: Uint16Array; sample: Uint32Array } {
   if (weights.length < 1 || weights.length > 65535)
