@@ -1,6 +1,5 @@
 // `data.path`: a Dataset over Megatron indexed datasets made by `paratrain preprocess` (or Megatron's
-// tools/preprocess_data.py), one prefix or a weighted blend, with the tokenizer.json beside them. GPT
-// (causal-lm) only.
+// tools/preprocess_data.py), one prefix or a weighted blend, with the tokenizer.json beside them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Split } from './batch';
@@ -9,7 +8,12 @@ import type { Dataset, DatasetOptions, SampleIndexUse } from './dataset';
 import { DataError } from './errors';
 import { buildStreamLayout, IndexedCausalLmDataset, splitDocuments } from './indexed-causal-lm-dataset';
 import { IndexedDataset } from './indexed-dataset';
+import { IndexedSentences } from './indexed-sentences';
+import { packFullSentences, type FullSentencePacking } from './full-sentence-dataset';
+import { maskedLmStream } from './masked-lm-samples';
+import { maskedLmVocabulary, type MaskedLmVocabulary } from './masking';
 import { loadOrBuildSampleIndex } from './sample-index-cache';
+import { cutPairChunks, type PairChunks } from './sentence-pair-dataset';
 import { TextTokenizer } from './tokenizer';
 
 /** The split used when data.split is not given: Megatron's default. */
@@ -37,11 +41,13 @@ interface OpenedSource {
   weight: number;
   data: IndexedDataset;
   ranges: Record<Split, [number, number]>;
-  streams: Record<Split, IndexedCausalLmDataset | null>;
+  streams: Record<Split, SampleStream | null>;
 }
 
 /**
- * GPT samples from data.path: one prefix, or several blended by weight (see blend.ts). Every prefix
+ * Samples from data.path: one prefix, or several blended by weight (see blend.ts). GPT reads windows
+ * of each split's document stream; the masked-LM families read sentence-split data (each sequence a
+ * sentence) as the text pipeline reads a corpus, in sentence pairs or full sentences. Every prefix
  * keeps its own train/valid/test split by documents; all must have been tokenized with one tokenizer,
  * of at most model.vocab_size tokens. The indices built here are cached beside the data.
  */
@@ -69,7 +75,16 @@ export async function openPreprocessedDataset(
       );
   }
   tokenizer = tokenizer as TextTokenizer;
-  const endOfText = tokenizer.endOfTextId();
+  const masked = opts.objective === 'masked-lm';
+  if (masked && tokenizer.kind !== opts.tokenizerKind)
+    throw new DataError(
+      'ERR_TOKENIZER',
+      `${name(weighted[0].prefix)} was tokenized with a ${tokenizer.kind} tokenizer (${tokenizerOf}), but this ` +
+        `model family reads ${opts.tokenizerKind} ids; preprocess the text again with a ${opts.tokenizerKind} tokenizer`,
+    );
+  // Throws for a tokenizer of the wrong kind (GPT needs <|endoftext|>, masked LM [MASK], [CLS], [SEP]).
+  const endOfText = masked ? -1 : tokenizer.endOfTextId();
+  const vocabulary = masked ? maskedLmVocabulary(tokenizer, opts.wholeWordMask === true) : undefined;
   if (tokenizer.vocabSize > opts.vocabSize)
     throw new DataError(
       'ERR_TOKENIZER',
@@ -80,6 +95,39 @@ export async function openPreprocessedDataset(
     );
 
   const indices: SampleIndexUse[] = [];
+  /** A split's samples of one prefix, with its index read from the cache or built (and cached). */
+  const splitStream = async (data: IndexedDataset, documents: [number, number], part: Split) => {
+    const [first, end] = documents;
+    if (!masked) {
+      const layout = await loadOrBuildSampleIndex({
+        kind: 'gpt-stream',
+        stem: data.prefix,
+        cacheDir: opts.cacheDir,
+        inputs: { ...fileIdentity(data.prefix), documents, endOfText },
+        build: () => ({ ...buildStreamLayout(data, documents, endOfText) }),
+      });
+      indices.push({ kind: 'gpt-stream', split: part, file: layout.file, origin: layout.origin });
+      const options = { seqLen: opts.seqLen, seed: opts.seed };
+      return new IndexedCausalLmDataset(data, documents, endOfText, tokenizer.vocabSize, options, part, layout.arrays);
+    }
+    const sentences = new IndexedSentences(data, tokenizer.vocabSize);
+    const ids = Array.from({ length: end - first }, (_, i) => first + i);
+    const kind = opts.packing === 'full-sentences' ? 'full-sentences' : 'sentence-pairs';
+    const index = await loadOrBuildSampleIndex<Record<string, Float64Array | Uint32Array>>({
+      kind,
+      stem: data.prefix,
+      cacheDir: opts.cacheDir,
+      inputs: { ...fileIdentity(data.prefix), documents, seqLen: opts.seqLen },
+      build: () =>
+        kind === 'full-sentences'
+          ? { ...packFullSentences(sentences, ids, opts.seqLen - 2) }
+          : { ...cutPairChunks(sentences, ids, opts.seqLen) },
+    });
+    indices.push({ kind, split: part, file: index.file, origin: index.origin });
+    const cached = index.arrays as unknown as PairChunks | FullSentencePacking;
+    return maskedLmStream(sentences, ids, vocabulary as MaskedLmVocabulary, opts, part, cached);
+  };
+
   const sources: OpenedSource[] = [];
   for (const { prefix, weight } of weighted) {
     for (const file of [`${prefix}.idx`, `${prefix}.bin`])
@@ -91,7 +139,7 @@ export async function openPreprocessedDataset(
         );
     const data = IndexedDataset.open(prefix);
     const ranges = splitDocuments(split, data.documentCount);
-    const streams: Record<Split, IndexedCausalLmDataset | null> = { train: null, eval: null };
+    const streams: Record<Split, SampleStream | null> = { train: null, eval: null };
     for (const part of ['train', 'eval'] as const) {
       const [first, end] = ranges[part];
       if (end <= first) {
@@ -103,24 +151,8 @@ export async function openPreprocessedDataset(
           );
         continue;
       }
-      const layout = await loadOrBuildSampleIndex({
-        kind: 'gpt-stream',
-        stem: prefix,
-        cacheDir: opts.cacheDir,
-        inputs: { ...fileIdentity(prefix), documents: [first, end], endOfText },
-        build: () => ({ ...buildStreamLayout(data, [first, end], endOfText) }),
-      });
-      indices.push({ kind: 'gpt-stream', split: part, file: layout.file, origin: layout.origin });
       try {
-        streams[part] = new IndexedCausalLmDataset(
-          data,
-          [first, end],
-          endOfText,
-          tokenizer.vocabSize,
-          { seqLen: opts.seqLen, seed: opts.seed },
-          part,
-          layout.arrays,
-        );
+        streams[part] = await splitStream(data, [first, end], part);
       } catch (error) {
         if (!(error instanceof RangeError)) throw error;
         throw new DataError(
@@ -154,7 +186,7 @@ export async function openPreprocessedDataset(
       build: () => blendingOrder(weights, BLEND_BLOCK),
     });
     indices.push({ kind: 'blend', split: part, file: order.file, origin: order.origin });
-    const streams = feeding.map((s) => s.streams[part] as IndexedCausalLmDataset);
+    const streams = feeding.map((s) => s.streams[part] as SampleStream);
     blended[part] = new BlendedStream(streams, order.arrays, part);
   }
 
@@ -164,7 +196,7 @@ export async function openPreprocessedDataset(
     sources.reduce((sum, s) => sum + Math.max(0, s.ranges[part][1] - s.ranges[part][0]), 0);
 
   const dataset: Dataset = {
-    objective: 'causal-lm',
+    objective: opts.objective,
     seqLen: opts.seqLen,
     summary: {
       tokenizerVocabSize: tokenizer.vocabSize,
