@@ -96,7 +96,12 @@ export async function openPreprocessedDataset(
 
   const indices: SampleIndexUse[] = [];
   /** A split's samples of one prefix, with its index read from the cache or built (and cached). */
-  const splitStream = async (data: IndexedDataset, documents: [number, number], part: Split) => {
+  const splitStream = async (
+    data: IndexedDataset,
+    sentences: IndexedSentences | undefined,
+    documents: [number, number],
+    part: Split,
+  ) => {
     const [first, end] = documents;
     if (!masked) {
       const layout = await loadOrBuildSampleIndex({
@@ -110,7 +115,7 @@ export async function openPreprocessedDataset(
       const options = { seqLen: opts.seqLen, seed: opts.seed };
       return new IndexedCausalLmDataset(data, documents, endOfText, tokenizer.vocabSize, options, part, layout.arrays);
     }
-    const sentences = new IndexedSentences(data, tokenizer.vocabSize);
+    const source = sentences as IndexedSentences; // made for every prefix when masked
     const ids = Array.from({ length: end - first }, (_, i) => first + i);
     const kind = opts.packing === 'full-sentences' ? 'full-sentences' : 'sentence-pairs';
     const index = await loadOrBuildSampleIndex<Record<string, Float64Array | Uint32Array>>({
@@ -120,12 +125,12 @@ export async function openPreprocessedDataset(
       inputs: { ...fileIdentity(data.prefix), documents, seqLen: opts.seqLen },
       build: () =>
         kind === 'full-sentences'
-          ? { ...packFullSentences(sentences, ids, opts.seqLen - 2) }
-          : { ...cutPairChunks(sentences, ids, opts.seqLen) },
+          ? { ...packFullSentences(source, ids, opts.seqLen - 2) }
+          : { ...cutPairChunks(source, ids, opts.seqLen) },
     });
     indices.push({ kind, split: part, file: index.file, origin: index.origin });
     const cached = index.arrays as unknown as PairChunks | FullSentencePacking;
-    return maskedLmStream(sentences, ids, vocabulary as MaskedLmVocabulary, opts, part, cached);
+    return maskedLmStream(source, ids, vocabulary as MaskedLmVocabulary, opts, part, cached);
   };
 
   const sources: OpenedSource[] = [];
@@ -139,6 +144,7 @@ export async function openPreprocessedDataset(
         );
     const data = IndexedDataset.open(prefix);
     const ranges = splitDocuments(split, data.documentCount);
+    const sentences = masked ? new IndexedSentences(data, tokenizer.vocabSize) : undefined;
     const streams: Record<Split, SampleStream | null> = { train: null, eval: null };
     for (const part of ['train', 'eval'] as const) {
       const [first, end] = ranges[part];
@@ -152,7 +158,7 @@ export async function openPreprocessedDataset(
         continue;
       }
       try {
-        streams[part] = await splitStream(data, [first, end], part);
+        streams[part] = await splitStream(data, sentences, [first, end], part);
       } catch (error) {
         if (!(error instanceof RangeError)) throw error;
         throw new DataError(
