@@ -347,25 +347,27 @@ describe('cached sample indices', () => {
 });
 
 describe('training on a blend through the CLI', () => {
+  const run = (dir: string, extra: string[] = []) => {
+    const set = (kv: string) => ['--set', kv];
+    const r = paratrain([
+      'train',
+      ...['--config', 'gpt-mini'],
+      ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=512'].flatMap(set),
+      ...[`model.seq_len=${SEQ_LEN}`, 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=3'].flatMap(set),
+      ...['checkpoint.every=0', `data.path=[0.6, ${prefixA}, 0.4, ${prefixB}]`, 'data.split=8,2,0'].flatMap(set),
+      ...set(`run.dir=${dir}`),
+      ...set(`data.cache_dir=${path.join(scratch, 'cache')}`),
+      ...extra,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    return fs
+      .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  };
+
   it('trains gpt for a few steps on two sources, and a second run reuses the cached indices', () => {
-    const run = (dir: string) => {
-      const set = (kv: string) => ['--set', kv];
-      const r = paratrain([
-        'train',
-        ...['--config', 'gpt-mini'],
-        ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=512'].flatMap(set),
-        ...[`model.seq_len=${SEQ_LEN}`, 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=3'].flatMap(set),
-        ...['checkpoint.every=0', `data.path=[0.6, ${prefixA}, 0.4, ${prefixB}]`, 'data.split=8,2,0'].flatMap(set),
-        ...set(`run.dir=${dir}`),
-        ...set(`data.cache_dir=${path.join(scratch, 'cache')}`),
-      ]);
-      expect(r.code, r.stderr).toBe(0);
-      return fs
-        .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
-    };
     const events = run(path.join(scratch, 'run1'));
     const start = events.find((e) => e.event === 'start') as Record<string, unknown>;
     expect(start).toMatchObject({ corpus_documents: 70, eval_documents: 14 });
@@ -382,5 +384,18 @@ describe('training on a blend through the CLI', () => {
     const uses = (second.find((e) => e.event === 'start') as { sample_indices: { origin: string }[] }).sample_indices;
     expect(uses.length).toBe(6);
     expect(uses.every((use) => use.origin === 'cache')).toBe(true);
+  }, 180_000);
+
+  it('resumes at step 2 with the samples the uninterrupted run read: the same losses, bit for bit', () => {
+    const losses = (events: Record<string, unknown>[]) =>
+      events.filter((e) => e.event === undefined && 'loss' in e).map((e) => [e.step, e.loss]);
+    const whole = path.join(scratch, 'whole');
+    const straight = losses(run(whole, ['--set', 'train.steps=4', '--set', 'checkpoint.every=2']));
+    expect(straight.map(([step]) => step)).toEqual([1, 2, 3, 4]);
+    const resumed = run(path.join(scratch, 'resumed'), [
+      ...['--set', 'train.steps=4', '--set', 'checkpoint.every=2'],
+      ...['--resume', path.join(whole, 'checkpoints', 'step-0000002')],
+    ]);
+    expect(losses(resumed)).toEqual(straight.slice(2));
   }, 180_000);
 });
