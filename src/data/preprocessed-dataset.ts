@@ -60,21 +60,11 @@ export async function openPreprocessedDataset(
   const name = (prefix: string) =>
     weighted.length === 1 ? `data.path ${prefix}` : `data.path ${prefix} (${weighted.length} blended)`;
 
-  let tokenizer: TextTokenizer | undefined;
-  let tokenizerOf = '';
-  for (const { prefix } of weighted) {
-    const found = tokenizerFor(prefix, opts.tokenizerPath, name(prefix));
-    if (!tokenizer) {
-      tokenizer = TextTokenizer.fromFile(found);
-      tokenizerOf = `${prefix} (${found})`;
-    } else if (found !== opts.tokenizerPath && TextTokenizer.fromFile(found).hash !== tokenizer.hash)
-      throw new DataError(
-        'ERR_TOKENIZER',
-        `the blended datasets of data.path were tokenized differently: ${prefix} with ${found}, ${tokenizerOf}; ` +
-          `a model has one vocabulary, so preprocess them again with one tokenizer`,
-      );
-  }
-  tokenizer = tokenizer as TextTokenizer;
+  const { tokenizer, tokenizerOf } = sharedTokenizer(
+    weighted.map((s) => s.prefix),
+    opts.tokenizerPath,
+    name,
+  );
   const masked = opts.objective === 'masked-lm';
   if (masked && tokenizer.kind !== opts.tokenizerKind)
     throw new DataError(
@@ -238,6 +228,27 @@ export async function openPreprocessedDataset(
       }),
   };
   return { dataset, tokenizer };
+}
+
+/** The one tokenizer of all the prefixes (data.tokenizer, or each one's tokenizer.json, all the same). */
+function sharedTokenizer(
+  prefixes: readonly string[],
+  given: string | undefined,
+  name: (prefix: string) => string,
+): { tokenizer: TextTokenizer; tokenizerOf: string } {
+  const firstFile = tokenizerFor(prefixes[0], given, name(prefixes[0]));
+  const tokenizer = TextTokenizer.fromFile(firstFile);
+  const tokenizerOf = `${prefixes[0]} (${firstFile})`;
+  for (const prefix of prefixes.slice(1)) {
+    const found = tokenizerFor(prefix, given, name(prefix));
+    if (found !== firstFile && TextTokenizer.fromFile(found).hash !== tokenizer.hash)
+      throw new DataError(
+        'ERR_TOKENIZER',
+        `the blended datasets of data.path were tokenized differently: ${prefix} with ${found}, ${tokenizerOf}; ` +
+          `a model has one vocabulary, so preprocess them again with one tokenizer`,
+      );
+  }
+  return { tokenizer, tokenizerOf };
 }
 
 /** data.tokenizer when set, else the tokenizer.json preprocess wrote beside the prefix. */
