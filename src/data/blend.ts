@@ -127,7 +127,8 @@ export interface SampleStream {
  */
 export class BlendedStream implements SampleStream {
   readonly samplesPerEpoch: number;
-  private readonly drawnPerBlock: Float64Array;
+  /** Samples each source gives in one block. */
+  readonly drawnPerBlock: Float64Array;
 
   constructor(
     private readonly sources: readonly SampleStream[],

@@ -183,7 +183,16 @@ export async function openPreprocessedDataset(
     });
     indices.push({ kind: 'blend', split: part, file: order.file, origin: order.origin });
     const streams = feeding.map((s) => s.streams[part] as SampleStream);
-    blended[part] = new BlendedStream(streams, order.arrays, part);
+    const stream = new BlendedStream(streams, order.arrays, part);
+    const starved = feeding.findIndex((_, k) => stream.drawnPerBlock[k] === 0);
+    if (starved >= 0)
+      throw new DataError(
+        'ERR_DATA_CONFIG',
+        `data.path: the weight of ${feeding[starved].prefix} (${weights[starved]} of the total) gives it no sample ` +
+          `in ${BLEND_BLOCK} (the blend's block); raise it above ${(1 / BLEND_BLOCK).toPrecision(2)}, or leave the ` +
+          `dataset out`,
+      );
+    blended[part] = stream;
   }
 
   let corpusTokens = 0;

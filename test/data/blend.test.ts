@@ -144,12 +144,18 @@ describe('data.path as a weighted list', () => {
     expect(configProblems('0.7 a 0.3')).toContain('an odd count');
   });
 
-  it('names a prefix of the blend whose files are missing, and datasets tokenized differently', async () => {
+  it('names a prefix of the blend whose files are missing, a weight too small to draw, and datasets tokenized differently', async () => {
     const ghost = path.join(scratch, 'whales', 'ghost_text_document');
     fs.copyFileSync(tokenizerJson, path.join(scratch, 'whales', 'ghost_tokenizer.json'));
     const missing = await refusal(openDataset({ ...options, path: [0.5, prefixA, 0.5, ghost] }));
     expect(missing.code).toBe('ERR_DATA_NOT_FOUND');
     expect(missing.message).toContain(`${ghost}.idx does not exist`);
+
+    const starved = await refusal(openDataset({ ...options, path: [1e-7, prefixA, 1, prefixB] }));
+    expect(starved.code).toBe('ERR_DATA_CONFIG');
+    expect(starved.message).toMatch(
+      /weight of .*whales_text_document .* gives it no sample in 262144 .* raise it above/,
+    );
 
     const other = preprocess('other', ships, ['--tokenizer-kind', 'bpe', '--vocab-size', '300']);
     const mixed = await refusal(openDataset({ ...options, path: [0.5, prefixA, 0.5, other] }));
