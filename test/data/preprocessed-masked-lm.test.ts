@@ -109,7 +109,7 @@ describe('masked-LM training from sentence-split preprocessed data', () => {
     expect(longer.dataset.summary.sampleIndices?.every((use) => use.origin === 'built')).toBe(true);
   });
 
-  it('refuses data tokenized for GPT, naming the tokenizer kinds', async () => {
+  it('refuses data tokenized for GPT, naming the tokenizer kinds, and ids beyond the vocabulary', async () => {
     const gpt = preprocess('gpt', ['--tokenizer-kind', 'bpe', '--vocab-size', '400']);
     let error: DataError | undefined;
     try {
@@ -119,6 +119,18 @@ describe('masked-LM training from sentence-split preprocessed data', () => {
     }
     expect(error?.code).toBe('ERR_TOKENIZER');
     expect(error?.message).toMatch(/was tokenized with a bpe tokenizer .* reads wordpiece ids/);
+
+    // Read with a smaller WordPiece vocabulary than it was made with: the batch names file and sequence.
+    preprocess('small', ['--tokenizer-kind', 'wordpiece', '--vocab-size', '150']);
+    const { dataset } = await openDataset({ ...fromData, tokenizerPath: path.join(scratch, 'small_tokenizer.json') });
+    error = undefined;
+    try {
+      dataset.batch('train', 0, dataset.samplesPerEpoch('train'));
+    } catch (e) {
+      error = e as DataError;
+    }
+    expect(error?.code).toBe('ERR_TOKENIZER');
+    expect(error?.message).toMatch(/bert_text_sentence\.bin holds token id \d+ in sequence \d+, but the tokenizer has/);
   });
 
   it('trains bert for a few steps through the CLI on a blend of two sentence-split datasets', () => {
