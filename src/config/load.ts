@@ -158,8 +158,6 @@ function familyChecks(c: Config): string[] {
   }
   if ((m.arch === 'roberta' || m.arch === 'electra') && task !== 'none')
     problems.push(`data.pair_task: ${m.arch} has no sentence-pair head; use none (its default)`);
-  if (c.data.path !== undefined && m.arch !== 'gpt')
-    problems.push(`data.path: preprocessed datasets train gpt only for now, not ${m.arch}; use data.corpus`);
   if (c.data.path !== undefined && c.data.corpus !== 'bundled')
     problems.push(`data.path and data.corpus both name training data; keep one`);
   if (m.arch === 'gpt' && c.data.whole_word_mask)

@@ -2,6 +2,7 @@
 // Configs are YAML files (configs/*.yaml) plus `--set key=value` overrides; this schema validates
 // the merged result before anything starts.
 import { z } from 'zod';
+import { dataPathProblem, type DataPath } from '../data/blend';
 import { DEFAULT_JSON_KEY, DEFAULT_MAX_DOCUMENT_CHARS } from '../data/corpus';
 
 const positiveInt = z.number().int().positive();
@@ -138,8 +139,18 @@ export const dataSchema = z
     document_separator: z.string().min(1).default('auto'),
     /** User documents longer than this many characters are cut at a line break; 0 = no limit. */
     max_document_chars: nonNegativeInt.default(DEFAULT_MAX_DOCUMENT_CHARS),
-    /** GPT: a Megatron indexed dataset PREFIX (PREFIX.bin/.idx, e.g. from `paratrain preprocess`) instead of corpus. */
-    path: z.string().min(1).optional(),
+    /**
+     * GPT: a Megatron indexed dataset PREFIX (PREFIX.bin/.idx, e.g. from `paratrain preprocess`) instead of
+     * corpus, or a blend of several: [0.7, PREFIX_A, 0.3, PREFIX_B] (or that as one string, "0.7 A 0.3 B").
+     */
+    path: z
+      .unknown()
+      .superRefine((value, ctx) => {
+        const problem = value === undefined ? undefined : dataPathProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .transform((value) => value as DataPath)
+      .optional(),
     /** With path: train,valid,test weights by documents (Megatron's form); training reads the first, evaluation the second. */
     split: z
       .union([z.string().min(1), z.number()])

@@ -1,13 +1,14 @@
 import * as path from 'node:path';
 import type { Split, TrainBatch } from './batch';
+import type { DataPath } from './blend';
 import { CausalLmWindowDataset } from './causal-lm-dataset';
 import { fingerprintDocuments, loadCorpus, type CorpusOptions } from './corpus';
 import { DataError } from './errors';
 import { openPreprocessedDataset } from './preprocessed-dataset';
-import { FullSentenceDataset } from './full-sentence-dataset';
 import { splitHeldout, type HeldoutBy } from './heldout';
-import type { MaskedLmVocabulary } from './masking';
-import { SentencePairDataset, type PairTask } from './sentence-pair-dataset';
+import { maskedLmStream } from './masked-lm-samples';
+import { maskedLmVocabulary, type MaskedLmVocabulary } from './masking';
+import type { PairTask } from './sentence-pair-dataset';
 import { loadOrBuildTokenStore } from './token-store';
 import { loadOrTrainTokenizer, type TextTokenizer, type TokenizerKind } from './tokenizer';
 
@@ -44,10 +45,11 @@ export interface DatasetOptions {
   /** 'bundled', a text or JSON-lines file, or a directory of them (see loadCorpus). */
   corpus: 'bundled' | string;
   /**
-   * causal-lm only: train from this Megatron indexed dataset (PREFIX.bin/.idx, e.g. made by
-   * `paratrain preprocess`) instead of `corpus`; see openPreprocessedDataset.
+   * Train from this Megatron indexed dataset (PREFIX.bin/.idx, e.g. made by `paratrain preprocess`;
+   * sentence-split for masked-lm), or a weighted blend of several, instead of `corpus`; see
+   * openPreprocessedDataset and parseDataPath.
    */
-  path?: string;
+  path?: DataPath;
   /** With `path`: train,valid,test document weights, e.g. "969,30,1". */
   split?: string;
   /** How a user's files become documents (see loadCorpus). */
@@ -81,6 +83,18 @@ export interface DatasetSummary {
   /** 'preprocessed': read from a .bin/.idx pair (data.path), nothing tokenized. */
   tokenStoreOrigin: 'cache' | 'tokenized' | 'preprocessed';
   tokenStoreMillis: number;
+  /** data.path: the sample indices the dataset uses, and whether each was read from its cache file. */
+  sampleIndices?: SampleIndexUse[];
+  /** data.path with several prefixes: each with its normalised weight. */
+  blend?: { prefix: string; weight: number }[];
+}
+
+export interface SampleIndexUse {
+  kind: 'gpt-stream' | 'sentence-pairs' | 'full-sentences' | 'blend';
+  split: Split;
+  /** null when neither the data's folder nor data.cache_dir was writable. */
+  file: string | null;
+  origin: 'cache' | 'built';
 }
 
 /**
@@ -141,9 +155,9 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
     eval: range(trainCount, documents.length),
   };
 
-  // Built once for both splits: one idToToken call per vocabulary entry.
-  const wordContinuation =
-    opts.objective === 'masked-lm' && opts.wholeWordMask ? tokenizer.wordContinuationTable() : undefined;
+  // Built once for both splits: whole-word masking makes one idToToken call per vocabulary entry.
+  const vocabulary =
+    opts.objective === 'masked-lm' ? maskedLmVocabulary(tokenizer, opts.wholeWordMask === true) : undefined;
   type SampleSource = { samplesPerEpoch: number; batch(firstSample: number, count: number): TrainBatch };
   const makeSource = (split: Split): SampleSource | null => {
     if (splitDocuments[split].length === 0) return null;
@@ -156,25 +170,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
         split,
       );
     }
-    const vocabulary: MaskedLmVocabulary = {
-      size: tokenizer.vocabSize,
-      special: tokenizer.maskedLmSpecialIds(),
-      isSpecialId: (id) => tokenizer.isSpecialId(id),
-      ...(wordContinuation ? { wordContinuation } : {}),
-    };
-    // validateOptions has checked maskProb and, for sentence pairs, pairTask.
-    const sampling = {
-      seqLen: opts.seqLen,
-      seed: opts.seed,
-      maskProb: opts.maskProb as number,
-      maxPredictionsPerSeq: opts.maxPredictionsPerSeq,
-      wholeWordMask: opts.wholeWordMask === true,
-    };
-    if (opts.packing === 'full-sentences') {
-      return new FullSentenceDataset(store, splitDocuments[split], vocabulary, sampling, split);
-    }
-    const pairTask = opts.pairTask as PairTask;
-    return new SentencePairDataset(store, splitDocuments[split], vocabulary, { ...sampling, pairTask }, split);
+    return maskedLmStream(store, splitDocuments[split], vocabulary as MaskedLmVocabulary, opts, split);
   };
   // The split datasets refuse text too short for one sample: say which split of which corpus, and what helps.
   const sourceOrExplain = (split: Split): SampleSource | null => {
@@ -274,11 +270,6 @@ function validateOptions(opts: DatasetOptions): void {
     problems.push(`seqLen must be an integer >= ${minimum}, got ${opts.seqLen}`);
   }
   if (!Number.isSafeInteger(opts.seed)) problems.push(`seed must be an integer, got ${opts.seed}`);
-  if (opts.path !== undefined && opts.objective !== 'causal-lm')
-    problems.push(
-      `path (a preprocessed .bin/.idx dataset) is read by the causal-lm objective only for now, not ` +
-        `${String(opts.objective)}; use corpus (text) for masked-LM training`,
-    );
   if (!(opts.heldoutFraction >= 0 && opts.heldoutFraction < 1)) {
     problems.push(`heldoutFraction must be in [0, 1), got ${opts.heldoutFraction}`);
   }

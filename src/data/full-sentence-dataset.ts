@@ -2,7 +2,7 @@ import { IGNORE_INDEX, type Split, type TrainBatch } from './batch';
 import { maskTokens, type MaskedLmVocabulary, type MaskingOptions } from './masking';
 import { RandomStream, SplitKey, StreamId } from './rng';
 import { EpochShuffle } from './sample-order';
-import type { TokenStore } from './token-store';
+import type { SentenceSource } from './sentence-source';
 
 export interface FullSentenceOptions extends MaskingOptions {
   seqLen: number;
@@ -10,11 +10,11 @@ export interface FullSentenceOptions extends MaskingOptions {
 }
 
 /** The packed samples: sample s is spans [sampleFirstSpan[s], sampleFirstSpan[s + 1]), one per document it touches. */
-interface Packing {
+export interface FullSentencePacking {
   sampleFirstSpan: Uint32Array;
-  /** Span i is the token range [spanStart[i], spanEnd[i]) of the store. */
-  spanStart: Uint32Array;
-  spanEnd: Uint32Array;
+  /** Span i is the token range [spanStart[i], spanEnd[i]) of the source (past 2^32 in a large .bin). */
+  spanStart: Float64Array;
+  spanEnd: Float64Array;
 }
 
 /**
@@ -33,16 +33,18 @@ interface Packing {
  */
 export class FullSentenceDataset {
   readonly samplesPerEpoch: number;
-  private readonly packing: Packing;
+  private readonly packing: FullSentencePacking;
   private readonly order: EpochShuffle;
   private readonly splitKey: number;
 
   constructor(
-    private readonly store: TokenStore,
+    private readonly store: SentenceSource,
     documents: readonly number[],
     private readonly vocabulary: MaskedLmVocabulary,
     private readonly options: FullSentenceOptions,
     private readonly split: Split,
+    /** packFullSentences(store, documents, options.seqLen - 2), perhaps read back from its cache. */
+    packing: FullSentencePacking = packFullSentences(store, documents, options.seqLen - 2),
   ) {
     if (!Number.isInteger(options.seqLen) || options.seqLen < 3) {
       throw new RangeError(`full-sentences seqLen must be at least 3 ([CLS] x [SEP]), got ${options.seqLen}`);
@@ -50,7 +52,7 @@ export class FullSentenceDataset {
     if (!(options.maskProb > 0 && options.maskProb < 1)) {
       throw new RangeError(`maskProb must be in (0, 1), got ${options.maskProb}`);
     }
-    this.packing = packFullSentences(store, documents, options.seqLen - 2);
+    this.packing = packing;
     this.samplesPerEpoch = this.packing.sampleFirstSpan.length - 1;
     if (this.samplesPerEpoch === 0) throw new RangeError('no document in this split has a token to pack');
     this.splitKey = SplitKey[split];
@@ -94,7 +96,7 @@ export class FullSentenceDataset {
     tokens[position++] = cls;
     for (let span = sampleFirstSpan[sample]; span < sampleFirstSpan[sample + 1]; span++) {
       if (span > sampleFirstSpan[sample]) tokens[position++] = sep;
-      tokens.set(this.store.tokens.subarray(spanStart[span], spanEnd[span]), position);
+      tokens.set(this.store.readTokens(spanStart[span], spanEnd[span]), position);
       position += spanEnd[span] - spanStart[span];
     }
     tokens[position++] = sep;
@@ -113,9 +115,14 @@ export class FullSentenceDataset {
  * tokens (separators between documents included). A sentence that does not
  * fit the open sample starts the next one; one longer than the whole budget
  * fills samples of its own, budget-sized pieces, and its remainder stays open
- * for the sentences that follow.
+ * for the sentences that follow. The index a full-sentence split builds once
+ * (cached beside preprocessed data).
  */
-function packFullSentences(store: TokenStore, documents: readonly number[], budget: number): Packing {
+export function packFullSentences(
+  store: SentenceSource,
+  documents: readonly number[],
+  budget: number,
+): FullSentencePacking {
   const sampleFirstSpan: number[] = [0];
   const spanStart: number[] = [];
   const spanEnd: number[] = [];
@@ -158,7 +165,7 @@ function packFullSentences(store: TokenStore, documents: readonly number[], budg
   close();
   return {
     sampleFirstSpan: Uint32Array.from(sampleFirstSpan),
-    spanStart: Uint32Array.from(spanStart),
-    spanEnd: Uint32Array.from(spanEnd),
+    spanStart: Float64Array.from(spanStart),
+    spanEnd: Float64Array.from(spanEnd),
   };
 }

@@ -38,16 +38,63 @@ export function splitDocuments(split: string, documentCount: number): Record<Spl
  * i.e. when preprocess ran without --append-eod), cut into windows of seqLen + 1 tokens that share
  * one token with the next; a fresh window order every epoch, keyed by (seed, split, epoch).
  */
+/**
+ * Where each sequence of documents [firstDocument, endDocument) starts in the split's stream, and
+ * whether an <|endoftext|> follows it: the index a GPT split builds once (it reads one token per
+ * document), and what sample-index-cache keeps beside the data.
+ */
+export interface StreamLayout {
+  /** Stream offset of piece p (sequence firstSequence + p, plus its added <|endoftext|>); one more at the end. */
+  pieceStart: Float64Array;
+  /** 1 where an <|endoftext|> follows piece p's tokens in the stream. */
+  addedEndOfText: Uint8Array;
+}
+
+export function buildStreamLayout(
+  data: IndexedDataset,
+  [firstDocument, endDocument]: [number, number],
+  endOfTextId: number,
+): StreamLayout {
+  const firstSequence = data.documentSequences(firstDocument)[0];
+  const endSequence = data.documentSequences(endDocument - 1)[1];
+  const pieces = Math.max(0, endSequence - firstSequence);
+  const pieceStart = new Float64Array(pieces + 1);
+  const addedEndOfText = new Uint8Array(pieces);
+  let offset = 0;
+  for (let d = firstDocument; d < endDocument; d++) {
+    const [first, end] = data.documentSequences(d);
+    let last = -1; // the document's last non-empty sequence
+    for (let s = first; s < end; s++) if (data.sequenceLengths[s] > 0) last = s;
+    if (last >= 0) {
+      const lastToken = data.sequence(last, data.sequenceLengths[last] - 1, 1)[0];
+      if (lastToken !== endOfTextId) addedEndOfText[last - firstSequence] = 1;
+    }
+    for (let s = first; s < end; s++) {
+      const p = s - firstSequence;
+      pieceStart[p] = offset;
+      offset += data.sequenceLengths[s] + addedEndOfText[p];
+    }
+  }
+  pieceStart[pieces] = offset;
+  return { pieceStart, addedEndOfText };
+}
+
+/**
+ * Next-token samples over documents [firstDocument, endDocument) of an indexed dataset, laid out
+ * as CausalLmWindowDataset lays out a text corpus: the documents joined into one stream, each
+ * ending with <|endoftext|> (added where the data does not already end the document with it,
+ * i.e. when preprocess ran without --append-eod), cut into windows of seqLen + 1 tokens that share
+ * one token with the next; a fresh window order every epoch, keyed by (seed, split, epoch).
+ */
 export class IndexedCausalLmDataset {
   readonly samplesPerEpoch: number;
   readonly tokenCount: number;
   private readonly firstSequence: number;
-  /** Stream offset of piece p (sequence firstSequence + p, plus its added <|endoftext|>); one more at the end. */
   private readonly pieceStart: Float64Array;
-  /** 1 where an <|endoftext|> follows piece p's tokens in the stream. */
   private readonly addedEndOfText: Uint8Array;
   private readonly windows: CausalWindows;
 
+  /** `layout` is buildStreamLayout(data, documents, endOfTextId), perhaps read back from its cache. */
   constructor(
     private readonly data: IndexedDataset,
     [firstDocument, endDocument]: [number, number],
@@ -55,30 +102,18 @@ export class IndexedCausalLmDataset {
     private readonly vocabSize: number,
     options: { seqLen: number; seed: number },
     split: Split,
+    layout: StreamLayout = buildStreamLayout(data, [firstDocument, endDocument], endOfTextId),
   ) {
     this.firstSequence = data.documentSequences(firstDocument)[0];
     const endSequence = data.documentSequences(endDocument - 1)[1];
-    const pieces = Math.max(0, endSequence - this.firstSequence);
-    this.pieceStart = new Float64Array(pieces + 1);
-    this.addedEndOfText = new Uint8Array(pieces);
-    let offset = 0;
-    for (let d = firstDocument; d < endDocument; d++) {
-      const [first, end] = data.documentSequences(d);
-      let last = -1; // the document's last non-empty sequence
-      for (let s = first; s < end; s++) if (data.sequenceLengths[s] > 0) last = s;
-      if (last >= 0) {
-        const lastToken = data.sequence(last, data.sequenceLengths[last] - 1, 1)[0];
-        if (lastToken !== endOfTextId) this.addedEndOfText[last - this.firstSequence] = 1;
-      }
-      for (let s = first; s < end; s++) {
-        const p = s - this.firstSequence;
-        this.pieceStart[p] = offset;
-        offset += data.sequenceLengths[s] + this.addedEndOfText[p];
-      }
-    }
-    this.pieceStart[pieces] = offset;
-    this.tokenCount = offset;
-    this.windows = new CausalWindows(offset, options, split);
+    if (layout.addedEndOfText.length !== Math.max(0, endSequence - this.firstSequence))
+      throw new Error(
+        `a stream layout of ${layout.addedEndOfText.length} pieces for documents [${firstDocument}, ${endDocument})`,
+      );
+    this.pieceStart = layout.pieceStart;
+    this.addedEndOfText = layout.addedEndOfText;
+    this.tokenCount = layout.pieceStart[layout.pieceStart.length - 1];
+    this.windows = new CausalWindows(this.tokenCount, options, split);
     this.samplesPerEpoch = this.windows.samplesPerEpoch;
   }
 

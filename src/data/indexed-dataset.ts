@@ -93,6 +93,22 @@ export class IndexedDataset {
     return decodeTokens(raw, this.dtype, length);
   }
 
+  /**
+   * Tokens [start, end) of .bin counted across sequences (open() has checked that each sequence follows
+   * the one before, so token t is at byte t × dtype size), as int32.
+   */
+  tokens(start: number, end: number): Int32Array {
+    const { bytes } = INDEXED_DTYPES[this.dtype];
+    const raw = Buffer.alloc((end - start) * bytes);
+    let read = 0;
+    while (read < raw.length) {
+      const n = fs.readSync(this.fd, raw, read, raw.length - read, start * bytes + read);
+      if (n === 0) throw formatError(`${this.prefix}.bin`, `it ends before token ${end}`);
+      read += n;
+    }
+    return decodeTokens(raw, this.dtype, end - start);
+  }
+
   close(): void {
     fs.closeSync(this.fd);
   }

@@ -1,5 +1,5 @@
 import type { RandomStream } from './rng';
-import type { MaskedLmSpecialIds } from './tokenizer';
+import type { MaskedLmSpecialIds, TextTokenizer } from './tokenizer';
 
 /** What masking needs to know about the tokenizer. */
 export interface MaskedLmVocabulary {
@@ -12,6 +12,16 @@ export interface MaskedLmVocabulary {
    * of the token before it (TextTokenizer.wordContinuationTable).
    */
   wordContinuation?: Uint8Array;
+}
+
+/** A tokenizer's masked-LM vocabulary; the continuation table (one idToToken per entry) only for whole-word masking. */
+export function maskedLmVocabulary(tokenizer: TextTokenizer, wholeWordMask: boolean): MaskedLmVocabulary {
+  return {
+    size: tokenizer.vocabSize,
+    special: tokenizer.maskedLmSpecialIds(),
+    isSpecialId: (id) => tokenizer.isSpecialId(id),
+    ...(wholeWordMask ? { wordContinuation: tokenizer.wordContinuationTable() } : {}),
+  };
 }
 
 export interface MaskingOptions {

@@ -2,7 +2,7 @@ import { IGNORE_INDEX, type Split, type TrainBatch } from './batch';
 import { maskTokens, type MaskedLmVocabulary, type MaskingOptions } from './masking';
 import { RandomStream, SplitKey, StreamId } from './rng';
 import { EpochShuffle } from './sample-order';
-import type { TokenStore } from './token-store';
+import type { SentenceSource } from './sentence-source';
 
 /**
  * The sentence-pair task: 'nsp' (BERT): B is the true continuation or a random
@@ -34,7 +34,14 @@ interface Chunk {
   endSentence: number;
 }
 
-/** A token range [start, end) of the token store. */
+/** Chunk c is sentences [firstSentence[c], endSentence[c]) of document[c]. */
+export interface PairChunks {
+  firstSentence: Uint32Array;
+  endSentence: Uint32Array;
+  document: Uint32Array;
+}
+
+/** A token range [start, end) of the sentence source. */
 interface Span {
   start: number;
   end: number;
@@ -64,11 +71,13 @@ export class SentencePairDataset {
   private readonly splitKey: number;
 
   constructor(
-    private readonly store: TokenStore,
+    private readonly store: SentenceSource,
     documents: readonly number[],
     private readonly vocabulary: MaskedLmVocabulary,
     private readonly options: SentencePairOptions,
     private readonly split: Split,
+    /** cutPairChunks(store, documents, options.seqLen), perhaps read back from its cache. */
+    chunks: PairChunks = cutPairChunks(store, documents, options.seqLen),
   ) {
     if (!Number.isInteger(options.seqLen) || options.seqLen < 5) {
       throw new RangeError(`sentence-pair seqLen must be at least 5 ([CLS] A [SEP] B [SEP]), got ${options.seqLen}`);
@@ -77,14 +86,13 @@ export class SentencePairDataset {
       throw new RangeError(`maskProb must be in (0, 1), got ${options.maskProb}`);
     }
     this.pairBudget = options.seqLen - 3;
-    const chunks = this.cutChunks(documents);
-    this.chunkFirstSentence = Uint32Array.from(chunks.map((chunk) => chunk.firstSentence));
-    this.chunkEndSentence = Uint32Array.from(chunks.map((chunk) => chunk.endSentence));
-    this.chunkDocument = Uint32Array.from(chunks.map((chunk) => chunk.document));
+    this.chunkFirstSentence = chunks.firstSentence;
+    this.chunkEndSentence = chunks.endSentence;
+    this.chunkDocument = chunks.document;
     this.randomSourceDocuments = Uint32Array.from(
       documents.filter((d) => store.documentTokenEnd(d) > store.documentTokenStart(d)),
     );
-    this.samplesPerEpoch = chunks.length;
+    this.samplesPerEpoch = chunks.document.length;
     if (this.samplesPerEpoch === 0) {
       throw new RangeError('no document in this split has the two tokens a sentence pair needs');
     }
@@ -105,27 +113,6 @@ export class SentencePairDataset {
     return { batchSize: count, seqLen, ...arrays, firstSample, split: this.split };
   }
 
-  /**
-   * Google's chunking: add sentences until the budget is reached or the
-   * document ends. A chunk needs two tokens to yield two non-empty segments.
-   */
-  private cutChunks(documents: readonly number[]): Chunk[] {
-    const { store } = this;
-    const chunks: Chunk[] = [];
-    for (const document of documents) {
-      const documentEnd = store.documentSentenceStarts[document + 1];
-      let firstSentence = store.documentSentenceStarts[document];
-      for (let sentence = firstSentence; sentence < documentEnd; sentence++) {
-        const chunkTokens = store.sentenceStarts[sentence + 1] - store.sentenceStarts[firstSentence];
-        if (chunkTokens >= this.pairBudget || sentence === documentEnd - 1) {
-          if (chunkTokens >= 2) chunks.push({ document, firstSentence, endSentence: sentence + 1 });
-          firstSentence = sentence + 1;
-        }
-      }
-    }
-    return chunks;
-  }
-
   private writeSample(arrays: SentencePairArrays, row: number, sampleIndex: number): void {
     const { seed, seqLen } = this.options;
     const chunk = this.order.itemForSample(sampleIndex);
@@ -140,9 +127,9 @@ export class SentencePairDataset {
     const lengthB = segmentB.end - segmentB.start;
     // [CLS] A [SEP] B [SEP] [PAD]...
     tokens[rowStart] = cls;
-    tokens.set(this.store.tokens.subarray(segmentA.start, segmentA.end), rowStart + 1);
+    tokens.set(this.store.readTokens(segmentA.start, segmentA.end), rowStart + 1);
     tokens[rowStart + 1 + lengthA] = sep;
-    tokens.set(this.store.tokens.subarray(segmentB.start, segmentB.end), rowStart + 2 + lengthA);
+    tokens.set(this.store.readTokens(segmentB.start, segmentB.end), rowStart + 2 + lengthA);
     const realLength = lengthA + lengthB + 3;
     tokens[rowStart + realLength - 1] = sep;
     segments.fill(1, rowStart + lengthA + 2, rowStart + realLength);
@@ -222,4 +209,30 @@ export class SentencePairDataset {
       else longer.end--;
     }
   }
+}
+
+/**
+ * Google's chunking of a split into the raw material of its samples: add sentences until the pair's
+ * budget (seqLen − 3) is reached or the document ends. A chunk needs two tokens to yield two
+ * non-empty segments. The index a sentence-pair split builds once (cached beside preprocessed data).
+ */
+export function cutPairChunks(store: SentenceSource, documents: readonly number[], seqLen: number): PairChunks {
+  const pairBudget = seqLen - 3;
+  const chunks: Chunk[] = [];
+  for (const document of documents) {
+    const documentEnd = store.documentSentenceStarts[document + 1];
+    let firstSentence = store.documentSentenceStarts[document];
+    for (let sentence = firstSentence; sentence < documentEnd; sentence++) {
+      const chunkTokens = store.sentenceStarts[sentence + 1] - store.sentenceStarts[firstSentence];
+      if (chunkTokens >= pairBudget || sentence === documentEnd - 1) {
+        if (chunkTokens >= 2) chunks.push({ document, firstSentence, endSentence: sentence + 1 });
+        firstSentence = sentence + 1;
+      }
+    }
+  }
+  return {
+    firstSentence: Uint32Array.from(chunks.map((chunk) => chunk.firstSentence)),
+    endSentence: Uint32Array.from(chunks.map((chunk) => chunk.endSentence)),
+    document: Uint32Array.from(chunks.map((chunk) => chunk.document)),
+  };
 }

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../files/atomic-write';
 import type { Document } from './corpus';
+import type { SentenceSource } from './sentence-source';
 import { splitSentences } from './sentences';
 import type { TextTokenizer } from './tokenizer';
 
@@ -17,7 +18,7 @@ import type { TextTokenizer } from './tokenizer';
  * document d covers sentences [documentSentenceStarts[d], documentSentenceStarts[d+1]).
  * Sentences that tokenize to nothing are not recorded, so every sentence is non-empty.
  */
-export class TokenStore {
+export class TokenStore implements SentenceSource {
   constructor(
     readonly tokens: Int32Array,
     readonly sentenceStarts: Uint32Array,
@@ -47,6 +48,10 @@ export class TokenStore {
 
   documentTokens(document: number): Int32Array {
     return this.tokens.subarray(this.documentTokenStart(document), this.documentTokenEnd(document));
+  }
+
+  readTokens(start: number, end: number): Int32Array {
+    return this.tokens.subarray(start, end);
   }
 }
 

@@ -327,6 +327,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
       corpus_documents: dataset.summary.corpusDocuments,
       eval_documents: dataset.summary.evalDocuments,
       heldout_by: dataset.summary.heldoutBy,
+      ...(dataset.summary.blend ? { blend: dataset.summary.blend } : {}),
+      ...(dataset.summary.sampleIndices ? { sample_indices: dataset.summary.sampleIndices } : {}),
       global_batch: globalBatch,
       steps: c.train.steps,
       ...(rank

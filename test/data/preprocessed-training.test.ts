@@ -193,10 +193,10 @@ describe('training from a preprocessed dataset (data.path)', () => {
     expect(events.filter((e) => e.event === 'eval').length).toBeGreaterThan(0);
   }, 120_000);
 
-  it('is refused for masked-LM families and next to data.corpus', () => {
+  it('is refused for masked-LM families (GPT ids) and next to data.corpus', () => {
     const r = paratrain(['train', '--config', 'bert-mini', '--set', `data.path=${withEod}`]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('data.path: preprocessed datasets train gpt only for now, not bert');
+    expect(r.stderr).toMatch(/was tokenized with a bpe tokenizer .* reads wordpiece ids/);
     const both = paratrain([
       'train',
       '--config',

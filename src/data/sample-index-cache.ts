@@ -1,0 +1,160 @@
+// Sample indices built once and kept beside the data: the GPT stream layout of a split and the blend
+// order. A file is named by the hash of everything its arrays depend on and repeats those inputs in
+// its header; it is reused when both match and rebuilt otherwise, and written to a temporary name
+// then renamed (files/atomic-write), so an interrupted write never looks like a complete index.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { atomicWriteFile } from '../files/atomic-write';
+
+const MAGIC = Buffer.from('PTSIDX\x00\x01', 'latin1');
+const FORMAT_VERSION = 1;
+
+type IndexArray = Float64Array | Uint32Array | Uint16Array | Uint8Array;
+const ARRAY_TYPES = { Float64Array, Uint32Array, Uint16Array, Uint8Array } as const;
+type ArrayTypeName = keyof typeof ARRAY_TYPES;
+
+export interface SampleIndexRequest<T extends Record<string, IndexArray>> {
+  /** What the index is, e.g. 'gpt-stream' or 'blend'; part of the file name. */
+  kind: string;
+  /** The file goes beside the data as `${stem}.${kind}-${hash}.pidx`. */
+  stem: string;
+  /** Where the file goes when stem's directory is read-only. */
+  cacheDir: string;
+  /** Everything the arrays depend on, as JSON: hashed into the name and kept in the header. */
+  inputs: Record<string, unknown>;
+  build: () => T;
+}
+
+export interface SampleIndex<T> {
+  arrays: T;
+  /** 'cache': read from `file`; 'built': built now (and written to `file`, or null when nowhere was writable). */
+  origin: 'cache' | 'built';
+  file: string | null;
+}
+
+interface Header {
+  format: number;
+  kind: string;
+  inputs: Record<string, unknown>;
+  littleEndian: boolean;
+  arrays: { name: string; type: ArrayTypeName; length: number }[];
+}
+
+/** The file beside the data, and the one in cacheDir used when the data's folder is read-only. */
+export function sampleIndexPaths(request: Pick<SampleIndexRequest<never>, 'kind' | 'stem' | 'cacheDir' | 'inputs'>): {
+  beside: string;
+  fallback: string;
+} {
+  const hash = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ format: FORMAT_VERSION, kind: request.kind, inputs: request.inputs }))
+    .digest('hex')
+    .slice(0, 16);
+  const beside = `${request.stem}.${request.kind}-${hash}.pidx`;
+  const folder = crypto
+    .createHash('sha256')
+    .update(path.dirname(path.resolve(beside)))
+    .digest('hex')
+    .slice(0, 8);
+  return { beside, fallback: path.join(request.cacheDir, 'sample-indices', `${folder}-${path.basename(beside)}`) };
+}
+
+export async function loadOrBuildSampleIndex<T extends Record<string, IndexArray>>(
+  request: SampleIndexRequest<T>,
+): Promise<SampleIndex<T>> {
+  const { beside, fallback } = sampleIndexPaths(request);
+  const expected = JSON.stringify(request.inputs);
+  for (const file of [beside, fallback]) {
+    const arrays = readIndex<T>(file, request.kind, expected);
+    if (arrays) return { arrays, origin: 'cache', file };
+  }
+  const arrays = request.build();
+  for (const file of [beside, fallback]) {
+    try {
+      await writeIndex(file, request.kind, request.inputs, arrays, file === fallback);
+      return { arrays, origin: 'built', file };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (!['EACCES', 'EPERM', 'EROFS'].includes(code)) throw error;
+    }
+  }
+  return { arrays, origin: 'built', file: null };
+}
+
+/** The arrays of `file` when it is a complete index of these inputs; undefined otherwise (missing, stale, damaged). */
+function readIndex<T extends Record<string, IndexArray>>(file: string, kind: string, inputs: string): T | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const headerLength = bytes.readUInt32LE(MAGIC.length);
+  let header: Header;
+  try {
+    header = JSON.parse(bytes.toString('utf8', MAGIC.length + 4, MAGIC.length + 4 + headerLength)) as Header;
+  } catch {
+    return undefined;
+  }
+  const littleEndian = os.endianness() === 'LE';
+  if (header.format !== FORMAT_VERSION || header.kind !== kind || header.littleEndian !== littleEndian)
+    return undefined;
+  if (JSON.stringify(header.inputs) !== inputs) return undefined;
+  let offset = MAGIC.length + 4 + headerLength;
+  const arrays: Record<string, IndexArray> = {};
+  for (const { name, type, length } of header.arrays) {
+    const Type = ARRAY_TYPES[type];
+    if (!Type) return undefined;
+    const byteLength = length * Type.BYTES_PER_ELEMENT;
+    if (offset + byteLength > bytes.length) return undefined;
+    // A copy: the file's bytes need not be aligned for the array type.
+    const copy = new ArrayBuffer(byteLength);
+    new Uint8Array(copy).set(bytes.subarray(offset, offset + byteLength));
+    arrays[name] = new Type(copy);
+    offset = align8(offset + byteLength);
+  }
+  return offset === align8(bytes.length) ? (arrays as T) : undefined;
+}
+
+/**
+ * Layout: magic (8 bytes), header length (u32 LE), header JSON padded with blanks so the arrays start
+ * at a multiple of 8, then each array in host byte order (the header records which), each padded to 8.
+ */
+async function writeIndex(
+  file: string,
+  kind: string,
+  inputs: Record<string, unknown>,
+  arrays: Record<string, IndexArray>,
+  createDir: boolean,
+): Promise<void> {
+  const header: Header = {
+    format: FORMAT_VERSION,
+    kind,
+    inputs,
+    littleEndian: os.endianness() === 'LE',
+    arrays: Object.entries(arrays).map(([name, array]) => ({
+      name,
+      type: array.constructor.name as ArrayTypeName,
+      length: array.length,
+    })),
+  };
+  let headerText = JSON.stringify(header);
+  while ((MAGIC.length + 4 + Buffer.byteLength(headerText)) % 8 !== 0) headerText += ' ';
+  const headerBytes = Buffer.from(headerText, 'utf8');
+  const headerLength = Buffer.alloc(4);
+  headerLength.writeUInt32LE(headerBytes.length);
+  const parts: Uint8Array[] = [MAGIC, headerLength, headerBytes];
+  for (const array of Object.values(arrays)) {
+    parts.push(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+    const pad = align8(array.byteLength) - array.byteLength;
+    if (pad > 0) parts.push(new Uint8Array(pad));
+  }
+  await atomicWriteFile(file, parts, { createDir });
+}
+
+function align8(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
