@@ -117,28 +117,41 @@ def main():
     ap.add_argument("--no-sdpa", action="store_true", help="GPT: explicit softmax attention even if SDPA exists")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: the same model on the GPU (timed after synchronising)")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: autocast to bfloat16 (fp32 weights and AdamW state); CUDA only")
     a = ap.parse_args()
     if a.vocab is None:
         a.vocab = 30522 if a.arch == "bert" else 50257
     if a.steps < 1:
         ap.error("--steps must be >= 1")
 
+    if a.dtype == "bf16" and a.device != "cuda":
+        ap.error("--dtype bf16 needs --device cuda")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed + 1)
-    model = build(a).train()
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, as in paratrain's GEMMs
+        torch.backends.cudnn.allow_tf32 = False
+    model = build(a).train().to(dev)
     opt = adamw(model, a.lr, a.weight_decay, {"auto": None, "on": True, "off": False}[a.foreach])
-    batch = make_batch(a, gen)
+    batch = {k: v.to(dev) for k, v in make_batch(a, gen).items()}
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if a.dtype == "bf16"
+                else torch.autocast(a.device, enabled=False))
 
     def step():
         opt.zero_grad(set_to_none=True)
-        if a.arch == "bert":
-            out = model(**batch)
-        else:
-            out = model(batch["input_ids"], batch["labels"])
+        with autocast:
+            if a.arch == "bert":
+                out = model(**batch)
+            else:
+                out = model(batch["input_ids"], batch["labels"])
         out.loss.backward()
         opt.step()
-        return out.loss.item()
+        return out.loss.item()  # .item() synchronises: the step's time is the GPU's
 
     losses = []
     for _ in range(a.warmup):
@@ -152,6 +165,8 @@ def main():
     res = {
         "impl": "pytorch",
         "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
+        "dtype": a.dtype,
         "threads": a.threads,
         "tokens_per_s": a.batch * a.seq / med,
         "step_ms": med * 1000.0,

@@ -1,73 +1,188 @@
 #!/usr/bin/env bash
-# gpu-check.sh — the device check for the CUDA kernels (docs/cuda.md). On the GPU machine (CUDA 13,
-# nvcc, cmake, ninja, NVIDIA's pip wheels; no node) it configures and builds only the CUDA kernel
-# library and its test binaries with plain cmake (PARATRAIN_CUDA_ONLY), runs them, writes full logs
-# under $OUT (or build-gpu/logs) and prints a short table last. Also runs here, without a GPU: the
-# build must succeed and the tests end with "no CUDA device: skipped" (exit 77).
-# Exit status: 0 all checks passed; 1 a build step or a check failed; 77 no CUDA device.
+# gpu-check.sh — the device run (docs/cuda.md): everything the GPU issue asks of a GPU, in one go,
+# with full logs under $OUT (or build-gpu/logs) and one table printed last.
+#
+# On the GPU machine (CUDA 13, nvcc, cmake, ninja, python3 with PyTorch and NVIDIA's wheels; no
+# node, no libzmq) carry [".device", "dist"] made here by `npm run build && bash scripts/pack-device.sh`.
+#   1. unpacks node, the production node_modules, libzmq and the CPU addon from .device/;
+#   2. builds the CUDA kernels, their tests, the engine compiled for CUDA and paratrain_cuda.node;
+#   3. runs the kernel test binaries (every kernel against its CPU twin);
+#   4. compares a whole bert-mini and gpt-mini step through the CUDA addon with the CPU engine
+#      (scripts/gpu-compare.mjs: loss, logits, every gradient, weights after a step);
+#   5. trains bert-mini and gpt-mini 200 steps on the GPU and on the CPU and compares the losses;
+#   6. times a training step of GPT-2 124M (seq 1024) and BERT-large (seq 128) against PyTorch on the
+#      same GPU (fp32 now: the engine has no bf16 yet; PyTorch also in bf16 autocast for the record).
+# Here, without a GPU, it goes as far as it can: the build, the kernel tests' "no CUDA device:
+# skipped", the comparisons' CPU half (exit 77 overall).
+# Exit status: 0 everything passed; 1 a build step or a check failed; 77 no CUDA device.
+# STAGES="build kernels compare train bench" picks stages (default: all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD_DIR:-build-gpu}
 LOGS=${OUT:-$BUILD/logs}
+STAGES=${STAGES:-build kernels compare train bench}
 mkdir -p "$LOGS"
 die() { echo "gpu-check: $*" >&2; exit 1; }
+stage() { [[ " $STAGES " == *" $1 "* ]]; }
+status=0; rows=()
+row() { rows+=("$1|$2"); }                     # check | result
+fail() { status=1; row "$1" "FAIL: $2"; }
+skip() { [ $status -eq 0 ] && status=77; row "$1" "skipped: $2"; }
+
+# ---- 1. what the device lacks, from .device/ --------------------------------------------------
+DEV=.device
+if [ -f "$DEV/node.xz" ] && ! command -v node >/dev/null; then
+  xz -dc "$DEV/node.xz" > /usr/local/bin/node && chmod +x /usr/local/bin/node || die "cannot install node"
+fi
+if [ -f "$DEV/node_modules.tar.xz" ] && [ ! -d node_modules/zod ]; then
+  tar -xJf "$DEV/node_modules.tar.xz" || die "cannot unpack node_modules"
+fi
+if [ -f "$DEV/paratrain.node.xz" ] && [ ! -f build-cmake/Release/paratrain.node ]; then
+  mkdir -p build-cmake/Release && xz -dc "$DEV/paratrain.node.xz" > build-cmake/Release/paratrain.node
+fi
+EXTRA=()
+if [ -d "$DEV/zmq/lib" ]; then
+  export LD_LIBRARY_PATH="$PWD/$DEV/zmq/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  EXTRA+=("-DZMQ_INCLUDE_DIR=$PWD/$DEV/zmq/include" "-DZMQ_LIBRARY=$PWD/$DEV/zmq/lib/libzmq.so.5")
+fi
+[ -f "$DEV/node-api/node_api.h" ] && EXTRA+=("-DPARATRAIN_NODE_API_INCLUDE=$PWD/$DEV/node-api")
 
 command -v cmake >/dev/null || die "cmake not found"
 NVCC=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 [ -x "$NVCC" ] || die "nvcc not found (looked for \$CUDACXX, nvcc on PATH, /usr/local/cuda/bin/nvcc)"
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
-
 # NVIDIA's libraries as pip wheels: site-packages/nvidia/<lib>/{include,lib}.
 NVROOT=${PARATRAIN_NVIDIA_ROOT:-$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null || true)}
-EXTRA=()
 if [ -n "$NVROOT" ] && [ -d "$NVROOT/nvidia" ]; then
   EXTRA+=("-DPARATRAIN_NVIDIA_ROOT=$NVROOT")
   for d in "$NVROOT"/nvidia/*/lib; do LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; done
   export LD_LIBRARY_PATH
 fi
-
-echo "== configure ($BUILD)"
-cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
-  -DPARATRAIN_CUDA=ON -DPARATRAIN_CUDA_ONLY=ON "${EXTRA[@]}" >"$LOGS/configure.log" 2>&1 \
-  || { tail -30 "$LOGS/configure.log"; die "configure failed (full log: $LOGS/configure.log)"; }
-grep -E "CUDA kernels|paratrain:" "$LOGS/configure.log"
-
-echo "== build"
-start=$(date +%s)
-cmake --build "$BUILD" -j "$(nproc)" >"$LOGS/build.log" 2>&1 \
-  || { grep -E "error|Error" "$LOGS/build.log" | head -30; die "build failed (full log: $LOGS/build.log)"; }
-echo "built in $(( $(date +%s) - start )) s"
-
-# The kernel tests, then any other CUDA test binary the build made (GEMM, attention, ...).
-TESTS=("$BUILD/paratrain_cuda_kernel_tests")
-[ -x "${TESTS[0]}" ] || die "paratrain_cuda_kernel_tests was not built"
-for t in "$BUILD"/paratrain_cuda_*_tests; do
-  [ -x "$t" ] && [ "$t" != "${TESTS[0]}" ] && TESTS+=("$t")
-done
-
-status=0; rows=()
-for t in "${TESTS[@]}"; do
-  name=$(basename "$t")
-  echo "== $name"
-  timeout 300 "$t" >"$LOGS/$name.log" 2>&1; rc=$?
-  grep -E "^(FAIL|device)" "$LOGS/$name.log" | head -40
-  tail -1 "$LOGS/$name.log"
-  summary=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" "$LOGS/$name.log" | tail -1)
-  case $rc in
-    0) ;;
-    77) [ $status -eq 0 ] && status=77; summary="no CUDA device: skipped" ;;
-    124) status=1; summary="timed out after 300 s" ;;
-    *) status=1; summary="${summary:-crashed (exit $rc)} (exit $rc)" ;;
-  esac
-  rows+=("$name|$summary")
-done
-
 card=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+
+# ---- 2. build ---------------------------------------------------------------------------------
+if stage build; then
+  echo "== configure ($BUILD)"
+  cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
+    -DPARATRAIN_CUDA=ON -DPARATRAIN_CUDA_ONLY=ON "${EXTRA[@]}" >"$LOGS/configure.log" 2>&1 \
+    || { tail -30 "$LOGS/configure.log"; die "configure failed (full log: $LOGS/configure.log)"; }
+  grep -E "CUDA kernels|CUDA addon|paratrain:" "$LOGS/configure.log"
+  echo "== build"
+  start=$(date +%s)
+  cmake --build "$BUILD" -j "$(nproc)" >"$LOGS/build.log" 2>&1 \
+    || { grep -E "error|Error" "$LOGS/build.log" | head -30; die "build failed (full log: $LOGS/build.log)"; }
+  row "build" "$(( $(date +%s) - start )) s"
+  # The loader looks for the CUDA addon beside the CPU one.
+  if [ -f "$BUILD/Release/paratrain_cuda.node" ]; then
+    mkdir -p build-cmake/Release && cp "$BUILD/Release/paratrain_cuda.node" build-cmake/Release/
+  else
+    row "paratrain_cuda.node" "not built (see $LOGS/configure.log: CUDA addon)"
+  fi
+fi
+
+# ---- 3. the kernel tests ----------------------------------------------------------------------
+if stage kernels; then
+  for t in "$BUILD"/paratrain_cuda_*_tests; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    echo "== $name"
+    timeout 300 "$t" >"$LOGS/$name.log" 2>&1; rc=$?
+    grep -E "^(FAIL|device)" "$LOGS/$name.log" | head -40
+    summary=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" "$LOGS/$name.log" | tail -1)
+    case $rc in
+      0) row "$name" "$summary" ;;
+      77) skip "$name" "no CUDA device" ;;
+      124) fail "$name" "timed out after 300 s" ;;
+      *) fail "$name" "${summary:-crashed} (exit $rc)" ;;
+    esac
+  done
+fi
+
+have_node() { command -v node >/dev/null && [ -f dist/engine/engine.js ]; }
+
+# ---- 4. a whole step, CUDA against CPU --------------------------------------------------------
+if stage compare; then
+  if ! have_node; then skip "whole-model step" "no node or dist/ (carry .device and dist)"
+  else
+    echo "== gpu-compare"
+    timeout 300 node scripts/gpu-compare.mjs >"$LOGS/compare.jsonl" 2>&1; rc=$?
+    cat "$LOGS/compare.jsonl"
+    worst=$(node -e "
+      const rows = require('fs').readFileSync('$LOGS/compare.jsonl', 'utf8').split('\n').filter((l) => l.startsWith('{')).map(JSON.parse);
+      const checked = rows.filter((r) => 'err' in r);
+      const bad = checked.filter((r) => !r.ok);
+      console.log(checked.length ? (bad.length ? bad.length + ' over tolerance, e.g. ' + bad[0].model + ' ' + bad[0].check + ' ' + bad[0].err.toExponential(2)
+        : checked.length + ' checks, worst ' + Math.max(...checked.map((r) => r.err)).toExponential(2)) : 'no checks ran');" 2>/dev/null)
+    case $rc in
+      0) row "whole-model step (fp32)" "$worst" ;;
+      77) skip "whole-model step (fp32)" "CUDA addon did not load (see $LOGS/compare.jsonl)" ;;
+      *) fail "whole-model step (fp32)" "$worst (exit $rc)" ;;
+    esac
+  fi
+fi
+
+# ---- 5. 200 steps on the GPU and on the CPU ---------------------------------------------------
+if stage train; then
+  if ! have_node; then skip "200-step runs" "no node or dist/"
+  elif [ -z "$card" ]; then skip "200-step runs" "no GPU"
+  else
+    for model in bert-mini gpt-mini; do
+      for dev in cuda cpu; do
+        echo "== train $model on $dev"
+        timeout 240 node bin/paratrain.js train --config "$model" --set train.steps=200 --set device=$dev \
+          --set run.dir="$LOGS/run-$model-$dev" --set checkpoint.every=0 >"$LOGS/train-$model-$dev.log" 2>&1 \
+          || { fail "200 steps $model on $dev" "exit $? (see $LOGS/train-$model-$dev.log)"; continue 2; }
+      done
+      verdict=$(node -e "
+        const fs = require('fs');
+        const losses = (dev) => fs.readFileSync('$LOGS/run-$model-' + dev + '/log.jsonl', 'utf8').split('\n')
+          .filter(Boolean).map(JSON.parse).filter((e) => !e.event && typeof e.step === 'number' && typeof e.loss === 'number').map((e) => e.loss);
+        const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
+        const [g, c] = [losses('cuda'), losses('cpu')];
+        const [g0, g1, c0, c1] = [mean(g.slice(0, 10)), mean(g.slice(-10)), mean(c.slice(0, 10)), mean(c.slice(-10))];
+        const ok = g1 < g0 - 0.5 && Math.abs(g1 - c1) / c1 < 0.05;
+        console.log((ok ? 'ok' : 'FAIL') + ': loss ' + g0.toFixed(3) + ' -> ' + g1.toFixed(3) + ' (cpu ' + c0.toFixed(3) + ' -> ' + c1.toFixed(3) + ')');")
+      if [[ $verdict == ok* ]]; then row "200 steps $model" "$verdict"; else fail "200 steps $model" "$verdict"; fi
+    done
+  fi
+fi
+
+# ---- 6. against PyTorch on the same GPU --------------------------------------------------------
+if stage bench; then
+  if ! have_node; then skip "benchmark" "no node or dist/"
+  elif [ -z "$card" ]; then skip "benchmark" "no GPU"
+  else
+    PEAK_BF16=989e12  # H100 SXM / H200 dense bf16 (NVIDIA datasheets)
+    bench() {  # name, paratrain preset, micro-batch, python args...
+      local name=$1 preset=$2 mb=$3; shift 3
+      echo "== bench $name"
+      timeout 180 node bin/paratrain.js bench --config "$preset" --set device=cuda --set train.micro_batch="$mb" \
+        --set optimizer.name=adamw --steps 10 --warmup 3 --json >"$LOGS/bench-$name-paratrain.json" 2>"$LOGS/bench-$name-paratrain.err"
+      local rc_p=$?
+      for dtype in fp32 bf16; do
+        timeout 180 python3 scripts/bench_torch.py --device cuda --dtype $dtype --batch "$mb" --steps 10 --warmup 3 "$@" --json \
+          >"$LOGS/bench-$name-torch-$dtype.json" 2>"$LOGS/bench-$name-torch-$dtype.err"
+      done
+      local line
+      line=$(node -e "
+        const fs = require('fs');
+        const read = (f) => { try { return JSON.parse(fs.readFileSync(f, 'utf8').trim().split('\n').pop()); } catch { return null; } };
+        const p = read('$LOGS/bench-$name-paratrain.json'), t32 = read('$LOGS/bench-$name-torch-fp32.json'), t16 = read('$LOGS/bench-$name-torch-bf16.json');
+        const tps = (r) => r ? Math.round(r.tokens_per_s) : 'failed';
+        const mfu = p ? (100 * p.gflops * 1e9 / $PEAK_BF16).toFixed(1) + '%' : '-';
+        console.log('paratrain fp32 ' + tps(p) + ' tok/s (MFU ' + mfu + ' of bf16 peak), PyTorch fp32 ' + tps(t32) +
+          (p && t32 ? ' (ratio ' + (p.tokens_per_s / t32.tokens_per_s).toFixed(2) + ')' : '') + ', PyTorch bf16 ' + tps(t16));")
+      if [ $rc_p -eq 0 ]; then row "bench $name" "$line"; else fail "bench $name" "$line (paratrain exit $rc_p)"; fi
+    }
+    bench "gpt2-124m seq1024" gpt2-124m 8 --arch gpt --layers 12 --hidden 768 --heads 12 --ffn 3072 --seq 1024
+    bench "bert-large seq128" bert-large 32 --arch bert --layers 24 --hidden 1024 --heads 16 --ffn 4096 --seq 128 --positions 512
+  fi
+fi
+
 echo
-echo "| date | card | binary | result |"
-echo "|---|---|---|---|"
-for r in "${rows[@]}"; do
-  echo "| $(date -u +%F) | ${card:-no GPU (nvidia-smi: none)} | ${r%%|*} | ${r#*|} |"
-done | tee "$LOGS/summary.md"
+echo "date: $(date -u +%F), card: ${card:-no GPU (nvidia-smi: none)}"
+echo "| check | result |"
+echo "|---|---|"
+for r in "${rows[@]}"; do echo "| ${r%%|*} | ${r#*|} |"; done | tee "$LOGS/summary.md"
 exit $status

@@ -4,7 +4,8 @@
 // host by the same code): the loss, the logits, every tensor's gradient and the weights after one
 // optimizer step, as ‖cuda − cpu‖ / ‖cpu‖. Dropout stays on (both backends draw the same masks).
 // Part of the device run (scripts/gpu-check.sh); prints one JSON line per check and exits 1 when any
-// exceeds its tolerance (fp32: 1e-5 on the loss, 1e-4 on the worst tensor, TF32 is off).
+// exceeds its tolerance (fp32: 1e-5 on the loss, the logits and all gradients together, 1e-4 on the
+// worst single tensor; TF32 is off).
 //
 // Usage: node scripts/gpu-compare.mjs [--reference cpu|cuda] [--models bert-mini,gpt-mini]
 //   --reference cpu (default): CUDA against CPU. --self-test: CPU against CPU (must be exactly 0;
@@ -70,7 +71,7 @@ for (const model of models) {
   const [r, s] = [await reference.forwardBackward([batch], { step: 3 }), await subject.forwardBackward([batch], { step: 3 })];
   report({ model, check: 'loss', want: r.loss, got: s.loss, err: Math.abs(s.loss - r.loss) / Math.abs(r.loss), tol: TOL.loss });
   const grads = perTensor(table, subject.getGrads(), reference.getGrads());
-  report({ model, check: 'gradients (all)', err: grads.whole, tol: TOL.tensor });
+  report({ model, check: 'gradients (all)', err: grads.whole, tol: TOL.loss });
   report({ model, check: `gradients (worst: ${grads.worst.name})`, err: grads.worst.err, tol: TOL.tensor });
   const [rl, sl] = [await reference.logits(batch), await subject.logits(batch)];
   report({ model, check: 'logits', err: relErr(sl.logits, rl.logits), tol: TOL.logits });
