@@ -1,9 +1,9 @@
 // nccl_communicator.h — NcclCommunicator: the GPU data plane behind the engine's Communicator
 // interface (communicator.h). One NCCL communicator per group (tensor-parallel, data-parallel),
 // created from the 128-byte ncclUniqueId that rank 0 makes (new_unique_id()) and the coordinator
-// hands to every rank as opaque bytes. Pointers passed to the collectives are device pointers.
-// Compiled only when CMake finds NCCL (PARATRAIN_NCCL_FOUND); the body is guarded by
-// __has_include(<nccl.h>) as well.
+// hands to every rank as opaque bytes. The float collectives take device pointers, the double
+// all-reduce host memory (communicator.h). NCCL itself is bound at run time (nccl_api.h: dlopen),
+// so this compiles wherever the CUDA build does; a missing libnccl is ERR_NCCL_LOAD at first use.
 //
 // Streams and ordering. The communicator owns a non-blocking CUDA stream. Each collective
 //   1. makes its stream wait on the compute work before it: on the event given to after(), or else
@@ -31,8 +31,7 @@
 #include <string>
 
 #include "communicator.h"  // Communicator
-
-struct ncclComm;  // nccl.h: typedef struct ncclComm* ncclComm_t
+#include "nccl_api.h"      // nccl::Comm
 
 namespace paratrain {
 
@@ -72,11 +71,13 @@ class NcclCommunicator final : public Communicator {
   [[noreturn]] void fail(const char* op, const char* code, const std::string& what);
   std::string where(const char* op) const;  // "<name> all-reduce (rank r of n)"
 
-  ncclComm* comm_ = nullptr;
+  nccl::Comm comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t compute_ready_ = nullptr, done_ = nullptr;
   cudaEvent_t pending_ready_ = nullptr;
   float* barrier_scratch_ = nullptr;  // one device float
+  double* double_scratch_ = nullptr;  // the double all-reduce's device copy
+  size_t double_capacity_ = 0;
   int rank_, size_, device_, timeout_ms_;
   std::string name_;
   bool broken_ = false;

@@ -114,7 +114,9 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), model_(cfg.model), staged_(
   }
 }
 
-void Engine::read_params(float* host) const { kernels::download(host, params_.data(), static_cast<long>(params_.size())); }
+void Engine::read_params(float* host) const {
+  kernels::download(host, params_.data(), static_cast<long>(params_.size()));
+}
 void Engine::write_params(const float* host) { kernels::upload(params_.data(), host, static_cast<long>(params_.size())); }
 void Engine::read_grads(float* host) const { kernels::download(host, grads_.data(), static_cast<long>(grads_.size())); }
 void Engine::write_grads(const float* host) { kernels::upload(grads_.data(), host, static_cast<long>(grads_.size())); }

@@ -727,9 +727,10 @@ std::string choose_device() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0)
-    throw Error("ERR_NO_CUDA_DEVICE", std::string("the CUDA engine sees no GPU (") +
-                                          (err != cudaSuccess ? cudaGetErrorString(err) : "no devices") +
-                                          "): check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES, or set device: cpu");
+    throw Error("ERR_NO_CUDA_DEVICE",
+                std::string("the CUDA engine sees no GPU (") +
+                    (err != cudaSuccess ? cudaGetErrorString(err) : "no devices") +
+                    "): check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES, or set device: cpu");
   const char* local = std::getenv("LOCAL_RANK");
   const int device = (local ? std::atoi(local) : 0) % count;
   cuda::engine_device() = device;

@@ -64,7 +64,8 @@ OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Commu
                                  scratch_.data());
   kernels::download(sq_host_.data(), sq_.data(), count_);
   double split = 0, replicated = 0;
-  for (int t = 0; t < count_; t++) (layout_.at(t).split_dim >= 0 ? split : replicated) += sq_host_[static_cast<size_t>(t)];
+  for (int t = 0; t < count_; t++)
+    (layout_.at(t).split_dim >= 0 ? split : replicated) += sq_host_[static_cast<size_t>(t)];
   if (tp.size() > 1) tp.all_reduce_sum(&split, 1);
   res.grad_norm = std::sqrt(split + replicated);
   if (!std::isfinite(res.grad_norm)) {

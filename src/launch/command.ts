@@ -42,7 +42,11 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
     .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('--nnodes <n>', `number of nodes (default ${d.nnodes}, or SLURM_NNODES)`)
     .option('--node-rank <r>', `this node's rank, 0..nnodes-1 (default ${d.nodeRank}, or SLURM_NODEID)`)
-    .option('--nproc-per-node <k>', `workers on this node (default ${d.nprocPerNode}, or Slurm's GPUs/tasks per node)`)
+    .option(
+      '--nproc-per-node <k|gpu>',
+      `workers on this node, or 'gpu' for one per GPU (default ${d.nprocPerNode}; device: cuda one per GPU; ` +
+        "or Slurm's GPUs/tasks per node)",
+    )
     .option('--master-addr <host>', `node 0's address (default MASTER_ADDR, Slurm's first node, or ${d.masterAddr})`)
     .option('--master-port <port>', `the coordinator's port on node 0 (default MASTER_PORT or ${d.masterPort})`)
     .option('--host-addr <addr>', "address this node's workers bind their data-plane sockets to")

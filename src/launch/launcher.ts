@@ -17,7 +17,7 @@ import { checkRunDir } from '../train/run-dir';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
-import { checkAddressesResolve, checkLaunchPlan, resolveLaunchPlan, type LaunchFlags } from './options';
+import { checkAddressesResolve, checkLaunchPlan, resolveLaunchPlan, slurmLayout, type LaunchFlags } from './options';
 import { LauncherView } from './progress';
 import { statusOf, writeLaunchStatus } from './status';
 
@@ -43,7 +43,9 @@ export function defaultWorkerEntry(): string {
 
 export async function runLaunch(o: LaunchOptions): Promise<void> {
   const loaded = loadConfig({ config: o.config, set: o.set });
-  const plan = resolveLaunchPlan(o);
+  // The CUDA engine: one worker per GPU unless told otherwise (Slurm's GPUs per node count as told).
+  const perGpu = loaded.device === 'cuda' && o.nprocPerNode === undefined && !slurmLayout(process.env)?.nprocPerNode;
+  const plan = resolveLaunchPlan(perGpu ? { ...o, nprocPerNode: 'gpu' } : o);
   checkLaunchPlan(plan, loaded);
   checkRunDir(loaded.run.dir);
   // A fine-tuning job's labels and steps are settled once here, and every worker gets them.

@@ -10,12 +10,14 @@ import type { Config } from '../config/schema';
 import { layoutProblems } from '../coordinator/groups';
 import { startFreshProblem } from '../train/checkpointing';
 import { LaunchError } from './errors';
+import { countGpus, type GpuCount } from './gpus';
 import { firstHost } from './slurm-hostlist';
 
 /** The command-line flags (strings from commander, or numbers when called from code). */
 export interface LaunchFlags {
   nnodes?: string | number;
   nodeRank?: string | number;
+  /** A count, or 'gpu': one worker per GPU this node's workers can see. */
   nprocPerNode?: string | number;
   masterAddr?: string;
   masterPort?: string | number;
@@ -226,10 +228,22 @@ function layoutSource(flags: LaunchFlags, slurm: NodeLayout | undefined): Launch
   return anyFlag ? 'flags' : 'defaults';
 }
 
+/** `--nproc-per-node gpu`: the GPUs this node's workers will see, or a clear error when there are none. */
+function workersPerGpu(gpus: GpuCount): number {
+  if (gpus.count < 1)
+    throw new LaunchError(
+      'ERR_LAUNCH_OPTION',
+      `--nproc-per-node gpu: this node has no GPU its workers can use (${gpus.source}); ` +
+        'run on a GPU node, check nvidia-smi and CUDA_VISIBLE_DEVICES, or give a number of workers',
+    );
+  return gpus.count;
+}
+
 export function resolveLaunchPlan(
   flags: LaunchFlags,
   env: NodeJS.ProcessEnv = process.env,
   interfaces?: NodeJS.Dict<os.NetworkInterfaceInfo[]>,
+  gpus: () => GpuCount = () => countGpus(env),
 ): LaunchPlan {
   const slurm = slurmLayout(env);
   const nnodes =
@@ -239,9 +253,11 @@ export function resolveLaunchPlan(
       ? parseInteger('--node-rank', flags.nodeRank, 0)
       : (slurm?.nodeRank ?? LAUNCH_DEFAULTS.nodeRank);
   const nprocPerNode =
-    flags.nprocPerNode !== undefined
-      ? parseInteger('--nproc-per-node', flags.nprocPerNode, 1)
-      : (slurm?.nprocPerNode ?? LAUNCH_DEFAULTS.nprocPerNode);
+    flags.nprocPerNode === 'gpu'
+      ? workersPerGpu(gpus())
+      : flags.nprocPerNode !== undefined
+        ? parseInteger('--nproc-per-node', flags.nprocPerNode, 1)
+        : (slurm?.nprocPerNode ?? LAUNCH_DEFAULTS.nprocPerNode);
   if (nodeRank >= nnodes)
     throw new LaunchError(
       'ERR_LAUNCH_OPTION',

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { validateConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
+import { countGpus } from '../../src/launch/gpus';
 import { checkLaunchPlan, resolveHostAddr, resolveLaunchPlan } from '../../src/launch/options';
 import { expandHostlist, firstHost } from '../../src/launch/slurm-hostlist';
 import { threadsPerWorker, workerEnv } from '../../src/launch/worker-env';
@@ -116,6 +117,33 @@ describe('launch plan', () => {
       masterAddr: 'elsewhere',
       nnodes: 4,
     });
+  });
+
+  it('--nproc-per-node gpu: one worker per GPU the workers will see, or a clear refusal', () => {
+    const smi = (n: number) => () =>
+      Array.from({ length: n }, (_, i) => `GPU ${i}: NVIDIA H100 80GB HBM3 (UUID: GPU-${i})`).join('\n');
+    const withGpus = (env: NodeJS.ProcessEnv, listing: () => string | undefined) =>
+      resolveLaunchPlan({ nprocPerNode: 'gpu', hostAddr: 'x' }, env, undefined, () => countGpus(env, listing));
+    expect(withGpus({}, smi(8)).nprocPerNode).toBe(8);
+    expect(withGpus({}, smi(8)).worldSize).toBe(8);
+    // CUDA_VISIBLE_DEVICES is what the workers see; CUDA stops at the first invalid entry.
+    expect(withGpus({ CUDA_VISIBLE_DEVICES: '2,3' }, smi(8)).nprocPerNode).toBe(2);
+    expect(withGpus({ CUDA_VISIBLE_DEVICES: '0,1,-1,3' }, smi(8)).nprocPerNode).toBe(2);
+    for (const [env, listing, source] of [
+      [{}, () => undefined, 'nvidia-smi (not found or failed)'],
+      [{}, smi(0), 'nvidia-smi -L'],
+      [{ CUDA_VISIBLE_DEVICES: '' }, smi(8), "CUDA_VISIBLE_DEVICES=''"],
+    ] as const) {
+      expect(() => withGpus(env, listing)).toThrow(
+        expect.objectContaining({
+          code: 'ERR_LAUNCH_OPTION',
+          message: expect.stringContaining(
+            `--nproc-per-node gpu: this node has no GPU its workers can use (${source})`,
+          ),
+        }),
+      );
+    }
+    expect(() => plan({ nprocPerNode: 'gpus', hostAddr: 'x' })).toThrow(/--nproc-per-node/);
   });
 
   it('under Slurm with one task per rank: each task is a one-process node', () => {

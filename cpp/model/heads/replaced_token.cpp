@@ -47,7 +47,8 @@ HeadLoss ReplacedTokenHead::forward(const PassContext& ctx, Stack& stack, Sample
   const float scale =
       ctx.opt.training && real > 0 ? spec_.weight * ctx.opt.grad_scale / static_cast<float>(real) : 0.0f;
   const BinaryResult r =
-      binary_cross_entropy(logits_.data(), sampled.replaced.data(), mask, N, scale, d_logits_.data(), loss_scratch_.data());
+      binary_cross_entropy(logits_.data(), sampled.replaced.data(), mask, N, scale, d_logits_.data(),
+                           loss_scratch_.data());
   // (numerator, denominator) per metric: all positions, replaced ones, original ones.
   metrics[0] += static_cast<double>(r.correct);
   metrics[1] += static_cast<double>(r.count);
