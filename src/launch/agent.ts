@@ -13,7 +13,8 @@ import type { ControlKeys } from '../control/auth';
 import { describeExit } from '../control/messages';
 import { CoordinatorLink } from '../control/link';
 import type { AgentWelcome, ControlMessage } from '../control/messages';
-import { allowedCpus, coreSlices } from './core-binding';
+import { allowedCpus, coreSlices, gpuCoreSlices, gpuLocalCpus, gpusOfWorkers } from './core-binding';
+import { countGpus } from './gpus';
 import type { LaunchPlan } from './options';
 import { prepareRunDataInChild } from './prepare-data';
 import { threadsPerWorker, workerEnv } from './worker-env';
@@ -110,6 +111,17 @@ export class Agent {
     }
     if (stop) this.endWith({ kind: 'stopped-before-joining', signal });
     else this.log.warn(`ignored ${signal}: this node has not joined the job yet, there is nothing to save`);
+  }
+
+  /**
+   * --bind-cores: the cores of each worker. The CUDA engine's workers get the cores of their GPU's
+   * NUMA node where the machine says which (nvidia-smi's PCI bus ids, the kernel's local_cpulist);
+   * otherwise, and on CPU nodes, even slices of the cores this launcher may use.
+   */
+  private coreLists(cpus: number[], config: Config): string[] {
+    if (config.device !== 'cuda') return coreSlices(cpus, this.plan.nprocPerNode);
+    const gpus = gpusOfWorkers(this.plan.nprocPerNode, process.env.CUDA_VISIBLE_DEVICES, countGpus({}).count);
+    return gpus ? gpuCoreSlices(cpus, gpus, (g) => gpuLocalCpus(g)) : coreSlices(cpus, this.plan.nprocPerNode);
   }
 
   async run(): Promise<AgentOutcome> {
@@ -225,7 +237,7 @@ export class Agent {
     fs.mkdirSync(this.ipcDir, { recursive: true, mode: 0o700 });
     const configJson = JSON.stringify(config);
     const cpus = plan.bindCores ? allowedCpus() : undefined;
-    const cpuLists = cpus ? coreSlices(cpus, plan.nprocPerNode) : undefined;
+    const cpuLists = cpus ? this.coreLists(cpus, config) : undefined;
     for (let localRank = 0; localRank < plan.nprocPerNode; localRank++) {
       const rank = plan.nodeRank * plan.nprocPerNode + localRank;
       const env = workerEnv({

@@ -51,3 +51,82 @@ export function requireTaskset(): void {
       '--bind-cores starts workers through `taskset`, which is not installed: `apt-get install util-linux`',
     );
 }
+
+/**
+ * `--bind-cores` on a GPU node: each worker on the cores of its GPU's NUMA node (the CPUs the
+ * kernel lists as local to the card's PCI device), shared evenly by the workers whose GPUs sit on
+ * that node. `gpuOfWorker[r]` is worker r's physical GPU index; `localCpus(gpu)` the card's local
+ * CPUs, or undefined when the machine does not say — then every worker falls back to an even slice
+ * of `cpus`, as on CPU nodes.
+ */
+export function gpuCoreSlices(
+  cpus: number[],
+  gpuOfWorker: number[],
+  localCpus: (gpu: number) => number[] | undefined,
+): string[] {
+  const allowed = new Set(cpus);
+  const local = gpuOfWorker.map((g) => localCpus(g)?.filter((c) => allowed.has(c)));
+  if (local.some((l) => !l || l.length === 0)) return coreSlices(cpus, gpuOfWorker.length);
+  // Workers whose GPUs share a set of local CPUs split that set in local-rank order.
+  const groups = new Map<string, number[]>();
+  local.forEach((l, r) => {
+    const key = l!.join(',');
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  });
+  const out: string[] = new Array<string>(gpuOfWorker.length);
+  for (const [key, workers] of groups) {
+    const node = key.split(',').map(Number);
+    const slices = coreSlices(node, workers.length);
+    workers.forEach((r, i) => (out[r] = slices[i]));
+  }
+  return out;
+}
+
+/** The physical GPU each of `workers` local ranks uses: LOCAL_RANK modulo the visible devices (as the engine picks). */
+export function gpusOfWorkers(workers: number, visible: string | undefined, gpuCount: number): number[] | undefined {
+  const ids =
+    visible === undefined
+      ? Array.from({ length: gpuCount }, (_, i) => i)
+      : visible
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s, i, all) => all.slice(0, i + 1).every((x) => /^\d+$/.test(x)))
+          .map(Number);
+  if (ids.length === 0) return undefined; // UUIDs or MIG names: the index is not known here
+  return Array.from({ length: workers }, (_, r) => ids[r % ids.length]);
+}
+
+/**
+ * The CPUs local to physical GPU `gpu`, from nvidia-smi's PCI bus id and the kernel's
+ * /sys/bus/pci/devices/<id>/local_cpulist; undefined where either is missing. `sysfs` and `busIds`
+ * are parameters for the tests.
+ */
+export function gpuLocalCpus(
+  gpu: number,
+  busIds: () => string | undefined = nvidiaSmiBusIds,
+  sysfs = '/sys/bus/pci/devices',
+): number[] | undefined {
+  const listing = busIds();
+  if (!listing) return undefined;
+  for (const line of listing.split('\n')) {
+    const m = /^\s*(\d+)\s*,\s*([0-9A-Fa-f]+):([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2})\.([0-7])\s*$/.exec(line);
+    if (!m || Number(m[1]) !== gpu) continue;
+    // nvidia-smi prints an 8-digit PCI domain; sysfs names it with 4, in lower case.
+    const id = `${m[2].slice(-4)}:${m[3]}:${m[4]}.${m[5]}`.toLowerCase();
+    try {
+      const cpus = parseCpuList(fs.readFileSync(`${sysfs}/${id}/local_cpulist`, 'utf8'));
+      return cpus.length > 0 ? cpus : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function nvidiaSmiBusIds(): string | undefined {
+  const r = spawnSync('nvidia-smi', ['--query-gpu=index,pci.bus_id', '--format=csv,noheader'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return r.status === 0 ? r.stdout : undefined;
+}
