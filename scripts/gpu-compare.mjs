@@ -10,11 +10,13 @@
 // Usage: node scripts/gpu-compare.mjs [--reference cpu|cuda] [--models bert-mini,gpt-mini]
 //   --reference cpu (default): CUDA against CPU. --self-test: CPU against CPU (must be exactly 0;
 //   checks this script on a machine without a GPU).
-import * as path from 'node:path';
 import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
-const dist = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dist');
+const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const { loadConfig } = require(path.join(dist, 'config', 'load.js'));
 const { createEngine } = require(path.join(dist, 'engine', 'engine.js'));
 const { randomBatch } = require(path.join(dist, 'bench', 'bench.js'));
@@ -60,7 +62,9 @@ for (const model of models) {
   try {
     subject = createEngine({ ...c, device: selfTest ? 'cpu' : 'cuda' });
   } catch (e) {
-    process.stdout.write(JSON.stringify({ model, skipped: `${e.code ?? 'Error'}: ${e.message.split('\n')[0]}` }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ model, skipped: `${e.code ?? 'Error'}: ${e.message.split('\n')[0]}` }) + '\n',
+    );
     process.exitCode = 77;
     continue;
   }
@@ -68,8 +72,18 @@ for (const model of models) {
   for (const e of [reference, subject]) e.initParams(c.train.seed);
   report({ model, check: 'initial weights', err: relErr(subject.getParams(), reference.getParams()), tol: 0 });
   const batch = randomBatch(c, 7);
-  const [r, s] = [await reference.forwardBackward([batch], { step: 3 }), await subject.forwardBackward([batch], { step: 3 })];
-  report({ model, check: 'loss', want: r.loss, got: s.loss, err: Math.abs(s.loss - r.loss) / Math.abs(r.loss), tol: TOL.loss });
+  const [r, s] = [
+    await reference.forwardBackward([batch], { step: 3 }),
+    await subject.forwardBackward([batch], { step: 3 }),
+  ];
+  report({
+    model,
+    check: 'loss',
+    want: r.loss,
+    got: s.loss,
+    err: Math.abs(s.loss - r.loss) / Math.abs(r.loss),
+    tol: TOL.loss,
+  });
   const grads = perTensor(table, subject.getGrads(), reference.getGrads());
   report({ model, check: 'gradients (all)', err: grads.whole, tol: TOL.loss });
   report({ model, check: `gradients (worst: ${grads.worst.name})`, err: grads.worst.err, tol: TOL.tensor });
@@ -78,9 +92,16 @@ for (const model of models) {
   await reference.trainStep([batch], { step: 4, lr: 1e-3 });
   await subject.trainStep([batch], { step: 4, lr: 1e-3 });
   const after = perTensor(table, subject.getParams(), reference.getParams());
-  report({ model, check: `weights after an AdamW step (worst: ${after.worst.name})`, err: after.worst.err, tol: TOL.loss });
+  report({
+    model,
+    check: `weights after an AdamW step (worst: ${after.worst.name})`,
+    err: after.worst.err,
+    tol: TOL.loss,
+  });
   if (selfTest && [grads.whole, after.whole].some((e) => e !== 0)) {
-    process.stdout.write(JSON.stringify({ model, check: 'self-test: CPU against CPU must agree exactly', ok: false }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ model, check: 'self-test: CPU against CPU must agree exactly', ok: false }) + '\n',
+    );
     failed++;
   }
 }

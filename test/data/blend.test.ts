@@ -3,9 +3,8 @@
 // row from its sources, and the cached sample indices (reused, rebuilt, never half-written).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../src/config/load';
 import { BLEND_BLOCK, BlendedStream, blendingOrder, parseDataPath, type SampleStream } from '../../src/data/blend';
 import type { TrainBatch } from '../../src/data/batch';
@@ -13,18 +12,9 @@ import { openDataset, type DatasetOptions } from '../../src/data/dataset';
 import { DataError } from '../../src/data/errors';
 import { loadOrBuildSampleIndex, sampleIndexPaths } from '../../src/data/sample-index-cache';
 
-const root = path.join(__dirname, '..', '..');
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-blend-'));
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+import { cliScratch } from './cli-scratch';
 
-function paratrain(args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'paratrain.js'), ...args], {
-    encoding: 'utf8',
-    cwd: scratch,
-    env: { ...process.env, PARATRAIN_NUM_THREADS: '2' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const { scratch, paratrain } = cliScratch('paratrain-blend-');
 
 /** Writes `documents` blank-line-separated to NAME.txt and preprocesses it as GPT data; returns the prefix. */
 function preprocess(name: string, documents: string[], tokenizer: string[]): string {

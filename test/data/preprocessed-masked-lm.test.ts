@@ -2,26 +2,15 @@
 // `paratrain preprocess --split-sentences`): the samples equal those the text pipeline cuts from the
 // same text with the same tokenizer (the sentence-pair and full-sentence datasets read both through
 // one SentenceSource), the cut is cached beside the data, and bert trains a few steps through the CLI.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDataset, type DatasetOptions } from '../../src/data/dataset';
 import { DataError } from '../../src/data/errors';
 
-const root = path.join(__dirname, '..', '..');
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-preprocessed-mlm-'));
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+import { cliScratch } from './cli-scratch';
 
-function paratrain(args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'paratrain.js'), ...args], {
-    encoding: 'utf8',
-    cwd: scratch,
-    env: { ...process.env, PARATRAIN_NUM_THREADS: '2' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const { scratch, paratrain } = cliScratch('paratrain-preprocessed-mlm-');
 
 const DOCUMENTS = 30;
 const book = path.join(scratch, 'book.txt');

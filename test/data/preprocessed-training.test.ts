@@ -1,29 +1,18 @@
 // GPT training from a preprocessed dataset (data.path): real files made by `paratrain preprocess`,
 // windows checked against the documents read back, the split by documents, the errors a user meets,
 // and a few CLI training steps.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load';
 import { openDataset, type DatasetOptions } from '../../src/data/dataset';
 import { DataError } from '../../src/data/errors';
 import { splitDocuments } from '../../src/data/indexed-causal-lm-dataset';
 import { IndexedDataset } from '../../src/data/indexed-dataset';
 
-const root = path.join(__dirname, '..', '..');
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-preprocessed-'));
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+import { cliScratch } from './cli-scratch';
 
-function paratrain(args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'paratrain.js'), ...args], {
-    encoding: 'utf8',
-    cwd: scratch,
-    env: { ...process.env, PARATRAIN_NUM_THREADS: '2' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const { scratch, paratrain } = cliScratch('paratrain-preprocessed-');
 
 const DOCUMENTS = 50;
 fs.writeFileSync(
