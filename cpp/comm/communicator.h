@@ -25,6 +25,9 @@ class Communicator {
   virtual void reduce_scatter_sum(const float* send, float* recv, size_t n_per_rank) = 0;  // send: size()·n
   virtual void broadcast(float* data, size_t n, int root) = 0;
   virtual void barrier() = 0;
+  // True when the float collectives read device memory themselves (NCCL); false: host memory
+  // (the libzmq ring), which the CUDA engine stages through (host_staged.h).
+  virtual bool reads_device_memory() const { return false; }
 };
 
 class SingleProcessCommunicator final : public Communicator {

@@ -61,6 +61,7 @@ class NcclCommunicator final : public Communicator {
   void reduce_scatter_sum(const float* send, float* recv, size_t n_per_rank) override;  // send: size()·n
   void broadcast(float* data, size_t n, int root) override;
   void barrier() override;
+  bool reads_device_memory() const override { return true; }
 
  private:
   template <typename Enqueue>

@@ -135,9 +135,9 @@ void Engine::set_communicators(std::unique_ptr<Communicator> tp, std::unique_ptr
     throw Error("ERR_CONFIG", "the communicators do not match the engine's tensor/data-parallel ranks");
   reducer_.reset();
   if constexpr (!kernels::kHostBuffers) {
-    // The rings read host memory; the model's collectives act on device memory.
-    tp = std::make_unique<HostStagedCommunicator>(std::move(tp));
-    dp = std::make_unique<HostStagedCommunicator>(std::move(dp));
+    // The rings read host memory; the model's collectives act on device memory (NCCL reads it).
+    if (!tp->reads_device_memory()) tp = std::make_unique<HostStagedCommunicator>(std::move(tp));
+    if (!dp->reads_device_memory()) dp = std::make_unique<HostStagedCommunicator>(std::move(dp));
   }
   tp_owned_ = std::move(tp);
   dp_owned_ = std::move(dp);

@@ -16,6 +16,9 @@
 #endif
 
 #include "../comm/zmq_ring.h"  // ZmqRingCommunicator
+#if defined(PARATRAIN_BACKEND_CUDA)
+#include "../comm/nccl_communicator.h"  // NcclCommunicator (NCCL bound at run time)
+#endif
 #include "../engine/engine.h"    // Engine, EngineConfig
 
 namespace paratrain {
@@ -368,6 +371,92 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
   std::unique_ptr<ZmqRingCommunicator> tp_, dp_;
   std::atomic<bool> busy_{false}, connected_{false};
 };
+
+#if defined(PARATRAIN_BACKEND_CUDA)
+// The worker's two groups over NCCL (parallel.comm nccl): the same role as DataPlaneWrap, with the
+// groups' unique ids from their first members instead of ring endpoints. connect() makes both
+// communicators on a pool thread (every member of a group connects at about the same time; a member
+// that never comes fails it with ERR_COLLECTIVE_TIMEOUT within timeoutMs).
+class NcclPlaneWrap : public Napi::ObjectWrap<NcclPlaneWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+  static Napi::Function Define(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "NcclPlane",
+                                   {InstanceMethod("connect", &NcclPlaneWrap::Connect),
+                                    InstanceAccessor("kind", &NcclPlaneWrap::Kind, nullptr)});
+    constructor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  struct Group {
+    int rank = -1, size = 0;
+    std::string id;
+  };
+
+  // new NcclPlane({ tp: {rank, size, id}, dp: {rank, size, id}, timeoutMs })
+  explicit NcclPlaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NcclPlaneWrap>(info) {
+    guarded(info.Env(), [&] {
+      if (info.Length() < 1 || !info[0].IsObject())
+        throw Error("ERR_ARGUMENT", "new NcclPlane(options) needs {tp, dp, timeoutMs}");
+      Napi::Object o = info[0].As<Napi::Object>();
+      tp_group_ = group(o, "tp");
+      dp_group_ = group(o, "dp");
+      timeout_ms_ = get_int_or(o, "timeoutMs", 120000);
+      return 0;
+    });
+  }
+
+  std::pair<std::unique_ptr<Communicator>, std::unique_ptr<Communicator>> take() {
+    if (!tp_ || !dp_) throw Error("ERR_ARGUMENT", "connect() the NcclPlane before creating the engine with it (once)");
+    return {std::move(tp_), std::move(dp_)};
+  }
+
+ private:
+  static Group group(const Napi::Object& o, const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsObject()) throw Error("ERR_ARGUMENT", std::string("NcclPlane needs ") + key + ": {rank, size, id}");
+    Napi::Object g = v.As<Napi::Object>();
+    Napi::Value id = g.Get("id");
+    if (!id.IsTypedArray() || id.As<Napi::Uint8Array>().ElementLength() != nccl::kUniqueIdBytes)
+      throw Error("ERR_ARGUMENT", std::string("NcclPlane ") + key + ".id must be the " +
+                                      std::to_string(nccl::kUniqueIdBytes) + "-byte id from ncclUniqueId()");
+    Napi::Uint8Array bytes = id.As<Napi::Uint8Array>();
+    return Group{get_int_or(g, "rank", -1), get_int_or(g, "size", 0),
+                 std::string(reinterpret_cast<const char*>(bytes.Data()), bytes.ElementLength())};
+  }
+
+  Napi::Value Kind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), "nccl"); }
+
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_ || tp_) throw make_error(env, "ERR_ARGUMENT", "this NcclPlane cannot connect again");
+    busy_ = true;
+    auto body = [this] {
+      const int device = cuda::engine_device();
+      tp_ = std::make_unique<NcclCommunicator>(tp_group_.rank, tp_group_.size, tp_group_.id, device, timeout_ms_,
+                                               "tensor-parallel");
+      dp_ = std::make_unique<NcclCommunicator>(dp_group_.rank, dp_group_.size, dp_group_.id, device, timeout_ms_,
+                                               "data-parallel");
+    };
+    return queue_job(new PoolJob(env, info.This().As<Napi::Object>(), body, {}, [this] { busy_ = false; }));
+  }
+
+  Group tp_group_, dp_group_;
+  int timeout_ms_ = 120000;
+  std::unique_ptr<Communicator> tp_, dp_;
+  std::atomic<bool> busy_{false};
+};
+
+Napi::FunctionReference* NcclPlaneWrap::constructor = nullptr;
+
+// ncclUniqueId() → Uint8Array(128): the id of a group this worker is the first member of.
+Napi::Value NcclUniqueIdOf(const Napi::CallbackInfo& info) {
+  const std::string id = guarded(info.Env(), [] { return NcclCommunicator::new_unique_id(); });
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), id.size());
+  std::copy(id.begin(), id.end(), out.Data());
+  return out;
+}
+#endif
 Napi::FunctionReference* DataPlaneWrap::constructor = nullptr;
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
@@ -397,10 +486,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       engine_ = std::make_unique<Engine>(parse_config(info[0].As<Napi::Object>()));
       // new Engine(options, dataPlane): train as one rank of a tensor/data-parallel job.
       if (info.Length() > 1 && !info[1].IsUndefined()) {
-        if (!info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(DataPlaneWrap::constructor->Value()))
-          throw Error("ERR_ARGUMENT", "the second argument of new Engine() must be a DataPlane");
-        auto rings = DataPlaneWrap::Unwrap(info[1].As<Napi::Object>())->take();
-        engine_->set_communicators(std::move(rings.first), std::move(rings.second));
+        const bool is_object = info[1].IsObject();
+        const Napi::Object plane = is_object ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env());
+        std::pair<std::unique_ptr<Communicator>, std::unique_ptr<Communicator>> groups;
+        if (is_object && plane.InstanceOf(DataPlaneWrap::constructor->Value()))
+          groups = DataPlaneWrap::Unwrap(plane)->take();
+#if defined(PARATRAIN_BACKEND_CUDA)
+        else if (is_object && plane.InstanceOf(NcclPlaneWrap::constructor->Value()))
+          groups = NcclPlaneWrap::Unwrap(plane)->take();
+#endif
+        else
+          throw Error("ERR_ARGUMENT", "the second argument of new Engine() must be a DataPlane (or an NcclPlane)");
+        engine_->set_communicators(std::move(groups.first), std::move(groups.second));
       }
       return 0;
     });
@@ -749,6 +846,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("paramTable", Napi::Function::New(env, ParamTableOf, "paramTable"));
   exports.Set("DataPlane", DataPlaneWrap::Define(env));
+#if defined(PARATRAIN_BACKEND_CUDA)
+  exports.Set("NcclPlane", NcclPlaneWrap::Define(env));
+  exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueIdOf, "ncclUniqueId"));
+#endif
   exports.Set("abiVersion", Napi::Number::New(env, 4));
 #if defined(PARATRAIN_BACKEND_CUDA)
   exports.Set("backend", Napi::String::New(env, "cuda"));

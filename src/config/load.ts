@@ -118,6 +118,8 @@ function crossChecks(c: Config): string[] {
       `parallel.tensor: ${tp} must divide model.heads (${m.heads}), model.hidden (${m.hidden}) and model.ffn (${m.ffn})`,
     );
   problems.push(...familyChecks(c));
+  if (c.parallel.comm === 'nccl' && c.device !== 'cuda')
+    problems.push(`parallel.comm: nccl runs between GPUs and needs device: cuda; use zmq on the CPU (its default)`);
   if (c.precision !== 'fp32' && c.device === 'cpu')
     problems.push(
       `precision: ${c.precision} needs device: cuda; the CPU engine computes in fp32 ` +

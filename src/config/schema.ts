@@ -188,9 +188,14 @@ export const configSchema = z
         bucket_mb: z.number().positive().max(4096, { error: 'at most 4096 (MB per all-reduce bucket)' }).default(8),
         /** Bound on every data-plane wait; a collective that waits longer fails the job. */
         comm_timeout_s: z.number().positive().default(300),
+        /**
+         * The data plane: libzmq rings (any device; the CUDA engine stages through host memory), or
+         * NCCL between GPUs (device: cuda).
+         */
+        comm: z.enum(['zmq', 'nccl']).default('zmq'),
       })
       .strict()
-      .default({ tensor: 1, bucket_mb: 8, comm_timeout_s: 300 }),
+      .default({ tensor: 1, bucket_mb: 8, comm_timeout_s: 300, comm: 'zmq' }),
     checkpoint: z
       .object({
         /** Save every N steps (0 = only at the end). */

@@ -39,10 +39,12 @@ type RawEndpoints = paratrain.control.GroupEndpoints.$Properties | null;
 
 // protobuf leaves an absent sub-message null; the rest of the code may rely on the full shape.
 function fullEndpoints(e: RawEndpoints | undefined): GroupEndpoints {
-  return {
-    tp: { ipc: e?.tp?.ipc ?? '', tcp: e?.tp?.tcp ?? '' },
-    dp: { ipc: e?.dp?.ipc ?? '', tcp: e?.dp?.tcp ?? '' },
-  };
+  const ring = (r: paratrain.control.IDataEndpoints | null | undefined) => ({
+    ipc: r?.ipc ?? '',
+    tcp: r?.tcp ?? '',
+    ...(r?.ncclId && r.ncclId.length > 0 ? { ncclId: r.ncclId } : {}),
+  });
+  return { tp: ring(e?.tp), dp: ring(e?.dp) };
 }
 
 /** Decodes one frame; throws WireError for anything that is not a current, valid control message. */

@@ -6,9 +6,12 @@ import type { NamedTensor } from '../checkpoint';
 import type { Config } from '../config/schema';
 import {
   loadNative,
+  NativeLoadError,
+  type NativeAddon,
   type NativeDataPlane,
   type NativeEngine,
   type NativeEngineOptions,
+  type NativeNcclPlane,
   type ParamEntry,
 } from './native';
 import { modelSpec } from './spec';
@@ -62,7 +65,8 @@ export interface EngineRank {
   tpSize: number;
   dpRank: number;
   dpSize: number;
-  dataPlane: NativeDataPlane;
+  /** The connected groups: libzmq rings, or NCCL communicators (parallel.comm nccl). */
+  dataPlane: NativeDataPlane | NativeNcclPlane;
 }
 
 /** The engine for `c`: alone (its collectives are identities), or as `rank` of a distributed job. */
@@ -91,6 +95,19 @@ export function createDataPlane(
 ): NativeDataPlane {
   const addon = loadNative(c.device);
   return new addon.DataPlane({ ...where, timeoutMs: Math.round(c.parallel.comm_timeout_s * 1000) });
+}
+
+/**
+ * parallel.comm nccl: the CUDA addon's NCCL entry points, or a clear error when this addon has none
+ * (the CPU addon; the config check refuses nccl without device: cuda before anything runs).
+ */
+export function ncclAddon(c: Config): Required<Pick<NativeAddon, 'ncclUniqueId' | 'NcclPlane'>> {
+  const addon = loadNative(c.device);
+  if (!addon.ncclUniqueId || !addon.NcclPlane)
+    throw new NativeLoadError(
+      `the ${addon.backend} engine has no NCCL data plane; parallel.comm: nccl needs device: cuda`,
+    );
+  return { ncclUniqueId: addon.ncclUniqueId, NcclPlane: addon.NcclPlane };
 }
 
 /**

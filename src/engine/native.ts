@@ -130,6 +130,8 @@ export interface NativeEngine {
 export interface RingEndpoints {
   ipc: string;
   tcp: string;
+  /** parallel.comm nccl: the group's NCCL unique id, from its first member (empty otherwise). */
+  ncclId?: Uint8Array;
 }
 
 export interface RingPosition {
@@ -150,6 +152,26 @@ export interface NativeDataPlane {
   connect(rings: { tp: RingPosition; dp: RingPosition }): Promise<void>;
 }
 
+/** One group's place in an NCCL communicator: the group's unique id comes from its first member. */
+export interface NcclGroup {
+  rank: number;
+  size: number;
+  /** 128 bytes from ncclUniqueId() on the group's first member. */
+  id: Uint8Array;
+}
+
+/**
+ * A worker's two groups over NCCL (the CUDA addon only, parallel.comm nccl): both communicators are
+ * made when it is constructed (every member of a group must construct at about the same time; a
+ * member that never comes fails it with ERR_COLLECTIVE_TIMEOUT); handed to `new Engine(options,
+ * plane)` like a DataPlane.
+ */
+export interface NativeNcclPlane {
+  readonly kind: 'nccl';
+  /** Makes both communicators; rejects with ERR_COLLECTIVE_TIMEOUT when a member never comes, ERR_NCCL_LOAD without libnccl. */
+  connect(): Promise<void>;
+}
+
 export interface DataPlaneOptions {
   /** Directory for ipc:// sockets ('' = tcp only). */
   ipcDir: string;
@@ -162,10 +184,14 @@ export interface DataPlaneOptions {
 }
 
 export interface NativeAddon {
-  Engine: new (options: NativeEngineOptions, dataPlane?: NativeDataPlane) => NativeEngine;
+  Engine: new (options: NativeEngineOptions, dataPlane?: NativeDataPlane | NativeNcclPlane) => NativeEngine;
   /** The parameter table of the model `options` describe, without building an engine. */
   paramTable(options: NativeEngineOptions): ParamEntry[];
   DataPlane: new (options: DataPlaneOptions) => NativeDataPlane;
+  /** The CUDA addon: a fresh NCCL unique id (128 bytes), for a group this worker leads. */
+  ncclUniqueId?: () => Uint8Array;
+  /** The CUDA addon: the two groups over NCCL. */
+  NcclPlane?: new (options: { tp: NcclGroup; dp: NcclGroup; timeoutMs: number }) => NativeNcclPlane;
   backend: 'cpu' | 'cuda';
   abiVersion: number;
   /** The kernel family OpenBLAS runs (openblas_get_corename). */

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 
 import { validateConfig } from '../config/load';
 import type { Config } from '../config/schema';
-import { createDataPlane, createEngine } from '../engine/engine';
+import { placeRank } from '../coordinator/groups';
+import { createDataPlane, createEngine, ncclAddon } from '../engine/engine';
 import { loadedAddonFile, REQUEST_SAVE, REQUEST_STOP, type RingEndpoints } from '../engine/native';
 import { train, TrainRequests } from '../train/trainer';
 import { ControlClient, type Assignment, type PeerInfo } from './control';
@@ -46,34 +47,75 @@ export function nextEndpoint(peers: PeerInfo[], index: number, ring: 'tp' | 'dp'
   return next.host === me.host && e.ipc ? e.ipc : e.tcp;
 }
 
+/**
+ * parallel.comm nccl: no rings; the first member of each group makes the group's NCCL unique id and
+ * registers it with its endpoints, and every member reads it from peers[0] of its assignment.
+ */
+function ncclEndpoints(config: Config, localRank: number): { tp: RingEndpoints; dp: RingEndpoints } {
+  const rank = Number(requiredEnv('RANK'));
+  const place = placeRank(rank, {
+    worldSize: Number(requiredEnv('WORLD_SIZE')),
+    nprocPerNode: Number(process.env.LOCAL_WORLD_SIZE ?? localRank + 1),
+    tpSize: config.parallel.tensor,
+  });
+  const { ncclUniqueId } = ncclAddon(config);
+  const group = (leads: boolean): RingEndpoints => ({ ipc: '', tcp: '', ...(leads ? { ncclId: ncclUniqueId() } : {}) });
+  return { tp: group(place.tpRank === 0), dp: group(place.dpRank === 0) };
+}
+
+function groupId(peers: PeerInfo[], ring: 'tp' | 'dp'): Uint8Array {
+  const id = peers[0]?.endpoints[ring].ncclId;
+  if (!id || id.length === 0)
+    throw new Error(
+      `the first member of this worker's ${ring} group sent no NCCL id (a mix of parallel.comm settings?)`,
+    );
+  return id;
+}
+
 async function runWorker(control: ControlClient): Promise<void> {
   const config = validateConfig(JSON.parse(requiredEnv('PARATRAIN_CONFIG')), 'PARATRAIN_CONFIG');
   const localRank = Number(requiredEnv('LOCAL_RANK'));
   const nodeRank = Number(process.env.NODE_RANK ?? 0);
-  const plane = createDataPlane(config, {
-    ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
-    // '' (a single-node job): ipc only, no tcp listener.
-    hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
-    localRank,
-  });
+  const nccl = config.parallel.comm === 'nccl';
+  const plane = nccl
+    ? undefined
+    : createDataPlane(config, {
+        ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
+        // '' (a single-node job): ipc only, no tcp listener.
+        hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
+        localRank,
+      });
   const a: Assignment = await control.register({
     host: os.hostname(),
     nodeRank,
     localRank,
     pid: process.pid,
     device: config.device,
-    endpoints: plane.endpoints(),
+    endpoints: plane ? plane.endpoints() : ncclEndpoints(config, localRank),
     configHash: configHash(config),
     buildHash: buildHash(),
   });
-  await plane.connect({
-    tp: { rank: a.tpRank, size: a.tpSize, next: nextEndpoint(a.tpPeers, a.tpRank, 'tp') },
-    dp: { rank: a.dpRank, size: a.dpSize, next: nextEndpoint(a.dpPeers, a.dpRank, 'dp') },
-  });
+  let groups;
+  if (plane) {
+    await plane.connect({
+      tp: { rank: a.tpRank, size: a.tpSize, next: nextEndpoint(a.tpPeers, a.tpRank, 'tp') },
+      dp: { rank: a.dpRank, size: a.dpSize, next: nextEndpoint(a.dpPeers, a.dpRank, 'dp') },
+    });
+    groups = plane;
+  } else {
+    const { NcclPlane } = ncclAddon(config);
+    const ncclPlane = new NcclPlane({
+      tp: { rank: a.tpRank, size: a.tpSize, id: groupId(a.tpPeers, 'tp') },
+      dp: { rank: a.dpRank, size: a.dpSize, id: groupId(a.dpPeers, 'dp') },
+      timeoutMs: Math.round(config.parallel.comm_timeout_s * 1000),
+    });
+    await ncclPlane.connect();
+    groups = ncclPlane;
+  }
   const engine = createEngine(
     config,
     {},
-    { tpRank: a.tpRank, tpSize: a.tpSize, dpRank: a.dpRank, dpSize: a.dpSize, dataPlane: plane },
+    { tpRank: a.tpRank, tpSize: a.tpSize, dpRank: a.dpRank, dpSize: a.dpSize, dataPlane: groups },
   );
   await control.ready();
   control.setPhase('first-step');

@@ -105,7 +105,7 @@ describe('bad input: a clear error and a non-zero exit', () => {
     expect(r.stderr).toContain('device=cpu');
   });
 
-  it('a reduced precision is refused on the CPU, naming the key and the fix, before anything runs', () => {
+  it('a reduced precision and the NCCL data plane are refused on the CPU, naming the key and the fix, before anything runs', () => {
     const dir = tmp();
     for (const precision of ['bf16', 'fp16']) {
       const r = paratrain(['train', ...tiny('bert', dir), '--set', `precision=${precision}`]);
@@ -114,6 +114,9 @@ describe('bad input: a clear error and a non-zero exit', () => {
       expect(r.stderr).toContain('set precision: fp32');
     }
     expect(fs.existsSync(path.join(dir, 'checkpoints'))).toBe(false);
+    const nccl = paratrain(['train', ...tiny('bert', tmp()), '--set', 'parallel.comm=nccl']);
+    expect(nccl.code).toBe(1);
+    expect(nccl.stderr).toContain('parallel.comm: nccl runs between GPUs and needs device: cuda');
     const cuda = paratrain(['train', ...tiny('bert', tmp()), '--set', 'precision=bf16', '--set', 'device=cuda']);
     expect(cuda.code).toBe(1);
     expect(cuda.stderr).toContain('precision: bf16 is not built yet');

@@ -21,6 +21,55 @@ const endpoints = {
 };
 
 describe('wire', () => {
+  it('carries a group leader’s NCCL unique id (parallel.comm nccl) through register and assignment', () => {
+    const id = Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + 11) % 256);
+    const nccl = { tp: { ipc: '', tcp: '', ncclId: id }, dp: { ipc: '', tcp: '' } };
+    const register: ControlMessage = {
+      kind: 'register',
+      body: {
+        jobId: 'abc',
+        round: 0,
+        rank: 0,
+        host: 'gpu01',
+        nodeRank: 0,
+        localRank: 0,
+        pid: 7,
+        device: 'cuda',
+        endpoints: nccl,
+        configHash: 'c',
+        buildHash: 'b',
+      },
+    };
+    const back = decodeMessage(encodeMessage(register));
+    if (back.kind !== 'register') throw new Error(back.kind);
+    expect(Buffer.from(back.body.endpoints.tp.ncclId!)).toEqual(Buffer.from(id));
+    expect(back.body.endpoints.dp.ncclId).toBeUndefined(); // not this worker's group to lead
+    const assignment: ControlMessage = {
+      kind: 'assignment',
+      body: {
+        jobId: 'abc',
+        round: 0,
+        rank: 1,
+        worldSize: 2,
+        tpRank: 1,
+        tpSize: 2,
+        dpRank: 0,
+        dpSize: 1,
+        tpPeers: [
+          { rank: 0, host: 'gpu01', nodeRank: 0, endpoints: nccl },
+          { rank: 1, host: 'gpu01', nodeRank: 0, endpoints: { tp: { ipc: '', tcp: '' }, dp: { ipc: '', tcp: '' } } },
+        ],
+        dpPeers: [{ rank: 1, host: 'gpu01', nodeRank: 0, endpoints: nccl }],
+        resumeDir: '',
+        restartCount: 0,
+      },
+    };
+    const got = decodeMessage(encodeMessage(assignment));
+    if (got.kind !== 'assignment') throw new Error(got.kind);
+    expect(Buffer.from(got.body.tpPeers[0].endpoints.tp.ncclId!)).toEqual(Buffer.from(id));
+    expect(got.body.tpPeers[1].endpoints.tp.ncclId).toBeUndefined();
+  });
+
   it('round-trips every kind of message', () => {
     const messages: ControlMessage[] = [
       { kind: 'agentHello', body: { nodeRank: 1, host: 'gpu02', nprocPerNode: 8, nnodes: 2, pid: 42 } },
