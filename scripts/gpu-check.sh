@@ -9,7 +9,8 @@
 #   3. runs the kernel test binaries (every kernel against its CPU twin);
 #   4. compares a whole bert-mini and gpt-mini step through the CUDA addon with the CPU engine
 #      (scripts/gpu-compare.mjs: loss, logits, every gradient, weights after a step);
-#   5. trains bert-mini and gpt-mini 200 steps on the GPU and on the CPU and compares the losses;
+#   5. trains bert-mini and gpt-mini 200 steps on the GPU and on the CPU and compares the losses,
+#      and bert-mini TP=2 as two processes on the one GPU (libzmq, host-staged) against TP=1;
 #   6. times a training step of GPT-2 124M (seq 1024) and BERT-large (seq 128) against PyTorch on the
 #      same GPU (fp32 now: the engine has no bf16 yet; PyTorch also in bf16 autocast for the record).
 # Here, without a GPU, it goes as far as it can: the build, the kernel tests' "no CUDA device:
@@ -146,6 +147,26 @@ if stage train; then
       if [[ $verdict == ok* ]]; then row "200 steps $model" "$verdict"; else fail "200 steps $model" "$verdict"; fi
     done
   fi
+fi
+
+# ---- 5b. TP=2 on the one GPU: two processes over the libzmq rings, staged through host memory ---
+if stage train && have_node && [ -n "$card" ]; then
+  echo "== launch bert-mini TP=2 on the GPU (zmq)"
+  steps=20
+  timeout 240 node bin/paratrain.js train --config bert-mini --set device=cuda --set train.steps=$steps \
+    --set run.dir="$LOGS/run-tp1" >"$LOGS/train-tp1.log" 2>&1
+  timeout 300 node bin/paratrain.js launch --nproc-per-node 2 --config bert-mini --set device=cuda \
+    --set parallel.tensor=2 --set train.steps=$steps --set run.dir="$LOGS/run-tp2" >"$LOGS/launch-tp2.log" 2>&1
+  rc=$?
+  verdict=$(node -e "
+    const fs = require('fs');
+    const losses = (dir) => fs.readFileSync(dir + '/log.jsonl', 'utf8').split('\n').filter(Boolean).map(JSON.parse)
+      .filter((e) => !e.event && typeof e.step === 'number' && typeof e.loss === 'number').map((e) => e.loss);
+    const one = losses('$LOGS/run-tp1'), two = losses('$LOGS/run-tp2');
+    const worst = Math.max(...one.map((l, i) => Math.abs(l - two[i]) / Math.abs(l)));
+    console.log((one.length === $steps && two.length === $steps && worst < 1e-4 ? 'ok' : 'FAIL') + ': ' + two.length + ' steps, worst loss difference ' + worst.toExponential(2));" 2>&1)
+  if [ $rc -eq 0 ] && [[ $verdict == ok* ]]; then row "TP=2 (2 processes, 1 GPU, zmq)" "$verdict"
+  else fail "TP=2 (2 processes, 1 GPU, zmq)" "$verdict (launch exit $rc, see $LOGS/launch-tp2.log)"; fi
 fi
 
 # ---- 6. against PyTorch on the same GPU --------------------------------------------------------
