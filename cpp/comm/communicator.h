@@ -28,6 +28,9 @@ class Communicator {
   // True when the float collectives read device memory themselves (NCCL); false: host memory
   // (the libzmq ring), which the CUDA engine stages through (host_staged.h).
   virtual bool reads_device_memory() const { return false; }
+  // Device-memory communicators: the next collective waits (on the device) for this event of the
+  // compute stream (a cudaEvent_t) instead of for everything issued so far. Others ignore it.
+  virtual void after_event(void* /*native_event*/) {}
 };
 
 class SingleProcessCommunicator final : public Communicator {

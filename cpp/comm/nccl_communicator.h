@@ -62,6 +62,7 @@ class NcclCommunicator final : public Communicator {
   void broadcast(float* data, size_t n, int root) override;
   void barrier() override;
   bool reads_device_memory() const override { return true; }
+  void after_event(void* native_event) override { after(static_cast<cudaEvent_t>(native_event)); }
 
  private:
   template <typename Enqueue>

@@ -88,7 +88,12 @@ void GradientReducer::launch_down_to(size_t offset, const kernels::StreamEvent* 
   launched_from_ = offset;
   const float inv = 1.0f / static_cast<float>(dp_.size());
   enqueue([this, data, n, inv, ready] {
-    ready->wait();
+    // NCCL's stream waits for the bucket's event on the device, so backward keeps running; a
+    // communicator that reads host memory needs the gradients there, so the thread waits.
+    if (dp_.reads_device_memory())
+      dp_.after_event(ready->native());
+    else
+      ready->wait();
     dp_.all_reduce_sum(data, n);
     kernels::scale(data, static_cast<long>(n), inv);
   });

@@ -3,8 +3,8 @@
 // the end of the flat buffer towards its start (heads, last layer, …, embeddings), so "ready" is
 // one frontier offset; whenever a bucket's worth is final behind it, that bucket is all-reduced.
 // "Final" is the compute stream's word, not the host loop's: each ready_from records an event on
-// the stream, and the communication thread waits for it before it sends (on the GPU the kernels of
-// backward are still running when the host has issued them).
+// the stream (on the GPU the kernels of backward are still running when the host has issued them);
+// NCCL's stream waits for it on the device, a host-memory communicator's thread on the host.
 #pragma once
 #include <condition_variable>
 #include <cstddef>    // size_t

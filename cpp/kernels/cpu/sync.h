@@ -11,6 +11,7 @@ class StreamEvent {
  public:
   void record() {}
   void wait() const {}
+  void* native() const { return nullptr; }  // what a device-memory communicator would wait on
 };
 
 // Every thread that runs kernels or collectives calls this first.

@@ -30,6 +30,8 @@ class StreamEvent {
   // The GPU-side wait: work issued on `stream` after this call starts once the event has passed
   // (NCCL's stream waits for the compute stream without blocking the host).
   void wait_on(cudaStream_t stream) const { CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0)); }
+  // The event itself, for a communicator that waits on the device (Communicator::after_event).
+  void* native() const { return event_; }
 
  private:
   cudaEvent_t event_{};
