@@ -88,6 +88,32 @@ AttentionShape Block::attention_shape(const PassContext& ctx, int stack, int lay
                         ctx.dropout_key(site_attn_probs(stack, layer, spec_.tp_rank))};
 }
 
+bool Block::fused_gelu() const { return spec_.gelu == GeluForm::Tanh && (stack_.ffn / spec_.tp_size) % 8 == 0; }
+
+// up[N,Fl] = mlp_in·Wupᵀ + b;  gelu[N,Fl] = GELU(up)
+void Block::mlp_up_forward(LayerActivations& la, const float* mlp_in, int N) const {
+  const int H = stack_.hidden, Fl = stack_.ffn / spec_.tp_size;
+  if (fused_gelu()) {
+    linear_gelu_forward(la.gelu.data(), la.up.data(), mlp_in, up_w_.w, up_b_.w, N, H, Fl);
+    return;
+  }
+  linear_forward(la.up.data(), mlp_in, up_w_.w, up_b_.w, N, H, Fl);  // [N,Fl]
+  gelu_forward(la.gelu.data(), la.up.data(), static_cast<long>(N) * Fl, spec_.gelu);
+}
+
+// d_ffn[N,Fl] = ∂L/∂up from d_down[N,H] = ∂L/∂down; accumulates the down projection's gradients.
+void Block::mlp_down_backward(LayerActivations& la, BlockScratch& s, const float* d_down, int N) const {
+  const int H = stack_.hidden, Fl = stack_.ffn / spec_.tp_size;
+  if (fused_gelu()) {
+    linear_backward(static_cast<float*>(nullptr), down_w_.g, down_b_.g, d_down, la.gelu.data(), down_w_.w, N, Fl, H,
+                    false);
+    linear_backward_input_dgelu(s.d_ffn.data(), d_down, down_w_.w, la.up.data(), N, Fl, H);
+    return;
+  }
+  linear_backward(s.d_ffn.data(), down_w_.g, down_b_.g, d_down, la.gelu.data(), down_w_.w, N, Fl, H, false);
+  gelu_backward(s.d_ffn.data(), s.d_ffn.data(), la.up.data(), static_cast<long>(N) * Fl, spec_.gelu);
+}
+
 void Block::forward(const PassContext& ctx, LayerActivations& la, BlockScratch& s, const float* x, float* y,
                     int stack, int layer) const {
   const int N = ctx.rows(), H = stack_.hidden, Hl = H / spec_.tp_size, Fl = stack_.ffn / spec_.tp_size;
@@ -119,8 +145,7 @@ void Block::forward(const PassContext& ctx, LayerActivations& la, BlockScratch& 
                       norm2_b_.w, N, H, eps);
     mlp_in = la.norm2.data();
   }
-  linear_forward(la.up.data(), mlp_in, up_w_.w, up_b_.w, N, H, Fl);  // [N,Fl]
-  gelu_forward(la.gelu.data(), la.up.data(), static_cast<long>(N) * Fl, spec_.gelu);
+  mlp_up_forward(la, mlp_in, N);  // [N,Fl]
   row_parallel_linear_forward(tp, la.down.data(), la.gelu.data(), down_w_.w, down_b_.w, N, Fl, H);  // g
   if (post) {
     residual_dropout_forward(la.resid2.data(), mlp_in, la.down.data(), NH, p_hidden,
@@ -150,8 +175,7 @@ void Block::backward(const PassContext& ctx, LayerActivations& la, BlockScratch&
     layernorm_backward(d1, norm2_w_.g, norm2_b_.g, dx, la.resid2.data(), norm2_w_.w, la.norm2_mean.data(),
                        la.norm2_rstd.data(), N, H, false);                                      // d1 = ∂resid2
     dropout_backward(dx, d1, NH, p_hidden, ctx.dropout_key(site_mlp_out(stack, layer)));       // dx = ∂down
-    linear_backward(s.d_ffn.data(), down_w_.g, down_b_.g, dx, la.gelu.data(), down_w_.w, N, Fl, H, false);
-    gelu_backward(s.d_ffn.data(), s.d_ffn.data(), la.up.data(), static_cast<long>(N) * Fl, spec_.gelu);
+    mlp_down_backward(la, s, dx, N);                                                            // d_ffn = ∂up
     linear_backward(d1, up_w_.g, up_b_.g, s.d_ffn.data(), la.norm1.data(), up_w_.w, N, H, Fl, keep_residual);
     tp_reduce_backward(tp, d1, NH);                                                             // d1 = ∂norm1 (f)
     layernorm_backward(dx, norm1_w_.g, norm1_b_.g, d1, la.resid1.data(), norm1_w_.w, la.norm1_mean.data(),
@@ -164,8 +188,7 @@ void Block::backward(const PassContext& ctx, LayerActivations& la, BlockScratch&
   } else {
     // dx = ∂y, y = resid1 + drop(down); down from LN2(resid1); resid1 = x + drop(proj); proj from LN1(x).
     dropout_backward(d1, dx, NH, p_hidden, ctx.dropout_key(site_mlp_out(stack, layer)));       // d1 = ∂down
-    linear_backward(s.d_ffn.data(), down_w_.g, down_b_.g, d1, la.gelu.data(), down_w_.w, N, Fl, H, false);
-    gelu_backward(s.d_ffn.data(), s.d_ffn.data(), la.up.data(), static_cast<long>(N) * Fl, spec_.gelu);
+    mlp_down_backward(la, s, d1, N);                                                            // d_ffn = ∂up
     linear_backward(d2, up_w_.g, up_b_.g, s.d_ffn.data(), la.norm2.data(), up_w_.w, N, H, Fl, false);
     tp_reduce_backward(tp, d2, NH);                                                             // d2 = ∂norm2 (f)
     layernorm_backward(dx, norm2_w_.g, norm2_b_.g, d2, la.resid1.data(), norm2_w_.w, la.norm2_mean.data(),

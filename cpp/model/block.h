@@ -56,6 +56,11 @@ class Block {
 
  private:
   kernels::AttentionShape attention_shape(const PassContext& ctx, int stack, int layer) const;
+  // The MLP's GELU fused into its GEMMs (the CUDA build: cuBLASLt epilogues): GPT-2's tanh form,
+  // with a width its epilogues take. Same numbers either way on the CPU.
+  bool fused_gelu() const;
+  void mlp_up_forward(LayerActivations& la, const float* mlp_in, int N) const;       // up, gelu
+  void mlp_down_backward(LayerActivations& la, BlockScratch& s, const float* d_down, int N) const;  // d_ffn
   const ModelSpec& spec_;
   const StackSpec& stack_;
   int first_ = -1;

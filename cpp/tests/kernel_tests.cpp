@@ -105,6 +105,27 @@ static void test_gelu(GeluForm form, const char* name) {
   check(name, x, dx, loss);
 }
 
+// The MLP's fused GELU forms (the CUDA twin's cuBLASLt epilogues): the forward is the unfused pair
+// exactly, and the down projection's input gradient through the GELU matches finite differences.
+static void test_linear_gelu() {
+  const int N = 4, I = 8, O = 8;
+  Vec x = randn(N * I), W = randn(O * I), b = randn(O), out(N * O), pre(N * O), y(N * O);
+  linear_gelu_forward(out.data(), pre.data(), x.data(), W.data(), b.data(), N, I, O);
+  linear_forward(y.data(), x.data(), W.data(), b.data(), N, I, O);
+  gelu_forward(y.data(), y.data(), static_cast<long>(N) * O, GeluForm::Tanh);
+  (out == y ? passed : failed)++;
+  std::printf("%s %-40s exact\n", out == y ? "PASS" : "FAIL", "linear_gelu_forward = linear + gelu");
+  // Down projection: z[N,O] = gelu(h)[N,I]·Wdᵀ; ∂(G·z)/∂h = (G·Wd) ⊙ gelu'(h).
+  Vec h = randn(N * I, 2.0), Wd = randn(O * I), G = randn(N * O), act(N * I), z(N * O), dh(N * I);
+  auto loss = [&] {
+    gelu_forward(act.data(), h.data(), static_cast<long>(N) * I, GeluForm::Tanh);
+    linear_forward(z.data(), act.data(), Wd.data(), static_cast<const double*>(nullptr), N, I, O);
+    return dot(G, z);
+  };
+  linear_backward_input_dgelu(dh.data(), G.data(), Wd.data(), h.data(), N, I, O);
+  check("linear_backward_input_dgelu d_pre", h, dh, loss);
+}
+
 static void test_attention(bool causal, bool padding, float dropout, const char* name) {
   const int B = 2, T = 5, heads = 2, d = 3, C = heads * d;
   std::vector<uint8_t> mask(B * T, 1);
@@ -319,6 +340,7 @@ int main() {
   test_layernorm();
   test_gelu(GeluForm::Erf, "gelu (erf) d_input");
   test_gelu(GeluForm::Tanh, "gelu (tanh) d_input");
+  test_linear_gelu();
   test_attention(false, true, 0.0f, "attention padding mask d_qkv");
   test_attention(true, false, 0.0f, "attention causal d_qkv");
   test_attention(false, true, 0.25f, "attention padding + dropout d_qkv");

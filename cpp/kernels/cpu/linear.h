@@ -2,6 +2,7 @@
 #pragma once
 #include <algorithm>  // std::min
 
+#include "gelu.h"  // gelu_forward/backward (the fused forms)
 #include "gemm.h"  // gemm
 
 namespace paratrain::cpu {
@@ -43,6 +44,24 @@ void linear_backward(T* din, T* dW, T* db, const T* dout, const T* in, const T* 
   if (din) gemm(false, false, N, I, O, T(1), dout, O, W, I, accumulate_din ? T(1) : T(0), din, I);
   gemm(true, false, O, I, N, T(1), dout, O, in, I, T(1), dW, I);
   if (db) bias_backward(db, dout, N, O);
+}
+
+// The fused forms the CUDA twin runs as one cuBLASLt GEMM with a GELU epilogue (GPT-2's tanh form
+// only; the CUDA twin needs a bias and O % 8 == 0, resp. I % 8 == 0): here the same two steps, so
+// both backends compute what the unfused pair computes.
+// pre[N,O] = in·Wᵀ + b;  out[N,O] = gelu_tanh(pre)
+template <typename T>
+void linear_gelu_forward(T* out, T* pre, const T* in, const T* W, const T* b, int N, int I, int O) {
+  linear_forward(pre, in, W, b, N, I, O);
+  gelu_forward(out, pre, static_cast<long>(N) * O, GeluForm::Tanh);
+}
+
+// din[N,I] = (dout[N,O]·W[O,I]) ⊙ gelu_tanh'(pre[N,I])   (overwritten; the weight gradients are
+// linear_backward's with din = null)
+template <typename T>
+void linear_backward_input_dgelu(T* din, const T* dout, const T* W, const T* pre, int N, int I, int O) {
+  gemm(false, false, N, I, O, T(1), dout, O, W, I, T(0), din, I);
+  gelu_backward(din, din, pre, static_cast<long>(N) * I, GeluForm::Tanh);
 }
 
 }  // namespace paratrain::cpu
