@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { validateConfig } from '../config/load';
 import { atomicWriteFile } from '../files/atomic-write';
 import { createEngine } from './engine';
+import { DEVICES, type Precision } from '../plan/devices';
 import { loadNative } from './native';
 
 export interface CpuPeak {
@@ -93,6 +94,20 @@ const cacheFile = (cacheDir: string) => path.join(cacheDir, 'cpu-peak.json');
 export function cachedCpuPeak(cacheDir: string, threads: number): number | undefined {
   const hit = readCache(cacheFile(cacheDir))[peakKey(threads)];
   return hit && Number.isFinite(hit.flops) && hit.flops > 0 ? hit.flops : undefined;
+}
+
+/**
+ * A GPU's MFU denominator: its datasheet dense peak for the run's precision (src/plan/devices.ts),
+ * found by the card's name in what the CUDA addon reports (`blasCore`: "cuBLASLt on NVIDIA H100 80GB
+ * HBM3 (sm_90), …"). Undefined for a card the table does not know.
+ */
+export function gpuPeak(addonDescription: string, precision: Precision): { flops: number; source: string } | undefined {
+  for (const device of Object.values(DEVICES)) {
+    if (!new RegExp(`\\b${device.name}\\b`, 'i').test(addonDescription)) continue;
+    const flops = device.peakFlops[precision];
+    if (flops) return { flops, source: `datasheet: ${device.name} ${precision}` };
+  }
+  return undefined;
 }
 
 /** The cached peak for `threads`, else a fresh measurement, which is then cached. */

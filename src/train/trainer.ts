@@ -23,8 +23,8 @@ import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine, resolveThreads } from '../engine/engine';
 import { checkEngineMemory } from '../engine/memory';
-import { REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
-import { cpuPeak } from '../engine/peak';
+import { loadNative, REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
+import { cpuPeak, gpuPeak } from '../engine/peak';
 import {
   checkpointRoot,
   CheckpointSaver,
@@ -302,8 +302,12 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   const params = engine.numParams();
   const memory = engine.memoryReport();
   const mb = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1));
-  // MFU's denominator: this rank's peak (CPU: measured once per machine and thread count, cached).
-  const peak = await cpuPeak(c.data.cache_dir, resolveThreads(c.train.threads));
+  // MFU's denominator: this rank's peak (CPU: measured once per machine and thread count, cached;
+  // GPU: the card's datasheet dense peak for the precision; a card the table lacks logs mfu 0).
+  const peak =
+    c.device === 'cuda'
+      ? (gpuPeak(loadNative('cuda').blasCore, c.precision) ?? { flops: 0, source: 'unknown GPU' })
+      : await cpuPeak(c.data.cache_dir, resolveThreads(c.train.threads));
   const modelFlops = flopsPerToken(c);
   log.info(
     {

@@ -6,13 +6,23 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { cpuPeak } from '../../src/engine/peak';
+import { cpuPeak, gpuPeak } from '../../src/engine/peak';
 import { stepMfu } from '../../src/train/mfu';
 
 const root = path.join(__dirname, '..', '..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-mfu-'));
 
 describe('MFU', () => {
+  it('on a GPU: the card’s datasheet dense peak for the run’s precision, found by its name', () => {
+    const h100 = 'cuBLASLt on NVIDIA H100 80GB HBM3 (sm_90), device 0 of 8';
+    expect(gpuPeak(h100, 'fp32')).toEqual({ flops: 67e12, source: 'datasheet: h100 fp32' });
+    expect(gpuPeak(h100, 'bf16')?.flops).toBe(989e12);
+    expect(gpuPeak('cuBLASLt on NVIDIA H200 (sm_90), device 0 of 1', 'bf16')?.source).toBe('datasheet: h200 bf16');
+    expect(gpuPeak('cuBLASLt on NVIDIA A100-SXM4-80GB (sm_80), device 0 of 1', 'fp32')?.flops).toBe(19.5e12);
+    expect(gpuPeak('cuBLASLt on Tesla T4 (sm_75), device 0 of 1', 'fp32')).toBeUndefined();
+    expect(gpuPeak('cuBLASLt on NVIDIA V100 (sm_70), device 0 of 1', 'bf16')).toBeUndefined(); // no bf16 there
+  });
+
   it("is the job's model FLOPs per rank per second over the rank's peak", () => {
     // 1 GFLOP per token, 4096 tokens in 0.5 s over 4 ranks of 4 TFLOP/s: 2048 GFLOP/s each, 51.2%.
     expect(stepMfu({ flopsPerToken: 1e9, tokens: 4096, seconds: 0.5, world: 4, peakFlops: 4e12 })).toBeCloseTo(
