@@ -3,11 +3,13 @@
 // instead of ending in std::bad_alloc or the kernel's OOM killer. The parameter count is exact (the
 // engine's own parameter table, built without buffers); activations follow the buffers the C++
 // parts allocate (cpp/model/block.h, stack.h, heads/), in fp32.
+import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 
 import { embeddingSize, generatorShape } from '../config/family';
 import { ConfigError, maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
+import { GPU_RUNTIME_BYTES } from '../plan/devices';
 import { paramTableFor, resolveThreads } from './engine';
 
 const F32 = 4;
@@ -90,26 +92,66 @@ function size(bytes: number): string {
 
 /**
  * Refuses (ERR_CONFIG, naming the keys to lower) a config whose engine, `processes` times on this
- * machine (the workers of one node), would not fit in `machineBytes` (default: os.totalmem()).
- * Only the CPU engine is checked: it keeps everything in host memory.
+ * machine (the workers of one node), would not fit: the CPU engine in `machineBytes` (default:
+ * os.totalmem()), the CUDA engine in one GPU's memory (default: the smallest card nvidia-smi lists;
+ * no check where it lists none), with the workers beyond one per GPU sharing cards.
  */
+/** The smallest GPU's memory on this node and the card count (nvidia-smi), or undefined where it cannot say. */
+export function smallestGpuBytes(): { bytes: number; count: number } | undefined {
+  const r = spawnSync('nvidia-smi', ['--query-gpu=memory.total', '--format=csv,noheader,nounits'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (r.status !== 0) return undefined;
+  const mib = r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isFinite(n) && n > 0);
+  return mib.length > 0 ? { bytes: Math.min(...mib) * 2 ** 20, count: mib.length } : undefined;
+}
+
 export function checkEngineMemory(
   c: Config,
-  opts: { processes?: number; tp?: number; machineBytes?: number } = {},
+  opts: {
+    processes?: number;
+    tp?: number;
+    machineBytes?: number;
+    /** device: cuda — memory of one GPU and how many there are (default: nvidia-smi; unknown: no check). */
+    gpu?: { bytes: number; count: number };
+  } = {},
 ): MemoryEstimate {
   const est = estimateEngineMemory(c, opts.tp);
   const processes = opts.processes ?? 1;
-  const machine = opts.machineBytes ?? os.totalmem();
-  const needed = est.total * processes;
-  if (c.device !== 'cpu' || needed <= machine) return est;
   const m = c.model;
-  const state = est.parameters + est.gradients + est.optimizerState + est.checkpointCopy;
   const modelKeys =
     `model.layers (${m.layers}), model.hidden (${m.hidden}), model.ffn (${m.ffn}) or model.vocab_size ` +
     `(${m.vocab_size}) for the parameters, or split them over more ranks (parallel.tensor: ${c.parallel.tensor})`;
   const batchKeys =
     `train.micro_batch (${c.train.micro_batch}) or model.seq_len (${m.seq_len}) for the activations ` +
     `(train.grad_accum keeps the global batch)`;
+  if (c.device === 'cuda') {
+    // On the GPU: the state and activations, plus the CUDA context and libraries' workspace; the
+    // checkpoint copy stays in host memory. Workers beyond one per GPU share cards (LOCAL_RANK modulo).
+    const gpu = opts.gpu ?? smallestGpuBytes();
+    if (!gpu) return est;
+    const perWorker = est.parameters + est.gradients + est.optimizerState + est.activations + GPU_RUNTIME_BYTES;
+    const sharing = Math.ceil(processes / gpu.count);
+    if (perWorker * sharing <= gpu.bytes) return est;
+    const device = est.parameters + est.gradients + est.optimizerState;
+    throw new ConfigError(
+      `${sharing === 1 ? 'each GPU' : `each GPU, shared by ${sharing} workers,`} would need about ` +
+        `${size(perWorker * sharing)}, and it has ${size(gpu.bytes)}:`,
+      [
+        `per worker: parameters ${size(est.parameters)}, gradients ${size(est.gradients)}, optimizer state ` +
+          `${size(est.optimizerState)}, activations ${size(est.activations)}, CUDA runtime ${size(GPU_RUNTIME_BYTES)}`,
+        `lower ${device >= est.activations ? `${modelKeys}; or ${batchKeys}` : `${batchKeys}; or ${modelKeys}`}`,
+      ],
+    );
+  }
+  const machine = opts.machineBytes ?? os.totalmem();
+  const needed = est.total * processes;
+  if (needed <= machine) return est;
+  const state = est.parameters + est.gradients + est.optimizerState + est.checkpointCopy;
   const who = processes === 1 ? 'the engine' : `${processes} workers on this machine`;
   throw new ConfigError(`${who} would need about ${size(needed)} of memory, and this machine has ${size(machine)}:`, [
     `per process: parameters ${size(est.parameters)}, gradients ${size(est.gradients)}, optimizer state ` +

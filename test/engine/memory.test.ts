@@ -97,6 +97,22 @@ describe('memory estimate', () => {
     },
   );
 
+  it('device: cuda — refuses what one GPU cannot hold (state and activations there, the copy on the host)', () => {
+    const c = { ...tiny('gpt', { seq_len: 4096 }), device: 'cuda' as const };
+    const est = estimateEngineMemory(c, 1);
+    const onGpu = est.parameters + est.gradients + est.optimizerState + est.activations + 2 ** 30;
+    expect(checkEngineMemory(c, { gpu: { bytes: onGpu, count: 1 } }).total).toBe(est.total);
+    const e = refusal(() => checkEngineMemory(c, { gpu: { bytes: onGpu - 1, count: 1 } }));
+    expect(e.code).toBe('ERR_CONFIG');
+    expect(e.message).toMatch(/^each GPU would need about [\d.]+ GB, and it has [\d.]+ GB:/);
+    expect(e.message).toMatch(/per worker: parameters .*, activations .*, CUDA runtime 1\.1 GB/);
+    expect(e.message).toMatch(/lower train\.micro_batch \(2\) or model\.seq_len \(4096\) for the activations/);
+    // Four workers on two GPUs: two share each card.
+    const shared = refusal(() => checkEngineMemory(c, { processes: 4, gpu: { bytes: onGpu * 1.5, count: 2 } }));
+    expect(shared.message).toMatch(/^each GPU, shared by 2 workers, would need about/);
+    expect(checkEngineMemory(c, { processes: 4, gpu: { bytes: onGpu * 1.5, count: 4 } }).total).toBe(est.total);
+  });
+
   it('refuses what the machine cannot hold, naming the keys, the biggest part first', () => {
     const big = tiny('bert', { hidden: 65536, heads: 64, ffn: 65536 });
     const e = refusal(() => checkEngineMemory(big));
