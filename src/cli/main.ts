@@ -1,5 +1,5 @@
 // main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate
-// (launch, checkpoint, preprocess, evaluate / predict / embed and build register themselves).
+// (launch, checkpoint, preprocess, evaluate / predict / embed, build, plan and dashboard register themselves).
 import { Command, Option } from 'commander';
 
 import * as os from 'node:os';
@@ -17,6 +17,7 @@ import { START_FRESH_HELP, startFreshProblem } from '../train/checkpointing';
 import { train, TrainingError, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
+import { registerDashboardCommand } from './dashboard-command';
 import { registerPlanCommand } from './plan-command';
 import { registerPreprocessCommand } from './preprocess-command';
 import { registerTaskCommands } from './task-commands';
@@ -201,6 +202,7 @@ export function buildCli(): Command {
   registerTaskCommands(program);
   registerBuildCommand(program);
   registerPlanCommand(program);
+  registerDashboardCommand(program);
   return program;
 }
 

@@ -1,0 +1,84 @@
+// records.ts — the dashboard's view of a run log (<run.dir>/log.jsonl, src/train/log.ts): each line
+// becomes a step, an eval or an event record, trimmed to what the page draws, so the browser gets
+// one small shape and never the whole log line. Lines that are not JSON objects are skipped.
+
+export interface StepPoint {
+  kind: 'step';
+  step: number;
+  loss: number;
+  losses: Record<string, number>;
+  lr?: number;
+  grad_norm?: number;
+  tokens_per_s?: number;
+  mfu?: number;
+  step_ms?: number;
+  dp_wait_ms?: number;
+}
+
+export interface EvalPoint {
+  kind: 'eval';
+  step: number;
+  loss: number;
+  losses: Record<string, number>;
+}
+
+export interface RunEvent {
+  kind: 'event';
+  event: string;
+  time?: string;
+  step?: number;
+  level: 'info' | 'warn' | 'error';
+  msg: string;
+}
+
+export type DashboardRecord = StepPoint | EvalPoint | RunEvent;
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function numbers(v: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (v && typeof v === 'object')
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (isNumber(x)) out[k] = x;
+  return out;
+}
+
+function optionalNumbers<K extends string>(r: Record<string, unknown>, keys: readonly K[]): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const k of keys) if (isNumber(r[k])) out[k] = r[k] as number;
+  return out;
+}
+
+const STEP_FIELDS = ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms'] as const;
+
+// pino's numeric levels: 40 warn, 50 error and above.
+function levelName(level: unknown): RunEvent['level'] {
+  if (!isNumber(level) || level < 40) return 'info';
+  return level < 50 ? 'warn' : 'error';
+}
+
+/** One log line as a dashboard record; undefined for a malformed line or one the page does not show. */
+export function parseLogLine(line: string): DashboardRecord | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!r || typeof r !== 'object' || Array.isArray(r)) return undefined;
+  const o = r as Record<string, unknown>;
+  const msg = typeof o.msg === 'string' ? o.msg : '';
+  if (o.event === 'eval' && isNumber(o.step) && isNumber(o.eval_loss))
+    return { kind: 'eval', step: o.step, loss: o.eval_loss, losses: numbers(o.eval_losses) };
+  if (typeof o.event === 'string' || levelName(o.level) !== 'info')
+    return {
+      kind: 'event',
+      event: typeof o.event === 'string' ? o.event : levelName(o.level),
+      ...(typeof o.time === 'string' ? { time: o.time } : {}),
+      ...(isNumber(o.step) ? { step: o.step } : {}),
+      level: levelName(o.level),
+      msg,
+    };
+  if (isNumber(o.step) && isNumber(o.loss))
+    return { kind: 'step', step: o.step, loss: o.loss, losses: numbers(o.losses), ...optionalNumbers(o, STEP_FIELDS) };
+  return undefined;
+}

@@ -1,0 +1,68 @@
+// tail.ts — follows a run's log.jsonl as it grows: reads the bytes added since the last look and
+// hands over each complete line (a half-written last line waits for its newline). It polls the
+// file's size rather than trusting fs.watch, which misses writes on network filesystems and
+// cannot watch a file that does not exist yet (a run that is just starting).
+import * as fs from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+
+export class LogTail {
+  private offset = 0;
+  private partial = '';
+  // Keeps a UTF-8 character cut between two reads whole.
+  private decoder = new StringDecoder('utf8');
+  private timer: NodeJS.Timeout | undefined;
+  private reading = false;
+
+  constructor(
+    readonly file: string,
+    private readonly onLine: (line: string) => void,
+    /** Called when the file was cut shorter (a new run in the same directory): lines restart from 0. */
+    private readonly onReset: () => void = () => {},
+  ) {}
+
+  /** Reads what is there now, then keeps polling every `intervalMs`. */
+  start(intervalMs = 250): void {
+    this.poll();
+    this.timer = setInterval(() => this.poll(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Reads any new complete lines now (synchronously: the file is local and the step is small). */
+  poll(): void {
+    if (this.reading) return;
+    this.reading = true;
+    try {
+      let size: number;
+      try {
+        size = fs.statSync(this.file).size;
+      } catch {
+        return; // not written yet
+      }
+      if (size < this.offset) {
+        this.offset = 0;
+        this.partial = '';
+        this.decoder = new StringDecoder('utf8');
+        this.onReset();
+      }
+      if (size === this.offset) return;
+      const fd = fs.openSync(this.file, 'r');
+      try {
+        const buf = Buffer.alloc(size - this.offset);
+        const n = fs.readSync(fd, buf, 0, buf.length, this.offset);
+        this.offset += n;
+        const lines = (this.partial + this.decoder.write(buf.subarray(0, n))).split('\n');
+        this.partial = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) this.onLine(line);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      this.reading = false;
+    }
+  }
+}
