@@ -8,7 +8,6 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
-import { PACKAGE_ROOT } from '../package-root';
 import { parseLogLine, type DashboardRecord } from './records';
 import { LogTail } from './tail';
 
@@ -46,10 +45,10 @@ interface Asset {
   body: Buffer;
 }
 
-// The page lives in src/dashboard/page/ (plain files, shipped as they are: no build step); uPlot
-// comes from its npm package.
+// The page is plain files in src/dashboard/page/, which the build copies to dist/dashboard/page/
+// unchanged (no bundler, nothing for a user to build); uPlot comes from its npm package.
 function loadAssets(): Map<string, Asset> {
-  const page = path.join(PACKAGE_ROOT, 'src', 'dashboard', 'page');
+  const page = path.join(__dirname, 'page');
   const uplot = path.dirname(require.resolve('uplot'));
   const files: Array<[string, string, string]> = [
     ['/', path.join(page, 'index.html'), 'text/html; charset=utf-8'],

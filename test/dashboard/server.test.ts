@@ -1,0 +1,230 @@
+// The dashboard's HTTP surface without a browser: what it serves, what it refuses (other paths,
+// traversal, anything but GET, foreign Host headers), where it listens by default, and the stream
+// that pushes lines appended to the log. The page itself is tested in dashboard.test.ts.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { parseLogLine } from '../../src/dashboard/records';
+import { startDashboard, type Dashboard } from '../../src/dashboard/server';
+
+const root = path.join(__dirname, '..', '..');
+
+const stepLine = (step: number) =>
+  JSON.stringify({
+    level: 30,
+    time: '2026-01-01T00:00:00.000Z',
+    step,
+    loss: 10 - step,
+    losses: { mlm: 9 - step, nsp: 0.7 },
+    lr: 0.001,
+    grad_norm: 2,
+    tokens_per_s: 3000,
+    mfu: 0.4,
+    step_ms: 700,
+    msg: `step ${step}`,
+  });
+
+/** A request exactly as written (fetch would normalise `/../` away before sending it). */
+function raw(
+  port: number,
+  reqPath: string,
+  opts: { method?: string; host?: string } = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: reqPath,
+        method: opts.method ?? 'GET',
+        headers: opts.host ? { host: opts.host } : {},
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function tmpRun(lines: string[] | undefined): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-dashboard-'));
+  if (lines) fs.writeFileSync(path.join(dir, 'log.jsonl'), lines.map((l) => l + '\n').join(''));
+  return dir;
+}
+
+describe('parseLogLine', () => {
+  it('keeps steps, evals and events in the shape the page draws, and skips what is not a record', () => {
+    expect(parseLogLine(stepLine(3))).toMatchObject({ kind: 'step', step: 3, loss: 7, losses: { mlm: 6 }, mfu: 0.4 });
+    expect(parseLogLine('{"event":"eval","step":5,"eval_loss":4.5,"eval_losses":{"mlm":4}}')).toEqual({
+      kind: 'eval',
+      step: 5,
+      loss: 4.5,
+      losses: { mlm: 4 },
+    });
+    expect(parseLogLine('{"level":30,"event":"checkpoint","step":5,"msg":"saved"}')).toMatchObject({
+      kind: 'event',
+      event: 'checkpoint',
+      step: 5,
+      level: 'info',
+    });
+    expect(parseLogLine('{"level":50,"msg":"worker 1 died"}')).toMatchObject({ event: 'error', level: 'error' });
+    for (const bad of ['{"step":1', 'not json', '[1,2]', 'null', '{"step":"1","loss":2}'])
+      expect(parseLogLine(bad)).toBeUndefined();
+  });
+});
+
+describe('paratrain dashboard over HTTP', () => {
+  let run: string;
+  let dash: Dashboard;
+
+  beforeAll(async () => {
+    run = tmpRun([
+      '{"level":30,"event":"start","msg":"training"}',
+      stepLine(1),
+      '{"step": 2, "loss": ', // a line cut short
+      'garbage',
+      stepLine(2),
+    ]);
+    dash = await startDashboard({ runDir: run, port: 0, pollMs: 50 });
+  });
+  afterAll(async () => {
+    await dash?.close();
+    fs.rmSync(run, { recursive: true, force: true });
+  });
+
+  it('listens on loopback unless told otherwise and prints a URL there', () => {
+    expect(dash.host).toBe('127.0.0.1');
+    expect(dash.url).toBe(`http://127.0.0.1:${dash.port}/`);
+  });
+
+  it('serves the page, its script and style, uPlot and the records; malformed lines are skipped', async () => {
+    for (const [p, type] of [
+      ['/', 'text/html'],
+      ['/dashboard.js', 'text/javascript'],
+      ['/dashboard.css', 'text/css'],
+      ['/uplot.js', 'text/javascript'],
+      ['/uplot.css', 'text/css'],
+    ]) {
+      const r = await raw(dash.port, p);
+      expect(r.status, p).toBe(200);
+      expect(r.headers['content-type']).toContain(type);
+      expect(r.headers['x-content-type-options']).toBe('nosniff');
+    }
+    const r = JSON.parse((await raw(dash.port, '/records.json')).body);
+    expect(r.skipped).toBe(2);
+    expect(r.records.map((x: { kind: string }) => x.kind)).toEqual(['event', 'step', 'step']);
+  });
+
+  it('answers 404 to any other path, traversal included: no file is looked up from a URL', async () => {
+    for (const p of [
+      '/nope',
+      '/log.jsonl',
+      '/../log.jsonl',
+      '/%2e%2e/log.jsonl',
+      '/dashboard.js/../../package.json',
+      '/../../../../etc/passwd',
+      '//etc/passwd',
+      '/node_modules/uplot/package.json',
+      '/page/',
+    ])
+      expect((await raw(dash.port, p)).status, p).toBe(404);
+  });
+
+  it('refuses every method but GET and HEAD', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+      const r = await raw(dash.port, '/', { method });
+      expect(r.status, method).toBe(405);
+      expect(r.headers.allow).toBe('GET, HEAD');
+    }
+    expect((await raw(dash.port, '/', { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('on loopback, refuses requests for another host name (DNS rebinding)', async () => {
+    expect((await raw(dash.port, '/', { host: 'evil.example:80' })).status).toBe(403);
+    expect((await raw(dash.port, '/', { host: `localhost:${dash.port}` })).status).toBe(200);
+  });
+
+  it('streams the records, then each line appended to the log', async () => {
+    const messages: unknown[][] = [];
+    const req = http.get({ host: '127.0.0.1', port: dash.port, path: '/events' });
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      buf += chunk;
+      let end;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const data = buf
+          .slice(0, end)
+          .split('\n')
+          .find((l) => l.startsWith('data: '));
+        if (data) messages.push(JSON.parse(data.slice(6)));
+        buf = buf.slice(end + 2);
+      }
+    });
+    await expect.poll(() => messages.length).toBe(1);
+    expect(messages[0]).toHaveLength(3);
+    fs.appendFileSync(path.join(run, 'log.jsonl'), stepLine(3) + '\n' + stepLine(4).slice(0, 20));
+    await expect.poll(() => messages.length).toBe(2);
+    expect(messages[1]).toMatchObject([{ kind: 'step', step: 3 }]);
+    // The half-written line waits for its end.
+    fs.appendFileSync(path.join(run, 'log.jsonl'), stepLine(4).slice(20) + '\n');
+    await expect.poll(() => messages.length).toBe(3);
+    expect(messages[2]).toMatchObject([{ kind: 'step', step: 4, loss: 6 }]);
+    req.destroy();
+  });
+});
+
+describe('paratrain dashboard: what it refuses to start with', () => {
+  it('a run directory without log.jsonl: a clear error, exit 1 (unless --wait)', () => {
+    const dir = tmpRun(undefined);
+    const r = spawnSync(process.execPath, [path.join(root, 'bin', 'paratrain.js'), 'dashboard', dir, '--port', '0'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('ERR_DASHBOARD_NO_LOG');
+    expect(r.stderr).toContain(`${dir} has no log.jsonl`);
+    expect(r.stderr).toContain('--wait');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--wait serves at once and shows the log when the run writes it', async () => {
+    const dir = tmpRun(undefined);
+    const dash = await startDashboard({ runDir: dir, port: 0, wait: true, pollMs: 50 });
+    try {
+      expect(JSON.parse((await raw(dash.port, '/records.json')).body).records).toEqual([]);
+      fs.writeFileSync(path.join(dir, 'log.jsonl'), stepLine(1) + '\n');
+      await expect.poll(async () => JSON.parse((await raw(dash.port, '/records.json')).body).records.length).toBe(1);
+    } finally {
+      await dash.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a port in use: an error that names the port and --port', async () => {
+    const dir = tmpRun([stepLine(1)]);
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      await expect(startDashboard({ runDir: dir, port })).rejects.toMatchObject({
+        code: 'ERR_DASHBOARD_PORT',
+        message: expect.stringMatching(new RegExp(`port ${port} .*in use.*--port`)),
+      });
+    } finally {
+      blocker.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
