@@ -1,6 +1,6 @@
 // server.ts — the dashboard's HTTP server (node:http, nothing else): one page, its script and
-// style, uPlot's two files, a JSON snapshot of the run's records and a server-sent-event stream that
-// pushes new records as the log grows. Read-only by construction: GET/HEAD only, a fixed table of
+// style, uPlot's two files, an empty favicon, a JSON snapshot of the run's records and a
+// server-sent-event stream that pushes new records as the log grows. Read-only by construction: GET/HEAD only, a fixed table of
 // paths (no file is looked up from a URL, so there is nothing to traverse), and nothing the page
 // sends reaches the run. docs/dashboard.md describes the endpoints and the security stance.
 import * as fs from 'node:fs';
@@ -162,6 +162,11 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       return send(200, JSON.stringify({ skipped: feed.skipped, records: feed.records }), {
         'Content-Type': 'application/json',
       });
+    // Browsers ask for an icon on their own; an empty answer keeps a 404 out of their console.
+    if (url === '/favicon.ico') {
+      res.writeHead(204, SECURITY_HEADERS);
+      return res.end();
+    }
     if (url === '/events') {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', ...SECURITY_HEADERS, Connection: 'keep-alive' });
       if (req.method === 'HEAD') return res.end();
