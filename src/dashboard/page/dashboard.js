@@ -10,6 +10,10 @@
   let events = [];
   const charts = new Map(); // chart id -> { plot, labels }
 
+  // Steps are whole numbers: ticks at 1, 2, 5, 10, 20, 50, … never at 2.5.
+  const STEP_TICKS = [];
+  for (let p = 1; p <= 1e9; p *= 10) STEP_TICKS.push(p, 2 * p, 5 * p);
+
   const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
   /** Named losses worth their own curve: a model with one loss logs only its total. */
@@ -75,6 +79,7 @@
         width: chartWidth(el),
         height: 260,
         scales: { x: { time: false } },
+        axes: [{ incrs: STEP_TICKS }, {}],
         series: [
           { label: 'step' },
           ...labels.map((label, i) => ({
