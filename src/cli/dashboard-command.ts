@@ -13,6 +13,14 @@ export function parsePort(flag: string, text: string): number {
   return n;
 }
 
+/** `--dashboard [HOST:]PORT` of `paratrain train`: '6006', '0.0.0.0:6006', '[::1]:6006'. */
+export function parseListenAddress(flag: string, text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?([^:]+)$/.exec(text.trim());
+  if (!m)
+    throw new DashboardError('ERR_DASHBOARD_OPTION', `${flag}: '${text}' is not [HOST:]PORT (e.g. 6006, 0.0.0.0:6006)`);
+  return { host: m[1] ?? m[2] ?? DEFAULT_HOST, port: parsePort(flag, m[3]) };
+}
+
 /** Serves until SIGINT or SIGTERM, then closes the server (the open pages see the stream end). */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {

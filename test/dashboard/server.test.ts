@@ -1,7 +1,7 @@
 // The dashboard's HTTP surface without a browser: what it serves, what it refuses (other paths,
 // traversal, anything but GET, foreign Host headers), where it listens by default, and the stream
 // that pushes lines appended to the log. The page itself is tested in dashboard.test.ts.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { parseListenAddress } from '../../src/cli/dashboard-command';
 import { parseLogLine } from '../../src/dashboard/records';
 import { startDashboard, type Dashboard } from '../../src/dashboard/server';
 
@@ -224,6 +225,74 @@ describe('paratrain dashboard: what it refuses to start with', () => {
       });
     } finally {
       blocker.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('paratrain train --dashboard [HOST:]PORT', () => {
+  it('parses the address: a port alone is on loopback', () => {
+    expect(parseListenAddress('--dashboard', '6006')).toEqual({ host: '127.0.0.1', port: 6006 });
+    expect(parseListenAddress('--dashboard', '0.0.0.0:0')).toEqual({ host: '0.0.0.0', port: 0 });
+    expect(parseListenAddress('--dashboard', '[::1]:7000')).toEqual({ host: '::1', port: 7000 });
+    for (const bad of ['', 'x', '::1:80', 'host:', 'host:70000', '1.2.3.4:-1'])
+      expect(() => parseListenAddress('--dashboard', bad), bad).toThrow(/--dashboard/);
+  });
+
+  it('serves the page of the run being trained, in the same process, and closes when it ends', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-train-dashboard-'));
+    const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
+    const set = (kv: string) => ['--set', kv];
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin', 'paratrain.js'),
+        'train',
+        '--config',
+        'bert-mini',
+        ...[
+          'model.layers=1',
+          'model.hidden=32',
+          'model.heads=2',
+          'model.ffn=64',
+          'model.vocab_size=800',
+          'model.seq_len=32',
+          'train.micro_batch=4',
+          'train.steps=300',
+          'train.log_every=1',
+          'train.eval_every=0',
+          'checkpoint.every=0',
+          'data.max_documents=30',
+          `data.cache_dir=${cacheDir}`,
+          `run.dir=${dir}`,
+        ].flatMap(set),
+        '--dashboard',
+        '0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await expect.poll(() => /dashboard of this run at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1]).toBeTruthy();
+      const port = Number(/127\.0\.0\.1:(\d+)\//.exec(stderr)![1]);
+      // While it trains, the page's records grow with the run's steps.
+      let steps = 0;
+      while (steps === 0 && child.exitCode === null) {
+        try {
+          const r = JSON.parse((await raw(port, '/records.json')).body) as { records: { kind: string }[] };
+          steps = r.records.filter((x) => x.kind === 'step').length;
+        } catch {
+          break; // closed: the run ended
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(steps).toBeGreaterThan(0);
+      expect(await exited).toBe(0);
+      await expect(raw(port, '/')).rejects.toThrow();
+    } finally {
+      child.kill();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
