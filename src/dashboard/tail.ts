@@ -5,13 +5,14 @@
 import * as fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 
+const READ_SLICE = 4 << 20;
+
 export class LogTail {
   private offset = 0;
   private partial = '';
   // Keeps a UTF-8 character cut between two reads whole.
   private decoder = new StringDecoder('utf8');
   private timer: NodeJS.Timeout | undefined;
-  private reading = false;
 
   constructor(
     readonly file: string,
@@ -32,37 +33,35 @@ export class LogTail {
     this.timer = undefined;
   }
 
-  /** Reads any new complete lines now (synchronously: the file is local and the step is small). */
+  /** Reads any new complete lines now (synchronously: the file is local and each read is bounded). */
   poll(): void {
-    if (this.reading) return;
-    this.reading = true;
+    let size: number;
     try {
-      let size: number;
-      try {
-        size = fs.statSync(this.file).size;
-      } catch {
-        return; // not written yet
-      }
-      if (size < this.offset) {
-        this.offset = 0;
-        this.partial = '';
-        this.decoder = new StringDecoder('utf8');
-        this.onReset();
-      }
-      if (size === this.offset) return;
-      const fd = fs.openSync(this.file, 'r');
-      try {
-        const buf = Buffer.alloc(size - this.offset);
-        const n = fs.readSync(fd, buf, 0, buf.length, this.offset);
+      size = fs.statSync(this.file).size;
+    } catch {
+      return; // not written yet
+    }
+    if (size < this.offset) {
+      this.offset = 0;
+      this.partial = '';
+      this.decoder = new StringDecoder('utf8');
+      this.onReset();
+    }
+    if (size === this.offset) return;
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      // A long log read at start-up comes in slices, not one buffer the size of the file.
+      const buf = Buffer.alloc(Math.min(size - this.offset, READ_SLICE));
+      while (this.offset < size) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - this.offset), this.offset);
+        if (n === 0) break;
         this.offset += n;
         const lines = (this.partial + this.decoder.write(buf.subarray(0, n))).split('\n');
         this.partial = lines.pop() ?? '';
         for (const line of lines) if (line.trim()) this.onLine(line);
-      } finally {
-        fs.closeSync(fd);
       }
     } finally {
-      this.reading = false;
+      fs.closeSync(fd);
     }
   }
 }

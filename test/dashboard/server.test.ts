@@ -200,13 +200,18 @@ describe('paratrain dashboard: what it refuses to start with', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('--wait serves at once and shows the log when the run writes it', async () => {
+  it('--wait serves at once and shows the log when the run writes it, and again when it restarts', async () => {
     const dir = tmpRun(undefined);
     const dash = await startDashboard({ runDir: dir, port: 0, wait: true, pollMs: 50 });
     try {
       expect(JSON.parse((await raw(dash.port, '/records.json')).body).records).toEqual([]);
       fs.writeFileSync(path.join(dir, 'log.jsonl'), stepLine(1) + '\n');
       await expect.poll(async () => JSON.parse((await raw(dash.port, '/records.json')).body).records.length).toBe(1);
+      // A new run in the same directory starts the log again: so does the page.
+      fs.writeFileSync(path.join(dir, 'log.jsonl'), '{"event":"start","msg":"again"}\n');
+      await expect
+        .poll(async () => JSON.parse((await raw(dash.port, '/records.json')).body).records)
+        .toMatchObject([{ kind: 'event', event: 'start', msg: 'again' }]);
     } finally {
       await dash.close();
       fs.rmSync(dir, { recursive: true, force: true });
