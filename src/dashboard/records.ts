@@ -56,8 +56,12 @@ function levelName(level: unknown): RunEvent['level'] {
   return level < 50 ? 'warn' : 'error';
 }
 
-/** One log line as a dashboard record; undefined for a malformed line or one the page does not show. */
-export function parseLogLine(line: string): DashboardRecord | undefined {
+/**
+ * One log line as a dashboard record; undefined for a malformed line or one the page does not show.
+ * `eventsOnly` (the launcher's log, whose step lines repeat rank 0's): its other lines are events,
+ * named by their `event`, else their `component` (coordinator, agent), else 'launcher'.
+ */
+export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}): DashboardRecord | undefined {
   let r: unknown;
   try {
     r = JSON.parse(line);
@@ -67,18 +71,34 @@ export function parseLogLine(line: string): DashboardRecord | undefined {
   if (!r || typeof r !== 'object' || Array.isArray(r)) return undefined;
   const o = r as Record<string, unknown>;
   const msg = typeof o.msg === 'string' ? o.msg : '';
+  const isStep = isNumber(o.step) && isNumber(o.loss) && o.event === undefined;
+  if (opts.eventsOnly) {
+    if (isStep) return undefined;
+    const name = typeof o.event === 'string' ? o.event : typeof o.component === 'string' ? o.component : 'launcher';
+    return event(o, name, msg);
+  }
   if (o.event === 'eval' && isNumber(o.step) && isNumber(o.eval_loss))
     return { kind: 'eval', step: o.step, loss: o.eval_loss, losses: numbers(o.eval_losses) };
   if (typeof o.event === 'string' || levelName(o.level) !== 'info')
+    return event(o, typeof o.event === 'string' ? o.event : levelName(o.level), msg);
+  if (isStep)
     return {
-      kind: 'event',
-      event: typeof o.event === 'string' ? o.event : levelName(o.level),
-      ...(typeof o.time === 'string' ? { time: o.time } : {}),
-      ...(isNumber(o.step) ? { step: o.step } : {}),
-      level: levelName(o.level),
-      msg,
+      kind: 'step',
+      step: o.step as number,
+      loss: o.loss as number,
+      losses: numbers(o.losses),
+      ...optionalNumbers(o, STEP_FIELDS),
     };
-  if (isNumber(o.step) && isNumber(o.loss))
-    return { kind: 'step', step: o.step, loss: o.loss, losses: numbers(o.losses), ...optionalNumbers(o, STEP_FIELDS) };
   return undefined;
+}
+
+function event(o: Record<string, unknown>, name: string, msg: string): RunEvent {
+  return {
+    kind: 'event',
+    event: name,
+    ...(typeof o.time === 'string' ? { time: o.time } : {}),
+    ...(isNumber(o.step) ? { step: o.step } : {}),
+    level: levelName(o.level),
+    msg,
+  };
 }

@@ -1,6 +1,6 @@
 // server.ts — the dashboard's HTTP server (node:http, nothing else): one page, its script and
 // style, uPlot's two files, an empty favicon, a JSON snapshot of the run's records and a
-// server-sent-event stream that pushes new records as the log grows. Read-only by construction: GET/HEAD only, a fixed table of
+// server-sent-event stream that pushes new records as the logs grow. Read-only by construction: GET/HEAD only, a fixed table of
 // paths (no file is looked up from a URL, so there is nothing to traverse), and nothing the page
 // sends reaches the run. docs/dashboard.md describes the endpoints and the security stance.
 import * as fs from 'node:fs';
@@ -75,8 +75,8 @@ class RunFeed {
   skipped = 0;
   readonly streams = new Map<http.ServerResponse, number>();
 
-  add(line: string): void {
-    const r = parseLogLine(line);
+  add(line: string, eventsOnly: boolean): void {
+    const r = parseLogLine(line, { eventsOnly });
     if (r) this.records.push(r);
     else this.skipped += 1;
   }
@@ -124,12 +124,24 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
 
   const assets = loadAssets();
   const feed = new RunFeed();
-  const tail = new LogTail(
-    logFile,
-    (line) => feed.add(line),
-    () => feed.reset(),
+  // Rank 0's log, and node 0's launcher log for a launched job's own events (joins, failures,
+  // restarts). When either file is cut (a new run), both are read again from the top.
+  const sources: Array<[string, boolean]> = [
+    [logFile, false],
+    [path.join(opts.runDir, 'logs', 'launcher-node-0.jsonl'), true],
+  ];
+  const tails: LogTail[] = sources.map(
+    ([file, eventsOnly]) =>
+      new LogTail(
+        file,
+        (line) => feed.add(line, eventsOnly),
+        () => {
+          feed.reset();
+          for (const t of tails) t.rewind();
+        },
+      ),
   );
-  tail.start(opts.pollMs);
+  for (const t of tails) t.start(opts.pollMs);
   // Push what the poll added; one timer for all open pages.
   const push = setInterval(() => feed.flush(), opts.pollMs ?? 250);
   push.unref();
@@ -185,7 +197,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      tail.stop();
+      for (const t of tails) t.stop();
       clearInterval(push);
       clearInterval(keepAlive);
       if (err.code === 'EADDRINUSE')
@@ -212,7 +224,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     host,
     port: bound,
     async close() {
-      tail.stop();
+      for (const t of tails) t.stop();
       clearInterval(push);
       clearInterval(keepAlive);
       for (const res of feed.streams.keys()) res.end();

@@ -33,6 +33,13 @@ export class LogTail {
     this.timer = undefined;
   }
 
+  /** Reads the file again from its first byte at the next poll. */
+  rewind(): void {
+    this.offset = 0;
+    this.partial = '';
+    this.decoder = new StringDecoder('utf8');
+  }
+
   /** Reads any new complete lines now (synchronously: the file is local and each read is bounded). */
   poll(): void {
     let size: number;
@@ -42,9 +49,7 @@ export class LogTail {
       return; // not written yet
     }
     if (size < this.offset) {
-      this.offset = 0;
-      this.partial = '';
-      this.decoder = new StringDecoder('utf8');
+      this.rewind();
       this.onReset();
     }
     if (size === this.offset) return;

@@ -187,6 +187,35 @@ describe('paratrain dashboard over HTTP', () => {
   });
 });
 
+describe('paratrain dashboard of a launched job', () => {
+  it("adds the launcher log's events (joins, failures, restarts), not its merged steps", async () => {
+    const dir = tmpRun([stepLine(1)]);
+    fs.mkdirSync(path.join(dir, 'logs'));
+    fs.writeFileSync(
+      path.join(dir, 'logs', 'launcher-node-0.jsonl'),
+      [
+        '{"level":30,"time":"t1","component":"coordinator","msg":"node 0 joined"}',
+        JSON.stringify({ ...JSON.parse(stepLine(1)), dpRanks: 2 }),
+        '{"level":50,"time":"t2","component":"coordinator","msg":"rank 1 exited with code 9"}',
+        '{"level":30,"time":"t3","msg":"node 0: every worker finished"}',
+      ].join('\n') + '\n',
+    );
+    const dash = await startDashboard({ runDir: dir, port: 0, pollMs: 50 });
+    try {
+      const { records } = JSON.parse((await raw(dash.port, '/records.json')).body);
+      expect(records.filter((r: { kind: string }) => r.kind === 'step')).toHaveLength(1);
+      expect(records.filter((r: { kind: string }) => r.kind === 'event')).toEqual([
+        { kind: 'event', event: 'coordinator', time: 't1', level: 'info', msg: 'node 0 joined' },
+        { kind: 'event', event: 'coordinator', time: 't2', level: 'error', msg: 'rank 1 exited with code 9' },
+        { kind: 'event', event: 'launcher', time: 't3', level: 'info', msg: 'node 0: every worker finished' },
+      ]);
+    } finally {
+      await dash.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('paratrain dashboard: what it refuses to start with', () => {
   it('a run directory without log.jsonl: a clear error, exit 1 (unless --wait)', () => {
     const dir = tmpRun(undefined);

@@ -135,7 +135,9 @@
   function showEvents() {
     const body = document.querySelector('#events tbody');
     body.replaceChildren();
-    for (const e of events) {
+    // Two logs feed the list (rank 0's and the launcher's): show them in time order.
+    const byTime = events.slice().sort((a, b) => (a.time || '').localeCompare(b.time || ''));
+    for (const e of byTime) {
       const tr = document.createElement('tr');
       tr.dataset.event = e.event;
       tr.dataset.level = e.level;
