@@ -57,11 +57,12 @@ function levelName(level: unknown): RunEvent['level'] {
 }
 
 /**
- * One log line as a dashboard record; undefined for a malformed line or one the page does not show.
+ * One log line as a dashboard record: undefined for a malformed line (not a JSON object), null for
+ * a record the page does not show.
  * `eventsOnly` (the launcher's log, whose step lines repeat rank 0's): its other lines are events,
  * named by their `event`, else their `component` (coordinator, agent), else 'launcher'.
  */
-export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}): DashboardRecord | undefined {
+export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}): DashboardRecord | null | undefined {
   let r: unknown;
   try {
     r = JSON.parse(line);
@@ -73,7 +74,7 @@ export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}):
   const msg = typeof o.msg === 'string' ? o.msg : '';
   const isStep = isNumber(o.step) && isNumber(o.loss) && o.event === undefined;
   if (opts.eventsOnly) {
-    if (isStep) return undefined;
+    if (isStep) return null;
     const name = typeof o.event === 'string' ? o.event : typeof o.component === 'string' ? o.component : 'launcher';
     return event(o, name, msg);
   }
@@ -89,7 +90,7 @@ export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}):
       losses: numbers(o.losses),
       ...optionalNumbers(o, STEP_FIELDS),
     };
-  return undefined;
+  return null;
 }
 
 function event(o: Record<string, unknown>, name: string, msg: string): RunEvent {

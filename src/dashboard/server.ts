@@ -78,7 +78,7 @@ class RunFeed {
   add(line: string, eventsOnly: boolean): void {
     const r = parseLogLine(line, { eventsOnly });
     if (r) this.records.push(r);
-    else this.skipped += 1;
+    else if (r === undefined) this.skipped += 1; // malformed: a write cut short, or not a log
   }
 
   /** Sends each stream the records it has not had, as one message; the SSE id is the count sent. */

@@ -79,8 +79,10 @@ describe('parseLogLine', () => {
       level: 'info',
     });
     expect(parseLogLine('{"level":50,"msg":"worker 1 died"}')).toMatchObject({ event: 'error', level: 'error' });
-    for (const bad of ['{"step":1', 'not json', '[1,2]', 'null', '{"step":"1","loss":2}'])
-      expect(parseLogLine(bad)).toBeUndefined();
+    for (const bad of ['{"step":1', 'not json', '[1,2]', 'null']) expect(parseLogLine(bad), bad).toBeUndefined();
+    // A record, but none the page shows.
+    expect(parseLogLine('{"step":"1","loss":2}')).toBeNull();
+    expect(parseLogLine(stepLine(1), { eventsOnly: true })).toBeNull();
   });
 });
 
@@ -202,7 +204,8 @@ describe('paratrain dashboard of a launched job', () => {
     );
     const dash = await startDashboard({ runDir: dir, port: 0, pollMs: 50 });
     try {
-      const { records } = JSON.parse((await raw(dash.port, '/records.json')).body);
+      const { records, skipped } = JSON.parse((await raw(dash.port, '/records.json')).body);
+      expect(skipped).toBe(0);
       expect(records.filter((r: { kind: string }) => r.kind === 'step')).toHaveLength(1);
       expect(records.filter((r: { kind: string }) => r.kind === 'event')).toEqual([
         { kind: 'event', event: 'coordinator', time: 't1', level: 'info', msg: 'node 0 joined' },
