@@ -3,26 +3,11 @@
 // describes it. Bad flags are DashboardErrors; main.ts prints them.
 import type { Command } from 'commander';
 
-import { DashboardError, DEFAULT_HOST, DEFAULT_PORT, startDashboard } from '../dashboard/server';
-
-/** A port number from a flag, or a DashboardError naming the flag. */
-export function parsePort(flag: string, text: string): number {
-  const n = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || n > 65535)
-    throw new DashboardError('ERR_DASHBOARD_OPTION', `${flag}: '${text}' is not a port number (0 to 65535)`);
-  return n;
-}
-
-/** `--dashboard [HOST:]PORT` of `paratrain train`: '6006', '0.0.0.0:6006', '[::1]:6006'. */
-export function parseListenAddress(flag: string, text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?([^:]+)$/.exec(text.trim());
-  if (!m)
-    throw new DashboardError('ERR_DASHBOARD_OPTION', `${flag}: '${text}' is not [HOST:]PORT (e.g. 6006, 0.0.0.0:6006)`);
-  return { host: m[1] ?? m[2] ?? DEFAULT_HOST, port: parsePort(flag, m[3]) };
-}
+import { parsePort } from '../dashboard/listen-address';
+import { DEFAULT_HOST, DEFAULT_PORT, startDashboard } from '../dashboard/server';
 
 /** Serves until SIGINT or SIGTERM, then closes the server (the open pages see the stream end). */
-export function untilSignal(): Promise<NodeJS.Signals> {
+function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
     const on = (sig: NodeJS.Signals) => {

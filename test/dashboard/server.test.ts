@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { parseListenAddress } from '../../src/cli/dashboard-command';
+import { parseListenAddress } from '../../src/dashboard/listen-address';
 import { parseLogLine } from '../../src/dashboard/records';
 import { startDashboard, type Dashboard } from '../../src/dashboard/server';
 
@@ -267,7 +267,7 @@ describe('paratrain dashboard: what it refuses to start with', () => {
   });
 });
 
-describe('paratrain train --dashboard [HOST:]PORT', () => {
+describe('paratrain train|launch --dashboard [HOST:]PORT', () => {
   it('parses the address: a port alone is on loopback', () => {
     expect(parseListenAddress('--dashboard', '6006')).toEqual({ host: '127.0.0.1', port: 6006 });
     expect(parseListenAddress('--dashboard', '0.0.0.0:0')).toEqual({ host: '0.0.0.0', port: 0 });
@@ -276,45 +276,37 @@ describe('paratrain train --dashboard [HOST:]PORT', () => {
       expect(() => parseListenAddress('--dashboard', bad), bad).toThrow(/--dashboard/);
   });
 
-  it('serves the page of the run being trained, in the same process, and closes when it ends', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-train-dashboard-'));
-    const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
-    const set = (kv: string) => ['--set', kv];
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(root, 'bin', 'paratrain.js'),
-        'train',
-        '--config',
-        'bert-mini',
-        ...[
-          'model.layers=1',
-          'model.hidden=32',
-          'model.heads=2',
-          'model.ffn=64',
-          'model.vocab_size=800',
-          'model.seq_len=32',
-          'train.micro_batch=4',
-          'train.steps=300',
-          'train.log_every=1',
-          'train.eval_every=0',
-          'checkpoint.every=0',
-          'data.max_documents=30',
-          `data.cache_dir=${cacheDir}`,
-          `run.dir=${dir}`,
-        ].flatMap(set),
-        '--dashboard',
-        '0',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const tinyRun = (dir: string) =>
+    [
+      'model.layers=1',
+      'model.hidden=32',
+      'model.heads=2',
+      'model.ffn=64',
+      'model.vocab_size=800',
+      'model.seq_len=32',
+      'train.micro_batch=4',
+      'train.steps=300',
+      'train.log_every=1',
+      'train.eval_every=0',
+      'checkpoint.every=0',
+      'data.max_documents=30',
+      `data.cache_dir=${path.join(os.tmpdir(), 'paratrain-test-cache')}`,
+      `run.dir=${dir}`,
+    ].flatMap((kv) => ['--set', kv]);
+
+  /** Runs `paratrain ARGS --dashboard 0`; while it runs, reads the page's records; returns the steps seen. */
+  async function stepsSeenWhileRunning(args: string[], urlLine: RegExp): Promise<number> {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'paratrain.js'), ...args, '--dashboard', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PARATRAIN_NUM_THREADS: '1' },
+    });
+    let output = '';
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
-      await expect.poll(() => /dashboard of this run at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1]).toBeTruthy();
-      const port = Number(/127\.0\.0\.1:(\d+)\//.exec(stderr)![1]);
-      // While it trains, the page's records grow with the run's steps.
+      await expect.poll(() => urlLine.exec(output)?.[1], { timeout: 60000 }).toBeTruthy();
+      const port = Number(urlLine.exec(output)![1]);
       let steps = 0;
       while (steps === 0 && child.exitCode === null) {
         try {
@@ -325,11 +317,45 @@ describe('paratrain train --dashboard [HOST:]PORT', () => {
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      expect(steps).toBeGreaterThan(0);
-      expect(await exited).toBe(0);
-      await expect(raw(port, '/')).rejects.toThrow();
+      expect(await exited, output.slice(-2000)).toBe(0);
+      await expect(raw(port, '/')).rejects.toThrow(); // closed with the run
+      return steps;
     } finally {
       child.kill();
+    }
+  }
+
+  it('train: serves the page of the run being trained, in the same process, and closes when it ends', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-train-dashboard-'));
+    try {
+      const args = ['train', '--config', 'bert-mini', ...tinyRun(dir)];
+      expect(
+        await stepsSeenWhileRunning(args, /dashboard of this run at http:\/\/127\.0\.0\.1:(\d+)\//),
+      ).toBeGreaterThan(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("launch: node 0 serves the job's page (rank 0's steps) and closes it when the job ends", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-launch-dashboard-'));
+    try {
+      const args = [
+        'launch',
+        '--nproc-per-node',
+        '2',
+        '--master-port',
+        '29763',
+        '--config',
+        'bert-mini',
+        ...tinyRun(dir),
+      ];
+      expect(
+        await stepsSeenWhileRunning(args, /dashboard of this job at http:\/\/127\.0\.0\.1:(\d+)\//),
+      ).toBeGreaterThan(0);
+      const events = fs.readFileSync(path.join(dir, 'logs', 'launcher-node-0.jsonl'), 'utf8');
+      expect(events).toContain('"event":"dashboard"');
+    } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
