@@ -59,7 +59,7 @@ export function buildCli(): Command {
       let dashboard: Dashboard | undefined;
       if (listen) {
         fs.mkdirSync(config.run.dir, { recursive: true });
-        dashboard = await startDashboard({ runDir: config.run.dir, ...listen, wait: true });
+        dashboard = await startDashboard({ runDir: config.run.dir, ...listen, wait: true, portFlag: '--dashboard' });
         process.stderr.write(`paratrain: dashboard of this run at ${dashboard.url}\n`);
       }
       // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.

@@ -31,6 +31,8 @@ export interface DashboardOptions {
   wait?: boolean;
   /** How often the log is polled for new lines (ms). */
   pollMs?: number;
+  /** The flag that set the port, for the error when it is taken: '--port' (default), '--dashboard'. */
+  portFlag?: string;
 }
 
 export interface Dashboard {
@@ -110,8 +112,9 @@ const SECURITY_HEADERS = {
 export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const host = opts.host ?? DEFAULT_HOST;
   const port = opts.port ?? DEFAULT_PORT;
+  const flag = opts.portFlag ?? '--port';
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new DashboardError('ERR_DASHBOARD_OPTION', `--port: '${opts.port}' is not a port number (0 to 65535)`);
+    throw new DashboardError('ERR_DASHBOARD_OPTION', `${flag}: '${opts.port}' is not a port number (0 to 65535)`);
   if (!fs.existsSync(opts.runDir) || !fs.statSync(opts.runDir).isDirectory())
     throw new DashboardError('ERR_DASHBOARD_RUN_DIR', `${opts.runDir} is not a directory`);
   const logFile = path.join(opts.runDir, 'log.jsonl');
@@ -204,7 +207,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         reject(
           new DashboardError(
             'ERR_DASHBOARD_PORT',
-            `port ${port} on ${host} is in use: choose another with --port (--port 0 picks a free one)`,
+            `port ${port} on ${host} is in use: choose another with ${flag} (port 0 picks a free one)`,
           ),
         );
       else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND')

@@ -89,7 +89,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   try {
     // Node 0 holds rank 0's log.jsonl and the coordinator's lines: the page of the whole job.
     if (o.dashboard && plan.nodeRank === 0) {
-      dashboard = await startDashboard({ runDir: config.run.dir, ...o.dashboard, wait: true });
+      dashboard = await startDashboard({ runDir: config.run.dir, ...o.dashboard, wait: true, portFlag: '--dashboard' });
       view.log.info({ event: 'dashboard', url: dashboard.url }, `dashboard of this job at ${dashboard.url}`);
     }
     if (plan.nodeRank === 0) {

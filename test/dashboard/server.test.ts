@@ -260,6 +260,10 @@ describe('paratrain dashboard: what it refuses to start with', () => {
         code: 'ERR_DASHBOARD_PORT',
         message: expect.stringMatching(new RegExp(`port ${port} .*in use.*--port`)),
       });
+      // train/launch --dashboard name their own flag.
+      await expect(startDashboard({ runDir: dir, port, portFlag: '--dashboard' })).rejects.toThrow(
+        new RegExp(`port ${port} .*in use.*--dashboard`),
+      );
     } finally {
       blocker.close();
       fs.rmSync(dir, { recursive: true, force: true });
