@@ -1,7 +1,8 @@
 // build-ts.mjs — builds the TypeScript: generates the protobuf code from proto/*.proto
 // (src/generated/proto.js and its .d.ts, by protobufjs's own pbjs/pbts), then compiles src/ to an
-// emptied dist/ and copies the generated JavaScript beside the compiled code. `npm run build:ts` and
-// the test suite's global setup both run it; `--proto-only` stops after the generation.
+// emptied dist/ and copies the generated JavaScript and the dashboard's page beside the compiled code.
+// `npm run build:ts` and the test suite's global setup both run it; `--proto-only` stops after the
+// generation.
 // The generated files are build output (git-ignored): a change to a .proto reaches the types at the
 // next build, and nothing hand-kept can drift from it.
 import { execFileSync } from 'node:child_process';
@@ -51,4 +52,8 @@ if (!process.argv.includes('--proto-only')) {
   run(path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), ['-p', root]);
   fs.mkdirSync(path.join(root, 'dist', 'generated'), { recursive: true });
   fs.copyFileSync(js, path.join(root, 'dist', 'generated', 'proto.js'));
+  // The dashboard's page is plain HTML/CSS/JS, served as it is: it sits beside the compiled server.
+  fs.cpSync(path.join(root, 'src', 'dashboard', 'page'), path.join(root, 'dist', 'dashboard', 'page'), {
+    recursive: true,
+  });
 }

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Compilers, cmake, OpenBLAS (the OpenMP build, so BLAS and our loops share one thread team),
-# libzmq (the distributed data plane), python3 (node-gyp).
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev libzmq3-dev python3 xz-utils)
+# libzmq (the distributed data plane), python3 (node-gyp), chromium (the dashboard's browser test,
+# test/dashboard/dashboard.test.ts, drives it headless).
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libzmq3-dev python3 xz-utils chromium)
 command -v node > /dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,12 +1,15 @@
 // main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate
-// (launch, checkpoint, preprocess, evaluate / predict / embed and build register themselves).
+// (launch, checkpoint, preprocess, evaluate / predict / embed, build, plan and dashboard register themselves).
 import { Command, Option } from 'commander';
 
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 import { runBench } from '../bench/bench';
 import { benchLayouts, parseLayouts } from '../bench/layouts';
 import { loadConfig } from '../config/load';
+import { parseListenAddress } from '../dashboard/listen-address';
+import { startDashboard, type Dashboard } from '../dashboard/server';
 import { fillMask } from '../infer/fill-mask';
 import { generate } from '../infer/generate';
 import { loadModel } from '../infer/load';
@@ -17,6 +20,7 @@ import { START_FRESH_HELP, startFreshProblem } from '../train/checkpointing';
 import { train, TrainingError, TrainRequests } from '../train/trainer';
 import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
+import { registerDashboardCommand } from './dashboard-command';
 import { registerPlanCommand } from './plan-command';
 import { registerPreprocessCommand } from './preprocess-command';
 import { registerTaskCommands } from './task-commands';
@@ -42,10 +46,22 @@ export function buildCli(): Command {
     .option('-s, --set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")
     .option('--start-fresh', START_FRESH_HELP)
-    .action(async (o: { config: string; set: string[]; resume?: string; startFresh?: boolean }) => {
+    .option(
+      '--dashboard <[host:]port>',
+      'serve the live dashboard of this run while it trains (loopback unless a host is named; docs/dashboard.md)',
+    )
+    .action(async (o: { config: string; set: string[]; resume?: string; startFresh?: boolean; dashboard?: string }) => {
       const startFresh = startFreshProblem(o.resume, o.startFresh);
       if (startFresh) throw new TrainingError('ERR_TRAIN_OPTION', startFresh);
+      const listen = o.dashboard === undefined ? undefined : parseListenAddress('--dashboard', o.dashboard);
       const config = loadConfig({ config: o.config, set: o.set });
+      // The same page as `paratrain dashboard`, in this process: it follows the log the run writes.
+      let dashboard: Dashboard | undefined;
+      if (listen) {
+        fs.mkdirSync(config.run.dir, { recursive: true });
+        dashboard = await startDashboard({ runDir: config.run.dir, ...listen, wait: true, portFlag: '--dashboard' });
+        process.stderr.write(`paratrain: dashboard of this run at ${dashboard.url}\n`);
+      }
       // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.
       // SIGUSR2: save after the current step and go on. A second SIGTERM stops at once.
       const requests = new TrainRequests();
@@ -70,6 +86,7 @@ export function buildCli(): Command {
           );
       } finally {
         for (const sig of signals) process.off(sig, onSignal);
+        await dashboard?.close();
       }
     });
 
@@ -201,6 +218,7 @@ export function buildCli(): Command {
   registerTaskCommands(program);
   registerBuildCommand(program);
   registerPlanCommand(program);
+  registerDashboardCommand(program);
   return program;
 }
 

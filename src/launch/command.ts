@@ -1,6 +1,7 @@
 // command.ts — the `paratrain launch` command line (torchrun's flags), handed to runLaunch.
 import type { Command } from 'commander';
 
+import { parseListenAddress } from '../dashboard/listen-address';
 import { runLaunch, type LaunchOptions } from './launcher';
 import { START_FRESH_HELP } from '../train/checkpointing';
 import { LAUNCH_DEFAULTS } from './options';
@@ -27,6 +28,7 @@ interface LaunchCommandOptions {
   maxRestarts?: string;
   stopTimeout?: string;
   statusFile?: string;
+  dashboard?: string;
 }
 
 /**
@@ -74,7 +76,12 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
       `seconds a graceful stop (SIGTERM, SIGUSR1: save a checkpoint, then stop) may take (default ${d.stopTimeoutS})`,
     )
     .option('--status-file <file>', "where node 0 writes the job's state at the end (default <run.dir>/status.json)")
+    .option(
+      '--dashboard <[host:]port>',
+      "node 0 serves the job's live dashboard (loopback unless a host is named; docs/dashboard.md)",
+    )
     .action(async (o: LaunchCommandOptions) => {
-      await runLaunch({ ...o, ...overrides });
+      const dashboard = o.dashboard === undefined ? undefined : parseListenAddress('--dashboard', o.dashboard);
+      await runLaunch({ ...o, dashboard, ...overrides });
     });
 }

@@ -14,6 +14,7 @@ import { formatReport } from '../coordinator/failure';
 import { removeUncommittedShards } from '../checkpoint';
 import { checkpointRoot } from '../train/checkpointing';
 import { checkRunDir } from '../train/run-dir';
+import { startDashboard, type Dashboard } from '../dashboard/server';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
@@ -35,6 +36,8 @@ export interface LaunchOptions extends LaunchFlags {
   set?: string[];
   /** The program every worker runs; dist/worker/main.js by default. */
   workerEntry?: string;
+  /** Node 0 serves the run's live dashboard there (docs/dashboard.md). */
+  dashboard?: { host: string; port: number };
 }
 
 export function defaultWorkerEntry(): string {
@@ -82,7 +85,13 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   let coordinator: Coordinator | undefined;
   let agentOutcome: AgentOutcome;
   let jobOutcome: JobOutcome | undefined;
+  let dashboard: Dashboard | undefined;
   try {
+    // Node 0 holds rank 0's log.jsonl and the coordinator's lines: the page of the whole job.
+    if (o.dashboard && plan.nodeRank === 0) {
+      dashboard = await startDashboard({ runDir: config.run.dir, ...o.dashboard, wait: true, portFlag: '--dashboard' });
+      view.log.info({ event: 'dashboard', url: dashboard.url }, `dashboard of this job at ${dashboard.url}`);
+    }
     if (plan.nodeRank === 0) {
       coordinator = await Coordinator.start({
         masterAddr: plan.masterAddr,
@@ -171,6 +180,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
         view.log.error({ err: (err as Error).message }, `could not write ${statusFile}`);
       }
     }
+    await dashboard?.close();
     view.close();
   }
 

@@ -43,6 +43,8 @@ describe('the npm package', () => {
         'dist/index.js',
         'dist/index.d.ts',
         'dist/worker/main.js',
+        'dist/dashboard/page/index.html',
+        'dist/dashboard/page/dashboard.js',
         'configs/bert-mini.yaml',
         'proto/checkpoint.proto',
         'prebuilds/linux-x64/paratrain.node',

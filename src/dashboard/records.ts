@@ -1,0 +1,105 @@
+// records.ts — the dashboard's view of a run log (<run.dir>/log.jsonl, src/train/log.ts): each line
+// becomes a step, an eval or an event record, trimmed to what the page draws, so the browser gets
+// one small shape and never the whole log line. Lines that are not JSON objects are skipped.
+
+export interface StepPoint {
+  kind: 'step';
+  step: number;
+  loss: number;
+  losses: Record<string, number>;
+  lr?: number;
+  grad_norm?: number;
+  tokens_per_s?: number;
+  mfu?: number;
+  step_ms?: number;
+  dp_wait_ms?: number;
+}
+
+export interface EvalPoint {
+  kind: 'eval';
+  step: number;
+  loss: number;
+  losses: Record<string, number>;
+}
+
+export interface RunEvent {
+  kind: 'event';
+  event: string;
+  time?: string;
+  step?: number;
+  level: 'info' | 'warn' | 'error';
+  msg: string;
+}
+
+export type DashboardRecord = StepPoint | EvalPoint | RunEvent;
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function numbers(v: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (v && typeof v === 'object')
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (isNumber(x)) out[k] = x;
+  return out;
+}
+
+function optionalNumbers<K extends string>(r: Record<string, unknown>, keys: readonly K[]): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const k of keys) if (isNumber(r[k])) out[k] = r[k] as number;
+  return out;
+}
+
+const STEP_FIELDS = ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms'] as const;
+
+// pino's numeric levels: 40 warn, 50 error and above.
+function levelName(level: unknown): RunEvent['level'] {
+  if (!isNumber(level) || level < 40) return 'info';
+  return level < 50 ? 'warn' : 'error';
+}
+
+/**
+ * One log line as a dashboard record: undefined for a malformed line (not a JSON object), null for
+ * a record the page does not show.
+ * `eventsOnly` (the launcher's log, whose step lines repeat rank 0's): its other lines are events,
+ * named by their `event`, else their `component` (coordinator, agent), else 'launcher'.
+ */
+export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}): DashboardRecord | null | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!r || typeof r !== 'object' || Array.isArray(r)) return undefined;
+  const o = r as Record<string, unknown>;
+  const msg = typeof o.msg === 'string' ? o.msg : '';
+  const isStep = isNumber(o.step) && isNumber(o.loss) && o.event === undefined;
+  if (opts.eventsOnly) {
+    if (isStep) return null;
+    const name = typeof o.event === 'string' ? o.event : typeof o.component === 'string' ? o.component : 'launcher';
+    return event(o, name, msg);
+  }
+  if (o.event === 'eval' && isNumber(o.step) && isNumber(o.eval_loss))
+    return { kind: 'eval', step: o.step, loss: o.eval_loss, losses: numbers(o.eval_losses) };
+  if (typeof o.event === 'string' || levelName(o.level) !== 'info')
+    return event(o, typeof o.event === 'string' ? o.event : levelName(o.level), msg);
+  if (isStep)
+    return {
+      kind: 'step',
+      step: o.step as number,
+      loss: o.loss as number,
+      losses: numbers(o.losses),
+      ...optionalNumbers(o, STEP_FIELDS),
+    };
+  return null;
+}
+
+function event(o: Record<string, unknown>, name: string, msg: string): RunEvent {
+  return {
+    kind: 'event',
+    event: name,
+    ...(typeof o.time === 'string' ? { time: o.time } : {}),
+    ...(isNumber(o.step) ? { step: o.step } : {}),
+    level: levelName(o.level),
+    msg,
+  };
+}
