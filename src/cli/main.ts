@@ -10,6 +10,7 @@ import { benchLayouts, parseLayouts } from '../bench/layouts';
 import { loadConfig } from '../config/load';
 import { parseListenAddress } from '../dashboard/listen-address';
 import { startDashboard, type Dashboard } from '../dashboard/server';
+import { startMetricsServer, type MetricsServer } from '../metrics/prometheus';
 import { fillMask } from '../infer/fill-mask';
 import { generate } from '../infer/generate';
 import { loadModel } from '../infer/load';
@@ -24,6 +25,15 @@ import { registerDashboardCommand } from './dashboard-command';
 import { registerPlanCommand } from './plan-command';
 import { registerPreprocessCommand } from './preprocess-command';
 import { registerTaskCommands } from './task-commands';
+
+interface TrainCommandOptions {
+  config: string;
+  set: string[];
+  resume?: string;
+  startFresh?: boolean;
+  dashboard?: string;
+  metricsPort?: string;
+}
 
 /** The embedded default: a short BERT pretraining on the bundled corpus. */
 export const DEFAULT_CONFIG = 'bert-mini';
@@ -50,10 +60,15 @@ export function buildCli(): Command {
       '--dashboard <[host:]port>',
       'serve the live dashboard of this run while it trains (loopback unless a host is named; docs/dashboard.md)',
     )
-    .action(async (o: { config: string; set: string[]; resume?: string; startFresh?: boolean; dashboard?: string }) => {
+    .option(
+      '--metrics-port <[host:]port>',
+      "serve this run's gauges and counters for Prometheus at /metrics (loopback unless a host is named)",
+    )
+    .action(async (o: TrainCommandOptions) => {
       const startFresh = startFreshProblem(o.resume, o.startFresh);
       if (startFresh) throw new TrainingError('ERR_TRAIN_OPTION', startFresh);
       const listen = o.dashboard === undefined ? undefined : parseListenAddress('--dashboard', o.dashboard);
+      const scrape = o.metricsPort === undefined ? undefined : parseListenAddress('--metrics-port', o.metricsPort);
       const config = loadConfig({ config: o.config, set: o.set });
       // The same page as `paratrain dashboard`, in this process: it follows the log the run writes.
       let dashboard: Dashboard | undefined;
@@ -61,6 +76,11 @@ export function buildCli(): Command {
         fs.mkdirSync(config.run.dir, { recursive: true });
         dashboard = await startDashboard({ runDir: config.run.dir, ...listen, wait: true, portFlag: '--dashboard' });
         process.stderr.write(`paratrain: dashboard of this run at ${dashboard.url}\n`);
+      }
+      let metrics: MetricsServer | undefined;
+      if (scrape) {
+        metrics = await startMetricsServer({ runDir: config.run.dir, ...scrape, portFlag: '--metrics-port' });
+        process.stderr.write(`paratrain: Prometheus metrics of this run at ${metrics.url}\n`);
       }
       // SIGTERM / SIGUSR1 (Slurm's warning before the time limit): finish the step, save, exit 0.
       // SIGUSR2: save after the current step and go on. A second SIGTERM stops at once.
@@ -87,6 +107,7 @@ export function buildCli(): Command {
       } finally {
         for (const sig of signals) process.off(sig, onSignal);
         await dashboard?.close();
+        await metrics?.close();
       }
     });
 

@@ -29,6 +29,7 @@ interface LaunchCommandOptions {
   stopTimeout?: string;
   statusFile?: string;
   dashboard?: string;
+  metricsPort?: string;
 }
 
 /**
@@ -80,8 +81,13 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
       '--dashboard <[host:]port>',
       "node 0 serves the job's live dashboard (loopback unless a host is named; docs/dashboard.md)",
     )
+    .option(
+      '--metrics-port <[host:]port>',
+      "node 0 serves the job's gauges and counters for Prometheus at /metrics (loopback unless a host is named)",
+    )
     .action(async (o: LaunchCommandOptions) => {
       const dashboard = o.dashboard === undefined ? undefined : parseListenAddress('--dashboard', o.dashboard);
-      await runLaunch({ ...o, dashboard, ...overrides });
+      const metrics = o.metricsPort === undefined ? undefined : parseListenAddress('--metrics-port', o.metricsPort);
+      await runLaunch({ ...o, dashboard, metrics, ...overrides });
     });
 }

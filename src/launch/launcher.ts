@@ -15,6 +15,7 @@ import { removeUncommittedShards } from '../checkpoint';
 import { checkpointRoot } from '../train/checkpointing';
 import { checkRunDir } from '../train/run-dir';
 import { startDashboard, type Dashboard } from '../dashboard/server';
+import { startMetricsServer, type MetricsServer } from '../metrics/prometheus';
 import { Agent, type AgentOutcome } from './agent';
 import { allowedCpus, coreSlices, requireTaskset } from './core-binding';
 import { LaunchError } from './errors';
@@ -38,6 +39,8 @@ export interface LaunchOptions extends LaunchFlags {
   workerEntry?: string;
   /** Node 0 serves the run's live dashboard there (docs/dashboard.md). */
   dashboard?: { host: string; port: number };
+  /** Node 0 serves the job's Prometheus metrics there (/metrics). */
+  metrics?: { host: string; port: number };
 }
 
 export function defaultWorkerEntry(): string {
@@ -86,11 +89,16 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
   let agentOutcome: AgentOutcome;
   let jobOutcome: JobOutcome | undefined;
   let dashboard: Dashboard | undefined;
+  let metrics: MetricsServer | undefined;
   try {
     // Node 0 holds rank 0's log.jsonl and the coordinator's lines: the page of the whole job.
     if (o.dashboard && plan.nodeRank === 0) {
       dashboard = await startDashboard({ runDir: config.run.dir, ...o.dashboard, wait: true, portFlag: '--dashboard' });
       view.log.info({ event: 'dashboard', url: dashboard.url }, `dashboard of this job at ${dashboard.url}`);
+    }
+    if (o.metrics && plan.nodeRank === 0) {
+      metrics = await startMetricsServer({ runDir: config.run.dir, ...o.metrics, portFlag: '--metrics-port' });
+      view.log.info({ event: 'metrics', url: metrics.url }, `Prometheus metrics of this job at ${metrics.url}`);
     }
     if (plan.nodeRank === 0) {
       coordinator = await Coordinator.start({
@@ -181,6 +189,7 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
       }
     }
     await dashboard?.close();
+    await metrics?.close();
     view.close();
   }
 
