@@ -97,6 +97,18 @@ export function cachedCpuPeak(cacheDir: string, threads: number): number | undef
 }
 
 /**
+ * Drops the cached peak for `threads`: a run sustained more than it (MFU above 1), so it was
+ * measured while the machine was busy; the next start measures again.
+ */
+export async function forgetCpuPeak(cacheDir: string, threads: number): Promise<void> {
+  const file = cacheFile(cacheDir);
+  const cache = readCache(file);
+  if (!(peakKey(threads) in cache)) return;
+  delete cache[peakKey(threads)];
+  await atomicWriteFile(file, JSON.stringify(cache, null, 2) + '\n', { createDir: true });
+}
+
+/**
  * A GPU's MFU denominator: its datasheet dense peak for the run's precision (src/plan/devices.ts),
  * found by the card's name in what the CUDA addon reports (`blasCore`: "cuBLASLt on NVIDIA H100 80GB
  * HBM3 (sm_90), …"). Undefined for a card the table does not know.

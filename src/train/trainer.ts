@@ -24,7 +24,7 @@ import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine, resolveThreads } from '../engine/engine';
 import { checkEngineMemory } from '../engine/memory';
 import { loadNative, REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
-import { cpuPeak, gpuPeak } from '../engine/peak';
+import { cpuPeak, forgetCpuPeak, gpuPeak } from '../engine/peak';
 import {
   checkpointRoot,
   CheckpointSaver,
@@ -308,6 +308,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     c.device === 'cuda'
       ? (gpuPeak(loadNative('cuda').blasCore, c.precision) ?? { flops: 0, source: 'unknown GPU' })
       : await cpuPeak(c.data.cache_dir, resolveThreads(c.train.threads));
+  let peakDoubted = false; // warned once that the CPU peak reads low
   const modelFlops = flopsPerToken(c);
   log.info(
     {
@@ -437,6 +438,25 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     result.steps.push(record);
     const tokensPerS = Math.round((m.tokens / Math.max(ms, 1)) * 1000);
     rank?.onStep?.(record, { tokensPerS, stepMs: ms, skipped: m.skipped, consumedSamples: consumedAt(step) });
+    const mfu = Number(
+      stepMfu({
+        flopsPerToken: modelFlops,
+        tokens: m.tokens,
+        seconds: ms / 1000,
+        world: place.tpSize * place.dpSize,
+        peakFlops: peak.flops,
+      }).toFixed(4),
+    );
+    if (mfu > 1 && c.device === 'cpu' && !peakDoubted) {
+      // More than the peak is impossible: the cached probe ran on a busy machine. Measure again next start.
+      peakDoubted = true;
+      log.warn(
+        { event: 'cpu-peak-low', peak_gflops: Number((peak.flops / 1e9).toFixed(1)), mfu },
+        `step ${step} ran at ${(mfu * 100).toFixed(0)}% of the cached CPU peak (${(peak.flops / 1e9).toFixed(1)} ` +
+          'GFLOP/s), which was measured while the machine was busy; it is measured again at the next start',
+      );
+      await forgetCpuPeak(c.data.cache_dir, resolveThreads(c.train.threads));
+    }
     if (step % c.train.log_every === 0 || step === c.train.steps) {
       const hasMetrics = Object.keys(m.metrics).length > 0;
       log.info(
@@ -448,15 +468,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           lr,
           grad_norm: m.gradNorm,
           tokens_per_s: tokensPerS,
-          mfu: Number(
-            stepMfu({
-              flopsPerToken: modelFlops,
-              tokens: m.tokens,
-              seconds: ms / 1000,
-              world: place.tpSize * place.dpSize,
-              peakFlops: peak.flops,
-            }).toFixed(4),
-          ),
+          mfu,
           step_ms: ms,
           elapsed_ms: Date.now() - started,
           consumed_samples: consumedAt(step),

@@ -45,6 +45,38 @@ describe('MFU', () => {
     expect(again).toEqual({ flops: first.flops, threads: 1, source: 'cached' });
   });
 
+  it('a cached CPU peak that a run outruns (MFU above 1) is warned about once and measured again next time', async () => {
+    const cacheDir = tmp();
+    await cpuPeak(cacheDir, 2);
+    const file = path.join(cacheDir, 'cpu-peak.json');
+    const cache = JSON.parse(fs.readFileSync(file, 'utf8'));
+    for (const k of Object.keys(cache)) cache[k].flops = 1e6; // as if measured on a swamped machine
+    fs.writeFileSync(file, JSON.stringify(cache));
+    const dir = tmp();
+    const set = [
+      ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=800'],
+      ...['model.seq_len=32', 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=0'],
+      ...['checkpoint.every=0', 'data.max_documents=30', `data.cache_dir=${cacheDir}`, `run.dir=${dir}`],
+    ];
+    const r = spawnSync(
+      process.execPath,
+      [path.join(root, 'bin', 'paratrain.js'), 'train', '--config', 'gpt-mini', ...set.flatMap((s) => ['--set', s])],
+      { cwd: root, encoding: 'utf8', env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const lines = fs
+      .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const warned = lines.filter((l) => l.event === 'cpu-peak-low');
+    expect(warned).toHaveLength(1);
+    expect(warned[0].msg).toMatch(
+      /of the cached CPU peak \(0\.0 GFLOP\/s\), which was measured while the machine was busy/,
+    );
+    expect(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')))).toEqual([]);
+  });
+
   it('paratrain train logs the peak at the start and the MFU of every step', () => {
     const dir = tmp();
     const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
