@@ -20,51 +20,57 @@ const endpoints = {
   dp: { ipc: 'ipc:///tmp/pt-x/dp-0', tcp: 'tcp://10.0.0.1:40001' },
 };
 
+type Endpoints = typeof endpoints & { tp: { ncclId?: Uint8Array }; dp: { ncclId?: Uint8Array } };
+
+const register = (e: Endpoints, device = 'cpu'): ControlMessage => ({
+  kind: 'register',
+  body: {
+    jobId: 'abc',
+    round: 0,
+    rank: 9,
+    host: 'gpu02',
+    nodeRank: 1,
+    localRank: 1,
+    pid: 7,
+    device,
+    endpoints: e,
+    configHash: 'c',
+    buildHash: 'b',
+  },
+});
+
+// Rank 1 of a TP group of two (peers' endpoints as given) and a DP group of one.
+const assignment = (tp: [Endpoints, Endpoints], dp: Endpoints): ControlMessage => ({
+  kind: 'assignment',
+  body: {
+    jobId: 'abc',
+    round: 0,
+    rank: 1,
+    worldSize: 2,
+    tpRank: 1,
+    tpSize: 2,
+    dpRank: 0,
+    dpSize: 1,
+    tpPeers: [
+      { rank: 0, host: 'a', nodeRank: 0, endpoints: tp[0] },
+      { rank: 1, host: 'a', nodeRank: 0, endpoints: tp[1] },
+    ],
+    dpPeers: [{ rank: 1, host: 'a', nodeRank: 0, endpoints: dp }],
+    resumeDir: '/runs/x/checkpoints/step-0000040',
+    restartCount: 1,
+  },
+});
+
 describe('wire', () => {
   it('carries a group leader’s NCCL unique id (parallel.comm nccl) through register and assignment', () => {
     const id = Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + 11) % 256);
-    const nccl = { tp: { ipc: '', tcp: '', ncclId: id }, dp: { ipc: '', tcp: '' } };
-    const register: ControlMessage = {
-      kind: 'register',
-      body: {
-        jobId: 'abc',
-        round: 0,
-        rank: 0,
-        host: 'gpu01',
-        nodeRank: 0,
-        localRank: 0,
-        pid: 7,
-        device: 'cuda',
-        endpoints: nccl,
-        configHash: 'c',
-        buildHash: 'b',
-      },
-    };
-    const back = decodeMessage(encodeMessage(register));
+    const none = { ipc: '', tcp: '' };
+    const leader = { tp: { ...none, ncclId: id }, dp: none };
+    const back = decodeMessage(encodeMessage(register(leader, 'cuda')));
     if (back.kind !== 'register') throw new Error(back.kind);
     expect(Buffer.from(back.body.endpoints.tp.ncclId!)).toEqual(Buffer.from(id));
     expect(back.body.endpoints.dp.ncclId).toBeUndefined(); // not this worker's group to lead
-    const assignment: ControlMessage = {
-      kind: 'assignment',
-      body: {
-        jobId: 'abc',
-        round: 0,
-        rank: 1,
-        worldSize: 2,
-        tpRank: 1,
-        tpSize: 2,
-        dpRank: 0,
-        dpSize: 1,
-        tpPeers: [
-          { rank: 0, host: 'gpu01', nodeRank: 0, endpoints: nccl },
-          { rank: 1, host: 'gpu01', nodeRank: 0, endpoints: { tp: { ipc: '', tcp: '' }, dp: { ipc: '', tcp: '' } } },
-        ],
-        dpPeers: [{ rank: 1, host: 'gpu01', nodeRank: 0, endpoints: nccl }],
-        resumeDir: '',
-        restartCount: 0,
-      },
-    };
-    const got = decodeMessage(encodeMessage(assignment));
+    const got = decodeMessage(encodeMessage(assignment([leader, { tp: none, dp: none }], leader)));
     if (got.kind !== 'assignment') throw new Error(got.kind);
     expect(Buffer.from(got.body.tpPeers[0].endpoints.tp.ncclId!)).toEqual(Buffer.from(id));
     expect(got.body.tpPeers[1].endpoints.tp.ncclId).toBeUndefined();
@@ -73,42 +79,8 @@ describe('wire', () => {
   it('round-trips every kind of message', () => {
     const messages: ControlMessage[] = [
       { kind: 'agentHello', body: { nodeRank: 1, host: 'gpu02', nprocPerNode: 8, nnodes: 2, pid: 42 } },
-      {
-        kind: 'register',
-        body: {
-          jobId: 'abc',
-          round: 0,
-          rank: 9,
-          host: 'gpu02',
-          nodeRank: 1,
-          localRank: 1,
-          pid: 7,
-          device: 'cpu',
-          endpoints,
-          configHash: 'c',
-          buildHash: 'b',
-        },
-      },
-      {
-        kind: 'assignment',
-        body: {
-          jobId: 'abc',
-          round: 0,
-          rank: 1,
-          worldSize: 2,
-          tpRank: 1,
-          tpSize: 2,
-          dpRank: 0,
-          dpSize: 1,
-          tpPeers: [
-            { rank: 0, host: 'a', nodeRank: 0, endpoints },
-            { rank: 1, host: 'a', nodeRank: 0, endpoints },
-          ],
-          dpPeers: [{ rank: 1, host: 'a', nodeRank: 0, endpoints }],
-          resumeDir: '/runs/x/checkpoints/step-0000040',
-          restartCount: 1,
-        },
-      },
+      register(endpoints),
+      assignment([endpoints, endpoints], endpoints),
       {
         kind: 'stepReport',
         body: {

@@ -12,6 +12,26 @@ import { stepMfu } from '../../src/train/mfu';
 const root = path.join(__dirname, '..', '..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-mfu-'));
 
+/** A 3-step tiny GPT run in `dir` with its peak cached in `cacheDir`; the records of its log.jsonl. */
+function trainTiny(dir: string, cacheDir: string) {
+  const set = [
+    ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=800'],
+    ...['model.seq_len=32', 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=0'],
+    ...['checkpoint.every=0', 'data.max_documents=30', `data.cache_dir=${cacheDir}`, `run.dir=${dir}`],
+  ];
+  const r = spawnSync(
+    process.execPath,
+    [path.join(root, 'bin', 'paratrain.js'), 'train', '--config', 'gpt-mini', ...set.flatMap((s) => ['--set', s])],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
+  );
+  expect(r.status, r.stderr).toBe(0);
+  return fs
+    .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}
+
 describe('MFU', () => {
   it('on a GPU: the card’s datasheet dense peak for the run’s precision, found by its name', () => {
     const h100 = 'cuBLASLt on NVIDIA H100 80GB HBM3 (sm_90), device 0 of 8';
@@ -53,22 +73,7 @@ describe('MFU', () => {
     for (const k of Object.keys(cache)) cache[k].flops = 1e6; // as if measured on a swamped machine
     fs.writeFileSync(file, JSON.stringify(cache));
     const dir = tmp();
-    const set = [
-      ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=800'],
-      ...['model.seq_len=32', 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=0'],
-      ...['checkpoint.every=0', 'data.max_documents=30', `data.cache_dir=${cacheDir}`, `run.dir=${dir}`],
-    ];
-    const r = spawnSync(
-      process.execPath,
-      [path.join(root, 'bin', 'paratrain.js'), 'train', '--config', 'gpt-mini', ...set.flatMap((s) => ['--set', s])],
-      { cwd: root, encoding: 'utf8', env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    const lines = fs
-      .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const lines = trainTiny(dir, cacheDir);
     const warned = lines.filter((l) => l.event === 'cpu-peak-low');
     expect(warned).toHaveLength(1);
     expect(warned[0].msg).toMatch(
@@ -80,22 +85,7 @@ describe('MFU', () => {
   it('paratrain train logs the peak at the start and the MFU of every step', () => {
     const dir = tmp();
     const cacheDir = path.join(os.tmpdir(), 'paratrain-test-cache');
-    const set = [
-      ...['model.layers=1', 'model.hidden=32', 'model.heads=2', 'model.ffn=64', 'model.vocab_size=800'],
-      ...['model.seq_len=32', 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=0'],
-      ...['checkpoint.every=0', 'data.max_documents=30', `data.cache_dir=${cacheDir}`, `run.dir=${dir}`],
-    ];
-    const r = spawnSync(
-      process.execPath,
-      [path.join(root, 'bin', 'paratrain.js'), 'train', '--config', 'gpt-mini', ...set.flatMap((s) => ['--set', s])],
-      { cwd: root, encoding: 'utf8', env: { ...process.env, PARATRAIN_NUM_THREADS: '2' } },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    const lines = fs
-      .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const lines = trainTiny(dir, cacheDir);
     const start = lines.find((l) => l.event === 'start');
     expect(start.peak_gflops).toBeGreaterThan(1);
     expect(['measured', 'cached']).toContain(start.peak_source);
