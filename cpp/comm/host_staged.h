@@ -21,15 +21,11 @@ class HostStagedCommunicator final : public Communicator {
   int size() const override { return inner_->size(); }
 
   void all_reduce_sum(float* data, size_t n) override {
-    float* h = stage_in(a_, data, n);
-    inner_->all_reduce_sum(h, n);
-    kernels::upload(data, h, static_cast<long>(n));
+    in_place(data, n, [&](float* h) { inner_->all_reduce_sum(h, n); });
   }
   void all_reduce_sum(double* data, size_t n) override { inner_->all_reduce_sum(data, n); }
   void all_reduce_max(float* data, size_t n) override {
-    float* h = stage_in(a_, data, n);
-    inner_->all_reduce_max(h, n);
-    kernels::upload(data, h, static_cast<long>(n));
+    in_place(data, n, [&](float* h) { inner_->all_reduce_max(h, n); });
   }
   void all_gather(const float* send, float* recv, size_t n) override {
     const size_t total = n * static_cast<size_t>(size());
@@ -46,13 +42,18 @@ class HostStagedCommunicator final : public Communicator {
     kernels::upload(recv, hr, static_cast<long>(n));
   }
   void broadcast(float* data, size_t n, int root) override {
-    float* h = stage_in(a_, data, n);
-    inner_->broadcast(h, n, root);
-    kernels::upload(data, h, static_cast<long>(n));
+    in_place(data, n, [&](float* h) { inner_->broadcast(h, n, root); });
   }
   void barrier() override { inner_->barrier(); }
 
  private:
+  // data[0, n) down to the host, `op` on the host copy, and back.
+  template <typename Op>
+  void in_place(float* data, size_t n, Op op) {
+    float* h = stage_in(a_, data, n);
+    op(h);
+    kernels::upload(data, h, static_cast<long>(n));
+  }
   static float* room(std::vector<float>& buf, size_t n) {
     if (buf.size() < n) buf.resize(n);
     return buf.data();

@@ -3,7 +3,6 @@
 // instead of ending in std::bad_alloc or the kernel's OOM killer. The parameter count is exact (the
 // engine's own parameter table, built without buffers); activations follow the buffers the C++
 // parts allocate (cpp/model/block.h, stack.h, heads/), in fp32.
-import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 
 import { embeddingSize, generatorShape } from '../config/family';
@@ -11,6 +10,7 @@ import { ConfigError, maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
 import { GPU_RUNTIME_BYTES } from '../plan/devices';
 import { paramTableFor, resolveThreads } from './engine';
+import { nvidiaSmi } from './nvidia-smi';
 
 const F32 = 4;
 
@@ -98,12 +98,9 @@ function size(bytes: number): string {
  */
 /** The smallest GPU's memory on this node and the card count (nvidia-smi), or undefined where it cannot say. */
 export function smallestGpuBytes(): { bytes: number; count: number } | undefined {
-  const r = spawnSync('nvidia-smi', ['--query-gpu=memory.total', '--format=csv,noheader,nounits'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  if (r.status !== 0) return undefined;
-  const mib = r.stdout
+  const listing = nvidiaSmi(['--query-gpu=memory.total', '--format=csv,noheader,nounits']);
+  if (listing === undefined) return undefined;
+  const mib = listing
     .split('\n')
     .map((l) => Number(l.trim()))
     .filter((n) => Number.isFinite(n) && n > 0);

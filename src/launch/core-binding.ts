@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
+import { nvidiaSmi } from '../engine/nvidia-smi';
 import { LaunchError } from './errors';
 
 /** Parses a kernel CPU list such as "0-3,8,10-11". */
@@ -103,7 +104,7 @@ export function gpusOfWorkers(workers: number, visible: string | undefined, gpuC
  */
 export function gpuLocalCpus(
   gpu: number,
-  busIds: () => string | undefined = nvidiaSmiBusIds,
+  busIds: () => string | undefined = () => nvidiaSmi(['--query-gpu=index,pci.bus_id', '--format=csv,noheader']),
   sysfs = '/sys/bus/pci/devices',
 ): number[] | undefined {
   const listing = busIds();
@@ -121,12 +122,4 @@ export function gpuLocalCpus(
     }
   }
   return undefined;
-}
-
-function nvidiaSmiBusIds(): string | undefined {
-  const r = spawnSync('nvidia-smi', ['--query-gpu=index,pci.bus_id', '--format=csv,noheader'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return r.status === 0 ? r.stdout : undefined;
 }
