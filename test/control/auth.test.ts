@@ -18,7 +18,9 @@ function keyFile(secret: string, mode = 0o600): string {
 
 /** True when a DEALER with these options gets any answer to a stale registration within waitMs. */
 async function getsAnAnswer(port: number, options: object, waitMs = 1500): Promise<boolean> {
-  const d = new zmq.Dealer({ linger: 0, receiveTimeout: waitMs, ...options });
+  // sendTimeout too: while a refused CURVE handshake is torn down and retried the socket may have no
+  // pipe to queue on, and a send without a bound would wait for one forever.
+  const d = new zmq.Dealer({ linger: 0, receiveTimeout: waitMs, sendTimeout: waitMs, ...options });
   d.connect(`tcp://127.0.0.1:${port}`);
   const register = encodeMessage({
     kind: 'register',
