@@ -7,12 +7,14 @@
 #   1. unpacks node, the production node_modules, libzmq and the CPU addon from .device/;
 #   2. builds the CUDA kernels, their tests, the engine compiled for CUDA and paratrain_cuda.node;
 #   3. runs the kernel test binaries (every kernel against its CPU twin);
-#   4. compares a whole bert-mini and gpt-mini step through the CUDA addon with the CPU engine
-#      (scripts/gpu-compare.mjs: loss, logits, every gradient, weights after a step);
-#   5. trains bert-mini and gpt-mini 200 steps on the GPU and on the CPU and compares the losses,
+#   4. compares a whole bert-mini and gpt-mini step through the CUDA addon with the CPU engine in
+#      fp32, bf16 and fp16 (scripts/gpu-compare.mjs: loss, logits, every gradient, weights after a step);
+#   5. trains bert-mini and gpt-mini (fp32) and gpt-mini (bf16) 200 steps on the GPU and compares the
+#      losses with the fp32 CPU run's,
 #      and bert-mini TP=2 as two processes on the one GPU (libzmq, host-staged) against TP=1;
 #   6. times a training step of GPT-2 124M (seq 1024) and BERT-large (seq 128) against PyTorch on the
-#      same GPU (fp32 now: the engine has no bf16 yet; PyTorch also in bf16 autocast for the record).
+#      same GPU, in fp32 and in bf16 (paratrain: bf16 tensor-core GEMMs over fp32 storage; PyTorch:
+#      bf16 autocast), with paratrain's bf16 MFU against the card's dense bf16 peak.
 # Here, without a GPU, it goes as far as it can: the build, the kernel tests' "no CUDA device:
 # skipped", the comparisons' CPU half (exit 77 overall).
 # Exit status: 0 everything passed; 1 a build step or a check failed; 77 no CUDA device.
@@ -106,20 +108,22 @@ have_node() { command -v node >/dev/null && [ -f dist/engine/engine.js ]; }
 if stage compare; then
   if ! have_node; then skip "whole-model step" "no node or dist/ (carry .device and dist)"
   else
-    echo "== gpu-compare"
-    timeout 300 node scripts/gpu-compare.mjs >"$LOGS/compare.jsonl" 2>&1; rc=$?
-    cat "$LOGS/compare.jsonl"
-    worst=$(node -e "
-      const rows = require('fs').readFileSync('$LOGS/compare.jsonl', 'utf8').split('\n').filter((l) => l.startsWith('{')).map(JSON.parse);
-      const checked = rows.filter((r) => 'err' in r);
-      const bad = checked.filter((r) => !r.ok);
-      console.log(checked.length ? (bad.length ? bad.length + ' over tolerance, e.g. ' + bad[0].model + ' ' + bad[0].check + ' ' + bad[0].err.toExponential(2)
-        : checked.length + ' checks, worst ' + Math.max(...checked.map((r) => r.err)).toExponential(2)) : 'no checks ran');" 2>/dev/null)
-    case $rc in
-      0) row "whole-model step (fp32)" "$worst" ;;
-      77) skip "whole-model step (fp32)" "CUDA addon did not load (see $LOGS/compare.jsonl)" ;;
-      *) fail "whole-model step (fp32)" "$worst (exit $rc)" ;;
-    esac
+    for precision in fp32 bf16 fp16; do
+      echo "== gpu-compare $precision"
+      timeout 300 node scripts/gpu-compare.mjs --precision $precision >"$LOGS/compare-$precision.jsonl" 2>&1; rc=$?
+      cat "$LOGS/compare-$precision.jsonl"
+      worst=$(node -e "
+        const rows = require('fs').readFileSync('$LOGS/compare-$precision.jsonl', 'utf8').split('\n').filter((l) => l.startsWith('{')).map(JSON.parse);
+        const checked = rows.filter((r) => 'err' in r);
+        const bad = checked.filter((r) => !r.ok);
+        console.log(checked.length ? (bad.length ? bad.length + ' over tolerance, e.g. ' + bad[0].model + ' ' + bad[0].check + ' ' + bad[0].err.toExponential(2)
+          : checked.length + ' checks, worst ' + Math.max(...checked.map((r) => r.err)).toExponential(2)) : 'no checks ran');" 2>/dev/null)
+      case $rc in
+        0) row "whole-model step ($precision)" "$worst" ;;
+        77) skip "whole-model step ($precision)" "CUDA addon did not load (see $LOGS/compare-$precision.jsonl)" ;;
+        *) fail "whole-model step ($precision)" "$worst (exit $rc)" ;;
+      esac
+    done
   fi
 fi
 
@@ -128,23 +132,28 @@ if stage train; then
   if ! have_node; then skip "200-step runs" "no node or dist/"
   elif [ -z "$card" ]; then skip "200-step runs" "no GPU"
   else
-    for model in bert-mini gpt-mini; do
+    # "model[:precision]": the GPU run's GEMM precision; the CPU run is fp32.
+    for run in bert-mini gpt-mini gpt-mini:bf16; do
+      model=${run%%:*}; precision=fp32; [[ $run == *:* ]] && precision=${run#*:}
       for dev in cuda cpu; do
-        echo "== train $model on $dev"
+        tag=$model-$dev; p=fp32
+        [ $dev = cuda ] && { tag=$model-$dev-$precision; p=$precision; }
+        [ $dev = cpu ] && [ -f "$LOGS/run-$tag/log.jsonl" ] && continue  # one CPU run per model
+        echo "== train $model on $dev ($p)"
         timeout 240 node bin/paratrain.js train --config "$model" --set train.steps=200 --set device=$dev \
-          --set run.dir="$LOGS/run-$model-$dev" --set checkpoint.every=0 >"$LOGS/train-$model-$dev.log" 2>&1 \
-          || { fail "200 steps $model on $dev" "exit $? (see $LOGS/train-$model-$dev.log)"; continue 2; }
+          --set precision=$p --set run.dir="$LOGS/run-$tag" --set checkpoint.every=0 >"$LOGS/train-$tag.log" 2>&1 \
+          || { fail "200 steps $model on $dev ($p)" "exit $? (see $LOGS/train-$tag.log)"; continue 2; }
       done
       verdict=$(node -e "
         const fs = require('fs');
         const losses = (dev) => fs.readFileSync('$LOGS/run-$model-' + dev + '/log.jsonl', 'utf8').split('\n')
           .filter(Boolean).map(JSON.parse).filter((e) => !e.event && typeof e.step === 'number' && typeof e.loss === 'number').map((e) => e.loss);
         const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
-        const [g, c] = [losses('cuda'), losses('cpu')];
+        const [g, c] = [losses('cuda-$precision'), losses('cpu')];
         const [g0, g1, c0, c1] = [mean(g.slice(0, 10)), mean(g.slice(-10)), mean(c.slice(0, 10)), mean(c.slice(-10))];
         const ok = g1 < g0 - 0.5 && Math.abs(g1 - c1) / c1 < 0.05;
         console.log((ok ? 'ok' : 'FAIL') + ': loss ' + g0.toFixed(3) + ' -> ' + g1.toFixed(3) + ' (cpu ' + c0.toFixed(3) + ' -> ' + c1.toFixed(3) + ')');")
-      if [[ $verdict == ok* ]]; then row "200 steps $model" "$verdict"; else fail "200 steps $model" "$verdict"; fi
+      if [[ $verdict == ok* ]]; then row "200 steps $model ($precision)" "$verdict"; else fail "200 steps $model ($precision)" "$verdict"; fi
     done
   fi
 fi
@@ -178,10 +187,13 @@ if stage bench; then
     bench() {  # name, paratrain preset, micro-batch, python args...
       local name=$1 preset=$2 mb=$3; shift 3
       echo "== bench $name"
-      timeout 180 node bin/paratrain.js bench --config "$preset" --set device=cuda --set train.micro_batch="$mb" \
-        --set optimizer.name=adamw --steps 10 --warmup 3 --json >"$LOGS/bench-$name-paratrain.json" 2>"$LOGS/bench-$name-paratrain.err"
-      local rc_p=$?
+      local rc_p=0
       for dtype in fp32 bf16; do
+        timeout 180 node bin/paratrain.js bench --config "$preset" --set device=cuda --set precision=$dtype \
+          --set train.micro_batch="$mb" --set optimizer.name=adamw --steps 10 --warmup 3 --json \
+          >"$LOGS/bench-$name-paratrain-$dtype.json" 2>"$LOGS/bench-$name-paratrain-$dtype.err" || rc_p=$?
+        # The target is PyTorch in bf16 autocast; its fp32 run would only cost device time.
+        [ "$dtype" = bf16 ] || continue
         timeout 180 python3 scripts/bench_torch.py --device cuda --dtype $dtype --batch "$mb" --steps 10 --warmup 3 "$@" --json \
           >"$LOGS/bench-$name-torch-$dtype.json" 2>"$LOGS/bench-$name-torch-$dtype.err"
       done
@@ -189,11 +201,13 @@ if stage bench; then
       line=$(node -e "
         const fs = require('fs');
         const read = (f) => { try { return JSON.parse(fs.readFileSync(f, 'utf8').trim().split('\n').pop()); } catch { return null; } };
-        const p = read('$LOGS/bench-$name-paratrain.json'), t32 = read('$LOGS/bench-$name-torch-fp32.json'), t16 = read('$LOGS/bench-$name-torch-bf16.json');
+        const p32 = read('$LOGS/bench-$name-paratrain-fp32.json'), p16 = read('$LOGS/bench-$name-paratrain-bf16.json');
+        const t32 = read('$LOGS/bench-$name-torch-fp32.json'), t16 = read('$LOGS/bench-$name-torch-bf16.json');
         const tps = (r) => r ? Math.round(r.tokens_per_s) : 'failed';
-        const mfu = p ? (100 * p.gflops * 1e9 / $PEAK_BF16).toFixed(1) + '%' : '-';
-        console.log('paratrain fp32 ' + tps(p) + ' tok/s (MFU ' + mfu + ' of bf16 peak), PyTorch fp32 ' + tps(t32) +
-          (p && t32 ? ' (ratio ' + (p.tokens_per_s / t32.tokens_per_s).toFixed(2) + ')' : '') + ', PyTorch bf16 ' + tps(t16));")
+        const ratio = (a, b) => a && b ? ' (' + (a.tokens_per_s / b.tokens_per_s).toFixed(2) + 'x)' : '';
+        const mfu = p16 ? (100 * p16.gflops * 1e9 / $PEAK_BF16).toFixed(1) + '%' : '-';
+        console.log('bf16: paratrain ' + tps(p16) + ' tok/s, PyTorch autocast ' + tps(t16) + ratio(p16, t16) +
+          ', paratrain MFU ' + mfu + ' of the bf16 peak; paratrain fp32 ' + tps(p32) + (t32 ? ', PyTorch fp32 ' + tps(t32) + ratio(p32, t32) : ''));")
       if [ $rc_p -eq 0 ]; then row "bench $name" "$line"; else fail "bench $name" "$line (paratrain exit $rc_p)"; fi
     }
     bench "gpt2-124m seq1024" gpt2-124m 8 --arch gpt --layers 12 --hidden 768 --heads 12 --ffn 3072 --seq 1024

@@ -5,11 +5,12 @@
 // optimizer step, as ‖cuda − cpu‖ / ‖cpu‖. Dropout stays on (both backends draw the same masks).
 // Part of the device run (scripts/gpu-check.sh); prints one JSON line per check and exits 1 when any
 // exceeds its tolerance (fp32: 1e-5 on the loss, the logits and all gradients together, 1e-4 on the
-// worst single tensor; TF32 is off).
+// worst single tensor; TF32 is off. bf16 / fp16 GEMMs: 1e-2, and 3e-2 on the worst tensor). fp16 runs
+// its step at a loss scale of 2^10, divided out of the gradients before they are compared.
 //
-// Usage: node scripts/gpu-compare.mjs [--reference cpu|cuda] [--models bert-mini,gpt-mini]
-//   --reference cpu (default): CUDA against CPU. --self-test: CPU against CPU (must be exactly 0;
-//   checks this script on a machine without a GPU).
+// Usage: node scripts/gpu-compare.mjs [--models bert-mini,gpt-mini] [--precision fp32|bf16|fp16]
+//   CUDA (in that precision) against the fp32 CPU engine. --self-test: CPU against CPU (must be
+//   exactly 0; checks this script on a machine without a GPU).
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import process from 'node:process';
@@ -25,7 +26,13 @@ const args = process.argv.slice(2);
 const selfTest = args.includes('--self-test');
 const modelsArg = args.indexOf('--models');
 const models = modelsArg >= 0 ? args[modelsArg + 1].split(',') : ['bert-mini', 'gpt-mini'];
-const TOL = { loss: 1e-5, tensor: 1e-4, logits: 1e-5 };
+const precisionArg = args.indexOf('--precision');
+const precision = precisionArg >= 0 ? args[precisionArg + 1] : 'fp32';
+if (!['fp32', 'bf16', 'fp16'].includes(precision)) throw new Error(`--precision ${precision}: use fp32, bf16 or fp16`);
+if (selfTest && precision !== 'fp32') throw new Error('--self-test compares fp32 CPU engines only');
+const TOL =
+  precision === 'fp32' ? { loss: 1e-5, tensor: 1e-4, logits: 1e-5 } : { loss: 1e-2, tensor: 3e-2, logits: 1e-2 };
+const lossScale = precision === 'fp16' ? 1024 : 1;
 
 function relErr(a, b) {
   let num = 0,
@@ -50,6 +57,7 @@ function perTensor(table, got, want) {
 
 let failed = 0;
 function report(check) {
+  check = { precision, ...check };
   const ok = check.err <= check.tol && Number.isFinite(check.err);
   if (!ok) failed++;
   process.stdout.write(JSON.stringify({ ...check, ok }) + '\n');
@@ -60,7 +68,7 @@ for (const model of models) {
   const reference = createEngine({ ...c, device: 'cpu' });
   let subject;
   try {
-    subject = createEngine({ ...c, device: selfTest ? 'cpu' : 'cuda' });
+    subject = createEngine({ ...c, device: selfTest ? 'cpu' : 'cuda', precision });
   } catch (e) {
     process.stdout.write(
       JSON.stringify({ model, skipped: `${e.code ?? 'Error'}: ${e.message.split('\n')[0]}` }) + '\n',
@@ -74,7 +82,7 @@ for (const model of models) {
   const batch = randomBatch(c, 7);
   const [r, s] = [
     await reference.forwardBackward([batch], { step: 3 }),
-    await subject.forwardBackward([batch], { step: 3 }),
+    await subject.forwardBackward([batch], { step: 3, lossScale }),
   ];
   report({
     model,
@@ -84,13 +92,17 @@ for (const model of models) {
     err: Math.abs(s.loss - r.loss) / Math.abs(r.loss),
     tol: TOL.loss,
   });
-  const grads = perTensor(table, subject.getGrads(), reference.getGrads());
+  const grads = perTensor(
+    table,
+    subject.getGrads().map((g) => g / lossScale),
+    reference.getGrads(),
+  );
   report({ model, check: 'gradients (all)', err: grads.whole, tol: TOL.loss });
   report({ model, check: `gradients (worst: ${grads.worst.name})`, err: grads.worst.err, tol: TOL.tensor });
   const [rl, sl] = [await reference.logits(batch), await subject.logits(batch)];
   report({ model, check: 'logits', err: relErr(sl.logits, rl.logits), tol: TOL.logits });
   await reference.trainStep([batch], { step: 4, lr: 1e-3 });
-  await subject.trainStep([batch], { step: 4, lr: 1e-3 });
+  await subject.trainStep([batch], { step: 4, lr: 1e-3, lossScale });
   const after = perTensor(table, subject.getParams(), reference.getParams());
   report({
     model,

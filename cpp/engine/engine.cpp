@@ -93,6 +93,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), model_(cfg.model), staged_(
     throw Error("ERR_CONFIG", "micro_batch, seq_len, grad_accum and threads must be at least 1");
   if (cfg.dp_size < 1 || cfg.dp_rank < 0 || cfg.dp_rank >= cfg.dp_size)
     throw Error("ERR_CONFIG", "data-parallel rank out of range");
+  kernels::set_matmul_precision(cfg.precision);  // the CPU build refuses anything but fp32 here
   int64_t device_total = -1;
   const int64_t device_before = device_used_bytes(&device_total);
   const size_t total = static_cast<size_t>(model_.layout().total());
@@ -217,6 +218,7 @@ void Engine::finish_metrics(StepMetrics& m) {
 }
 
 void Engine::use_threads() const {
+  kernels::set_matmul_precision(cfg_.precision);  // per thread: a step may run on any pool thread
 #if !defined(PARATRAIN_BACKEND_CUDA)
   // Both OpenMP (our loops) and OpenBLAS (its OpenMP build) use the same team size, set on the
   // thread that runs the step, so the cores are shared without oversubscription.
@@ -362,14 +364,15 @@ void Engine::check_staged(int slot) {
   }
 }
 
-StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t requests) {
+StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t requests, float loss_scale) {
   require_groups();
   use_threads();
   kernels::fill(grads_.data(), static_cast<long>(grads_.size()), 0.0f);
   StepMetrics out = empty_metrics();
   ForwardOptions opt;
   opt.training = true;
-  opt.grad_scale = 1.0f / static_cast<float>(micro_batches);
+  // Scaling by a power of two is exact, so the unscaled gradients are recovered bit for bit.
+  opt.grad_scale = 1.0f / static_cast<float>(micro_batches) * loss_scale;
   opt.dropout_seed = cfg_.seed;
   opt.sample_seed = cfg_.seed;
   // On the last micro-batch, each group of gradients is averaged over the data-parallel replicas
@@ -401,14 +404,14 @@ StepMetrics Engine::forward_backward(int micro_batches, uint64_t step, uint32_t 
   return out;
 }
 
-StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr, uint32_t requests) {
-  StepMetrics out = forward_backward(micro_batches, step, requests);
+StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr, uint32_t requests, float loss_scale) {
+  StepMetrics out = forward_backward(micro_batches, step, requests, loss_scale);
   if (!std::isfinite(out.loss)) {
     out.skipped = true;
     out.grad_norm = NAN;
     return out;
   }
-  const OptimizerResult r = optimizer_->step(params_.data(), grads_.data(), lr, *tensor_parallel_);
+  const OptimizerResult r = optimizer_->step(params_.data(), grads_.data(), lr, *tensor_parallel_, 1.0f / loss_scale);
   out.grad_norm = r.grad_norm;
   out.skipped = r.skipped;
   return out;
@@ -417,7 +420,7 @@ StepMetrics Engine::train_step(int micro_batches, uint64_t step, float lr, uint3
 OptimizerResult Engine::apply_optimizer(float lr) {
   require_groups();
   use_threads();
-  return optimizer_->step(params_.data(), grads_.data(), lr, *tensor_parallel_);
+  return optimizer_->step(params_.data(), grads_.data(), lr, *tensor_parallel_, 1.0f);
 }
 
 StepMetrics Engine::evaluate(int micro_batches) {

@@ -11,6 +11,7 @@
 
 #include "../comm/communicator.h"  // Communicator
 #include "grad_reducer.h"          // GradientReducer
+#include "../kernels/matmul_precision.h"  // MatmulPrecision
 #include "../model/model.h"        // Model, MicroBatch, ForwardResult
 #include "../optim/optimizer.h"    // Optimizer
 
@@ -22,6 +23,7 @@ struct EngineConfig {
   int max_predictions = 0;  // masked LM: masked positions per micro-batch (0 = every position)
   int threads = 1;
   uint64_t seed = 0;        // dropout streams
+  MatmulPrecision precision = MatmulPrecision::Fp32;  // the GEMMs' (config `precision`); storage is fp32
   OptimizerConfig optimizer;
   // Data parallelism: this replica's index and the replica count (tensor parallelism is in `model`).
   int dp_rank = 0, dp_size = 1;
@@ -111,8 +113,11 @@ class Engine {
   void check_staged(int slot);  // may complete it (segments of a one-segment model)
 
   // `requests`: this rank's pending save/stop requests, OR-ed over the whole job into the result.
-  StepMetrics forward_backward(int micro_batches, uint64_t step, uint32_t requests = 0);
-  StepMetrics train_step(int micro_batches, uint64_t step, float lr, uint32_t requests = 0);
+  // `loss_scale` (a power of two, 1 = off) multiplies the loss gradient, so the gradients left in
+  // grads() are scaled by it; train_step unscales them in the update. A step whose loss or gradients
+  // are not finite is skipped (StepMetrics::skipped) and leaves parameters and moments untouched.
+  StepMetrics forward_backward(int micro_batches, uint64_t step, uint32_t requests = 0, float loss_scale = 1.0f);
+  StepMetrics train_step(int micro_batches, uint64_t step, float lr, uint32_t requests = 0, float loss_scale = 1.0f);
   // Forward only; micro_batches may be 0 on a data-parallel replica that has no share of this call.
   StepMetrics evaluate(int micro_batches);
   // One optimizer update with the gradients already in grads() (tests and tools).

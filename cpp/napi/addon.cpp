@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>  // std::frexp
 #include <functional>
 #include <memory>
 #include <string>
@@ -79,6 +80,13 @@ int get_int_or(const Napi::Object& o, const char* key, int fallback) {
 double get_num_or(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+// A step's loss scale: a power of two from 1 to 2^127 (exact scaling and unscaling in fp32).
+float loss_scale_arg(double s) {
+  int exponent = 0;
+  if (!(s >= 1 && s <= 0x1p127) || std::frexp(s, &exponent) != 0.5)
+    throw Error("ERR_ARGUMENT", "lossScale must be a power of two from 1 to 2^127, got " + std::to_string(s));
+  return static_cast<float>(s);
 }
 std::string get_str_or(const Napi::Object& o, const char* key, const std::string& fallback) {
   Napi::Value v = o.Get(key);
@@ -174,6 +182,12 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.max_predictions = get_int(o, "maxPredictions", w);
   c.threads = get_int(o, "threads", w);
   c.seed = static_cast<uint64_t>(get_num(o, "seed", w));
+  const std::string precision = get_str_or(o, "precision", "fp32");
+  if (precision != "fp32" && precision != "bf16" && precision != "fp16")
+    throw Error("ERR_CONFIG", "precision must be 'fp32', 'bf16' or 'fp16', got '" + precision + "'");
+  c.precision = precision == "bf16"   ? MatmulPrecision::Bf16
+                : precision == "fp16" ? MatmulPrecision::Fp16
+                                      : MatmulPrecision::Fp32;
   read_optional_num(o, "dataParallelRank", w, c.dp_rank);
   read_optional_num(o, "dataParallelSize", w, c.dp_size);
   double bucket = 0;
@@ -737,14 +751,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const uint64_t step = static_cast<uint64_t>(get_num_or(opts, "step", 0));
     const float lr = static_cast<float>(get_num_or(opts, "lr", 0));
     const uint32_t requests = static_cast<uint32_t>(get_num_or(opts, "requests", 0)) & (kRequestSave | kRequestStop);
+    const float loss_scale = loss_scale_arg(get_num_or(opts, "lossScale", 1));
     engine_->busy = true;
     auto metrics = std::make_shared<StepMetrics>();
     Engine* e = engine_.get();
     return run_job(
         info,
         [=] {
-          *metrics = apply_optimizer ? e->train_step(count, step, lr, requests)
-                                     : e->forward_backward(count, step, requests);
+          *metrics = apply_optimizer ? e->train_step(count, step, lr, requests, loss_scale)
+                                     : e->forward_backward(count, step, requests, loss_scale);
         },
         [=](Napi::Env env) -> Napi::Value { return metrics_object(env, *metrics, e->model()); });
   }

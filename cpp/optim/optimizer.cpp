@@ -10,7 +10,7 @@ Optimizer::Optimizer(const OptimizerConfig& cfg, const ParamLayout& layout) : cf
   v_.assign(static_cast<size_t>(layout.total()), 0.0f);
 }
 
-StepScalars Optimizer::begin_update(double grad_norm) {
+StepScalars Optimizer::begin_update(double grad_norm, float unscale) {
   step_ += 1;
   StepScalars s;
   s.bc1 = 1.0f - static_cast<float>(std::pow(cfg_.beta1, static_cast<double>(step_)));
@@ -21,6 +21,7 @@ StepScalars Optimizer::begin_update(double grad_norm) {
   } else if (cfg_.max_grad_norm > 0 && grad_norm > cfg_.max_grad_norm) {
     s.grad_scale = static_cast<float>(cfg_.max_grad_norm / grad_norm);
   }
+  s.unscale = unscale;
   return s;
 }
 

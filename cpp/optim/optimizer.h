@@ -33,6 +33,9 @@ struct OptimizerResult {
 struct StepScalars {
   float bc1 = 1, bc2 = 1;  // 1 − β1^t, 1 − β2^t
   float grad_scale = 1;    // NVLAMB 1/‖g‖; apex-LAMB and AdamW clipping factor; else 1
+  // 1 / loss scale, applied first: g·unscale is the unscaled gradient exactly (powers of two), and
+  // kept apart from grad_scale so that a tiny clipping factor cannot turn their product subnormal.
+  float unscale = 1;
 };
 
 class Optimizer {
@@ -44,7 +47,9 @@ class Optimizer {
   // One update with learning rate lr. `grads` may be consumed (the CPU uses it as scratch). The
   // gradients must already be averaged over data-parallel replicas; `tp` is the tensor-parallel
   // group, over which split tensors' norms are summed so every norm equals the TP = 1 one.
-  virtual OptimizerResult step(float* params, float* grads, float lr, Communicator& tp) = 0;
+  // `unscale`: 1 / the loss scale the gradients were computed with (a power of two, so unscaling is
+  // exact); the norm is reported, and the update made, for the unscaled gradients.
+  virtual OptimizerResult step(float* params, float* grads, float lr, Communicator& tp, float unscale) = 0;
 
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t s) { step_ = s; }
@@ -55,7 +60,8 @@ class Optimizer {
  protected:
   Optimizer(const OptimizerConfig& cfg, const ParamLayout& layout);
   // Counts the update and returns its scalars (call after the norm, when the step is not skipped).
-  StepScalars begin_update(double grad_norm);
+  // grad_norm is the unscaled one.
+  StepScalars begin_update(double grad_norm, float unscale);
   OptimizerConfig cfg_;
   const ParamLayout& layout_;
   kernels::Buffer<float> m_, v_;

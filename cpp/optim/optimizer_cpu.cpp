@@ -29,22 +29,22 @@ double global_grad_sq(const ParamLayout& layout, const float* grads, Communicato
 class CpuOptimizer final : public Optimizer {
  public:
   CpuOptimizer(const OptimizerConfig& cfg, const ParamLayout& layout) : Optimizer(cfg, layout) {}
-  OptimizerResult step(float* params, float* grads, float lr, Communicator& tp) override;
+  OptimizerResult step(float* params, float* grads, float lr, Communicator& tp, float unscale) override;
 
  private:
   std::vector<double> norms_, split_norms_;  // LAMB: per-tensor ‖w‖², ‖u‖² (kept to avoid reallocating)
 };
 
-OptimizerResult CpuOptimizer::step(float* params, float* grads, float lr, Communicator& tp) {
+OptimizerResult CpuOptimizer::step(float* params, float* grads, float lr, Communicator& tp, float unscale) {
   OptimizerResult res;
-  res.grad_norm = std::sqrt(global_grad_sq(layout_, grads, tp));
+  res.grad_norm = std::sqrt(global_grad_sq(layout_, grads, tp)) * static_cast<double>(unscale);
   if (!std::isfinite(res.grad_norm)) {
     res.skipped = true;
     return res;
   }
-  const StepScalars sc = begin_update(res.grad_norm);
+  const StepScalars sc = begin_update(res.grad_norm, unscale);
   const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
-  const float bc1 = sc.bc1, bc2 = sc.bc2, g_scale = sc.grad_scale;
+  const float bc1 = sc.bc1, bc2 = sc.bc2, g_scale = sc.grad_scale, unscale_g = sc.unscale;
 
   const auto& params_info = layout_.params();
   if (cfg_.kind == OptimizerKind::AdamW) {
@@ -57,7 +57,7 @@ OptimizerResult CpuOptimizer::step(float* params, float* grads, float lr, Commun
       // PyTorch AdamW: w ← w·(1 − lr·wd) − lr·m̂/(√v̂ + ε)
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < p.numel; i++) {
-        const float gi = g[i] * g_scale;
+        const float gi = g[i] * unscale_g * g_scale;
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
         const float update = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
@@ -82,7 +82,7 @@ OptimizerResult CpuOptimizer::step(float* params, float* grads, float lr, Commun
     double w_sq = 0, u_sq = 0;
 #pragma omp parallel for schedule(static) reduction(+ : w_sq, u_sq)
     for (int64_t i = 0; i < p.numel; i++) {
-      const float gi = g[i] * g_scale;
+      const float gi = g[i] * unscale_g * g_scale;
       m[i] = b1 * m[i] + (1 - b1) * gi;
       v[i] = b2 * v[i] + (1 - b2) * gi * gi;
       const float mhat = m[i] / bc1, vhat = v[i] / bc2;

@@ -16,7 +16,7 @@ namespace {
 class CudaOptimizer final : public Optimizer {
  public:
   CudaOptimizer(const OptimizerConfig& cfg, const ParamLayout& layout);
-  OptimizerResult step(float* params, float* grads, float lr, Communicator& tp) override;
+  OptimizerResult step(float* params, float* grads, float lr, Communicator& tp, float unscale) override;
 
  private:
   cuda::OptimStepArgs args(float lr, const StepScalars& sc) const;
@@ -54,10 +54,10 @@ CudaOptimizer::CudaOptimizer(const OptimizerConfig& cfg, const ParamLayout& layo
 
 cuda::OptimStepArgs CudaOptimizer::args(float lr, const StepScalars& sc) const {
   return cuda::OptimStepArgs{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, sc.bc1, sc.bc2, sc.grad_scale,
-                             cfg_.apex};
+                             sc.unscale, cfg_.apex};
 }
 
-OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Communicator& tp) {
+OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Communicator& tp, float unscale) {
   OptimizerResult res;
   // ‖g‖²: per-tensor sums on the device, split shards summed over the TP group, replicated counted once.
   cuda::multi_tensor_sum_squares(sq_.data(), static_cast<const float*>(grads), tensors(), count_, chunks_,
@@ -67,12 +67,12 @@ OptimizerResult CudaOptimizer::step(float* params, float* grads, float lr, Commu
   for (int t = 0; t < count_; t++)
     (layout_.at(t).split_dim >= 0 ? split : replicated) += sq_host_[static_cast<size_t>(t)];
   if (tp.size() > 1) tp.all_reduce_sum(&split, 1);
-  res.grad_norm = std::sqrt(split + replicated);
+  res.grad_norm = std::sqrt(split + replicated) * static_cast<double>(unscale);
   if (!std::isfinite(res.grad_norm)) {
     res.skipped = true;
     return res;
   }
-  const cuda::OptimStepArgs a = args(lr, begin_update(res.grad_norm));
+  const cuda::OptimStepArgs a = args(lr, begin_update(res.grad_norm, unscale));
   float* no_copy = nullptr;  // fp32 weights only: no low-precision copy to refresh
   if (cfg_.kind == OptimizerKind::AdamW) {
     cuda::adamw_update(params, no_copy, m_.data(), v_.data(), static_cast<const float*>(grads), tensors(),

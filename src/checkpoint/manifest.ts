@@ -89,6 +89,10 @@ export function checkTrainingState(t: TrainingState): void {
   if (typeof t.lossScale.enabled !== 'boolean') throw invalidArg('training.loss_scale.enabled must be a boolean');
   checkFinite(t.lossScale.scale, 'training.loss_scale.scale');
   checkUInt(t.lossScale.growthTracker, 'training.loss_scale.growth_tracker');
+  checkUInt(t.lossScale.skippedSteps, 'training.loss_scale.skipped_steps');
+  const scale = t.lossScale.scale;
+  if (t.lossScale.enabled && !(scale >= 1 && scale <= 2 ** 127 && Number.isInteger(Math.log2(scale))))
+    throw invalidArg(`manifest field training.loss_scale.scale must be a power of two from 1 to 2^127, got ${scale}`);
 }
 
 export function tensorEntryToProto(t: ManifestTensorEntry): Record<string, unknown> {
@@ -167,6 +171,7 @@ function trainingFromProto(t: RawTrainingState, fail: (what: string) => Error): 
       enabled: t.lossScale.enabled,
       scale: t.lossScale.scale,
       growthTracker: toSafeNumber(t.lossScale.growthTracker, 'training.loss_scale.growth_tracker', fail),
+      skippedSteps: toSafeNumber(t.lossScale.skippedSteps, 'training.loss_scale.skipped_steps', fail),
     },
   };
 }

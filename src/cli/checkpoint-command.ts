@@ -269,7 +269,8 @@ async function inspectCommand(target: string, o: { json?: boolean }): Promise<vo
       ? 'none recorded'
       : `rng seed ${t.rng.seed} (${t.rng.scheme}); lr ${t.schedule.kind} ${t.schedule.lr} → ${t.schedule.minLr} ` +
         `over ${t.schedule.steps} steps, warmup ${t.schedule.warmupSteps}, power ${t.schedule.power}, next lr ${t.schedule.nextLr}; ` +
-        `loss scale ${t.lossScale.enabled ? `${t.lossScale.scale} (growth tracker ${t.lossScale.growthTracker})` : 'off'}`;
+        `loss scale ${t.lossScale.enabled ? `${t.lossScale.scale} (growth tracker ${t.lossScale.growthTracker})` : 'off'}` +
+        `, ${t.lossScale.skippedSteps} skipped steps`;
   printTable([
     ['checkpoint', dir],
     ['step', `${m.step} (consumed samples ${m.consumedSamples})`],

@@ -125,10 +125,9 @@ function crossChecks(c: Config): string[] {
       `precision: ${c.precision} needs device: cuda; the CPU engine computes in fp32 ` +
         `(its kernels have no ${c.precision} arithmetic to gain from): remove the key or set precision: fp32`,
     );
-  else if (c.precision !== 'fp32')
+  if (c.loss_scale.min > c.loss_scale.initial)
     problems.push(
-      `precision: ${c.precision} is not built yet; the CUDA engine trains in fp32 for now ` +
-        `(docs/cuda.md, "Not done"): set precision: fp32`,
+      `loss_scale.min: ${c.loss_scale.min} is above loss_scale.initial ${c.loss_scale.initial}; lower min or raise initial`,
     );
   return problems;
 }

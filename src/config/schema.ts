@@ -114,6 +114,25 @@ export const trainSchema = z
   })
   .strict();
 
+/** A power of two from 1 to 2^127: a loss scale that scales and unscales fp32 values exactly. */
+const powerOfTwoScale = z.number().refine((x) => x >= 1 && x <= 2 ** 127 && Number.isInteger(Math.log2(x)), {
+  message: 'must be a power of two from 1 to 2^127 (e.g. 65536 = 2^16)',
+});
+
+/** Loss scaling (docs/configuration.md, "Loss scaling"): what fp16 training needs against underflow. */
+export const lossScaleSchema = z
+  .object({
+    /** auto: dynamic with precision fp16, off otherwise; static keeps `initial`; off is 1. */
+    mode: z.enum(['auto', 'dynamic', 'static', 'off']).default('auto'),
+    /** The first dynamic scale, or the static one (2^16, as DeepSpeed's initial_scale_power 16). */
+    initial: powerOfTwoScale.default(65536),
+    /** Clean steps after which a dynamic scale doubles (Megatron-LM's --loss-scale-window). */
+    window: positiveInt.default(1000),
+    /** The dynamic scale never goes below this; an overflow there is treated as train.on_nan says. */
+    min: powerOfTwoScale.default(1),
+  })
+  .strict();
+
 export const optimizerSchema = z
   .object({
     name: z.enum(['lamb', 'adamw']).default('lamb'),
@@ -224,6 +243,7 @@ export const configSchema = z
      * dynamic loss scaling). The CPU engine computes in fp32 only.
      */
     precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
+    loss_scale: lossScaleSchema.default(lossScaleSchema.parse({})),
   })
   .strict();
 

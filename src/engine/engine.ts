@@ -46,6 +46,7 @@ export function engineOptions(c: Config, shape: EngineShape = {}): NativeEngineO
     maxPredictions: shape.allPositions ? 0 : microBatch * maxPredictionsPerSequence(c),
     threads: resolveThreads(c.train.threads),
     seed: c.train.seed,
+    precision: c.precision,
     bucketElems: Math.max(1, Math.round((c.parallel.bucket_mb * 1024 * 1024) / 4)),
     optimizer: {
       name: c.optimizer.name,

@@ -24,6 +24,8 @@ export interface NativeEngineOptions {
   threads: number;
   /** Key of the dropout streams. */
   seed: number;
+  /** What the GEMMs compute in (storage is fp32 throughout); the CPU addon takes fp32 only. */
+  precision?: 'fp32' | 'bf16' | 'fp16';
   optimizer: {
     name: 'lamb' | 'adamw';
     beta1: number;
@@ -119,8 +121,19 @@ export interface NativeEngine {
   /** Sets the gradients and applies one optimizer update (synchronous; for tests and tools). */
   optimizerStep(grads: Float32Array, lr: number): { gradNorm: number; skipped: boolean };
   /** `requests`: this rank's pending REQUEST_* bits, OR-ed over the whole job into the result's `requests`. */
-  trainStep(batches: TrainBatch[], opts: { step: number; lr: number; requests?: number }): Promise<StepMetrics>;
-  forwardBackward(batches: TrainBatch[], opts: { step: number; requests?: number }): Promise<StepMetrics>;
+  /**
+   * `lossScale` (a power of two from 1 to 2^127, default 1) multiplies the loss gradient and is
+   * divided out in the update; a step whose loss or gradients are not finite is `skipped`.
+   */
+  trainStep(
+    batches: TrainBatch[],
+    opts: { step: number; lr: number; requests?: number; lossScale?: number },
+  ): Promise<StepMetrics>;
+  /** Leaves the gradients (scaled by `lossScale`) for getGrads(). */
+  forwardBackward(
+    batches: TrainBatch[],
+    opts: { step: number; requests?: number; lossScale?: number },
+  ): Promise<StepMetrics>;
   evaluate(batches: TrainBatch[]): Promise<StepMetrics>;
   /** Forward without dropout; `hidden`: also the last stack's output (parallel.tensor = 1). */
   logits(batch: TrainBatch, opts?: { hidden?: boolean }): Promise<LogitsResult>;

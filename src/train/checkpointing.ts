@@ -20,6 +20,7 @@ import {
 } from '../checkpoint';
 import type { Config } from '../config/schema';
 import type { NativeEngine } from '../engine/native';
+import type { LossScaleSnapshot } from './loss-scaler';
 import { learningRate, type ScheduleSpec } from './schedule';
 
 /** --start-fresh, for `paratrain train` and `paratrain launch`. */
@@ -66,6 +67,8 @@ export interface RankPlace {
   dpSize: number;
 }
 
+const NO_LOSS_SCALE: LossScaleSnapshot = { enabled: false, scale: 1, growthTracker: 0, skippedSteps: 0 };
+
 /** Saves of one rank. `save` returns once the step loop may go on; `drain` waits for the last commit. */
 export class CheckpointSaver {
   private inFlight: Promise<SaveTiming> | undefined;
@@ -96,7 +99,13 @@ export class CheckpointSaver {
    * Saves the engine's state after `step`. Async mode returns after the host copy; the write and
    * commit go on behind the next steps. `sync` forces waiting for the commit (end of run, stop).
    */
-  async save(step: number, consumedSamples: number, schedule: ScheduleSpec, sync: boolean): Promise<void> {
+  async save(
+    step: number,
+    consumedSamples: number,
+    schedule: ScheduleSpec,
+    sync: boolean,
+    lossScale: LossScaleSnapshot = NO_LOSS_SCALE,
+  ): Promise<void> {
     const t0 = Date.now();
     this.lastSaveMs = t0;
     await this.waitPrevious();
@@ -106,7 +115,7 @@ export class CheckpointSaver {
     const state = { step: this.engine.copyStateInto(this.host), m: this.host.m, v: this.host.v };
     const { rank, tpRank, tpSize, dpRank, dpSize } = this.place;
     const header: CheckpointHeader | undefined =
-      rank === 0 ? this.header(step, consumedSamples, schedule, state.step) : undefined;
+      rank === 0 ? this.header(step, consumedSamples, schedule, state.step, lossScale) : undefined;
     const dir = checkpointDirFor(checkpointRoot(this.c), step);
     const copiedMs = Date.now() - t0;
     const waits = sync || !this.c.checkpoint.async;
@@ -172,6 +181,7 @@ export class CheckpointSaver {
     consumedSamples: number,
     schedule: ScheduleSpec,
     optimizerStep: number,
+    lossScale: LossScaleSnapshot,
   ): CheckpointHeader {
     const c = this.c;
     return {
@@ -192,7 +202,7 @@ export class CheckpointSaver {
           power: schedule.power,
           nextLr: learningRate(schedule, step),
         },
-        lossScale: { enabled: false, scale: 1, growthTracker: 0 },
+        lossScale: { ...lossScale },
       },
     };
   }

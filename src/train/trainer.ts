@@ -48,6 +48,7 @@ import {
 import { BEST_DIR, BestCheckpoint } from './best-checkpoint';
 import { checkRunDir } from './run-dir';
 import { createRunLogger, type RunLogger } from './log';
+import { LossScaler } from './loss-scaler';
 import { flopsPerToken, stepMfu } from './mfu';
 import { learningRate, scheduleFromConfig } from './schedule';
 
@@ -229,6 +230,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   let resumedAt = 0,
     consumedAtResume = 0;
 
+  const scaler = LossScaler.fromConfig(c);
   const resumeFrom = await findResumePoint(c, opts.resume, rank?.resumeDir, {
     onSkip: (dir, reason) =>
       log.warn({ event: 'resume-skip', checkpoint: dir, reason }, `skipping checkpoint ${dir}: ${reason}`),
@@ -260,6 +262,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
         `train.seed changed from ${saved.train.seed} to ${c.train.seed}: dropout masks will differ from the saved run's`,
       );
     const restored = await restoreRank(engine, resumeFrom);
+    if (manifest.training) scaler.restore(manifest.training.lossScale);
     step = resumedAt = manifest.step;
     consumedAtResume = manifest.consumedSamples;
     log.info(
@@ -406,7 +409,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
   const best = c.checkpoint.keep_best ? new BestCheckpoint(checkpointRoot(c), c.checkpoint.keep_best) : null;
   const saveAt = async (done: number, sync: boolean) => {
     rank?.setPhase?.('save');
-    await saver.save(done, consumedAt(done), schedule, sync);
+    await saver.save(done, consumedAt(done), schedule, sync, scaler.snapshot());
     rank?.setPhase?.('train');
     lastSaved = done;
   };
@@ -418,20 +421,41 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     // and a late copy elsewhere must not cause a second save). Stop requests from anyone.
     let mine = requests.pending & (leader ? REQUEST_SAVE | REQUEST_STOP : REQUEST_STOP);
     if (leader && saver.timeDue()) mine |= REQUEST_SAVE;
-    const running = engine.trainStep(next, { step, lr, requests: mine });
+    const running = engine.trainStep(next, { step, lr, requests: mine, lossScale: scaler.scale });
     next = step + 1 < c.train.steps ? batchesFor(step + 1) : []; // overlaps the native step
     const m: StepMetrics = await running;
     requests.pending &= ~m.requests;
     const ms = Date.now() - t0;
-    if (m.skipped || !Number.isFinite(m.loss)) {
-      const what = `loss ${m.loss}, grad norm ${m.gradNorm} at step ${step + 1}`;
+    const skipped = m.skipped || !Number.isFinite(m.loss);
+    const scaled = scaler.update(skipped);
+    if (skipped && scaled.absorbed) {
+      // Overflow at a scale that can still come down: fp16's routine skip, not divergence.
+      log.info(
+        {
+          event: 'loss-scale',
+          step: step + 1,
+          loss: m.loss,
+          loss_scale: scaled.scale,
+          next_loss_scale: scaled.next,
+          skipped_steps: scaler.skippedSteps,
+        },
+        `gradient overflow at step ${step + 1} with loss scale ${scaled.scale}: update skipped, ` +
+          `loss scale now ${scaled.next}`,
+      );
+    } else if (skipped) {
+      const what =
+        `loss ${m.loss}, grad norm ${m.gradNorm} at step ${step + 1}` +
+        (scaler.mode === 'dynamic' ? ` (at the minimum loss scale, ${scaled.scale})` : '');
       if (c.train.on_nan === 'error')
         throw new TrainingError(
           'ERR_NAN_LOSS',
           `training diverged: ${what}; the update was not applied and no checkpoint was written. ` +
             `Lower train.lr, raise train.warmup, or resume from the last checkpoint.`,
         );
-      log.warn({ event: 'skipped', step: step + 1, loss: m.loss, grad_norm: m.gradNorm }, `skipped update: ${what}`);
+      log.warn(
+        { event: 'skipped', step: step + 1, loss: m.loss, grad_norm: m.gradNorm, skipped_steps: scaler.skippedSteps },
+        `skipped update: ${what}`,
+      );
     }
     step += 1;
     const record: StepRecord = { step, loss: m.loss, losses: m.losses, metrics: m.metrics, gradNorm: m.gradNorm, lr };
@@ -473,6 +497,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           elapsed_ms: Date.now() - started,
           consumed_samples: consumedAt(step),
           ...(dpSize > 1 ? { dp_wait_ms: Number(m.dpWaitMs.toFixed(1)) } : {}),
+          ...(scaler.enabled ? { loss_scale: scaled.scale } : {}),
+          skipped_steps: scaler.skippedSteps,
         },
         `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}${describeParts(m.losses, m.metrics)}` +
           ` lr ${lr.toExponential(2)} grad_norm ${m.gradNorm.toFixed(3)} ${tokensPerS} tokens/s`,

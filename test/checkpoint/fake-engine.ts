@@ -152,7 +152,7 @@ export function flatFor(table: ShardTensor[], whole: Map<string, Float32Array>):
 export const TRAINING = {
   rng: { seed: 42, scheme: 'philox(seed, step, rank)' },
   schedule: { kind: 'poly', lr: 1e-4, minLr: 0, steps: 1000, warmupSteps: 100, power: 0.5, nextLr: 9.5e-5 },
-  lossScale: { enabled: false, scale: 1, growthTracker: 0 },
+  lossScale: { enabled: false, scale: 1, growthTracker: 0, skippedSteps: 0 },
 };
 
 export function headerFor(step: number, tp: number, dp: number): CheckpointHeader {

@@ -2,6 +2,8 @@
 // uses. The CPU computes synchronously on the calling thread, so both are no-ops here; the CUDA
 // twin (cuda/sync.h) records and waits on CUDA events and sets each thread's device.
 #pragma once
+#include "../../common/error.h"     // Error
+#include "../matmul_precision.h"   // MatmulPrecision
 
 namespace paratrain::cpu {
 
@@ -16,5 +18,13 @@ class StreamEvent {
 
 // Every thread that runs kernels or collectives calls this first.
 inline void bind_thread() {}
+
+// The calling thread's GEMM precision: the CPU kernels have only fp32 (the TypeScript config
+// refuses the others first; this is the engine's own guard).
+inline void set_matmul_precision(MatmulPrecision p) {
+  if (p != MatmulPrecision::Fp32)
+    throw Error("ERR_CONFIG", std::string("precision: ") + precision_name(p) +
+                                  " needs the CUDA engine; the CPU engine computes in fp32");
+}
 
 }  // namespace paratrain::cpu

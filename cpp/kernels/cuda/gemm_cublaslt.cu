@@ -84,10 +84,12 @@ struct Context {
   float* bias_scratch = nullptr;  // max_bias floats; also used for bf16 (half of it)
   int max_bias = 0;
   bool tf32 = false;
+  MatmulPrecision precision = MatmulPrecision::Fp32;  // of the float path
   std::map<PlanKey, Plan> plans;
 
   ~Context() {
     for (auto& kv : plans) {
+      if (!kv.second.desc) continue;  // a cached miss
       cublasLtMatrixLayoutDestroy(kv.second.a);
       cublasLtMatrixLayoutDestroy(kv.second.b);
       cublasLtMatrixLayoutDestroy(kv.second.c);
@@ -106,12 +108,31 @@ Context& context() {
   return t_ctx;
 }
 
+// Float inputs under precision bf16/fp16 are rounded to 16 bits inside cuBLASLt and multiplied on
+// tensor cores, accumulating in fp32 (the FAST compute types); bf16 inputs always accumulate in fp32.
 cublasComputeType_t compute_type(const Matmul& mm, const Context& ctx) {
-  return (mm.ab_type == CUDA_R_32F && ctx.tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  if (mm.ab_type != CUDA_R_32F) return CUBLAS_COMPUTE_32F;
+  switch (ctx.precision) {
+    case MatmulPrecision::Bf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case MatmulPrecision::Fp16: return CUBLAS_COMPUTE_32F_FAST_16F;
+    default: return ctx.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  }
 }
 
+// The cached plan for mm computed in `compute`; nullptr when cuBLASLt has no algorithm for it and
+// `may_miss` (the miss is cached too, as a plan without descriptors).
+Plan* plan_for(Context& ctx, const Matmul& mm, cublasComputeType_t compute, bool may_miss);
+
+// The plan for mm in the thread's precision; a reduced-precision shape or epilogue that cuBLASLt
+// has no algorithm for falls back to plain fp32 compute (slower, never wrong) rather than failing.
 Plan& plan_for(Context& ctx, const Matmul& mm) {
   const cublasComputeType_t compute = compute_type(mm, ctx);
+  if (compute != CUBLAS_COMPUTE_32F)
+    if (Plan* fast = plan_for(ctx, mm, compute, true)) return *fast;
+  return *plan_for(ctx, mm, CUBLAS_COMPUTE_32F, false);
+}
+
+Plan* plan_for(Context& ctx, const Matmul& mm, cublasComputeType_t compute, bool may_miss) {
   const PlanKey key{mm.trans_a, mm.trans_b, mm.M, mm.N, mm.K, mm.lda, mm.ldb, mm.ldc, static_cast<int64_t>(mm.ab_type),
                     static_cast<int64_t>(mm.c_type), static_cast<int64_t>(mm.epilogue), mm.beta != 0.0f, mm.aux_ld,
                     static_cast<int64_t>(compute),
@@ -119,7 +140,7 @@ Plan& plan_for(Context& ctx, const Matmul& mm) {
                     alignment_of(mm.A), alignment_of(mm.B), alignment_of(mm.C),
                     std::min(mm.bias ? alignment_of(mm.bias) : 256u, mm.aux ? alignment_of(mm.aux) : 256u)};
   auto it = ctx.plans.find(key);
-  if (it != ctx.plans.end()) return it->second;
+  if (it != ctx.plans.end()) return it->second.desc ? &it->second : nullptr;
 
   Plan p;
   check_cublas(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
@@ -169,13 +190,17 @@ Plan& plan_for(Context& ctx, const Matmul& mm) {
     cublasLtMatrixLayoutDestroy(p.b);
     cublasLtMatrixLayoutDestroy(p.c);
     cublasLtMatmulDescDestroy(p.desc);
+    if (may_miss) {
+      ctx.plans.emplace(key, Plan{});
+      return nullptr;
+    }
     throw Error("ERR_CUBLAS_UNSUPPORTED", "cuBLASLt has no algorithm for a " + std::to_string(mm.M) + "x" +
                                               std::to_string(mm.N) + "x" + std::to_string(mm.K) + " matmul with epilogue " +
                                               std::to_string(static_cast<int>(mm.epilogue)));
   }
   p.algo = result.algo;
   p.workspace = result.workspaceSize;
-  return ctx.plans.emplace(key, p).first->second;
+  return &ctx.plans.emplace(key, p).first->second;
 }
 
 void run(const Matmul& mm) {
@@ -226,6 +251,7 @@ void linear_init(size_t workspace_bytes, int max_bias) {
 }
 
 void linear_allow_tf32(bool allow) { context().tf32 = allow; }
+void set_matmul_precision(MatmulPrecision p) { context().precision = p; }
 
 template <typename T>
 void linear_forward(T* out, const T* in, const T* W, const T* b, int N, int I, int O) {

@@ -14,12 +14,18 @@
 #include <cuda_bf16.h>  // __nv_bfloat16
 #include <cstddef>      // size_t
 
+#include "../matmul_precision.h"  // MatmulPrecision
+
 namespace paratrain::cuda {
 
 // workspace_bytes: cuBLASLt workspace (32 MiB is plenty on Hopper); max_bias: the largest O of any
 // layer (scratch for the bias gradient, which cuBLASLt overwrites and we must accumulate).
 void linear_init(size_t workspace_bytes = size_t(32) << 20, int max_bias = 1 << 17);
 void linear_allow_tf32(bool allow);  // float path only; default off
+// The calling thread's float-path precision (matmul_precision.h): Bf16 / Fp16 run float GEMMs on
+// tensor cores with 16-bit inputs (CUBLAS_COMPUTE_32F_FAST_16BF / _16F); Fp32 is exact fp32
+// (or TF32 when allowed). A plan that cuBLASLt cannot serve in 16 bits falls back to fp32.
+void set_matmul_precision(MatmulPrecision p);
 
 // out[N,O] = in[N,I] · W[O,I]ᵀ + b[O]   (b may be null) — epilogue BIAS.
 template <typename T>

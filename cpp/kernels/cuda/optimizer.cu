@@ -99,7 +99,7 @@ __global__ void adamw_kernel(float* __restrict__ params, G* __restrict__ params_
     const ChunkRange c = chunk_range(tensors, count, k);
     const float wd = tensors[c.t].decay ? a.weight_decay : 0.0f;
     for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x) {
-      const float g = to_float(grads[i]) * a.grad_scale;
+      const float g = to_float(grads[i]) * a.unscale * a.grad_scale;
       const float mi = a.beta1 * m[i] + (1 - a.beta1) * g;
       const float vi = a.beta2 * v[i] + (1 - a.beta2) * g * g;
       m[i] = mi;
@@ -122,7 +122,7 @@ __global__ void lamb_moments_kernel(float* __restrict__ m, float* __restrict__ v
     const float wd = tensors[c.t].decay ? a.weight_decay : 0.0f;
     double w_sq = 0, u_sq = 0;
     for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x) {
-      const float g = to_float(grads[i]) * a.grad_scale;
+      const float g = to_float(grads[i]) * a.unscale * a.grad_scale;
       const float mi = a.beta1 * m[i] + (1 - a.beta1) * g;
       const float vi = a.beta2 * v[i] + (1 - a.beta2) * g * g;
       m[i] = mi;

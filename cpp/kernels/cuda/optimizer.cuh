@@ -31,6 +31,7 @@ struct OptimStepArgs {
   float lr, beta1, beta2, eps, weight_decay;
   float bc1, bc2;     // 1 − β1^t, 1 − β2^t
   float grad_scale;   // NVLAMB 1/‖g‖; apex-LAMB and AdamW clipping factor; else 1
+  float unscale;      // 1 / loss scale, applied before grad_scale
   bool apex;          // LAMB only: ε outside the sqrt
 };
 
