@@ -122,6 +122,20 @@ describe('masked-LM training from sentence-split preprocessed data', () => {
     expect(error?.message).toMatch(/bert_text_sentence\.bin holds token id \d+ in sequence \d+, but the tokenizer has/);
   });
 
+  it('warns when the sentence data was preprocessed with --append-eod', async () => {
+    const withEod = preprocess('eod', ['--tokenizer', bertTokenizer, '--append-eod']);
+    const { dataset } = await openDataset({ ...fromData, path: withEod });
+    expect(dataset.summary.warnings).toHaveLength(1);
+    const sep = JSON.parse(fs.readFileSync(bertTokenizer, 'utf8')).model.vocab['[SEP]'] as number;
+    expect(dataset.summary.warnings?.[0]).toBe(
+      `data.path ${withEod}: all of its first ${DOCUMENTS} documents end with [SEP] (id ${sep}), the token ` +
+        `\`paratrain preprocess --append-eod\` adds; the wordpiece samples read it as the last token of each ` +
+        `document's last sentence. Preprocess the text again without --append-eod`,
+    );
+    const plain = await openDataset(fromData);
+    expect(plain.dataset.summary.warnings).toBeUndefined();
+  });
+
   it('trains bert for a few steps through the CLI on a blend of two sentence-split datasets', () => {
     const other = preprocess('other', ['--tokenizer', bertTokenizer]);
     const runDir = path.join(scratch, 'run');
