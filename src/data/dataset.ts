@@ -87,6 +87,8 @@ export interface DatasetSummary {
   sampleIndices?: SampleIndexUse[];
   /** data.path with several prefixes: each with its normalised weight. */
   blend?: { prefix: string; weight: number }[];
+  /** What the run should warn about the data (e.g. sentence data preprocessed with --append-eod). */
+  warnings?: string[];
 }
 
 export interface SampleIndexUse {

@@ -117,7 +117,8 @@ async function tokenizerFor(opts: PreprocessOptions, inputs: string[], key: stri
   });
 }
 
-function endOfDocumentId(tokenizer: TextTokenizer): number {
+/** The token --append-eod ends each document with: <|endoftext|> (GPT-2 BPE), else [SEP] or </s>. */
+export function endOfDocumentId(tokenizer: TextTokenizer): number {
   if (tokenizer.kind === 'bpe') return tokenizer.endOfTextId();
   return tokenizer.maskedLmSpecialIds().sep;
 }

@@ -10,6 +10,7 @@ import { buildStreamLayout, IndexedCausalLmDataset, splitDocuments } from './ind
 import { IndexedDataset } from './indexed-dataset';
 import { IndexedSentences } from './indexed-sentences';
 import { packFullSentences, type FullSentencePacking } from './full-sentence-dataset';
+import { endOfDocumentId } from './preprocess';
 import { maskedLmStream } from './masked-lm-samples';
 import { maskedLmVocabulary, type MaskedLmVocabulary } from './masking';
 import { loadOrBuildSampleIndex } from './sample-index-cache';
@@ -99,6 +100,7 @@ export async function openPreprocessedDataset(
         stem: data.prefix,
         cacheDir: opts.cacheDir,
         inputs: { ...fileIdentity(data.prefix), documents, endOfText },
+        identity: FILE_IDENTITY,
         build: () => ({ ...buildStreamLayout(data, documents, endOfText) }),
       });
       indices.push({ kind: 'gpt-stream', split: part, file: layout.file, origin: layout.origin });
@@ -113,6 +115,7 @@ export async function openPreprocessedDataset(
       stem: data.prefix,
       cacheDir: opts.cacheDir,
       inputs: { ...fileIdentity(data.prefix), documents, seqLen: opts.seqLen },
+      identity: FILE_IDENTITY,
       build: () =>
         kind === 'full-sentences'
           ? { ...packFullSentences(source, ids, opts.seqLen - 2) }
@@ -124,6 +127,7 @@ export async function openPreprocessedDataset(
   };
 
   const sources: OpenedSource[] = [];
+  const warnings: string[] = [];
   for (const { prefix, weight } of weighted) {
     for (const file of [`${prefix}.idx`, `${prefix}.bin`])
       if (!fs.existsSync(file))
@@ -135,6 +139,16 @@ export async function openPreprocessedDataset(
     const data = IndexedDataset.open(prefix);
     const ranges = splitDocuments(split, data.documentCount);
     const sentences = masked ? new IndexedSentences(data, tokenizer.vocabSize) : undefined;
+    if (sentences) {
+      const eod = endOfDocumentId(tokenizer);
+      const { ending, checked } = documentsEndingWith(sentences, data.documentCount, eod);
+      if (checked > 0 && ending === checked)
+        warnings.push(
+          `${name(prefix)}: all of its first ${checked} documents end with ${tokenizer.idToToken(eod)} (id ${eod}), ` +
+            `the token \`paratrain preprocess --append-eod\` adds; the ${opts.tokenizerKind} samples read it as ` +
+            `the last token of each document's last sentence. Preprocess the text again without --append-eod`,
+        );
+    }
     const streams: Record<Split, SampleStream | null> = { train: null, eval: null };
     for (const part of ['train', 'eval'] as const) {
       const [first, end] = ranges[part];
@@ -213,6 +227,7 @@ export async function openPreprocessedDataset(
       tokenStoreOrigin: 'preprocessed',
       tokenStoreMillis: Date.now() - started,
       sampleIndices: indices,
+      ...(warnings.length > 0 ? { warnings } : {}),
       ...(weighted.length > 1 ? { blend: weighted.map(({ prefix, weight }) => ({ prefix, weight })) } : {}),
     },
     batch(part, firstSample, count) {
@@ -237,6 +252,23 @@ export async function openPreprocessedDataset(
       }),
   };
   return { dataset, tokenizer };
+}
+
+/** How many of the first (up to) 100 documents end with the token id `eod`, of how many checked. */
+function documentsEndingWith(
+  sentences: IndexedSentences,
+  documentCount: number,
+  eod: number,
+): { ending: number; checked: number } {
+  let ending = 0;
+  let checked = 0;
+  for (let d = 0; d < Math.min(documentCount, 100); d++) {
+    const end = sentences.documentTokenEnd(d);
+    if (end <= sentences.documentTokenStart(d)) continue;
+    checked++;
+    if (sentences.readTokens(end - 1, end)[0] === eod) ending++;
+  }
+  return { ending, checked };
 }
 
 /** The one tokenizer of all the prefixes (data.tokenizer, or each one's tokenizer.json, all the same). */
@@ -273,6 +305,9 @@ function tokenizerFor(prefix: string, given: string | undefined, name: string): 
     );
   return beside.found;
 }
+
+/** The inputs fileIdentity gives: an index whose header differs in them indexes files that are gone. */
+const FILE_IDENTITY = ['idx', 'bin'] as const;
 
 /** What identifies the files of a prefix in a cache key: sizes and modification times. */
 function fileIdentity(prefix: string): Record<string, unknown> {

@@ -2,6 +2,8 @@
 // order. A file is named by the hash of everything its arrays depend on and repeats those inputs in
 // its header; it is reused when both match and rebuilt otherwise, and written to a temporary name
 // then renamed (files/atomic-write), so an interrupted write never looks like a complete index.
+// Writing a new file removes the stale ones of the same stem and kind: those whose header names other
+// data files (request.identity) than the present ones, which no run can use again.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,6 +26,13 @@ export interface SampleIndexRequest<T extends Record<string, IndexArray>> {
   cacheDir: string;
   /** Everything the arrays depend on, as JSON: hashed into the name and kept in the header. */
   inputs: Record<string, unknown>;
+  /**
+   * The names of the inputs that identify the data's files (their sizes and times). A file of this
+   * stem and kind whose header differs in any of them indexes data that is gone, and is removed when
+   * a new index is written; one that differs only in other inputs (another split, another seq_len)
+   * serves another configuration and stays. Without identity nothing is removed.
+   */
+  identity?: readonly string[];
   build: () => T;
 }
 
@@ -52,13 +61,25 @@ export function sampleIndexPaths(request: Pick<SampleIndexRequest<never>, 'kind'
     .update(JSON.stringify({ format: FORMAT_VERSION, kind: request.kind, inputs: request.inputs }))
     .digest('hex')
     .slice(0, 16);
-  const beside = `${request.stem}.${request.kind}-${hash}.pidx`;
+  const { beside, fallbackPrefix } = namePrefixes(request);
+  return { beside: `${beside}${hash}.pidx`, fallback: `${fallbackPrefix}${hash}.pidx` };
+}
+
+/** The paths of this stem and kind's index files up to their hash, beside the data and in cacheDir. */
+function namePrefixes(request: Pick<SampleIndexRequest<never>, 'kind' | 'stem' | 'cacheDir'>): {
+  beside: string;
+  fallbackPrefix: string;
+} {
+  const beside = `${request.stem}.${request.kind}-`;
   const folder = crypto
     .createHash('sha256')
     .update(path.dirname(path.resolve(beside)))
     .digest('hex')
     .slice(0, 8);
-  return { beside, fallback: path.join(request.cacheDir, 'sample-indices', `${folder}-${path.basename(beside)}`) };
+  return {
+    beside,
+    fallbackPrefix: path.join(request.cacheDir, 'sample-indices', `${folder}-${path.basename(beside)}`),
+  };
 }
 
 export async function loadOrBuildSampleIndex<T extends Record<string, IndexArray>>(
@@ -74,6 +95,7 @@ export async function loadOrBuildSampleIndex<T extends Record<string, IndexArray
   for (const file of [beside, fallback]) {
     try {
       await writeIndex(file, request.kind, request.inputs, arrays, file === fallback);
+      removeStaleIndices(request, file);
       return { arrays, origin: 'built', file };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? '';
@@ -81,6 +103,60 @@ export async function loadOrBuildSampleIndex<T extends Record<string, IndexArray
     }
   }
   return { arrays, origin: 'built', file: null };
+}
+
+/**
+ * Removes, beside the data and in cacheDir, the index files of this stem and kind (exactly
+ * `<prefix><16 hex digits>.pidx`, nothing else) whose header names other data files than
+ * request.identity's present ones. `kept` is never touched; a file whose header cannot be read is
+ * left alone, and a folder that refuses (read-only) is skipped.
+ */
+function removeStaleIndices(request: SampleIndexRequest<Record<string, IndexArray>>, kept: string): void {
+  const identity = request.identity ?? [];
+  if (identity.length === 0) return;
+  const present = JSON.stringify(identity.map((key) => request.inputs[key]));
+  const { beside, fallbackPrefix } = namePrefixes(request);
+  for (const prefix of [beside, fallbackPrefix]) {
+    const folder = path.dirname(prefix);
+    const start = path.basename(prefix);
+    let names: string[];
+    try {
+      names = fs.readdirSync(folder);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.startsWith(start) || !/^[0-9a-f]{16}\.pidx$/.test(name.slice(start.length))) continue;
+      const file = path.join(folder, name);
+      if (path.resolve(file) === path.resolve(kept)) continue;
+      const header = readHeader(file);
+      if (!header || header.kind !== request.kind) continue;
+      if (JSON.stringify(identity.map((key) => header.inputs[key])) === present) continue;
+      try {
+        fs.unlinkSync(file);
+      } catch {
+        // Read-only, or removed meanwhile by another process: nothing to do.
+      }
+    }
+  }
+}
+
+/** The header of an index file, read without its arrays; undefined when it is not one. */
+function readHeader(file: string): Header | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const start = Buffer.alloc(MAGIC.length + 4);
+    if (fs.readSync(fd, start, 0, start.length, 0) !== start.length) return undefined;
+    if (!start.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+    const text = Buffer.alloc(start.readUInt32LE(MAGIC.length));
+    if (fs.readSync(fd, text, 0, text.length, start.length) !== text.length) return undefined;
+    return JSON.parse(text.toString('utf8')) as Header;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 /** The arrays of `file` when it is a complete index of these inputs; undefined otherwise (missing, stale, damaged). */

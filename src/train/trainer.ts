@@ -346,6 +346,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     `training ${c.model.arch} (${(params / 1e6).toFixed(2)}M parameters) for ${c.train.steps} steps`,
   );
 
+  for (const warning of dataset.summary.warnings ?? []) log.warn({ event: 'data-warning' }, warning);
+
   const evaluates = dataset.samplesPerEpoch('eval') > 0;
   if (!evaluates && c.data.path !== undefined)
     log.info(

@@ -299,6 +299,12 @@ describe('cached sample indices', () => {
       'ships_text_document',
     ]);
     expect(touched.dataset.batch('train', 0, 50).tokens).toEqual(first.dataset.batch('train', 0, 50).tokens);
+    // Writing them removed the layouts of the old ships files; the whales layouts and the blend orders stay.
+    const stale = [...mtimes.keys()].filter((file) => path.basename(file).startsWith('ships_text_document.gpt-stream'));
+    expect(stale.length).toBe(2);
+    for (const file of stale) expect(fs.existsSync(file)).toBe(false);
+    for (const file of mtimes.keys()) if (!stale.includes(file)) expect(fs.existsSync(file)).toBe(true);
+    expect(cacheFiles().length).toBe(6); // 5 - 2 + 2 rebuilt + the reweighted blend order
   });
 
   it('never takes a damaged or half-written file for a complete index', async () => {

@@ -122,6 +122,20 @@ describe('masked-LM training from sentence-split preprocessed data', () => {
     expect(error?.message).toMatch(/bert_text_sentence\.bin holds token id \d+ in sequence \d+, but the tokenizer has/);
   });
 
+  it('warns when the sentence data was preprocessed with --append-eod', async () => {
+    const withEod = preprocess('eod', ['--tokenizer', bertTokenizer, '--append-eod']);
+    const { dataset } = await openDataset({ ...fromData, path: withEod });
+    expect(dataset.summary.warnings).toHaveLength(1);
+    const sep = JSON.parse(fs.readFileSync(bertTokenizer, 'utf8')).model.vocab['[SEP]'] as number;
+    expect(dataset.summary.warnings?.[0]).toBe(
+      `data.path ${withEod}: all of its first ${DOCUMENTS} documents end with [SEP] (id ${sep}), the token ` +
+        `\`paratrain preprocess --append-eod\` adds; the wordpiece samples read it as the last token of each ` +
+        `document's last sentence. Preprocess the text again without --append-eod`,
+    );
+    const plain = await openDataset(fromData);
+    expect(plain.dataset.summary.warnings).toBeUndefined();
+  });
+
   it('trains bert for a few steps through the CLI on a blend of two sentence-split datasets', () => {
     const other = preprocess('other', ['--tokenizer', bertTokenizer]);
     const runDir = path.join(scratch, 'run');
@@ -149,5 +163,50 @@ describe('masked-LM training from sentence-split preprocessed data', () => {
     expect(steps.length).toBe(3);
     for (const step of steps) expect(Number.isFinite(step.loss)).toBe(true);
     expect(events.filter((e) => e.event === 'eval').length).toBeGreaterThan(0);
+  }, 180_000);
+
+  /** Trains `config` (shrunk) for 3 steps from data.path through the CLI; returns its log.jsonl events. */
+  function trainTiny(config: string, dataPath: string, extra: string[] = []): Record<string, unknown>[] {
+    const runDir = path.join(scratch, `run-${config}`);
+    const set = (kv: string) => ['--set', kv];
+    const r = paratrain([
+      'train',
+      ...['--config', config],
+      ...['model.layers=1', 'model.hidden=64', 'model.heads=2', 'model.ffn=128', 'model.vocab_size=512'].flatMap(set),
+      ...['model.seq_len=32', 'train.micro_batch=4', 'train.steps=3', 'train.eval_every=3'].flatMap(set),
+      ...['checkpoint.every=0', `data.path=${dataPath}`, 'data.split=8,2,0', `run.dir=${runDir}`].flatMap(set),
+      ...set(`data.cache_dir=${path.join(scratch, 'cache')}`),
+      ...extra.flatMap(set),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const events = fs
+      .readFileSync(path.join(runDir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(events.find((e) => e.event === 'start')).toMatchObject({ corpus_documents: DOCUMENTS, eval_documents: 6 });
+    const steps = events.filter((e) => e.event === undefined && 'loss' in e);
+    expect(steps.map((e) => e.step)).toEqual([1, 2, 3]);
+    for (const step of steps) expect(Number.isFinite(step.loss)).toBe(true);
+    expect(events.filter((e) => e.event === 'eval').length).toBeGreaterThan(0);
+    return events;
+  }
+
+  it('trains roberta (full sentences) for a few steps through the CLI from data.path', () => {
+    const robertaData = preprocess('roberta', ['--tokenizer-kind', 'roberta-bpe', '--vocab-size', '400']);
+    const events = trainTiny('roberta-mini', robertaData);
+    const start = events.find((e) => e.event === 'start') as { sample_indices: { kind: string }[] };
+    expect(start.sample_indices.map((use) => use.kind)).toEqual(['full-sentences', 'full-sentences']);
+    expect(events.filter((e) => e.event === 'data-warning')).toEqual([]);
+  }, 180_000);
+
+  it('trains electra for a few steps through the CLI from data.path, warning about --append-eod data', () => {
+    const withEod = preprocess('electra-eod', ['--tokenizer', bertTokenizer, '--append-eod']);
+    const events = trainTiny('electra-mini', withEod, ['model.embedding_size=32']);
+    const start = events.find((e) => e.event === 'start') as { sample_indices: { kind: string }[] };
+    expect(start.sample_indices.map((use) => use.kind)).toEqual(['sentence-pairs', 'sentence-pairs']);
+    const warnings = events.filter((e) => e.event === 'data-warning');
+    expect(warnings.length).toBe(1);
+    expect(warnings[0].msg).toMatch(/electra-eod_text_sentence: all of its first 30 documents end with \[SEP\]/);
   }, 180_000);
 });
