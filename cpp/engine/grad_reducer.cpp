@@ -5,7 +5,13 @@ namespace paratrain {
 
 GradientReducer::GradientReducer(Communicator& dp, size_t bucket_elems)
     : dp_(dp), bucket_elems_(bucket_elems > 0 ? bucket_elems : 1), thread_([this] {
-        kernels::bind_thread();
+        try {
+          kernels::bind_thread();
+          kernels::use_own_stream();  // the CUDA build: off the compute stream (sync.h)
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mu_);
+          error_ = std::current_exception();  // every job is skipped; finish() reports it
+        }
         run();
       }) {}
 
@@ -96,6 +102,8 @@ void GradientReducer::launch_down_to(size_t offset, const kernels::StreamEvent* 
       ready->wait();
     dp_.all_reduce_sum(data, n);
     kernels::scale(data, static_cast<long>(n), inv);
+    // This thread's stream is not the compute stream: the bucket is final when the job is done.
+    kernels::synchronize_thread();
   });
 }
 

@@ -4,7 +4,9 @@
 // one frontier offset; whenever a bucket's worth is final behind it, that bucket is all-reduced.
 // "Final" is the compute stream's word, not the host loop's: each ready_from records an event on
 // the stream (on the GPU the kernels of backward are still running when the host has issued them);
-// NCCL's stream waits for it on the device, a host-memory communicator's thread on the host.
+// NCCL's stream waits for it on the device, a host-memory communicator's thread on the host. On
+// the GPU the communication thread has a stream of its own (kernels::use_own_stream), so neither
+// the averaging nor the wait for NCCL sits in the compute stream's queue.
 #pragma once
 #include <condition_variable>
 #include <cstddef>    // size_t
@@ -16,7 +18,7 @@
 #include <vector>
 
 #include "../comm/communicator.h"  // Communicator
-#include "../kernels/backend.h"    // kernels::StreamEvent, kernels::bind_thread, kernels::scale
+#include "../kernels/backend.h"    // kernels::StreamEvent, bind_thread, use_own_stream, scale
 
 namespace paratrain {
 

@@ -19,6 +19,12 @@ class StreamEvent {
 // Every thread that runs kernels or collectives calls this first.
 inline void bind_thread() {}
 
+// The calling thread issues its kernels on a stream of its own from now on (the communication
+// thread: its work must neither queue behind nor hold up the compute stream), and waits for them.
+// The CPU runs each kernel to completion on the calling thread: nothing to do.
+inline void use_own_stream() {}
+inline void synchronize_thread() {}
+
 // The calling thread's GEMM precision: the CPU kernels have only fp32 (the TypeScript config
 // refuses the others first; this is the engine's own guard).
 inline void set_matmul_precision(MatmulPrecision p) {

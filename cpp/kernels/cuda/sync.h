@@ -16,6 +16,24 @@ inline int& engine_device() {
 }
 inline void bind_thread() { CUDA_CHECK(cudaSetDevice(engine_device())); }
 
+// The calling thread's kernels go to a non-blocking stream of its own, made on first use and
+// destroyed when the thread ends. The data-parallel communication thread uses one: on the compute
+// thread's stream (the legacy default stream) its bucket scaling would queue behind the rest of
+// backward, and waiting there for NCCL's `done` would hold backward up behind the all-reduce.
+inline void use_own_stream() {
+  struct Owned {
+    cudaStream_t stream = nullptr;
+    ~Owned() {
+      if (stream) cudaStreamDestroy(stream);
+    }
+  };
+  thread_local Owned owned;
+  if (!owned.stream) CUDA_CHECK(cudaStreamCreateWithFlags(&owned.stream, cudaStreamNonBlocking));
+  set_current_stream(owned.stream);
+}
+// Blocks until the work the calling thread issued on its current stream has finished.
+inline void synchronize_thread() { CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
+
 // record() marks the current stream's position; wait() blocks the calling thread until the work
 // issued before it has finished (the communication thread then reads the gradients it covers).
 // Created without timing, the cheapest kind; made once and reused step after step.
