@@ -62,11 +62,13 @@ export default tseslint.config(
     },
   },
   {
-    // The dashboard's page script runs in the browser, as a classic script (no modules, no build).
+    // The dashboard's page script runs in the browser, as a classic script (no modules, no build);
+    // downsample.js is also required by `paratrain plot`, hence `module`.
     files: ['src/dashboard/page/**/*.js'],
     languageOptions: {
       sourceType: 'script',
       globals: {
+        module: 'readonly',
         window: 'readonly',
         document: 'readonly',
         EventSource: 'readonly',

@@ -1,5 +1,5 @@
 // main.ts — the `paratrain` command line: train, bench, export, import, fill-mask, generate
-// (launch, checkpoint, preprocess, evaluate / predict / embed, build, plan and dashboard register themselves).
+// (launch, checkpoint, preprocess, evaluate / predict / embed, build, plan, dashboard and plot register themselves).
 import { Command, Option } from 'commander';
 
 import * as fs from 'node:fs';
@@ -23,6 +23,7 @@ import { registerBuildCommand } from './build-command';
 import { registerCheckpointCommand } from './checkpoint-command';
 import { registerDashboardCommand } from './dashboard-command';
 import { registerPlanCommand } from './plan-command';
+import { registerPlotCommand } from './plot-command';
 import { registerPreprocessCommand } from './preprocess-command';
 import { registerTaskCommands } from './task-commands';
 
@@ -240,6 +241,7 @@ export function buildCli(): Command {
   registerBuildCommand(program);
   registerPlanCommand(program);
   registerDashboardCommand(program);
+  registerPlotCommand(program);
   return program;
 }
 

@@ -1,6 +1,8 @@
 // records.ts — the dashboard's view of a run log (<run.dir>/log.jsonl, src/train/log.ts): each line
 // becomes a step, an eval or an event record, trimmed to what the page draws, so the browser gets
-// one small shape and never the whole log line. Lines that are not JSON objects are skipped.
+// one small shape and never the whole log line. Lines that are not JSON objects are skipped. A
+// launched job's per-rank logs (<run.dir>/logs/rank-NNNNN.log) give rank records: each rank's step
+// time and memory.
 
 export interface StepPoint {
   kind: 'step';
@@ -13,6 +15,7 @@ export interface StepPoint {
   mfu?: number;
   step_ms?: number;
   dp_wait_ms?: number;
+  rss_mb?: number;
 }
 
 export interface EvalPoint {
@@ -31,7 +34,21 @@ export interface RunEvent {
   msg: string;
 }
 
-export type DashboardRecord = StepPoint | EvalPoint | RunEvent;
+/** One rank's step, from its own log: what differs between ranks (time, waits, memory). */
+export interface RankPoint {
+  kind: 'rank';
+  rank: number;
+  step: number;
+  step_ms?: number;
+  dp_wait_ms?: number;
+  rss_mb?: number;
+  tokens_per_s?: number;
+}
+
+/** What a line of log.jsonl (or the launcher's log) becomes. */
+export type LogRecord = StepPoint | EvalPoint | RunEvent;
+
+export type DashboardRecord = LogRecord | RankPoint;
 
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
@@ -48,7 +65,7 @@ function optionalNumbers<K extends string>(r: Record<string, unknown>, keys: rea
   return out;
 }
 
-const STEP_FIELDS = ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms'] as const;
+const STEP_FIELDS = ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms', 'rss_mb'] as const;
 
 // pino's numeric levels: 40 warn, 50 error and above.
 function levelName(level: unknown): RunEvent['level'] {
@@ -62,7 +79,7 @@ function levelName(level: unknown): RunEvent['level'] {
  * `eventsOnly` (the launcher's log, whose step lines repeat rank 0's): its other lines are events,
  * named by their `event`, else their `component` (coordinator, agent), else 'launcher'.
  */
-export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}): DashboardRecord | null | undefined {
+export function parseLogLine(line: string, opts: { eventsOnly?: boolean } = {}): LogRecord | null | undefined {
   let r: unknown;
   try {
     r = JSON.parse(line);
@@ -102,4 +119,18 @@ function event(o: Record<string, unknown>, name: string, msg: string): RunEvent 
     level: levelName(o.level),
     msg,
   };
+}
+
+const RANK_FIELDS = ['step_ms', 'dp_wait_ms', 'rss_mb', 'tokens_per_s'] as const;
+
+/**
+ * A line of rank `rank`'s log as a rank record, or null for any other line. The file is the
+ * worker's stdout and stderr as they came (src/launch/worker-process.ts): the launcher's banner
+ * lines, the run log's JSON lines, and whatever else the process printed, none of which is an error.
+ */
+export function parseRankLine(line: string, rank: number): RankPoint | null {
+  if (!line.startsWith('{')) return null;
+  const r = parseLogLine(line);
+  if (!r || r.kind !== 'step') return null;
+  return { kind: 'rank', rank, step: r.step, ...optionalNumbers(r as unknown as Record<string, unknown>, RANK_FIELDS) };
 }

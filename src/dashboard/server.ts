@@ -1,4 +1,4 @@
-// server.ts — the dashboard's HTTP server (node:http, nothing else): one page, its script and
+// server.ts — the dashboard's HTTP server (node:http, nothing else): one page, its scripts and
 // style, uPlot's two files, an empty favicon, a JSON snapshot of the run's records and a
 // server-sent-event stream that pushes new records as the logs grow. Read-only by construction: GET/HEAD only, a fixed table of
 // paths (no file is looked up from a URL, so there is nothing to traverse), and nothing the page
@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
-import { parseLogLine, type DashboardRecord } from './records';
+import { RankLogs } from './rank-logs';
+import { parseLogLine, parseRankLine, type DashboardRecord } from './records';
 import { LogTail } from './tail';
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -55,6 +56,7 @@ function loadAssets(): Map<string, Asset> {
   const files: Array<[string, string, string]> = [
     ['/', path.join(page, 'index.html'), 'text/html; charset=utf-8'],
     ['/dashboard.js', path.join(page, 'dashboard.js'), 'text/javascript; charset=utf-8'],
+    ['/downsample.js', path.join(page, 'downsample.js'), 'text/javascript; charset=utf-8'],
     ['/dashboard.css', path.join(page, 'dashboard.css'), 'text/css; charset=utf-8'],
     ['/uplot.js', path.join(uplot, 'uPlot.iife.min.js'), 'text/javascript; charset=utf-8'],
     ['/uplot.css', path.join(uplot, 'uPlot.min.css'), 'text/css; charset=utf-8'],
@@ -81,6 +83,12 @@ class RunFeed {
     const r = parseLogLine(line, { eventsOnly });
     if (r) this.records.push(r);
     else if (r === undefined) this.skipped += 1; // malformed: a write cut short, or not a log
+  }
+
+  /** A rank log's line: its steps only (the rest is the worker's other output, never counted). */
+  addRank(rank: number, line: string): void {
+    const r = parseRankLine(line, rank);
+    if (r) this.records.push(r);
   }
 
   /** Sends each stream the records it has not had, as one message; the SSE id is the count sent. */
@@ -128,23 +136,23 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const assets = loadAssets();
   const feed = new RunFeed();
   // Rank 0's log, and node 0's launcher log for a launched job's own events (joins, failures,
-  // restarts). When either file is cut (a new run), both are read again from the top.
+  // restarts). When any file is cut (a new run), all are read again from the top.
   const sources: Array<[string, boolean]> = [
     [logFile, false],
     [path.join(opts.runDir, 'logs', 'launcher-node-0.jsonl'), true],
   ];
+  const restart = () => {
+    feed.reset();
+    for (const t of tails) t.rewind();
+    rankLogs.rewind();
+  };
   const tails: LogTail[] = sources.map(
-    ([file, eventsOnly]) =>
-      new LogTail(
-        file,
-        (line) => feed.add(line, eventsOnly),
-        () => {
-          feed.reset();
-          for (const t of tails) t.rewind();
-        },
-      ),
+    ([file, eventsOnly]) => new LogTail(file, (line) => feed.add(line, eventsOnly), restart),
   );
+  // Each rank's own log, for the per-rank step time and memory.
+  const rankLogs = new RankLogs(path.join(opts.runDir, 'logs'), (rank, line) => feed.addRank(rank, line), restart);
   for (const t of tails) t.start(opts.pollMs);
+  rankLogs.start(opts.pollMs);
   // Push what the poll added; one timer for all open pages.
   const push = setInterval(() => feed.flush(), opts.pollMs ?? 250);
   push.unref();
@@ -201,6 +209,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       for (const t of tails) t.stop();
+      rankLogs.stop();
       clearInterval(push);
       clearInterval(keepAlive);
       if (err.code === 'EADDRINUSE')
@@ -228,6 +237,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     port: bound,
     async close() {
       for (const t of tails) t.stop();
+      rankLogs.stop();
       clearInterval(push);
       clearInterval(keepAlive);
       for (const res of feed.streams.keys()) res.end();

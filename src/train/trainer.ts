@@ -501,6 +501,8 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
           ...(dpSize > 1 ? { dp_wait_ms: Number(m.dpWaitMs.toFixed(1)) } : {}),
           ...(scaler.enabled ? { loss_scale: scaled.scale } : {}),
           skipped_steps: scaler.skippedSteps,
+          // This process's resident memory (host RAM: the engine's buffers on CPU), for the per-rank chart.
+          rss_mb: Math.round(process.memoryUsage.rss() / 2 ** 20),
         },
         `step ${step}/${c.train.steps} loss ${m.loss.toFixed(4)}${describeParts(m.losses, m.metrics)}` +
           ` lr ${lr.toExponential(2)} grad_norm ${m.gradNorm.toFixed(3)} ${tokensPerS} tokens/s`,

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { parseListenAddress } from '../../src/dashboard/listen-address';
-import { parseLogLine } from '../../src/dashboard/records';
+import { parseLogLine, parseRankLine } from '../../src/dashboard/records';
 import { startDashboard, type Dashboard } from '../../src/dashboard/server';
 
 const root = path.join(__dirname, '..', '..');
@@ -114,6 +114,7 @@ describe('paratrain dashboard over HTTP', () => {
     for (const [p, type] of [
       ['/', 'text/html'],
       ['/dashboard.js', 'text/javascript'],
+      ['/downsample.js', 'text/javascript'],
       ['/dashboard.css', 'text/css'],
       ['/uplot.js', 'text/javascript'],
       ['/uplot.css', 'text/css'],
@@ -212,6 +213,67 @@ describe('paratrain dashboard of a launched job', () => {
         { kind: 'event', event: 'coordinator', time: 't2', level: 'error', msg: 'rank 1 exited with code 9' },
         { kind: 'event', event: 'launcher', time: 't3', level: 'info', msg: 'node 0: every worker finished' },
       ]);
+    } finally {
+      await dash.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("paratrain dashboard of a launched job's rank logs", () => {
+  const rankStep = (step: number, stepMs: number, rssMb: number) =>
+    JSON.stringify({ ...JSON.parse(stepLine(step)), step_ms: stepMs, dp_wait_ms: 1.5, rss_mb: rssMb });
+
+  it('parseRankLine: a step line gives the rank, step time, wait and memory; any other line nothing', () => {
+    expect(parseRankLine(rankStep(4, 812, 433), 3)).toEqual({
+      kind: 'rank',
+      rank: 3,
+      step: 4,
+      step_ms: 812,
+      dp_wait_ms: 1.5,
+      rss_mb: 433,
+      tokens_per_s: 3000,
+    });
+    expect(parseRankLine('=== paratrain worker rank 3 (local rank 1) started 2026-01-01T00:00:00.000Z', 3)).toBeNull();
+    expect(parseRankLine('{"level":30,"event":"start","msg":"training"}', 3)).toBeNull();
+    expect(parseRankLine('{"step":4, cut sh', 3)).toBeNull();
+  });
+
+  it('follows each logs/rank-NNNNN.log, one that appears later included, and pushes their steps', async () => {
+    const dir = tmpRun([stepLine(1)]);
+    const logs = path.join(dir, 'logs');
+    fs.mkdirSync(logs);
+    const banner = (rank: number) => `=== paratrain worker rank ${rank} (local rank ${rank}) started t0`;
+    fs.writeFileSync(
+      path.join(logs, 'rank-00000.log'),
+      [banner(0), rankStep(1, 700, 410), 'Error: a stack'].join('\n') + '\n',
+    );
+    fs.writeFileSync(path.join(logs, 'rank-00001.log'), [banner(1), rankStep(1, 745, 520)].join('\n') + '\n');
+    fs.writeFileSync(path.join(logs, 'rank-00001.log.old'), rankStep(1, 1, 1) + '\n'); // not a rank log
+    const dash = await startDashboard({ runDir: dir, port: 0, pollMs: 50 });
+    const ranks = async () =>
+      JSON.parse((await raw(dash.port, '/records.json')).body).records.filter(
+        (r: { kind: string }) => r.kind === 'rank',
+      );
+    try {
+      const first = JSON.parse((await raw(dash.port, '/records.json')).body);
+      expect(first.skipped).toBe(0); // a rank log's other lines are not malformed records
+      expect(await ranks()).toEqual([
+        { kind: 'rank', rank: 0, step: 1, step_ms: 700, dp_wait_ms: 1.5, rss_mb: 410, tokens_per_s: 3000 },
+        { kind: 'rank', rank: 1, step: 1, step_ms: 745, dp_wait_ms: 1.5, rss_mb: 520, tokens_per_s: 3000 },
+      ]);
+      fs.appendFileSync(path.join(logs, 'rank-00001.log'), rankStep(2, 760, 525) + '\n');
+      fs.writeFileSync(path.join(logs, 'rank-00002.log'), [banner(2), rankStep(2, 790, 530)].join('\n') + '\n');
+      await expect
+        .poll(async () =>
+          (await ranks()).map((r: { rank: number; step: number; step_ms: number }) => [r.rank, r.step, r.step_ms]),
+        )
+        .toEqual([
+          [0, 1, 700],
+          [1, 1, 745],
+          [1, 2, 760],
+          [2, 2, 790],
+        ]);
     } finally {
       await dash.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
-// dashboard.js — the page's only script (plain browser JavaScript, no build step): it reads the
-// run's records from the server-sent-event stream /events (src/dashboard/server.ts) and draws them
-// with uPlot. It only reads; nothing here talks back to the run.
+// dashboard.js — the page's script (plain browser JavaScript, no build step): it reads the run's
+// records from the server-sent-event stream /events (src/dashboard/server.ts) and draws them with
+// uPlot, each chart thinned to MAX_POINTS by downsample.js. It only reads; nothing here talks back
+// to the run.
 'use strict';
 
 (function () {
@@ -8,6 +9,7 @@
   let steps = new Map();
   let evals = new Map();
   let events = [];
+  let ranks = new Map(); // rank -> (step -> rank record), from each rank's own log
   const charts = new Map(); // chart id -> { plot, labels }
 
   // Steps are whole numbers: ticks at 1, 2, 5, 10, 20, 50, … never at 2.5.
@@ -16,6 +18,10 @@
 
   const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
+  // Points drawn per chart at most: a long log is thinned (min/max per bucket, the latest point
+  // exact) so that a million steps draw as fast as a few thousand.
+  const MAX_POINTS = 4000;
+
   /** Named losses worth their own curve: a model with one loss logs only its total. */
   function lossNames(map) {
     const names = new Set();
@@ -23,25 +29,48 @@
     return names.size > 1 ? [...names].sort() : [];
   }
 
-  // Each chart: its series as [label, value of a step (step record, eval record)] pairs.
+  const sortedSteps = (maps) => [...new Set(maps.flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
+
+  // Each chart: its x values (steps) and its series as [label, value at a step] pairs.
   function chartSpecs() {
     const train = lossNames(steps);
     const evalNames = lossNames(evals);
-    const lossSeries = [['train loss', (s) => s && s.loss]];
-    for (const n of train) lossSeries.push(['train ' + n, (s) => s && s.losses[n]]);
-    if (evals.size) lossSeries.push(['eval loss', (_s, e) => e && e.loss]);
-    for (const n of evalNames) lossSeries.push(['eval ' + n, (_s, e) => e && e.losses[n]]);
-    const field = (name, scale) => (s) => (s && s[name] !== undefined ? s[name] * (scale || 1) : undefined);
+    const ofStep = (f) => (x) => f(steps.get(x));
+    const ofEval = (f) => (x) => f(evals.get(x));
+    const lossSeries = [['train loss', ofStep((s) => s && s.loss)]];
+    for (const n of train) lossSeries.push(['train ' + n, ofStep((s) => s && s.losses[n])]);
+    if (evals.size) lossSeries.push(['eval loss', ofEval((e) => e && e.loss)]);
+    for (const n of evalNames) lossSeries.push(['eval ' + n, ofEval((e) => e && e.losses[n])]);
+    const value = (r, name, scale) => (r && r[name] !== undefined ? r[name] * (scale || 1) : undefined);
+    const field = (name, scale) => (x) => value(steps.get(x), name, scale);
+    const xs = sortedSteps([steps, evals]);
     const specs = [
-      { id: 'loss', title: 'Loss', series: lossSeries },
-      { id: 'lr', title: 'Learning rate', series: [['lr', field('lr')]] },
-      { id: 'grad-norm', title: 'Gradient norm', series: [['grad_norm', field('grad_norm')]] },
-      { id: 'tokens-per-s', title: 'Throughput (tokens/s)', series: [['tokens/s', field('tokens_per_s')]] },
-      { id: 'mfu', title: 'MFU (%)', series: [['mfu %', field('mfu', 100)]] },
-      { id: 'step-time', title: 'Step time (ms)', series: [['step ms', field('step_ms')]] },
+      { id: 'loss', title: 'Loss', xs, series: lossSeries },
+      { id: 'lr', title: 'Learning rate', xs, series: [['lr', field('lr')]] },
+      { id: 'grad-norm', title: 'Gradient norm', xs, series: [['grad_norm', field('grad_norm')]] },
+      { id: 'tokens-per-s', title: 'Throughput (tokens/s)', xs, series: [['tokens/s', field('tokens_per_s')]] },
+      { id: 'mfu', title: 'MFU (%)', xs, series: [['mfu %', field('mfu', 100)]] },
+      { id: 'step-time', title: 'Step time (ms)', xs, series: [['step ms', field('step_ms')]] },
     ];
     if ([...steps.values()].some((s) => s.dp_wait_ms !== undefined))
       specs[5].series.push(['data-parallel wait ms', field('dp_wait_ms')]);
+    // A launched job: each rank's step time and memory, one series per rank.
+    if (ranks.size) {
+      const order = [...ranks.keys()].sort((a, b) => a - b);
+      const rankXs = sortedSteps([...ranks.values()]);
+      const perRank = (name) => order.map((r) => ['rank ' + r, (x) => value(ranks.get(r).get(x), name)]);
+      const logged = (name) => [...ranks.values()].some((m) => [...m.values()].some((p) => p[name] !== undefined));
+      specs.push({ id: 'rank-step-time', title: 'Step time per rank (ms)', xs: rankXs, series: perRank('step_ms') });
+      if (logged('dp_wait_ms'))
+        specs.push({
+          id: 'rank-dp-wait',
+          title: 'Data-parallel wait per rank (ms)',
+          xs: rankXs,
+          series: perRank('dp_wait_ms'),
+        });
+      if (logged('rss_mb'))
+        specs.push({ id: 'rank-memory', title: 'Memory per rank (RSS, MB)', xs: rankXs, series: perRank('rss_mb') });
+    }
     return specs;
   }
 
@@ -49,7 +78,8 @@
     return Math.max(300, el.clientWidth || 560);
   }
 
-  function draw(spec, xs) {
+  function draw(spec) {
+    const xs = spec.xs;
     let el = document.getElementById('chart-' + spec.id);
     if (!el) {
       el = document.createElement('figure');
@@ -58,14 +88,15 @@
       el.setAttribute('aria-label', spec.title);
       document.getElementById('charts').appendChild(el);
     }
-    const data = [xs];
+    const full = [xs];
     for (const [, value] of spec.series)
-      data.push(
+      full.push(
         xs.map((x) => {
-          const v = value(steps.get(x), evals.get(x));
+          const v = value(x);
           return typeof v === 'number' && Number.isFinite(v) ? v : null;
         }),
       );
+    const data = window.paratrainDownsample.downsampleColumns(full, MAX_POINTS);
     const labels = spec.series.map(([label]) => label);
     let chart = charts.get(spec.id);
     // A new named loss (or the first eval) adds a series: build the chart again.
@@ -95,9 +126,18 @@
       chart = { plot: new uPlot(opts, data, el), labels };
       charts.set(spec.id, chart);
     } else chart.plot.setData(data);
-    // What a test (or a screen reader) can read without looking at pixels.
-    el.dataset.points = String(xs.length);
+    // What a test (or a screen reader) can read without looking at pixels: the points drawn, the
+    // steps they stand for, the series, and each series' latest drawn value.
+    el.dataset.points = String(data[0].length);
+    el.dataset.steps = String(xs.length);
     el.dataset.series = labels.join(',');
+    el.dataset.last = data
+      .slice(1)
+      .map((ys) => {
+        for (let i = ys.length - 1; i >= 0; i--) if (ys[i] !== null) return String(ys[i]);
+        return '';
+      })
+      .join(',');
   }
 
   function formatValue(v) {
@@ -117,7 +157,7 @@
       ['loss', last.loss],
     ];
     for (const [k, v] of Object.entries(last.losses)) if (Object.keys(last.losses).length > 1) rows.push([k, v]);
-    for (const k of ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms'])
+    for (const k of ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms', 'rss_mb'])
       if (last[k] !== undefined) rows.push([k, last[k]]);
     for (const [k, v] of rows) {
       const div = document.createElement('div');
@@ -156,8 +196,7 @@
   }
 
   function render() {
-    const xs = [...new Set([...steps.keys(), ...evals.keys()])].sort((a, b) => a - b);
-    for (const spec of chartSpecs()) draw(spec, xs);
+    for (const spec of chartSpecs()) draw(spec);
     showLatest();
     showEvents();
   }
@@ -186,13 +225,17 @@
     steps = new Map();
     evals = new Map();
     events = [];
+    ranks = new Map();
     scheduleRender();
   });
   source.onmessage = (msg) => {
     for (const r of JSON.parse(msg.data)) {
       if (r.kind === 'step') steps.set(r.step, r);
       else if (r.kind === 'eval') evals.set(r.step, r);
-      else if (r.event !== 'eval') events.push(r);
+      else if (r.kind === 'rank') {
+        if (!ranks.has(r.rank)) ranks.set(r.rank, new Map());
+        ranks.get(r.rank).set(r.step, r);
+      } else if (r.event !== 'eval') events.push(r);
     }
     setStatus('live', 'live');
     scheduleRender();
