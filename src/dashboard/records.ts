@@ -16,6 +16,9 @@ export interface StepPoint {
   step_ms?: number;
   dp_wait_ms?: number;
   rss_mb?: number;
+  /** Loss scaling: the scale the step ran with (only when scaling is on), updates skipped so far. */
+  loss_scale?: number;
+  skipped_steps?: number;
 }
 
 export interface EvalPoint {
@@ -65,7 +68,17 @@ function optionalNumbers<K extends string>(r: Record<string, unknown>, keys: rea
   return out;
 }
 
-const STEP_FIELDS = ['lr', 'grad_norm', 'tokens_per_s', 'mfu', 'step_ms', 'dp_wait_ms', 'rss_mb'] as const;
+const STEP_FIELDS = [
+  'lr',
+  'grad_norm',
+  'tokens_per_s',
+  'mfu',
+  'step_ms',
+  'dp_wait_ms',
+  'rss_mb',
+  'loss_scale',
+  'skipped_steps',
+] as const;
 
 // pino's numeric levels: 40 warn, 50 error and above.
 function levelName(level: unknown): RunEvent['level'] {

@@ -44,6 +44,11 @@ export class RunMetrics {
     'paratrain_dp_wait_seconds',
     'time the last step waited for data-parallel gradient buckets after backward',
   );
+  private readonly lossScale = this.gauge('paratrain_loss_scale', 'loss scale of the last step (when scaling is on)');
+  private readonly skippedSteps = this.gauge(
+    'paratrain_skipped_steps',
+    'updates skipped since step 0 (gradient overflows, non-finite losses)',
+  );
   private readonly steps = new Counter({
     name: 'paratrain_steps_logged_total',
     help: 'step records read from the log (a resumed run logs some steps again)',
@@ -84,6 +89,8 @@ export class RunMetrics {
       if (r.mfu !== undefined) this.mfu.set(r.mfu);
       if (r.step_ms !== undefined) this.stepSeconds.set(r.step_ms / 1000);
       if (r.dp_wait_ms !== undefined) this.dpWait.set(r.dp_wait_ms / 1000);
+      if (r.loss_scale !== undefined) this.lossScale.set(r.loss_scale);
+      if (r.skipped_steps !== undefined) this.skippedSteps.set(r.skipped_steps);
     } else if (r.kind === 'eval') {
       this.evalLoss.set({ loss: 'total' }, r.loss);
       for (const [name, value] of Object.entries(r.losses)) this.evalLoss.set({ loss: name }, value);

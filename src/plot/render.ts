@@ -23,6 +23,8 @@ const TITLES: Record<string, string> = {
   step_ms: 'step time (ms)',
   dp_wait_ms: 'data-parallel wait (ms)',
   rss_mb: 'resident memory (MB)',
+  loss_scale: 'loss scale',
+  skipped_steps: 'skipped updates',
 };
 // A line this short is drawn with its points too (evals, a log written every few hundred steps).
 const SHOW_POINTS_BELOW = 40;
@@ -66,7 +68,14 @@ export function figureSpec(runs: RunSeries[], metrics: string[], opts: { title?:
       mark: { type: 'line', strokeWidth: 1.5, point: longest(metric) < SHOW_POINTS_BELOW },
       encoding: {
         x: { field: 'step', type: 'quantitative', title: 'step', scale: { nice: false }, axis: { format: '~s' } },
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        // A loss scale moves by powers of two: on a log axis its halvings and doublings are steps.
+        y: {
+          field: 'value',
+          type: 'quantitative',
+          title: null,
+          scale: metric === 'loss_scale' ? { type: 'log', base: 2 } : { zero: false },
+          ...(metric === 'loss_scale' ? { axis: { format: '.1e' } } : {}),
+        },
         color: {
           field: 'run',
           type: 'nominal',
