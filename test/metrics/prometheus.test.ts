@@ -25,6 +25,8 @@ const step = (n: number, loss: number) =>
     mfu: 0.25,
     step_ms: 400,
     dp_wait_ms: 12,
+    loss_scale: 2 ** (17 - n),
+    skipped_steps: n - 1,
     msg: `step ${n}`,
   });
 const LINES = [
@@ -67,6 +69,8 @@ describe('Prometheus metrics', () => {
     expect(s.get('paratrain_mfu_ratio')).toBe(0.25);
     expect(s.get('paratrain_step_seconds')).toBe(0.4);
     expect(s.get('paratrain_dp_wait_seconds')).toBe(0.012);
+    expect(s.get('paratrain_loss_scale')).toBe(32768);
+    expect(s.get('paratrain_skipped_steps')).toBe(1);
     expect(s.get('paratrain_steps_logged_total')).toBe(2); // the launcher's merged step is not counted again
     expect(s.get('paratrain_events_total{event="start"}')).toBe(1);
     expect(s.get('paratrain_events_total{event="checkpoint"}')).toBe(1);
