@@ -32,7 +32,7 @@ const { values: o } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const { IndexedDataset } = await import(path.join(root, 'dist', 'data', 'indexed-dataset.js'));
+const { IndexedDataset, INDEXED_DTYPES } = await import(path.join(root, 'dist', 'data', 'indexed-dataset.js'));
 const { TextTokenizer } = await import(path.join(root, 'dist', 'data', 'tokenizer.js'));
 const python = path.join(root, 'scripts', 'megatron_indexed.py');
 const paratrain = path.join(root, 'bin', 'paratrain.js');
@@ -49,24 +49,29 @@ const sha256 = (array) =>
 function paratrainDigests(prefix) {
   const data = IndexedDataset.open(prefix);
   const tokens = crypto.createHash('sha256');
-  let count = 0;
+  const count = data.tokenCount;
   let position = 0;
-  for (const length of data.sequenceLengths) count += length;
   while (position < count) {
     const end = Math.min(count, position + (1 << 24));
     const ids = data.tokens(position, end);
     tokens.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
     position = end;
   }
+  // The index as stored: the reader keeps it as sequence starts in tokens and document indices.
+  const S = data.sequenceCount;
+  const bytes = BigInt(INDEXED_DTYPES[data.dtype].bytes);
+  const lengths = Int32Array.from({ length: S }, (_, i) => data.sequenceLength(i));
+  const pointers = BigInt64Array.from({ length: S }, (_, i) => BigInt(data.sequenceStarts[i]) * bytes);
+  const documentIndices = BigInt64Array.from(data.documentIndices, (d) => BigInt(d));
   const digests = {
     dtype: data.dtype,
     sequences: data.sequenceCount,
     documents: data.documentCount,
     tokens: count,
     tokens_sha256: tokens.digest('hex'),
-    lengths_sha256: sha256(data.sequenceLengths),
-    pointers_sha256: sha256(data.sequencePointers),
-    document_indices_sha256: sha256(data.documentIndices),
+    lengths_sha256: sha256(lengths),
+    pointers_sha256: sha256(pointers),
+    document_indices_sha256: sha256(documentIndices),
   };
   data.close();
   return digests;

@@ -64,15 +64,15 @@ export function buildStreamLayout(
   for (let d = firstDocument; d < endDocument; d++) {
     const [first, end] = data.documentSequences(d);
     let last = -1; // the document's last non-empty sequence
-    for (let s = first; s < end; s++) if (data.sequenceLengths[s] > 0) last = s;
+    for (let s = first; s < end; s++) if (data.sequenceLength(s) > 0) last = s;
     if (last >= 0) {
-      const lastToken = data.sequence(last, data.sequenceLengths[last] - 1, 1)[0];
+      const lastToken = data.sequence(last, data.sequenceLength(last) - 1, 1)[0];
       if (lastToken !== endOfTextId) addedEndOfText[last - firstSequence] = 1;
     }
     for (let s = first; s < end; s++) {
       const p = s - firstSequence;
       pieceStart[p] = offset;
-      offset += data.sequenceLengths[s] + addedEndOfText[p];
+      offset += data.sequenceLength(s) + addedEndOfText[p];
     }
   }
   pieceStart[pieces] = offset;
@@ -128,7 +128,7 @@ export class IndexedCausalLmDataset {
     let filled = 0;
     while (filled < out.length) {
       const sequence = this.firstSequence + piece;
-      const length = this.data.sequenceLengths[sequence];
+      const length = this.data.sequenceLength(sequence);
       if (within < length) {
         const n = Math.min(length - within, out.length - filled);
         const ids = this.data.sequence(sequence, within, n);

@@ -4,9 +4,10 @@
 //   | document index count u64 (D + 1) | S × int32 sequence lengths (tokens)
 //   | S × int64 byte offsets of the sequences in .bin | (D + 1) × int64 document indices
 // Document d is sequences [indices[d], indices[d + 1]); indices start at 0 and end at S. A sequence
-// is a sentence in sentence-split data (BERT), a whole document otherwise (GPT). The reader keeps
-// the index in memory (12 bytes a sequence) and reads tokens from .bin with positional reads, so
-// its memory does not grow with the token count.
+// is a sentence in sentence-split data (BERT), a whole document otherwise (GPT). The reader reads the
+// index in chunks and keeps where each sequence starts (8 bytes a sequence) and the document indices
+// (8 bytes a document); tokens are read from .bin with positional reads, so its memory does not grow
+// with the token count.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -52,38 +53,49 @@ export class IndexedDataset {
   private constructor(
     readonly prefix: string,
     readonly dtype: IndexedDtypeCode,
-    /** Tokens per sequence. */
-    readonly sequenceLengths: Int32Array,
-    /** Byte offset of each sequence in .bin. */
-    readonly sequencePointers: BigInt64Array,
+    /**
+     * Sequence i is tokens [sequenceStarts[i], sequenceStarts[i + 1]) of .bin, counted in tokens (S + 1
+     * entries): the index's lengths and byte offsets in one array, as open() has checked that every
+     * sequence starts where the one before ends.
+     */
+    readonly sequenceStarts: Float64Array,
     /** Document d covers sequences [documentIndices[d], documentIndices[d + 1]). */
-    readonly documentIndices: BigInt64Array,
+    readonly documentIndices: Float64Array,
     private readonly fd: number,
   ) {}
 
   get sequenceCount(): number {
-    return this.sequenceLengths.length;
+    return this.sequenceStarts.length - 1;
   }
 
   get documentCount(): number {
     return this.documentIndices.length - 1;
   }
 
+  /** Tokens in .bin. */
+  get tokenCount(): number {
+    return this.sequenceStarts[this.sequenceCount];
+  }
+
+  /** Tokens of sequence i. */
+  sequenceLength(i: number): number {
+    return this.sequenceStarts[i + 1] - this.sequenceStarts[i];
+  }
+
   /** Sequences of document d: [first, end). */
   documentSequences(d: number): [number, number] {
-    return [Number(this.documentIndices[d]), Number(this.documentIndices[d + 1])];
+    return [this.documentIndices[d], this.documentIndices[d + 1]];
   }
 
   /** Tokens [offset, offset + length) of sequence i (all of it by default), as int32. */
-  sequence(i: number, offset = 0, length = this.sequenceLengths[i] - offset): Int32Array {
+  sequence(i: number, offset = 0, length = this.sequenceLength(i) - offset): Int32Array {
     if (!(i >= 0 && i < this.sequenceCount)) throw new RangeError(`sequence ${i} is not in [0, ${this.sequenceCount})`);
-    if (offset < 0 || length < 0 || offset + length > this.sequenceLengths[i])
-      throw new RangeError(
-        `tokens [${offset}, ${offset + length}) are outside sequence ${i} of ${this.sequenceLengths[i]}`,
-      );
+    const sequenceLength = this.sequenceLength(i);
+    if (offset < 0 || length < 0 || offset + length > sequenceLength)
+      throw new RangeError(`tokens [${offset}, ${offset + length}) are outside sequence ${i} of ${sequenceLength}`);
     const { bytes } = INDEXED_DTYPES[this.dtype];
     const raw = Buffer.alloc(length * bytes);
-    const position = Number(this.sequencePointers[i]) + offset * bytes;
+    const position = (this.sequenceStarts[i] + offset) * bytes;
     let read = 0;
     while (read < raw.length) {
       const n = fs.readSync(this.fd, raw, read, raw.length - read, position + read);
@@ -113,7 +125,11 @@ export class IndexedDataset {
     fs.closeSync(this.fd);
   }
 
-  /** Opens PREFIX.idx and PREFIX.bin, checking every size and offset against the files. */
+  /**
+   * Opens PREFIX.idx and PREFIX.bin, checking every size and offset against the files. The index is
+   * read with positional reads of OPEN_CHUNK entries at a time, checked and folded into
+   * sequenceStarts and documentIndices as it comes: nothing holds the whole .idx or a copy of it.
+   */
   static open(prefix: string): IndexedDataset {
     requireLittleEndian();
     const idxPath = `${prefix}.idx`;
@@ -122,66 +138,115 @@ export class IndexedDataset {
       if (!fs.existsSync(file))
         throw new DataError('ERR_DATA_NOT_FOUND', `${file} does not exist (an indexed dataset is a .bin/.idx pair)`);
     }
-    const idx = fs.readFileSync(idxPath);
-    if (idx.length < HEADER_BYTES) throw formatError(idxPath, `${idx.length} bytes, shorter than the header`);
-    if (!idx.subarray(0, MAGIC.length).equals(MAGIC)) throw formatError(idxPath, 'the magic is not MMIDIDX');
-    let at = MAGIC.length;
-    const version = idx.readBigUInt64LE(at);
-    at += 8;
-    if (version !== VERSION) throw formatError(idxPath, `version ${version}, expected ${VERSION}`);
-    const dtype = idx.readUInt8(at++) as IndexedDtypeCode;
-    if (!(dtype in INDEXED_DTYPES)) throw formatError(idxPath, `unknown dtype code ${dtype}`);
-    if (dtype === 6 || dtype === 7)
-      throw formatError(idxPath, `dtype ${INDEXED_DTYPES[dtype].name} cannot hold token ids`);
-    const sequences = idx.readBigUInt64LE(at);
-    const indexCount = idx.readBigUInt64LE(at + 8);
-    at += 16;
-    const expected = BigInt(HEADER_BYTES) + 12n * sequences + 8n * indexCount;
-    if (BigInt(idx.length) !== expected || indexCount < 1n) {
-      throw formatError(
-        idxPath,
-        `${idx.length} bytes, but ${sequences} sequences and ${indexCount} document indices need ${expected}`,
-      );
-    }
-    const S = Number(sequences);
-    const copy = (bytes: number) => {
-      const out = new ArrayBuffer(bytes); // aligned, whatever the header's length
-      new Uint8Array(out).set(idx.subarray(at, at + bytes));
-      at += bytes;
-      return out;
-    };
-    const lengths = new Int32Array(copy(4 * S));
-    const pointers = new BigInt64Array(copy(8 * S));
-    const documents = new BigInt64Array(copy(8 * Number(indexCount)));
-
-    const { bytes } = INDEXED_DTYPES[dtype];
-    const binBytes = fs.statSync(binPath).size;
-    let next = 0n;
-    for (let i = 0; i < S; i++) {
-      if (lengths[i] < 0) throw formatError(idxPath, `sequence ${i} has length ${lengths[i]}`);
-      if (pointers[i] !== next)
+    const idx = fs.openSync(idxPath, 'r');
+    try {
+      const idxBytes = fs.fstatSync(idx).size;
+      if (idxBytes < HEADER_BYTES) throw formatError(idxPath, `${idxBytes} bytes, shorter than the header`);
+      const header = Buffer.alloc(HEADER_BYTES);
+      readFully(idx, header, 0, idxPath);
+      if (!header.subarray(0, MAGIC.length).equals(MAGIC)) throw formatError(idxPath, 'the magic is not MMIDIDX');
+      const version = header.readBigUInt64LE(MAGIC.length);
+      if (version !== VERSION) throw formatError(idxPath, `version ${version}, expected ${VERSION}`);
+      const dtype = header.readUInt8(MAGIC.length + 8) as IndexedDtypeCode;
+      if (!(dtype in INDEXED_DTYPES)) throw formatError(idxPath, `unknown dtype code ${dtype}`);
+      if (dtype === 6 || dtype === 7)
+        throw formatError(idxPath, `dtype ${INDEXED_DTYPES[dtype].name} cannot hold token ids`);
+      const sequences = header.readBigUInt64LE(MAGIC.length + 9);
+      const indexCount = header.readBigUInt64LE(MAGIC.length + 17);
+      const expected = BigInt(HEADER_BYTES) + 12n * sequences + 8n * indexCount;
+      if (BigInt(idxBytes) !== expected || indexCount < 1n) {
         throw formatError(
           idxPath,
-          `sequence ${i} starts at byte ${pointers[i]}, expected ${next} (right after the one before)`,
+          `${idxBytes} bytes, but ${sequences} sequences and ${indexCount} document indices need ${expected}`,
         );
-      next += BigInt(lengths[i] * bytes);
+      }
+      const S = Number(sequences);
+      const binBytes = fs.statSync(binPath).size;
+      const starts = readSequenceStarts(idx, idxPath, S, dtype);
+      const next = starts[S] * INDEXED_DTYPES[dtype].bytes;
+      if (next !== binBytes)
+        throw formatError(
+          binPath,
+          `${binBytes} bytes, but the index describes ${next} (${INDEXED_DTYPES[dtype].name} tokens)`,
+        );
+      const documents = readDocumentIndices(idx, idxPath, S, Number(indexCount));
+      return new IndexedDataset(prefix, dtype, starts, documents, fs.openSync(binPath, 'r'));
+    } finally {
+      fs.closeSync(idx);
     }
-    if (next !== BigInt(binBytes))
-      throw formatError(
-        binPath,
-        `${binBytes} bytes, but the index describes ${next} (${INDEXED_DTYPES[dtype].name} tokens)`,
-      );
-    if (documents[0] !== 0n) throw formatError(idxPath, `the document indices start at ${documents[0]}, not 0`);
-    for (let d = 1; d < documents.length; d++) {
-      if (documents[d] < documents[d - 1]) throw formatError(idxPath, `document index ${d} goes backwards`);
-    }
-    if (documents[documents.length - 1] !== sequences)
-      throw formatError(
-        idxPath,
-        `the last document index is ${documents[documents.length - 1]}, not the ${S} sequences`,
-      );
-    return new IndexedDataset(prefix, dtype, lengths, pointers, documents, fs.openSync(binPath, 'r'));
   }
+}
+
+/** Index entries read per positional read while opening (a few hundred KiB of buffer). */
+const OPEN_CHUNK = 1 << 16;
+
+/** Fills `into` from `fd` at `position`, or stops naming the file when it ends first. */
+function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
+  let read = 0;
+  while (read < into.length) {
+    const n = fs.readSync(fd, into, read, into.length - read, position + read);
+    if (n === 0) throw formatError(file, `it ends at byte ${position + read}`);
+    read += n;
+  }
+}
+
+/** An int64 from its two little-endian halves, exact below 2^53 (every value a valid index holds). */
+function int64At(words: Int32Array, i: number): number {
+  return (words[2 * i] >>> 0) + words[2 * i + 1] * 2 ** 32;
+}
+
+/**
+ * The lengths (int32) and byte offsets (int64) regions, read side by side in chunks: checks that every
+ * length is not negative and every offset is the end of the sequence before, and returns the
+ * sequences' starts in tokens (S + 1 entries, the last the token count).
+ */
+function readSequenceStarts(idx: number, idxPath: string, S: number, dtype: IndexedDtypeCode): Float64Array {
+  const { bytes } = INDEXED_DTYPES[dtype];
+  const starts = new Float64Array(S + 1);
+  const lengths = new Int32Array(Math.min(S, OPEN_CHUNK));
+  const pointers = new Int32Array(2 * Math.min(S, OPEN_CHUNK));
+  const lengthsAt = HEADER_BYTES;
+  const pointersAt = HEADER_BYTES + 4 * S;
+  // Bytes, exact below 2^53; a larger sum only comes from a damaged index, which the .bin size check refuses.
+  let next = 0;
+  for (let first = 0; first < S; first += OPEN_CHUNK) {
+    const count = Math.min(OPEN_CHUNK, S - first);
+    readFully(idx, new Uint8Array(lengths.buffer, 0, 4 * count), lengthsAt + 4 * first, idxPath);
+    readFully(idx, new Uint8Array(pointers.buffer, 0, 8 * count), pointersAt + 8 * first, idxPath);
+    for (let k = 0; k < count; k++) {
+      const i = first + k;
+      if (lengths[k] < 0) throw formatError(idxPath, `sequence ${i} has length ${lengths[k]}`);
+      if (int64At(pointers, k) !== next) {
+        const pointer = new BigInt64Array(pointers.buffer, 8 * k, 1)[0];
+        throw formatError(
+          idxPath,
+          `sequence ${i} starts at byte ${pointer}, expected ${next} (right after the one before)`,
+        );
+      }
+      next += lengths[k] * bytes;
+      starts[i + 1] = starts[i] + lengths[k];
+    }
+  }
+  return starts;
+}
+
+/** The document indices region, in chunks: checks that it runs from 0 to S without going backwards. */
+function readDocumentIndices(idx: number, idxPath: string, S: number, count: number): Float64Array {
+  const documents = new Float64Array(count);
+  const words = new Int32Array(2 * Math.min(count, OPEN_CHUNK));
+  const at = HEADER_BYTES + 12 * S;
+  for (let first = 0; first < count; first += OPEN_CHUNK) {
+    const n = Math.min(OPEN_CHUNK, count - first);
+    readFully(idx, new Uint8Array(words.buffer, 0, 8 * n), at + 8 * first, idxPath);
+    for (let k = 0; k < n; k++) documents[first + k] = int64At(words, k);
+  }
+  if (documents[0] !== 0) throw formatError(idxPath, `the document indices start at ${documents[0]}, not 0`);
+  for (let d = 1; d < documents.length; d++) {
+    if (documents[d] < documents[d - 1]) throw formatError(idxPath, `document index ${d} goes backwards`);
+  }
+  if (documents[documents.length - 1] !== S)
+    throw formatError(idxPath, `the last document index is ${documents[documents.length - 1]}, not the ${S} sequences`);
+  return documents;
 }
 
 function decodeTokens(raw: Buffer, dtype: IndexedDtypeCode, length: number): Int32Array {

@@ -1,6 +1,7 @@
 // A sentence-split Megatron indexed dataset (`paratrain preprocess --split-sentences`: each sequence a
-// sentence, documents from the document index) as a SentenceSource for the masked-LM datasets. Tokens
-// are read from .bin when a sample asks for them; the tables here hold 8 bytes a sentence and a document.
+// sentence, documents from the document index) as a SentenceSource for the masked-LM datasets. The
+// bounds are the dataset's own arrays (sequence starts, document indices), not copies: nothing here
+// grows with the sentence count. Tokens are read from .bin when a sample asks for them.
 import { DataError } from './errors';
 import type { IndexedDataset } from './indexed-dataset';
 import type { SentenceSource } from './sentence-source';
@@ -13,10 +14,8 @@ export class IndexedSentences implements SentenceSource {
     private readonly data: IndexedDataset,
     private readonly vocabSize: number,
   ) {
-    this.sentenceStarts = new Float64Array(data.sequenceCount + 1);
-    for (let s = 0; s < data.sequenceCount; s++)
-      this.sentenceStarts[s + 1] = this.sentenceStarts[s] + data.sequenceLengths[s];
-    this.documentSentenceStarts = Float64Array.from(data.documentIndices, Number);
+    this.sentenceStarts = data.sequenceStarts;
+    this.documentSentenceStarts = data.documentIndices;
   }
 
   documentTokenStart(document: number): number {

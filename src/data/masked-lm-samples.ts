@@ -4,7 +4,7 @@ import type { Split } from './batch';
 import type { DatasetOptions } from './dataset';
 import { FullSentenceDataset, type FullSentencePacking } from './full-sentence-dataset';
 import type { MaskedLmVocabulary } from './masking';
-import { SentencePairDataset, type PairChunks, type PairTask } from './sentence-pair-dataset';
+import { SentencePairDataset, type PairChunkColumns, type PairChunks, type PairTask } from './sentence-pair-dataset';
 import type { SentenceSource } from './sentence-source';
 
 /** The masked-LM samples of one split's documents, as opts.packing and opts.pairTask say. */
@@ -15,7 +15,7 @@ export function maskedLmStream(
   opts: DatasetOptions,
   split: Split,
   /** The split's index (cutPairChunks or packFullSentences of these documents), when read from its cache. */
-  index?: PairChunks | FullSentencePacking,
+  index?: PairChunks | PairChunkColumns | FullSentencePacking,
 ): FullSentenceDataset | SentencePairDataset {
   // validateOptions has checked maskProb and, for sentence pairs, pairTask.
   const sampling = {
@@ -29,5 +29,5 @@ export function maskedLmStream(
     return new FullSentenceDataset(source, documents, vocabulary, sampling, split, index as FullSentencePacking);
   const pairTask = opts.pairTask as PairTask;
   const options = { ...sampling, pairTask };
-  return new SentencePairDataset(source, documents, vocabulary, options, split, index as PairChunks | undefined);
+  return new SentencePairDataset(source, documents, vocabulary, options, split, index as PairChunkColumns | undefined);
 }

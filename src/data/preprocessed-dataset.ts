@@ -13,8 +13,8 @@ import { packFullSentences, type FullSentencePacking } from './full-sentence-dat
 import { endOfDocumentId } from './preprocess';
 import { maskedLmStream } from './masked-lm-samples';
 import { maskedLmVocabulary, type MaskedLmVocabulary } from './masking';
-import { loadOrBuildSampleIndex } from './sample-index-cache';
-import { cutPairChunks, type PairChunks } from './sentence-pair-dataset';
+import { loadOrBuildSampleIndex, openOrBuildSampleIndexColumns } from './sample-index-cache';
+import { cutPairChunks, type PairChunkColumns } from './sentence-pair-dataset';
 import { TextTokenizer } from './tokenizer';
 
 /** The split used when data.split is not given: Megatron's default. */
@@ -109,20 +109,29 @@ export async function openPreprocessedDataset(
     }
     const source = sentences as IndexedSentences; // made for every prefix when masked
     const ids = Array.from({ length: end - first }, (_, i) => first + i);
-    const kind = opts.packing === 'full-sentences' ? 'full-sentences' : 'sentence-pairs';
-    const index = await loadOrBuildSampleIndex<Record<string, Float64Array | Uint32Array>>({
-      kind,
-      stem: data.prefix,
-      cacheDir: opts.cacheDir,
-      inputs: { ...fileIdentity(data.prefix), documents, seqLen: opts.seqLen },
-      identity: FILE_IDENTITY,
-      build: () =>
-        kind === 'full-sentences'
-          ? { ...packFullSentences(source, ids, opts.seqLen - 2) }
-          : { ...cutPairChunks(source, ids, opts.seqLen) },
-    });
-    indices.push({ kind, split: part, file: index.file, origin: index.origin });
-    const cached = index.arrays as unknown as PairChunks | FullSentencePacking;
+    const inputs = { ...fileIdentity(data.prefix), documents, seqLen: opts.seqLen };
+    const request = { stem: data.prefix, cacheDir: opts.cacheDir, inputs, identity: FILE_IDENTITY };
+    let cached: FullSentencePacking | PairChunkColumns;
+    if (opts.packing === 'full-sentences') {
+      const kind = 'full-sentences';
+      const index = await loadOrBuildSampleIndex({
+        ...request,
+        kind,
+        build: () => ({ ...packFullSentences(source, ids, opts.seqLen - 2) }),
+      });
+      indices.push({ kind, split: part, file: index.file, origin: index.origin });
+      cached = index.arrays;
+    } else {
+      // 12 bytes a chunk, read from the file a sample at a time rather than kept in memory.
+      const kind = 'sentence-pairs';
+      const index = await openOrBuildSampleIndexColumns({
+        ...request,
+        kind,
+        build: () => ({ ...cutPairChunks(source, ids, opts.seqLen) }),
+      });
+      indices.push({ kind, split: part, file: index.file, origin: index.origin });
+      cached = index.arrays;
+    }
     return maskedLmStream(source, ids, vocabulary as MaskedLmVocabulary, opts, part, cached);
   };
 
@@ -210,7 +219,7 @@ export async function openPreprocessedDataset(
   }
 
   let corpusTokens = 0;
-  for (const { data } of sources) for (const length of data.sequenceLengths) corpusTokens += length;
+  for (const { data } of sources) corpusTokens += data.tokenCount;
   const documentsIn = (part: Split) =>
     sources.reduce((sum, s) => sum + Math.max(0, s.ranges[part][1] - s.ranges[part][0]), 0);
 

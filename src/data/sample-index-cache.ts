@@ -1,5 +1,6 @@
-// Sample indices built once and kept beside the data: the GPT stream layout of a split and the blend
-// order. A file is named by the hash of everything its arrays depend on and repeats those inputs in
+// Sample indices built once and kept beside the data: the GPT stream layout of a split, the blend
+// order, the masked-LM cuts; read whole into memory, or (openOrBuildSampleIndexColumns) an element at
+// a time from the file. A file is named by the hash of everything its arrays depend on and repeats those inputs in
 // its header; it is reused when both match and rebuilt otherwise, and written to a temporary name
 // then renamed (files/atomic-write), so an interrupted write never looks like a complete index.
 // Writing a new file removes the stale ones of the same stem and kind: those whose header names other
@@ -92,17 +93,134 @@ export async function loadOrBuildSampleIndex<T extends Record<string, IndexArray
     if (arrays) return { arrays, origin: 'cache', file };
   }
   const arrays = request.build();
+  return { arrays, origin: 'built', file: await writeBuilt(request, arrays) };
+}
+
+/** One array of an index, read an element at a time. */
+export interface IndexColumn {
+  readonly length: number;
+  get(index: number): number;
+}
+
+/**
+ * As loadOrBuildSampleIndex, but the arrays stay in their file: each column reads the element asked
+ * for with a positional read, so the index takes no memory however large. A built index is written
+ * first and then read back the same way; only when nowhere was writable does it stay in memory. The
+ * file stays open as long as the columns are used.
+ */
+export async function openOrBuildSampleIndexColumns<T extends Record<string, IndexArray>>(
+  request: SampleIndexRequest<T>,
+): Promise<SampleIndex<Record<keyof T, IndexColumn>>> {
+  const { beside, fallback } = sampleIndexPaths(request);
+  const expected = JSON.stringify(request.inputs);
+  for (const file of [beside, fallback]) {
+    const columns = openColumns<T>(file, request.kind, expected);
+    if (columns) return { arrays: columns, origin: 'cache', file };
+  }
+  const arrays = request.build();
+  const file = await writeBuilt(request, arrays);
+  const columns = file === null ? undefined : openColumns<T>(file, request.kind, expected);
+  return { arrays: columns ?? memoryColumns(arrays), origin: 'built', file };
+}
+
+/** Writes a built index beside the data, else in cacheDir; the file written, or null when neither was writable. */
+async function writeBuilt<T extends Record<string, IndexArray>>(
+  request: SampleIndexRequest<T>,
+  arrays: T,
+): Promise<string | null> {
+  const { beside, fallback } = sampleIndexPaths(request);
   for (const file of [beside, fallback]) {
     try {
       await writeIndex(file, request.kind, request.inputs, arrays, file === fallback);
       removeStaleIndices(request, file);
-      return { arrays, origin: 'built', file };
+      return file;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? '';
       if (!['EACCES', 'EPERM', 'EROFS'].includes(code)) throw error;
     }
   }
-  return { arrays, origin: 'built', file: null };
+  return null;
+}
+
+function memoryColumns<T extends Record<string, IndexArray>>(arrays: T): Record<keyof T, IndexColumn> {
+  const columns = {} as Record<keyof T, IndexColumn>;
+  for (const name of Object.keys(arrays) as (keyof T)[]) {
+    const array = arrays[name];
+    columns[name] = { length: array.length, get: (index) => array[index] };
+  }
+  return columns;
+}
+
+/** A column of an index file: element i is read at `start` + i × its size. */
+class FileColumn implements IndexColumn {
+  private readonly element: IndexArray;
+  private readonly bytes: Uint8Array;
+
+  constructor(
+    private readonly fd: number,
+    private readonly file: string,
+    Type: (typeof ARRAY_TYPES)[ArrayTypeName],
+    private readonly start: number,
+    readonly length: number,
+  ) {
+    this.element = new Type(1);
+    this.bytes = new Uint8Array(this.element.buffer);
+  }
+
+  get(index: number): number {
+    if (!(index >= 0 && index < this.length)) throw new RangeError(`element ${index} is not in [0, ${this.length})`);
+    const size = this.bytes.length;
+    if (fs.readSync(this.fd, this.bytes, 0, size, this.start + index * size) !== size)
+      throw new Error(`${this.file} ends inside element ${index} of a column of ${this.length}`);
+    return this.element[0];
+  }
+}
+
+/** The columns of `file` when it is a complete index of these inputs (as readIndex decides), read on demand. */
+function openColumns<T extends Record<string, IndexArray>>(
+  file: string,
+  kind: string,
+  inputs: string,
+): Record<keyof T, IndexColumn> | undefined {
+  const header = readHeader(file);
+  if (!header || !headerMatches(header, kind, inputs)) return undefined;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  const fileBytes = fs.fstatSync(fd).size;
+  const start = headerEnd(fd);
+  let offset = start;
+  const columns: Record<string, IndexColumn> = {};
+  for (const { name, type, length } of header.arrays) {
+    const Type = ARRAY_TYPES[type];
+    if (!Type) break;
+    columns[name] = new FileColumn(fd, file, Type, offset, length);
+    offset = align8(offset + length * Type.BYTES_PER_ELEMENT);
+  }
+  if (start < 0 || Object.keys(columns).length !== header.arrays.length || offset !== align8(fileBytes)) {
+    fs.closeSync(fd);
+    return undefined;
+  }
+  return columns as Record<keyof T, IndexColumn>;
+}
+
+/** Where the arrays of an index file start (readHeader has read it): after the magic, the header length and the header. */
+function headerEnd(fd: number): number {
+  const length = Buffer.alloc(4);
+  return fs.readSync(fd, length, 0, 4, MAGIC.length) === 4 ? MAGIC.length + 4 + length.readUInt32LE(0) : -1;
+}
+
+/** Whether a header is this format's, for this kind, byte order and these inputs. */
+function headerMatches(header: Header, kind: string, inputs: string): boolean {
+  return (
+    header.format === FORMAT_VERSION &&
+    header.kind === kind &&
+    header.littleEndian === (os.endianness() === 'LE') &&
+    JSON.stringify(header.inputs) === inputs
+  );
 }
 
 /**
@@ -175,10 +293,7 @@ function readIndex<T extends Record<string, IndexArray>>(file: string, kind: str
   } catch {
     return undefined;
   }
-  const littleEndian = os.endianness() === 'LE';
-  if (header.format !== FORMAT_VERSION || header.kind !== kind || header.littleEndian !== littleEndian)
-    return undefined;
-  if (JSON.stringify(header.inputs) !== inputs) return undefined;
+  if (!headerMatches(header, kind, inputs)) return undefined;
   let offset = MAGIC.length + 4 + headerLength;
   const arrays: Record<string, IndexArray> = {};
   for (const { name, type, length } of header.arrays) {

@@ -2,6 +2,7 @@ import { IGNORE_INDEX, type Split, type TrainBatch } from './batch';
 import { maskTokens, type MaskedLmVocabulary, type MaskingOptions } from './masking';
 import { RandomStream, SplitKey, StreamId } from './rng';
 import { EpochShuffle } from './sample-order';
+import type { IndexColumn } from './sample-index-cache';
 import type { SentenceSource } from './sentence-source';
 
 /**
@@ -27,19 +28,15 @@ interface SentencePairArrays {
   pairLabels: Int32Array | null;
 }
 
-/** Consecutive sentences [firstSentence, endSentence) of one document: the raw material of one sample. */
-interface Chunk {
-  document: number;
-  firstSentence: number;
-  endSentence: number;
-}
-
-/** Chunk c is sentences [firstSentence[c], endSentence[c]) of document[c]. */
+/** Chunk c is sentences [firstSentence[c], endSentence[c]) of document[c]: the raw material of one sample. */
 export interface PairChunks {
   firstSentence: Uint32Array;
   endSentence: Uint32Array;
   document: Uint32Array;
 }
+
+/** The same chunks read an element at a time (from the cached index file, see openOrBuildSampleIndexColumns). */
+export type PairChunkColumns = Record<keyof PairChunks, IndexColumn>;
 
 /** A token range [start, end) of the sentence source. */
 interface Span {
@@ -61,9 +58,7 @@ interface Span {
  */
 export class SentencePairDataset {
   readonly samplesPerEpoch: number;
-  private readonly chunkFirstSentence: Uint32Array;
-  private readonly chunkEndSentence: Uint32Array;
-  private readonly chunkDocument: Uint32Array;
+  private readonly chunks: PairChunks | PairChunkColumns;
   /** Documents with at least one token: candidates for NSP's random B. */
   private readonly randomSourceDocuments: Uint32Array;
   private readonly order: EpochShuffle;
@@ -76,8 +71,8 @@ export class SentencePairDataset {
     private readonly vocabulary: MaskedLmVocabulary,
     private readonly options: SentencePairOptions,
     private readonly split: Split,
-    /** cutPairChunks(store, documents, options.seqLen), perhaps read back from its cache. */
-    chunks: PairChunks = cutPairChunks(store, documents, options.seqLen),
+    /** cutPairChunks(store, documents, options.seqLen), perhaps read from its cache file as it is needed. */
+    chunks: PairChunks | PairChunkColumns = cutPairChunks(store, documents, options.seqLen),
   ) {
     if (!Number.isInteger(options.seqLen) || options.seqLen < 5) {
       throw new RangeError(`sentence-pair seqLen must be at least 5 ([CLS] A [SEP] B [SEP]), got ${options.seqLen}`);
@@ -86,9 +81,7 @@ export class SentencePairDataset {
       throw new RangeError(`maskProb must be in (0, 1), got ${options.maskProb}`);
     }
     this.pairBudget = options.seqLen - 3;
-    this.chunkFirstSentence = chunks.firstSentence;
-    this.chunkEndSentence = chunks.endSentence;
-    this.chunkDocument = chunks.document;
+    this.chunks = chunks;
     this.randomSourceDocuments = Uint32Array.from(
       documents.filter((d) => store.documentTokenEnd(d) > store.documentTokenStart(d)),
     );
@@ -146,8 +139,7 @@ export class SentencePairDataset {
 
   private choosePair(chunk: number, random: RandomStream): { segmentA: Span; segmentB: Span; isNotNext: boolean } {
     const { store } = this;
-    const firstSentence = this.chunkFirstSentence[chunk];
-    const endSentence = this.chunkEndSentence[chunk];
+    const { firstSentence, endSentence, document } = this.chunkAt(chunk);
     const chunkStart = store.sentenceStarts[firstSentence];
     const chunkEnd = store.sentenceStarts[endSentence];
     const sentenceCount = endSentence - firstSentence;
@@ -172,8 +164,24 @@ export class SentencePairDataset {
     const budgetForB = Math.max(1, this.pairBudget - (segmentA.end - segmentA.start));
     return {
       segmentA,
-      segmentB: this.randomContinuation(this.chunkDocument[chunk], budgetForB, random),
+      segmentB: this.randomContinuation(document, budgetForB, random),
       isNotNext: true,
+    };
+  }
+
+  private chunkAt(chunk: number): { firstSentence: number; endSentence: number; document: number } {
+    const { firstSentence, endSentence, document } = this.chunks;
+    if (firstSentence instanceof Uint32Array)
+      return {
+        firstSentence: firstSentence[chunk],
+        endSentence: (endSentence as Uint32Array)[chunk],
+        document: (document as Uint32Array)[chunk],
+      };
+    const columns = this.chunks as PairChunkColumns;
+    return {
+      firstSentence: columns.firstSentence.get(chunk),
+      endSentence: columns.endSentence.get(chunk),
+      document: columns.document.get(chunk),
     };
   }
 
@@ -218,21 +226,32 @@ export class SentencePairDataset {
  */
 export function cutPairChunks(store: SentenceSource, documents: readonly number[], seqLen: number): PairChunks {
   const pairBudget = seqLen - 3;
-  const chunks: Chunk[] = [];
-  for (const document of documents) {
-    const documentEnd = store.documentSentenceStarts[document + 1];
-    let firstSentence = store.documentSentenceStarts[document];
-    for (let sentence = firstSentence; sentence < documentEnd; sentence++) {
-      const chunkTokens = store.sentenceStarts[sentence + 1] - store.sentenceStarts[firstSentence];
-      if (chunkTokens >= pairBudget || sentence === documentEnd - 1) {
-        if (chunkTokens >= 2) chunks.push({ document, firstSentence, endSentence: sentence + 1 });
-        firstSentence = sentence + 1;
+  // Two passes over the same cuts, the first counting them, so the arrays are made once at their size.
+  const cut = (visit: (document: number, firstSentence: number, endSentence: number) => void) => {
+    for (const document of documents) {
+      const documentEnd = store.documentSentenceStarts[document + 1];
+      let firstSentence = store.documentSentenceStarts[document];
+      for (let sentence = firstSentence; sentence < documentEnd; sentence++) {
+        const chunkTokens = store.sentenceStarts[sentence + 1] - store.sentenceStarts[firstSentence];
+        if (chunkTokens >= pairBudget || sentence === documentEnd - 1) {
+          if (chunkTokens >= 2) visit(document, firstSentence, sentence + 1);
+          firstSentence = sentence + 1;
+        }
       }
     }
-  }
-  return {
-    firstSentence: Uint32Array.from(chunks.map((chunk) => chunk.firstSentence)),
-    endSentence: Uint32Array.from(chunks.map((chunk) => chunk.endSentence)),
-    document: Uint32Array.from(chunks.map((chunk) => chunk.document)),
   };
+  let count = 0;
+  cut(() => count++);
+  const chunks = {
+    firstSentence: new Uint32Array(count),
+    endSentence: new Uint32Array(count),
+    document: new Uint32Array(count),
+  };
+  let c = 0;
+  cut((document, firstSentence, endSentence) => {
+    chunks.firstSentence[c] = firstSentence;
+    chunks.endSentence[c] = endSentence;
+    chunks.document[c++] = document;
+  });
+  return chunks;
 }

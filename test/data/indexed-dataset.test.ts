@@ -14,7 +14,7 @@ afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
 const script = path.join(__dirname, '..', '..', 'scripts', 'megatron_indexed.py');
 
 function python(args: string[], input?: string): string {
-  const r = spawnSync('python3', [script, ...args], { input, encoding: 'utf8' });
+  const r = spawnSync('python3', [script, ...args], { input, encoding: 'utf8', maxBuffer: 64 << 20 });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout;
 }
@@ -140,5 +140,44 @@ describe('Megatron indexed dataset', () => {
       patch(`${documentsOff}.idx`, 34 + 12 * 5 + 8 * 3, [4]); // the last document index 4, not 5
       expect(failure(documentsOff).message).toContain('the last document index is 4, not the 5 sequences');
     });
+  });
+
+  it('reads an index of more sequences than one read takes (70,000) as Python does, and names damage past the first read', () => {
+    // Sequence i has i % 4 tokens (some empty), documents of 7 sequences; the index is read 65,536
+    // entries at a time, so sequences 65,535 and 65,536 sit on either side of a read.
+    const p = prefix();
+    const writer = new IndexedDatasetWriter(p, 8);
+    const S = 70000;
+    for (let i = 0; i < S; i++) {
+      writer.addSequence(Array.from({ length: i % 4 }, (_, t) => (i + t) % 60000));
+      if (i % 7 === 6) writer.endDocument();
+    }
+    writer.finish();
+    const read = JSON.parse(python(['read', p])) as {
+      sequence_lengths: number[];
+      sequence_pointers: number[];
+      document_indices: number[];
+    };
+    const ds = IndexedDataset.open(p);
+    expect(ds.sequenceCount).toBe(S);
+    expect(Array.from({ length: S }, (_, i) => ds.sequenceLength(i))).toEqual(read.sequence_lengths);
+    expect(Array.from(ds.sequenceStarts.subarray(0, S), (start) => 2 * start)).toEqual(read.sequence_pointers);
+    expect(ds.tokenCount).toBe(read.sequence_lengths.reduce((a, b) => a + b, 0));
+    expect(Array.from(ds.documentIndices)).toEqual(read.document_indices);
+    for (const i of [65534, 65535, 65536, 69999])
+      expect(Array.from(ds.sequence(i))).toEqual(Array.from({ length: i % 4 }, (_, t) => (i + t) % 60000));
+    ds.close();
+
+    // Sequence 66,001's offset (in the second read) one byte off.
+    const data = fs.readFileSync(`${p}.idx`);
+    const at = 34 + 4 * S + 8 * 66001;
+    const expected = read.sequence_pointers[66001];
+    data.writeBigInt64LE(BigInt(expected + 1), at);
+    fs.writeFileSync(`${p}.idx`, data);
+    expect(() => IndexedDataset.open(p)).toThrow(`sequence 66001 starts at byte ${expected + 1}, expected ${expected}`);
+    // A negative offset is named as the int64 it is.
+    data.writeBigInt64LE(-2n, at);
+    fs.writeFileSync(`${p}.idx`, data);
+    expect(() => IndexedDataset.open(p)).toThrow(`sequence 66001 starts at byte -2, expected ${expected}`);
   });
 });
