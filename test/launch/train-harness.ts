@@ -78,6 +78,19 @@ export function evalLoss(runDir: string): number | undefined {
   return evals.at(-1)?.eval_loss;
 }
 
+/** Any paratrain command, run to completion from the repository root. */
+export function paratrain(args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** paratrain(args), which must exit 0; its stdout. */
+export function paratrainOk(args: string[]): string {
+  const r = paratrain(args);
+  expect(r.code, r.stderr + r.stdout).toBe(0);
+  return r.stdout;
+}
+
 export function trainAlone(args: string[]) {
   const r = spawnSync(process.execPath, [bin, 'train', ...args], { cwd: root, encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);

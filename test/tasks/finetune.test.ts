@@ -2,24 +2,12 @@
 // fine-tuned from it (model.init) on small labelled files of each task; evaluate, predict and embed
 // on the result; the Hugging Face export of a fine-tuned model predicts exactly as the checkpoint;
 // TP=2 (and TP=2 × DP=2) fine-tunes like one process; a resumed run continues exactly; bad input stops with a clear message and exit 1.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { bin, freePort, root } from '../launch/launch-harness';
-import { expectClose, launch, stepLines, tiny, tmp } from '../launch/train-harness';
-
-function paratrain(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(args: string[]): string {
-  const r = paratrain(args);
-  expect(r.code, r.stderr + r.stdout).toBe(0);
-  return r.stdout;
-}
+import { freePort } from '../launch/launch-harness';
+import { expectClose, launch, paratrain, paratrainOk as ok, stepLines, tiny, tmp } from '../launch/train-harness';
 
 function logRecords(runDir: string): Array<Record<string, unknown>> {
   return fs

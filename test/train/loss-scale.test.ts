@@ -4,25 +4,12 @@
 // large scales: the dynamic scaler must skip those updates (the optimizer's step count says how
 // many were applied), halve until the gradients fit, double after `window` clean steps, keep its
 // state in the checkpoint, and continue from it exactly.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { LossScaler } from '../../src/train/loss-scaler';
-import { bin, root } from '../launch/launch-harness';
-import { tiny, tmp } from '../launch/train-harness';
-
-function paratrain(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(args: string[]): string {
-  const r = paratrain(args);
-  expect(r.code, r.stderr + r.stdout).toBe(0);
-  return r.stdout;
-}
+import { paratrain, paratrainOk as ok, tiny, tmp } from '../launch/train-harness';
 
 type Line = Record<string, unknown> & { step?: number; event?: string };
 
