@@ -5,7 +5,7 @@
 // optimizer step, as ‖cuda − cpu‖ / ‖cpu‖. Dropout stays on (both backends draw the same masks).
 // Part of the device run (scripts/gpu-check.sh); prints one JSON line per check and exits 1 when any
 // exceeds its tolerance (fp32: 1e-5 on the loss, the logits and all gradients together, 1e-4 on the
-// worst single tensor; TF32 is off. bf16 / fp16 GEMMs: 1e-2, and 3e-2 on the worst tensor). fp16 runs
+// worst single tensor; TF32 is off. bf16 / fp16 GEMMs: 1e-2 on each, the worst tensor too). fp16 runs
 // its step at a loss scale of 2^10, divided out of the gradients before they are compared.
 //
 // Usage: node scripts/gpu-compare.mjs [--models bert-mini,gpt-mini] [--precision fp32|bf16|fp16]
@@ -31,7 +31,7 @@ const precision = precisionArg >= 0 ? args[precisionArg + 1] : 'fp32';
 if (!['fp32', 'bf16', 'fp16'].includes(precision)) throw new Error(`--precision ${precision}: use fp32, bf16 or fp16`);
 if (selfTest && precision !== 'fp32') throw new Error('--self-test compares fp32 CPU engines only');
 const TOL =
-  precision === 'fp32' ? { loss: 1e-5, tensor: 1e-4, logits: 1e-5 } : { loss: 1e-2, tensor: 3e-2, logits: 1e-2 };
+  precision === 'fp32' ? { loss: 1e-5, tensor: 1e-4, logits: 1e-5 } : { loss: 1e-2, tensor: 1e-2, logits: 1e-2 };
 const lossScale = precision === 'fp16' ? 1024 : 1;
 
 function relErr(a, b) {
