@@ -75,6 +75,12 @@ void combine_into(void* out, const T* local, const void* in, size_t n, Combine c
 
 void set_int(void* socket, int option, int value) { zmq_setsockopt(socket, option, &value, sizeof value); }
 
+// A CURVE option; false when libzmq refuses it (a key that is not 40 characters of Z85, or a libzmq
+// built without CURVE).
+bool set_key(void* socket, int option, const std::string& z85) {
+  return zmq_setsockopt(socket, option, z85.c_str(), z85.size()) == 0;
+}
+
 std::string last_endpoint(void* socket) {
   char buf[1024];
   size_t len = sizeof buf;
@@ -99,8 +105,8 @@ const char* ZmqRingCommunicator::op_name(uint32_t op) {
 }
 
 ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std::string& tcp_host, int timeout_ms,
-                                         const std::string& name)
-    : timeout_ms_(timeout_ms), name_(name) {
+                                         const std::string& name, const RingCurveKeys& curve)
+    : curve_(curve), timeout_ms_(timeout_ms), name_(name) {
   if (timeout_ms <= 0) throw Error("ERR_ARGUMENT", name + " communicator: timeout_ms must be positive");
   try {
     ctx_ = zmq_ctx_new();
@@ -110,6 +116,15 @@ ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std:
     if (!recv_socket_) throw Error("ERR_COMM_BIND", name + " communicator: zmq_socket failed: " + zmq_strerror(errno));
     set_int(recv_socket_, ZMQ_LINGER, 0);
     set_int(recv_socket_, ZMQ_RCVHWM, 0);  // unlimited: a sender never waits on us (slicing bounds the queue)
+    // No frame of ours is bigger than a chunk (CURVE adds a few dozen bytes of box and nonce to it on
+    // the wire, where libzmq checks): a peer that sends a bigger one is dropped before it is buffered.
+    const int64_t max_frame = kChunkBytes + 1024;
+    zmq_setsockopt(recv_socket_, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame);
+    if (curve_.on()) {
+      set_int(recv_socket_, ZMQ_CURVE_SERVER, 1);
+      if (!set_key(recv_socket_, ZMQ_CURVE_SECRETKEY, curve_.server_secret))
+        throw Error("ERR_COMM_BIND", name + " communicator: libzmq refused the CURVE server key: " + zmq_strerror(errno));
+    }
     auto bind = [&](const std::string& endpoint) {
       if (zmq_bind(recv_socket_, endpoint.c_str()) != 0)
         throw Error("ERR_COMM_BIND", name + " communicator: cannot listen on " + endpoint + ": " + zmq_strerror(errno));
@@ -159,7 +174,14 @@ void ZmqRingCommunicator::connect(int rank, int size, const std::string& next_en
   size_ = size;
   seg_begin_.assign(size, 0);
   seg_len_.assign(size, 0);
-  if (size > 1) handshake(next_endpoint);
+  if (size > 1) {
+    handshake(next_endpoint);
+  } else if (recv_socket_) {
+    zmq_close(recv_socket_);
+    recv_socket_ = nullptr;
+    if (!ipc_path_.empty()) unlink(ipc_path_.c_str());
+    ipc_path_.clear();
+  }
   connected_ = true;
 }
 
@@ -175,6 +197,10 @@ void ZmqRingCommunicator::handshake(const std::string& next_endpoint) {
   set_int(send_socket_, ZMQ_SNDHWM, 0);            // unlimited: sends never wait on the queue…
   set_int(send_socket_, ZMQ_SNDTIMEO, timeout_ms_);  // …only on a missing peer, and that wait is bounded
   set_int(send_socket_, ZMQ_IMMEDIATE, 1);  // queue nothing for a peer that is not connected (yet, or any more)
+  if (curve_.on() && !(set_key(send_socket_, ZMQ_CURVE_SERVERKEY, curve_.server_public) &&
+                       set_key(send_socket_, ZMQ_CURVE_PUBLICKEY, curve_.client_public) &&
+                       set_key(send_socket_, ZMQ_CURVE_SECRETKEY, curve_.client_secret)))
+    fail(Op::Hello, "ERR_COMM_CONNECT", std::string("libzmq refused the CURVE client keys: ") + zmq_strerror(errno));
   if (zmq_connect(send_socket_, next_endpoint.c_str()) != 0)
     fail(Op::Hello, "ERR_COMM_CONNECT",
          "cannot connect to rank " + std::to_string(next) + " at '" + next_endpoint + "': " + zmq_strerror(errno));

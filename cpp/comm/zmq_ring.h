@@ -19,6 +19,15 @@ struct RingEndpoints {
   std::string ipc, tcp;
 };
 
+// CURVE keys of a job's rings, Z85 text (40 characters each), derived from the job's secret on the
+// TypeScript side (src/control/auth.ts). Empty = the ring is unauthenticated. Every receive socket
+// is a CURVE server with the server pair; every send socket a client that must know the server's
+// public key to complete the handshake, which only holders of the job's secret can.
+struct RingCurveKeys {
+  std::string server_public, server_secret, client_public, client_secret;
+  bool on() const { return !server_public.empty(); }
+};
+
 // Used by one thread at a time (which thread may change). Throws paratrain::Error with code
 // ERR_COLLECTIVE_TIMEOUT, ERR_COMM_CONNECT, ERR_COMM_PROTOCOL, ERR_COMM_BIND or ERR_ARGUMENT; after
 // a failed collective every later call throws (the group must be rebuilt). Never hangs: every wait
@@ -29,8 +38,9 @@ class ZmqRingCommunicator final : public Communicator {
   // ipc_path is non-empty, and to "tcp://<tcp_host>:*" (an ephemeral port, read back with
   // ZMQ_LAST_ENDPOINT) when tcp_host is non-empty. timeout_ms bounds every wait (connect handshake,
   // each receive, each send). `name` ("tensor-parallel", "data-parallel") goes into error messages.
+  // With `curve` on, a peer that cannot complete the CURVE handshake never delivers a frame.
   ZmqRingCommunicator(const std::string& ipc_path, const std::string& tcp_host, int timeout_ms,
-                      const std::string& name);
+                      const std::string& name, const RingCurveKeys& curve = {});
   ~ZmqRingCommunicator() override;  // linger 0: never hangs on close; removes its ipc socket file
   ZmqRingCommunicator(const ZmqRingCommunicator&) = delete;
   ZmqRingCommunicator& operator=(const ZmqRingCommunicator&) = delete;
@@ -40,7 +50,8 @@ class ZmqRingCommunicator final : public Communicator {
   // Joins the ring: this rank's index, the group size, and the endpoint of rank (rank+1)%size.
   // Connects a PUSH socket to it and handshakes (hello to next, hello from prev, within timeout_ms),
   // so a wrong or dead peer is an ERR_COMM_CONNECT here rather than a hang later.
-  // size == 1: no sockets; every collective is the identity (or a copy).
+  // size == 1: every collective is the identity (or a copy), and the receive socket is closed (a
+  // listener nothing would ever read).
   void connect(int rank, int size, const std::string& next_endpoint);
 
   int rank() const override { return rank_; }
@@ -86,6 +97,7 @@ class ZmqRingCommunicator final : public Communicator {
   void* ctx_ = nullptr;
   void* recv_socket_ = nullptr;  // PULL, bound; prev's PUSH connects to it
   void* send_socket_ = nullptr;  // PUSH, connected to next
+  RingCurveKeys curve_;
   int timeout_ms_;
   std::string name_;
   std::string ipc_path_;  // the socket file to remove, "" when not bound on ipc

@@ -311,7 +311,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     return f;
   }
 
-  // new DataPlane({ ipcDir, hostAddr, timeoutMs })
+  // new DataPlane({ ipcDir, hostAddr, timeoutMs, localRank, curve?: {serverPublic, serverSecret, clientPublic, clientSecret} })
   explicit DataPlaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataPlaneWrap>(info) {
     guarded(info.Env(), [&] {
       if (info.Length() < 1 || !info[0].IsObject())
@@ -321,8 +321,21 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
       const std::string host = get_str_or(o, "hostAddr", "");
       const int timeout_ms = get_int_or(o, "timeoutMs", 120000);
       const std::string tag = ipc_dir.empty() ? "" : ipc_dir + "/" + std::to_string(get_int_or(o, "localRank", 0));
-      tp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-tp", host, timeout_ms, "tensor-parallel");
-      dp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-dp", host, timeout_ms, "data-parallel");
+      RingCurveKeys curve;
+      Napi::Value keys = o.Get("curve");
+      if (keys.IsObject()) {
+        Napi::Object k = keys.As<Napi::Object>();
+        curve = {get_str_or(k, "serverPublic", ""), get_str_or(k, "serverSecret", ""), get_str_or(k, "clientPublic", ""),
+                 get_str_or(k, "clientSecret", "")};
+        for (const std::string* key : {&curve.server_public, &curve.server_secret, &curve.client_public,
+                                       &curve.client_secret})
+          if (key->size() != 40)
+            throw Error("ERR_ARGUMENT", "DataPlane curve keys must be 40 characters of Z85 each");
+      }
+      tp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-tp", host, timeout_ms, "tensor-parallel",
+                                                  curve);
+      dp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-dp", host, timeout_ms, "data-parallel",
+                                                  curve);
       return 0;
     });
   }

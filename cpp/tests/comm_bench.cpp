@@ -1,5 +1,5 @@
 // comm_bench.cpp — all-reduce bandwidth of ZmqRingCommunicator across forked ranks on this
-// machine, over ipc and tcp (127.0.0.1), for message sizes 1 KiB … 256 MiB (×4 per row), next to
+// machine, over ipc, tcp (127.0.0.1) and tcp with CURVE (a multi-node job's rings), for message sizes 1 KiB … 256 MiB (×4 per row), next to
 // the machine's memcpy bandwidth. Bus bandwidth = 2·(k−1)/k · bytes / time, the bytes each rank
 // moves through its link (NCCL's definition), so figures for different k compare directly.
 // Each cell is the median over iterations (after a warm-up) of the slowest rank's time.
@@ -54,8 +54,8 @@ static double memcpy_gbps(size_t bytes) {
 // Rank `rank` of k: for each size, a warm-up then `iters` timed all-reduces, each between barriers;
 // the slowest rank's time counts (all_reduce_max). Rank 0 reports "<bytes>\t<median seconds>".
 static void bench_rank(const std::string& dir, int group, Transport t, int rank, int k,
-                       const std::vector<size_t>& sizes, int fd) {
-  auto comm = join(dir, group, t, rank, k, 120000, "bench");
+                       const std::vector<size_t>& sizes, int fd, const paratrain::RingCurveKeys& curve) {
+  auto comm = join(dir, group, t, rank, k, 120000, "bench", curve);
   std::vector<float> data(sizes.back() / sizeof(float), 0.0f);
   for (size_t bytes : sizes) {
     const size_t n = bytes / sizeof(float);
@@ -109,16 +109,17 @@ int main(int argc, char** argv) {
   std::printf("\n\n");
 
   const std::string dir = make_dir("comm-bench");
+  const paratrain::RingCurveKeys curve = make_curve_keys();
   int group = 0;
   std::vector<std::string> columns;
   std::map<std::string, std::map<size_t, double>> cells;  // column → bytes → GB/s
   for (int k : rank_counts) {
-    for (const Transport t : {Transport::Ipc, Transport::Tcp}) {
+    for (const Transport t : {Transport::Ipc, Transport::Tcp, Transport::TcpCurve}) {
       const std::string column = std::string(transport_name(t)) + " " + std::to_string(k) + " ranks GB/s";
       columns.push_back(column);
       const int g = group++;
       std::fprintf(stderr, "running %s %d ranks …\n", transport_name(t), k);
-      const auto result = run_group(k, [&](int rank, int fd) { bench_rank(dir, g, t, rank, k, sizes, fd); }, 1200);
+      const auto result = run_group(k, [&](int rank, int fd) { bench_rank(dir, g, t, rank, k, sizes, fd, curve); }, 1200);
       for (const std::string& crash : result.crashes) std::fprintf(stderr, "%s: %s\n", column.c_str(), crash.c_str());
       for (const std::string& line : result.lines) {
         size_t bytes = 0;

@@ -23,6 +23,7 @@
 using namespace ring_harness;
 using paratrain::Error;
 using paratrain::ZmqRingCommunicator;
+using paratrain::RingCurveKeys;
 using Clock = std::chrono::steady_clock;
 
 static int passed = 0, failed = 0;
@@ -306,6 +307,15 @@ static void failure_checks(const std::string& dir, int& group) {
           });
         }, 30), 2);
 
+  // CURVE: a rank holding another job's keys never gets a frame through; its handshake fails.
+  const int g_keys = group++;
+  const RingCurveKeys ours = make_curve_keys(), theirs = make_curve_keys();
+  judge(run_group(2, [&](int rank, int fd) {
+          expect_error(Reporter{fd, rank}, "connect: peer with another job's CURVE keys", "ERR_COMM_CONNECT", in_time,
+                       [&] { join(dir, g_keys, Transport::TcpCurve, rank, 2, timeout_ms, "data-parallel",
+                                  rank == 0 ? ours : theirs); });
+        }, 30), 2);
+
   for (const bool other_op : {true, false}) {  // a different collective, or the same one with another size
     const std::string name =
         other_op ? "protocol: ranks call different collectives" : "protocol: ranks pass different sizes";
@@ -350,23 +360,24 @@ int main() {
   const std::vector<size_t> sizes = {1, 7, 1048579};  // fewer elements than ranks; ragged segments; 2+ chunks
   int group = 0;
   std::map<std::string, uint64_t> ipc_hash;
-  for (const Transport t : {Transport::Ipc, Transport::Tcp}) {
+  const RingCurveKeys curve = make_curve_keys();
+  for (const Transport t : {Transport::Ipc, Transport::Tcp, Transport::TcpCurve}) {
     for (int k = 2; k <= 4; k++) {
       const std::string tag = std::string(transport_name(t)) + " k=" + std::to_string(k) + " ";
       const int g = group++;
       auto hashes = judge(run_group(k, [&](int rank, int fd) {
-                            auto comm = join(dir, g, t, rank, k, 10000, "test");
+                            auto comm = join(dir, g, t, rank, k, 10000, "test", curve);
                             const Reporter report{fd, rank};
                             for (size_t n : sizes) check_collectives(*comm, tag, n, report);
                             check_barrier(*comm, tag, report);
                           }, 120), k);
-      // The reduction order is fixed by the ring, not the transport: ipc and tcp agree bit for bit.
+      // The reduction order is fixed by the ring, not the transport: ipc, tcp and tcp+curve agree bit for bit.
       for (size_t n : sizes) {
         const std::string key = "all_reduce_sum<float> n=" + std::to_string(n);
         if (t == Transport::Ipc) ipc_hash[std::to_string(k) + key] = hashes[tag + key];
         else
           print_check(hashes.count(tag + key) && ipc_hash[std::to_string(k) + key] == hashes[tag + key],
-                      "k=" + std::to_string(k) + " " + key + ": tcp bits == ipc bits", "");
+                      "k=" + std::to_string(k) + " " + key + ": " + transport_name(t) + " bits == ipc bits", "");
       }
     }
   }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>  // mkdir
 #include <sys/wait.h>  // waitpid, WIFEXITED, ...
 #include <unistd.h>    // fork, pipe, read, write, _exit, alarm, unlink, rmdir, rename
+#include <zmq.h>     // zmq_curve_keypair
 
 #include <cerrno>
 #include <chrono>
@@ -22,8 +23,19 @@
 
 namespace ring_harness {
 
-enum class Transport { Ipc, Tcp };
-inline const char* transport_name(Transport t) { return t == Transport::Ipc ? "ipc" : "tcp"; }
+// TcpCurve: tcp with every connection CURVE-authenticated and encrypted (a multi-node job's rings).
+enum class Transport { Ipc, Tcp, TcpCurve };
+inline const char* transport_name(Transport t) {
+  return t == Transport::Ipc ? "ipc" : t == Transport::Tcp ? "tcp" : "tcp+curve";
+}
+
+// A job's ring keys, made once before the ranks fork (they all need the same ones).
+inline paratrain::RingCurveKeys make_curve_keys() {
+  char server_public[41], server_secret[41], client_public[41], client_secret[41];
+  zmq_curve_keypair(server_public, server_secret);
+  zmq_curve_keypair(client_public, client_secret);
+  return {server_public, server_secret, client_public, client_secret};
+}
 
 // A fresh directory for one run's sockets and endpoint files.
 inline std::string make_dir(const std::string& tag) {
@@ -46,10 +58,12 @@ inline std::string rank_file(const std::string& dir, int group, int rank, const 
 
 // Creates rank `rank`'s communicator for ring `group` (unique within dir) of k ranks and joins it.
 inline std::unique_ptr<paratrain::ZmqRingCommunicator> join(const std::string& dir, int group, Transport t, int rank,
-                                                            int k, int timeout_ms, const std::string& name) {
+                                                            int k, int timeout_ms, const std::string& name,
+                                                            const paratrain::RingCurveKeys& curve = {}) {
   const bool ipc = t == Transport::Ipc;
   auto comm = std::make_unique<paratrain::ZmqRingCommunicator>(ipc ? rank_file(dir, group, rank, ".ipc") : "",
-                                                                ipc ? "" : "127.0.0.1", timeout_ms, name);
+                                                                ipc ? "" : "127.0.0.1", timeout_ms, name,
+                                                                t == Transport::TcpCurve ? curve : paratrain::RingCurveKeys{});
   const int next = (rank + 1) % k;
   std::string next_endpoint = "ipc://" + rank_file(dir, group, next, ".ipc");
   if (!ipc) {  // publish our ephemeral port (write, then rename: readers never see half a file)

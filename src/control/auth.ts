@@ -1,10 +1,12 @@
-// auth.ts — authentication of the control plane with ZeroMQ CURVE. Every node is given the same
-// per-job secret (--auth-key-file); from it each process derives the coordinator's key pair and the
-// one client key pair the job's agents and workers use. A peer without the secret cannot complete
-// the CURVE handshake: it does not know the coordinator's public key, and the ZAP handler refuses
-// any client key but the job's. Traffic is encrypted as a consequence. (PyTorch's TCPStore had no
+// auth.ts — authentication of the job's sockets with ZeroMQ CURVE. Every process of a job holds
+// the same per-job secret: the --auth-key-file shared by every node, or one the launcher of a
+// single-node job makes for it. From it each process derives the coordinator's key pair and the one
+// client key pair the job's agents and workers use, and a second pair of pairs for the data-plane
+// rings. A peer without the secret cannot complete the CURVE handshake: it does not know the
+// server's public key, and (on the control plane) the ZAP handler refuses any client key but the
+// job's. Traffic is encrypted as a consequence. (PyTorch's TCPStore had no
 // authentication and was used for remote code execution; we never execute what arrives either.)
-import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as zmq from 'zeromq';
 
@@ -51,8 +53,21 @@ function derivePair(secret: Buffer, role: string): { publicKey: string; secretKe
 }
 
 export function deriveControlKeys(secret: Buffer): ControlKeys {
-  const server = derivePair(secret, 'coordinator');
-  const client = derivePair(secret, 'peer');
+  return deriveKeys(secret, 'coordinator', 'peer');
+}
+
+/**
+ * The data-plane rings' keys: every ring socket a worker binds is a CURVE server with the first
+ * pair, every socket it connects a client with the second. Other labels than the control plane's,
+ * so a ring socket is not a way into the coordinator or the other way round.
+ */
+export function deriveDataPlaneKeys(secret: Buffer): ControlKeys {
+  return deriveKeys(secret, 'data-plane ring', 'data-plane peer');
+}
+
+function deriveKeys(secret: Buffer, serverRole: string, clientRole: string): ControlKeys {
+  const server = derivePair(secret, serverRole);
+  const client = derivePair(secret, clientRole);
   return {
     serverPublic: server.publicKey,
     serverSecret: server.secretKey,
@@ -61,11 +76,25 @@ export function deriveControlKeys(secret: Buffer): ControlKeys {
   };
 }
 
+/** A fresh per-job secret, as the launcher of a single-node job makes one. */
+export function newJobSecret(): Buffer {
+  return Buffer.from(randomBytes(32).toString('base64'), 'utf8');
+}
+
+/** Writes a secret where only this user can read it (the job's private ipc directory). */
+export function writeJobSecret(file: string, secret: Buffer): void {
+  fs.writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+}
+
+export function loadControlKeys(file: string): ControlKeys {
+  return deriveControlKeys(loadJobSecret(file));
+}
+
 /**
  * Reads the job's secret; refuses a missing or short file, and one that every user of the host can
  * read (group access is allowed: Kubernetes mounts secrets group-readable under fsGroup).
  */
-export function loadControlKeys(file: string): ControlKeys {
+export function loadJobSecret(file: string): Buffer {
   let stat: fs.Stats;
   let content: Buffer;
   try {
@@ -87,7 +116,7 @@ export function loadControlKeys(file: string): ControlKeys {
       `the auth key file ${file} holds ${secret.length} bytes; make one with ` +
         `'head -c 32 /dev/urandom | base64 > ${file}; chmod 600 ${file}'`,
     );
-  return deriveControlKeys(secret);
+  return secret;
 }
 
 /** Socket options of the coordinator's ROUTER (a CURVE server). */

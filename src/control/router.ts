@@ -1,6 +1,7 @@
-// router.ts — the coordinator's end of the control plane (link.ts is the other end): a ROUTER bound
-// on tcp://address:port (the master address; see coordinator.ts listenAddress), CURVE-authenticated when the job has keys. Every frame that arrives is decoded
-// and verified; a bad one is logged (with the peer's routing id) and dropped, never passed on, and a
+// router.ts — the coordinator's end of the control plane (link.ts is the other end): a ROUTER
+// reached through tcp://address:port (the master address, see coordinator.ts listenAddress; a
+// TcpFront caps the connections and pipes them to the ROUTER's private ipc socket),
+// CURVE-authenticated when the job has keys. Every frame that arrives is decoded and verified; a bad one is logged (with the peer's routing id) and dropped, never passed on, and a
 // handler that throws is logged, so nothing received can take the control plane down. Sends go
 // through a queue (one ZeroMQ send in flight).
 import type pino from 'pino';
@@ -9,6 +10,7 @@ import * as zmq from 'zeromq';
 import { serverCurveOptions, ZapHandler, type ControlKeys } from './auth';
 import { ControlError } from './errors';
 import type { ControlMessage } from './messages';
+import { TcpFront, type ConnectionLimits } from './tcp-front';
 import { decodeMessage, describeFrame, encodeMessage, MAX_CONTROL_MESSAGE_BYTES, printableId, SendQueue } from './wire';
 
 /** Bad frames logged individually before the log switches to a count every BAD_FRAME_LOG_EVERY. */
@@ -22,37 +24,32 @@ export interface RouterHandlers {
   onSocketError: (err: Error) => void;
 }
 
-/** Refused handshakes logged one by one, then one line per REFUSED_LOG_EVERY with the count. */
-const REFUSED_LOGGED = 5;
+/** Addresses whose first refusal is logged; refusals after that are counted, one line per REFUSED_LOG_EVERY. */
+const REFUSED_ADDRESSES_LOGGED = 20;
 const REFUSED_LOG_EVERY = 1000;
 
+/**
+ * One log for every refusal (a connection beyond the caps, a failed or missing handshake, a
+ * message ZAP says no to): a peer retries, and a flood is cheap, so each address is named once
+ * and the rest only counted.
+ */
 function refusalLog(log: pino.Logger): (address: string, text: string) => void {
   let count = 0;
+  let countedAloud = false;
+  const named = new Set<string>();
   return (address, text) => {
     count++;
-    if (count <= REFUSED_LOGGED) log.warn({ address, refused: count }, text);
-    else if (count % REFUSED_LOG_EVERY === 0 || count === REFUSED_LOGGED + 1)
+    if (!named.has(address) && named.size < REFUSED_ADDRESSES_LOGGED) {
+      named.add(address);
+      log.warn({ address, refused: count }, text);
+    } else if (!countedAloud || count % REFUSED_LOG_EVERY === 0) {
+      countedAloud = true;
       log.warn(
         { address, refused: count },
-        `${text} (${count} refused so far; logging one line per ${REFUSED_LOG_EVERY})`,
-      );
-  };
-}
-
-async function watchHandshakes(socket: zmq.Router, refused: (address: string, text: string) => void): Promise<void> {
-  try {
-    for await (const e of socket.events) {
-      if (!e.type.startsWith('handshake:error') || !('address' in e)) continue;
-      const why = 'error' in e && e.error ? e.error.message : e.type;
-      refused(
-        e.address,
-        `refused a control connection on ${e.address}: its CURVE handshake failed (${why}); the peer does not ` +
-          `hold this job's key (--auth-key-file)`,
+        `${text} (${count} refused so far; each address is named once, then one line per ${REFUSED_LOG_EVERY})`,
       );
     }
-  } catch {
-    // the socket closed
-  }
+  };
 }
 
 export class ControlRouter {
@@ -63,54 +60,52 @@ export class ControlRouter {
   private constructor(
     private readonly socket: zmq.Router,
     private readonly zap: ZapHandler | undefined,
+    private readonly front: TcpFront,
     private readonly log: pino.Logger,
   ) {
     this.queue = new SendQueue(socket, (err) => log.warn({ err: err.message }, 'control send failed'));
   }
 
   /**
-   * Binds tcp://address:port (`address` an IPv4 literal, or '*' for every interface);
-   * ERR_PORT_IN_USE names the flag to change.
+   * Listens on tcp://address:port (`address` an IPv4 literal, or '*' for every interface), holding
+   * at most `limits` connections; ERR_PORT_IN_USE names the flag to change.
    */
   static async bind(
     address: string,
     port: number,
     keys: ControlKeys | undefined,
+    limits: ConnectionLimits,
     log: pino.Logger,
   ): Promise<ControlRouter> {
     // Every refused handshake goes through one rate-limited log: a peer retries, and a flood is cheap.
     const refused = refusalLog(log);
-    // The ZAP handler must be listening before the first handshake.
-    const zap = keys
-      ? await ZapHandler.start(keys, (address) =>
-          refused(address, `refused a control connection from ${address}: it does not hold this job's key`),
-        )
-      : undefined;
+    // The ZAP handler must be listening before the first handshake. What it refuses, the front
+    // sees closed and logs with the peer's address (ZAP only sees the ipc side).
+    const zap = keys ? await ZapHandler.start(keys, () => undefined) : undefined;
     const socket = new zmq.Router({
       maxMessageSize: MAX_CONTROL_MESSAGE_BYTES,
       linger: 500,
       // A peer that reconnects with its routing id takes over its old connection.
       handover: true,
+      // A connection that has not authenticated within 10 s is dropped, and its slot with it.
+      handshakeInterval: 10_000,
       ...(keys ? serverCurveOptions(keys) : {}),
     });
+    const front = TcpFront.prepare(limits, refused);
     try {
-      await socket.bind(`tcp://${address}:${port}`);
+      await socket.bind(front.upstreamEndpoint);
+      await front.listen(address, port);
     } catch (err) {
       socket.close();
       zap?.close();
-      const e = err as Error & { code?: string };
-      if (e.code === 'EADDRINUSE')
-        throw new ControlError(
-          'ERR_PORT_IN_USE',
-          `port ${port} is already in use on this host; pick another with --master-port (and give every node ` +
-            `the same one)`,
-        );
-      throw new ControlError('ERR_COORDINATOR_BIND', `cannot listen on tcp://${address}:${port}: ${e.message}`);
+      front.close();
+      if (err instanceof ControlError) throw err;
+      throw new ControlError(
+        'ERR_COORDINATOR_BIND',
+        `cannot listen on tcp://${address}:${port}: ${(err as Error).message}`,
+      );
     }
-    // A peer without the job's key fails the CURVE handshake before ZAP is asked (no CURVE, or not
-    // the coordinator's public key): only the socket's events see it, with the listener's address.
-    if (keys) void watchHandshakes(socket, refused);
-    return new ControlRouter(socket, zap, log);
+    return new ControlRouter(socket, zap, front, log);
   }
 
   /** Starts delivering what arrives. */
@@ -134,8 +129,10 @@ export class ControlRouter {
     if (this.closed) return;
     await Promise.race([this.queue.drained(), new Promise((r) => setTimeout(r, 500))]);
     this.closed = true;
+    this.front.closing = true;
     this.socket.close();
     this.zap?.close();
+    this.front.close();
   }
 
   private onFrames(frames: Buffer[], h: RouterHandlers): void {

@@ -15,6 +15,7 @@ import type pino from 'pino';
 import type { ControlKeys } from '../control/auth';
 import type { StepReport } from '../control/messages';
 import { ControlRouter } from '../control/router';
+import { connectionLimits } from '../control/tcp-front';
 import { describeSetAside } from '../checkpoint';
 import { commitReports, findResumeCheckpoint, type RelayError } from './checkpoints';
 import { writeReport, writeRoundReport, type RootCauseReport } from './failure';
@@ -128,7 +129,8 @@ export class Coordinator {
     });
     const listen = await listenAddress(opts.masterAddr, opts.nnodes);
     if (listen.note) opts.log.warn({ masterAddr: opts.masterAddr }, listen.note);
-    return new Coordinator(await ControlRouter.bind(listen.address, opts.port, opts.keys, opts.log), opts);
+    const limits = connectionLimits(opts.nnodes, opts.nprocPerNode);
+    return new Coordinator(await ControlRouter.bind(listen.address, opts.port, opts.keys, limits, opts.log), opts);
   }
 
   /** The restart count: 0, then one more for every restart of the gang. */

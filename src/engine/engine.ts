@@ -8,6 +8,7 @@ import {
   loadNative,
   NativeLoadError,
   type NativeAddon,
+  type DataPlaneOptions,
   type NativeDataPlane,
   type NativeEngine,
   type NativeEngineOptions,
@@ -90,10 +91,7 @@ export function createEngine(c: Config, shape: EngineShape = {}, rank?: EngineRa
  * A worker's data plane: its ring sockets bound (ipc:// in `ipcDir`, tcp:// on `hostAddr`), every
  * wait bounded by the config's parallel.comm_timeout_s.
  */
-export function createDataPlane(
-  c: Config,
-  where: { ipcDir: string; hostAddr: string; localRank: number },
-): NativeDataPlane {
+export function createDataPlane(c: Config, where: Omit<DataPlaneOptions, 'timeoutMs'>): NativeDataPlane {
   const addon = loadNative(c.device);
   return new addon.DataPlane({ ...where, timeoutMs: Math.round(c.parallel.comm_timeout_s * 1000) });
 }

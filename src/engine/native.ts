@@ -194,6 +194,11 @@ export interface DataPlaneOptions {
   timeoutMs: number;
   /** Distinguishes the socket files of the workers of one node. */
   localRank: number;
+  /**
+   * The rings' CURVE keys (deriveDataPlaneKeys of the job's secret, Z85): every socket is then
+   * CURVE-authenticated, and a peer without the secret never delivers a frame. Absent: none.
+   */
+  curve?: { serverPublic: string; serverSecret: string; clientPublic: string; clientSecret: string };
 }
 
 export interface NativeAddon {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type pino from 'pino';
 
 import type { Config } from '../config/schema';
-import type { ControlKeys } from '../control/auth';
+import { writeJobSecret, type ControlKeys } from '../control/auth';
 import { describeExit } from '../control/messages';
 import { CoordinatorLink } from '../control/link';
 import type { AgentWelcome, ControlMessage } from '../control/messages';
@@ -30,6 +30,8 @@ export interface AgentOptions {
   killGraceMs?: number;
   /** The job's CURVE keys, when the control plane is authenticated. */
   keys?: ControlKeys;
+  /** The secret the launcher made for a single-node job: written for the workers into the ipc directory. */
+  madeSecret?: Buffer;
 }
 
 /** ok: the job finished or stopped (`note` says how, as the coordinator put it). */
@@ -51,6 +53,20 @@ const DEFAULT_KILL_GRACE_MS = 3000;
 function ipcDirFor(jobId: string, nodeRank: number): string {
   const tmp = os.tmpdir().length <= 32 ? os.tmpdir() : '/tmp';
   return path.join(tmp, `pt-${jobId.slice(0, 8)}-n${nodeRank}`);
+}
+
+/**
+ * The job's sockets and key go in this directory: it must be a real directory of this user that
+ * nobody else can enter (mkdir leaves one that already existed as it was).
+ */
+function requirePrivateDir(dir: string): void {
+  const st = fs.lstatSync(dir);
+  const mine = process.getuid === undefined || st.uid === process.getuid();
+  if (!st.isDirectory() || !mine || (st.mode & 0o077) !== 0)
+    throw new Error(
+      `${dir} is not a private directory of this user (someone else made it, or it is open to others); ` +
+        `remove it and start again`,
+    );
 }
 
 export class Agent {
@@ -235,6 +251,10 @@ export class Agent {
     fs.mkdirSync(logDir, { recursive: true });
     this.ipcDir = ipcDirFor(welcome.jobId, plan.nodeRank);
     fs.mkdirSync(this.ipcDir, { recursive: true, mode: 0o700 });
+    requirePrivateDir(this.ipcDir);
+    // The directory is this user's alone (0700), so is the key in it; it goes when the round ends.
+    const madeKeyFile = this.opts.madeSecret ? path.join(this.ipcDir, 'job.key') : undefined;
+    if (madeKeyFile) writeJobSecret(madeKeyFile, this.opts.madeSecret!);
     const configJson = JSON.stringify(config);
     const cpus = plan.bindCores ? allowedCpus() : undefined;
     const cpuLists = cpus ? this.coreLists(cpus, config) : undefined;
@@ -246,6 +266,7 @@ export class Agent {
         welcome,
         configJson,
         ipcDir: this.ipcDir,
+        authKeyFile: plan.authKeyFile ?? madeKeyFile,
         agentPid: process.pid,
         cores: cpus ? cpus.length : os.availableParallelism(),
         base: process.env,

@@ -22,6 +22,8 @@ interface LaunchCommandOptions {
   firstStepTimeout?: string;
   rendezvousTimeout?: string;
   authKeyFile?: string;
+  auth?: boolean;
+  dataPlaneAuth?: boolean;
   resume?: string;
   startFresh?: boolean;
   bindCores?: boolean;
@@ -62,8 +64,17 @@ export function registerLaunchCommand(program: Command, overrides: Pick<LaunchOp
     .option('--rendezvous-timeout <s>', `time for the whole job to gather, seconds (default ${d.rendezvousTimeoutS})`)
     .option(
       '--auth-key-file <file>',
-      "the job's secret, the same file on every node: authenticates and encrypts the control plane " +
-        '(default PARATRAIN_AUTH_KEY_FILE; none: unauthenticated)',
+      "the job's secret, the same file on every node: authenticates the control and data planes " +
+        '(default PARATRAIN_AUTH_KEY_FILE; a single-node job makes its own; a multi-node job needs one)',
+    )
+    .option(
+      '--no-auth',
+      'run the job unauthenticated: anyone who reaches its ports can talk to it (trusted networks only)',
+    )
+    .option(
+      '--no-data-plane-auth',
+      'rings between nodes over plain TCP, faster than CURVE but unauthenticated (the control plane keeps ' +
+        'its key); give every node the same choice',
     )
     .option('--bind-cores', "run each worker on its own slice of this node's cores (taskset); default: no binding")
     .option('--resume <path|auto>', "resume from a checkpoint directory, a checkpoints root, or 'auto'")

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { loadConfig } from '../config/load';
 import { resolveTask } from '../tasks/task-run';
-import { loadControlKeys } from '../control/auth';
+import { deriveControlKeys, loadJobSecret, newJobSecret } from '../control/auth';
 import { Coordinator, describeStop, type JobOutcome } from '../coordinator/coordinator';
 import { checkEngineMemory } from '../engine/memory';
 import { formatReport } from '../coordinator/failure';
@@ -69,7 +69,11 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
     requireTaskset();
     coreSlices(allowedCpus(), plan.nprocPerNode); // enough cores for one each, or a clear error now
   }
-  const keys = plan.authKeyFile ? loadControlKeys(plan.authKeyFile) : undefined;
+  // The secret every process of the job authenticates with (docs/security.md): the user's, or one
+  // made now for a single-node job, which the agent hands its workers in the job's private directory.
+  const jobSecret =
+    plan.auth === 'file' ? loadJobSecret(plan.authKeyFile!) : plan.auth === 'job' ? newJobSecret() : undefined;
+  const keys = jobSecret ? deriveControlKeys(jobSecret) : undefined;
   const tpSize = config.parallel.tensor;
   const view = new LauncherView({
     runDir: config.run.dir,
@@ -83,6 +87,19 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
     `launching node ${plan.nodeRank} of ${plan.nnodes} with ${plan.nprocPerNode} worker(s); coordinator ` +
       `tcp://${plan.masterAddr}:${plan.masterPort}`,
   );
+  if (plan.auth === 'off')
+    view.log.warn(
+      { event: 'auth-off' },
+      `AUTHENTICATION IS OFF (--no-auth): anything that reaches tcp://${plan.masterAddr}:${plan.masterPort} or ` +
+        `this node's data-plane ports can join, disturb or stop this job and read its traffic. Use it only on ` +
+        `a network you trust; --auth-key-file turns it on`,
+    );
+  else if (!plan.dataPlaneAuth && plan.nnodes > 1)
+    view.log.warn(
+      { event: 'data-plane-auth-off' },
+      `the rings between nodes run over plain TCP (--no-data-plane-auth): anything that reaches this node's ` +
+        `data-plane ports can disturb the job and read its gradients; the control plane keeps its key`,
+    );
 
   const statusFile = plan.statusFile ?? path.join(config.run.dir, 'status.json');
   let coordinator: Coordinator | undefined;
@@ -131,7 +148,14 @@ export async function runLaunch(o: LaunchOptions): Promise<void> {
         updatedAt: new Date().toISOString(),
       });
     }
-    const agent = new Agent({ plan, config, workerEntry, keys, log: view.log.child({ component: 'agent' }) });
+    const agent = new Agent({
+      plan,
+      config,
+      workerEntry,
+      keys,
+      madeSecret: plan.auth === 'job' ? jobSecret : undefined,
+      log: view.log.child({ component: 'agent' }),
+    });
     let ending: 'stop' | 'abort' | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
       const stop = signal === 'SIGTERM' || signal === 'SIGUSR1';

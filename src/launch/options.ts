@@ -27,8 +27,12 @@ export interface LaunchFlags {
   heartbeatTimeout?: string | number;
   firstStepTimeout?: string | number;
   rendezvousTimeout?: string | number;
-  /** The job's secret, shared by every node; turns on CURVE authentication of the control plane. */
+  /** The job's secret, shared by every node (a single-node job makes its own when none is named). */
   authKeyFile?: string;
+  /** --no-auth: run unauthenticated (commander's negation of --auth: auth === false). */
+  auth?: boolean;
+  /** --no-data-plane-auth: multi-node rings over plain TCP, the control plane still authenticated. */
+  dataPlaneAuth?: boolean;
   /** A checkpoint step directory, a checkpoints root, or 'auto' (passed to every worker). */
   resume?: string;
   /** With --resume auto: checkpoints present but none verifies → set them aside, start at step 0. */
@@ -56,8 +60,16 @@ export interface LaunchPlan {
   heartbeatTimeoutMs: number;
   firstStepTimeoutMs: number;
   rendezvousTimeoutMs: number;
-  /** Absolute path of the job's secret (--auth-key-file or PARATRAIN_AUTH_KEY_FILE), if any. */
+  /**
+   * How the job's sockets are authenticated: with the secret in `authKeyFile` (--auth-key-file or
+   * PARATRAIN_AUTH_KEY_FILE), with one the launcher makes for a single-node job ('job'), or not at
+   * all (--no-auth, 'off').
+   */
+  auth: 'file' | 'job' | 'off';
+  /** Absolute path of the job's secret when auth is 'file'. */
   authKeyFile?: string;
+  /** The rings between nodes are CURVE-authenticated (and so encrypted) with the job's secret. */
+  dataPlaneAuth: boolean;
   /** --resume: an absolute checkpoint path, or 'auto'. */
   resume?: string;
   /** --start-fresh (only with --resume auto). */
@@ -264,6 +276,7 @@ export function resolveLaunchPlan(
       `--node-rank ${nodeRank} is outside --nnodes ${nnodes}; node ranks are 0..${nnodes - 1}`,
     );
   const authKeyFile = flags.authKeyFile ?? (env.PARATRAIN_AUTH_KEY_FILE || undefined);
+  const auth = authMode(authKeyFile, flags.auth === false, nnodes);
   const masterAddr = flags.masterAddr ?? slurm?.masterAddr ?? env.MASTER_ADDR ?? LAUNCH_DEFAULTS.masterAddr;
   requireHostSyntax(flags.masterAddr !== undefined ? '--master-addr' : 'MASTER_ADDR', masterAddr);
   if (flags.hostAddr !== undefined) requireHostSyntax('--host-addr', flags.hostAddr);
@@ -307,7 +320,9 @@ export function resolveLaunchPlan(
       '--rendezvous-timeout',
       flags.rendezvousTimeout ?? LAUNCH_DEFAULTS.rendezvousTimeoutS,
     ),
-    authKeyFile: authKeyFile ? path.resolve(authKeyFile) : undefined,
+    auth,
+    authKeyFile: auth === 'file' && authKeyFile ? path.resolve(authKeyFile) : undefined,
+    dataPlaneAuth: auth !== 'off' && flags.dataPlaneAuth !== false,
     bindCores: !!flags.bindCores,
     maxRestarts: parseInteger(
       flags.maxRestarts !== undefined ? '--max-restarts' : 'PARATRAIN_MAX_RESTARTS',
@@ -320,6 +335,28 @@ export function resolveLaunchPlan(
     startFresh: !!flags.startFresh,
     layoutSource: layoutSource(flags, slurm),
   };
+}
+
+/**
+ * Authentication is on unless turned off by name: a single-node job makes its own secret (nobody
+ * else needs it); the nodes of a multi-node job must share one, which only the user can give them.
+ */
+function authMode(keyFile: string | undefined, noAuth: boolean, nnodes: number): LaunchPlan['auth'] {
+  if (keyFile && noAuth)
+    throw new LaunchError(
+      'ERR_LAUNCH_OPTION',
+      `--no-auth and an auth key file (${keyFile}) contradict each other; give one of them`,
+    );
+  if (keyFile) return 'file';
+  if (noAuth) return 'off';
+  if (nnodes === 1) return 'job';
+  throw new LaunchError(
+    'ERR_AUTH_KEY',
+    `a job of ${nnodes} nodes needs one secret shared by every node's launcher: make it once with ` +
+      `'head -c 32 /dev/urandom | base64 > job.key; chmod 600 job.key', copy it to every node and pass ` +
+      `--auth-key-file job.key (or set PARATRAIN_AUTH_KEY_FILE; scripts/slurm and scripts/k8s do this). ` +
+      `On a network you trust, --no-auth runs the job unauthenticated`,
+  );
 }
 
 /** Everything that makes the job impossible, checked before a single process is started. */

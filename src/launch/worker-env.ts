@@ -12,6 +12,8 @@ export interface WorkerEnvInput {
   /** The resolved config, as JSON. */
   configJson: string;
   ipcDir: string;
+  /** The job's secret for the worker (the user's file, or the one made for a single-node job). */
+  authKeyFile?: string;
   agentPid: number;
   /** Cores on this node (os.availableParallelism()). */
   cores: number;
@@ -48,6 +50,8 @@ export function workerEnv(i: WorkerEnvInput): NodeJS.ProcessEnv {
     // A single-node job's rings are all on this host, over ipc: no TCP listener that nothing would
     // connect to (and anything on the host could). '' binds none (src/worker/main.ts).
     PARATRAIN_HOST_ADDR: plan.nnodes === 1 ? '' : plan.hostAddr,
+    // Whether those TCP rings are CURVE-authenticated with the job's key (src/worker/main.ts).
+    PARATRAIN_DATA_PLANE_AUTH: plan.dataPlaneAuth ? '1' : '0',
     PARATRAIN_IPC_DIR: i.ipcDir,
     // Node 0's timing (from the welcome), so every process of the job uses the same limits.
     PARATRAIN_HEARTBEAT_INTERVAL_MS: String(welcome.heartbeatIntervalMs),
@@ -64,8 +68,8 @@ export function workerEnv(i: WorkerEnvInput): NodeJS.ProcessEnv {
   };
   // The coordinator chooses the checkpoint (Assignment.resumeDir); never one inherited.
   delete env.PARATRAIN_RESUME;
-  // The launcher's own key file, resolved; never one inherited that the launcher did not use.
-  if (plan.authKeyFile) env.PARATRAIN_AUTH_KEY_FILE = plan.authKeyFile;
+  // The job's key file; never one inherited that the launcher did not use.
+  if (i.authKeyFile) env.PARATRAIN_AUTH_KEY_FILE = i.authKeyFile;
   else delete env.PARATRAIN_AUTH_KEY_FILE;
   return env;
 }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 
 import { validateConfig } from '../config/load';
 import type { Config } from '../config/schema';
+import { deriveDataPlaneKeys, loadJobSecret } from '../control/auth';
 import { placeRank } from '../coordinator/groups';
 import { createDataPlane, createEngine, ncclAddon } from '../engine/engine';
 import { loadedAddonFile, REQUEST_SAVE, REQUEST_STOP, type RingEndpoints } from '../engine/native';
@@ -72,18 +73,30 @@ function groupId(peers: PeerInfo[], ring: 'tp' | 'dp'): Uint8Array {
   return id;
 }
 
+function dataPlaneKeys() {
+  return deriveDataPlaneKeys(loadJobSecret(requiredEnv('PARATRAIN_AUTH_KEY_FILE')));
+}
+
 async function runWorker(control: ControlClient): Promise<void> {
   const config = validateConfig(JSON.parse(requiredEnv('PARATRAIN_CONFIG')), 'PARATRAIN_CONFIG');
   const localRank = Number(requiredEnv('LOCAL_RANK'));
   const nodeRank = Number(process.env.NODE_RANK ?? 0);
   const nccl = config.parallel.comm === 'nccl';
+  const hostAddr = process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1';
   const plane = nccl
     ? undefined
     : createDataPlane(config, {
         ipcDir: process.env.PARATRAIN_IPC_DIR ?? '',
         // '' (a single-node job): ipc only, no tcp listener.
-        hostAddr: process.env.PARATRAIN_HOST_ADDR ?? '127.0.0.1',
+        hostAddr,
         localRank,
+        // Over TCP every ring connection is CURVE-authenticated with the job's keys. A single-node
+        // job's rings are ipc sockets in the job's 0700 directory: only this user reaches them, and
+        // this user can read the key anyway, so encrypting them would cost bandwidth and guard nothing.
+        curve:
+          hostAddr && process.env.PARATRAIN_AUTH_KEY_FILE && process.env.PARATRAIN_DATA_PLANE_AUTH !== '0'
+            ? dataPlaneKeys()
+            : undefined,
       });
   const a: Assignment = await control.register({
     host: os.hostname(),

@@ -2,8 +2,11 @@
 // (loopback for a single-node job), and its refusals name nothing a stranger could use to join —
 // no job id, round, pids, hosts or hashes. Real launchers, real sockets, raw peers.
 import * as dns from 'node:dns/promises';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 
@@ -84,7 +87,9 @@ const register = (jobId: string, round: number, rank: number) =>
     },
   });
 
-describe('a running single-node job, seen from outside it', () => {
+// With --no-auth: what a stranger who can talk to the coordinator gets out of it (by default a
+// stranger cannot even complete the handshake; see the next block).
+describe('a running single-node job without authentication, seen from outside it', () => {
   it('listens on loopback only, refuses strangers without naming the job, its processes or hosts, and runs on', async () => {
     const external = Object.values(os.networkInterfaces())
       .flat()
@@ -92,7 +97,7 @@ describe('a running single-node job, seen from outside it', () => {
     const dir = tmp(),
       out = tmp();
     const port = await freePort();
-    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--no-auth']), {
       FIXTURE_OUT_DIR: out,
       FIXTURE_STEPS: '60',
       FIXTURE_STEP_MS: '25',
@@ -146,10 +151,83 @@ describe('a running single-node job, seen from outside it', () => {
 
     const r = await l.exited;
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/AUTHENTICATION IS OFF \(--no-auth\)/);
     // Node 0's own log keeps the whole story.
     expect(r.stdout).toMatch(
       /refused: rank 1 \(host stranger-host, pid 4242\): rank 1 is already registered by pid \d+/,
     );
+  });
+});
+
+describe('a running single-node job with the default authentication', () => {
+  it('gives a stranger nothing: no reply to any frame, the job trains on, the refused handshakes are logged', async () => {
+    const dir = tmp(),
+      out = tmp();
+    const port = await freePort();
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_STEPS: '60',
+      FIXTURE_STEP_MS: '25',
+    });
+    await waitFor('the workers', () => workerRecords(out).size === 2);
+    const records = [...workerRecords(out).values()];
+    const jobId = records[0]!.assignment.jobId;
+    // The workers were handed the job's own key, made by the launcher, readable by this user only.
+    const keyFile = records[0]!.env.PARATRAIN_AUTH_KEY_FILE!;
+    expect(keyFile).toMatch(/job\.key$/);
+    expect(fs.statSync(keyFile).mode & 0o077).toBe(0);
+    // The attack issue 16 found: a hello claiming node 0 of 2 used to end an unauthenticated job.
+    const answers = [
+      await askOnce(
+        port,
+        encodeMessage({
+          kind: 'agentHello',
+          body: { nodeRank: 0, host: 'stranger-host', nprocPerNode: 2, nnodes: 2, pid: 4242 },
+        }),
+      ),
+      await askOnce(port, register(jobId, 0, 1)),
+    ];
+    expect(answers).toEqual([undefined, undefined]);
+    const r = await l.exited;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/refused a control connection/);
+    expect(r.stdout).not.toContain('AUTHENTICATION IS OFF');
+    // The round's directory, the key with it, is gone.
+    expect(fs.existsSync(keyFile)).toBe(false);
+  });
+});
+
+describe('a flood of idle connections', () => {
+  it('is capped at the door: the launcher keeps file descriptors for its checkpoint commit and report', async () => {
+    const dir = tmp(),
+      out = tmp();
+    const port = await freePort();
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+      FIXTURE_OUT_DIR: out,
+      FIXTURE_STEPS: '100000',
+      FIXTURE_SAVE: 'shard',
+    });
+    await waitFor('the workers', () => workerRecords(out).size === 2);
+    // 400 descriptors for the launcher, then 1500 connections that never say a word: without a
+    // cap they would take all of them (issue 16 saw 20,000 end a job with EMFILE at its commit).
+    expect(spawnSync('prlimit', ['--pid', String(l.proc.pid), '--nofile=400:400']).status).toBe(0);
+    const idle: net.Socket[] = [];
+    for (let i = 0; i < 1500; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    l.proc.kill('SIGUSR1'); // save a checkpoint, then stop
+    const r = await l.exited;
+    for (const s of idle) s.destroy();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /refused a control connection from 127\.0\.0\.1: the coordinator holds \d+ connections, its most/,
+    );
+    const status = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8'));
+    expect(status).toMatchObject({ state: 'stopped', checkpoint: expect.stringMatching(/step-\d+$/) });
+    expect(fs.existsSync(path.join(status.checkpoint, 'manifest.pb'))).toBe(true);
   });
 });
 
@@ -158,7 +236,7 @@ describe('a flood of refused registrations', () => {
     const dir = tmp(),
       out = tmp();
     const port = await freePort();
-    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--no-auth']), {
       FIXTURE_OUT_DIR: out,
       FIXTURE_STEPS: '200',
       FIXTURE_STEP_MS: '25',

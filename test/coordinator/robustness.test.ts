@@ -86,11 +86,13 @@ describe('coordinator robustness', () => {
     expect(r1.stderr).toContain('[ERR_REJECTED]');
   });
 
+  // These three speak to the coordinator from outside the job, which takes --no-auth: by default
+  // a peer without the job's key never gets a frame through (exposure.test.ts, auth.test.ts).
   it('stale workers (another job, another round) are refused and the job still finishes', async () => {
     const dir = tmp(),
       out = tmp();
     const port = await freePort();
-    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--no-auth']), {
       FIXTURE_OUT_DIR: out,
       FIXTURE_STEPS: '40',
       FIXTURE_STEP_MS: '25',
@@ -113,7 +115,7 @@ describe('coordinator robustness', () => {
     const dir = tmp(),
       out = tmp();
     const port = await freePort();
-    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--max-restarts', '1']), {
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--max-restarts', '1', '--no-auth']), {
       FIXTURE_OUT_DIR: out,
       FIXTURE_STEPS: '40',
       FIXTURE_STEP_MS: '25',
@@ -136,7 +138,7 @@ describe('coordinator robustness', () => {
     const dir = tmp(),
       out = tmp();
     const port = await freePort();
-    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2']), {
+    const l = startLauncher(jobArgs(dir, port, ['--nproc-per-node', '2', '--no-auth']), {
       FIXTURE_OUT_DIR: out,
       FIXTURE_STEPS: '40',
       FIXTURE_STEP_MS: '25',

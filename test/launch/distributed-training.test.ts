@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { bin, freePort, root } from './launch-harness';
+import { bin, freePort, root, sharedKeyFile } from './launch-harness';
 import {
   checkpointTensors,
   evalLoss,
@@ -163,6 +163,9 @@ describe('determinism and failure', () => {
       '2',
       '--master-port',
       String(port),
+      // Over TCP, so the rings between the nodes are CURVE-authenticated with this key.
+      '--auth-key-file',
+      sharedKeyFile,
       ...tiny('gpt', dir, { 'parallel.tensor': 2, 'train.steps': 6 }),
     ];
     const exits = [0, 1].map(

@@ -27,6 +27,24 @@ export async function freePort(): Promise<number> {
 }
 
 /** A config small enough that preparing its data takes a moment; timing flags fast enough for tests. */
+/**
+ * The secret the tests' multi-node jobs share (a multi-node launch needs one; a single-node job
+ * makes its own). Written once per test process, readable by this user only.
+ */
+export const sharedKeyFile = (() => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paratrain-key-')), 'job.key');
+  fs.writeFileSync(file, 'a secret the test nodes share, 32+ bytes\n', { mode: 0o600 });
+  return file;
+})();
+
+/** A multi-node job's launch flags gain the shared key, unless they say how to authenticate. */
+function withNodeKey(args: string[]): string[] {
+  const at = args.indexOf('--nnodes');
+  const multiNode = at >= 0 && args[at + 1] !== '1';
+  const saysAuth = args.includes('--auth-key-file') || args.includes('--no-auth');
+  return multiNode && !saysAuth ? [...args, '--auth-key-file', sharedKeyFile] : args;
+}
+
 export function jobArgs(runDir: string, port: number, extra: string[] = []): string[] {
   const sets = {
     'model.layers': 1,
@@ -54,7 +72,7 @@ export function jobArgs(runDir: string, port: number, extra: string[] = []): str
     '3',
     '--rendezvous-timeout',
     '60',
-    ...extra,
+    ...withNodeKey(extra),
   ];
 }
 

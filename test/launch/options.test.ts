@@ -10,7 +10,10 @@ import { expandHostlist, firstHost } from '../../src/launch/slurm-hostlist';
 import { threadsPerWorker, workerEnv } from '../../src/launch/worker-env';
 
 const noInterfaces = {};
+// A multi-node plan needs the nodes' shared secret; the layout tests give every plan one.
 const plan = (flags: Parameters<typeof resolveLaunchPlan>[0], env: NodeJS.ProcessEnv = {}) =>
+  resolveLaunchPlan({ authKeyFile: 'job.key', ...flags }, env, noInterfaces);
+const bare = (flags: Parameters<typeof resolveLaunchPlan>[0], env: NodeJS.ProcessEnv = {}) =>
   resolveLaunchPlan(flags, env, noInterfaces);
 
 describe('Slurm host lists', () => {
@@ -32,6 +35,27 @@ describe('Slurm host lists', () => {
     for (const bad of ['gpu[01-04', 'gpu[a-b]', 'gpu[4-1]', '', 'a]b['])
       expect(() => expandHostlist(bad)).toThrow(expect.objectContaining({ code: 'ERR_LAUNCH_ENV' }));
     expect(() => expandHostlist('gpu[01-04')).toThrow(/SLURM_JOB_NODELIST 'gpu\[01-04'/);
+  });
+});
+
+describe('authentication', () => {
+  it('is on by default: a single-node job makes its key, a multi-node job needs one or --no-auth', () => {
+    expect(bare({})).toMatchObject({ auth: 'job', authKeyFile: undefined });
+    expect(bare({ nprocPerNode: 4 }).auth).toBe('job');
+    expect(bare({ nnodes: 2, authKeyFile: 'k' })).toMatchObject({
+      auth: 'file',
+      authKeyFile: expect.stringMatching(/\/k$/),
+    });
+    expect(bare({ nnodes: 2 }, { PARATRAIN_AUTH_KEY_FILE: '/etc/pt/key' })).toMatchObject({
+      auth: 'file',
+      authKeyFile: '/etc/pt/key',
+    });
+    expect(bare({ nnodes: 2, auth: false })).toMatchObject({ auth: 'off', authKeyFile: undefined });
+    expect(bare({ auth: false }).auth).toBe('off');
+    expect(() => bare({ nnodes: 2 })).toThrow(expect.objectContaining({ code: 'ERR_AUTH_KEY' }));
+    expect(() => bare({ nnodes: 2 })).toThrow(/needs one secret shared by every node.*--auth-key-file.*--no-auth/s);
+    expect(() => bare({}, { SLURM_JOB_ID: '1', SLURM_NNODES: '3', SLURM_NODEID: '0' })).toThrow(/a job of 3 nodes/);
+    expect(() => bare({ authKeyFile: 'k', auth: false })).toThrow(/--no-auth and an auth key file \(k\) contradict/);
   });
 });
 

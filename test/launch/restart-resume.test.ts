@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { listCheckpoints } from '../../src/checkpoint';
-import { bin, freePort, isAlive, root, startLauncher, waitFor } from './launch-harness';
+import { bin, freePort, isAlive, root, sharedKeyFile, startLauncher, waitFor } from './launch-harness';
 import {
   expectClose,
   expectSameState,
@@ -119,6 +119,8 @@ describe('recovery of a TP=2 × DP=2 job', () => {
           port,
           '--max-restarts',
           '2',
+          '--auth-key-file',
+          sharedKeyFile,
           ...tiny('bert', dir, JOB),
         ],
         {},
