@@ -84,6 +84,9 @@ export class ControlRouter {
     const zap = keys ? await ZapHandler.start(keys, () => undefined) : undefined;
     const socket = new zmq.Router({
       maxMessageSize: MAX_CONTROL_MESSAGE_BYTES,
+      // A peer sends a few messages at a time; beyond this many queued, libzmq stops reading from
+      // it (TCP pushes back) rather than holding up to 1 MiB per message for it.
+      receiveHighWaterMark: 100,
       linger: 500,
       // A peer that reconnects with its routing id takes over its old connection.
       handover: true,
