@@ -3,6 +3,7 @@
 #include "engine.h"
 
 #include "../comm/host_staged.h"  // HostStagedCommunicator (the CUDA build over the libzmq rings)
+#include "../common/allocation.h"  // allocating
 #include <algorithm>  // std::fill
 #include <chrono>     // steady_clock: data-parallel wait
 #include <cmath>      // std::isfinite
@@ -98,15 +99,19 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), model_(cfg.model), staged_(
   const int64_t device_before = device_used_bytes(&device_total);
   const size_t total = static_cast<size_t>(model_.layout().total());
   int64_t before = held_bytes();
-  params_.assign(total, 0.0f);
-  grads_.assign(total, 0.0f);
-  optimizer_ = make_optimizer(cfg.optimizer, model_.layout());
+  const int64_t state_bytes = static_cast<int64_t>(total * sizeof(float));
+  allocating("the parameters", state_bytes, [&] { params_.assign(total, 0.0f); });
+  allocating("the gradients", state_bytes, [&] { grads_.assign(total, 0.0f); });
+  optimizer_ = allocating("the optimizer's moments", 2 * state_bytes,
+                          [&] { return make_optimizer(cfg.optimizer, model_.layout()); });
   memory_.params = memory_.grads = static_cast<int64_t>(total * sizeof(float));
   memory_.optimizer = held_bytes() - before - memory_.params - memory_.grads;
   before = held_bytes();
   model_.allocate(cfg.micro_batch, cfg.seq_len, model_.has_masked_lm() ? default_predictions(cfg) : 0, cfg.threads);
   if constexpr (!kernels::kHostBuffers)
-    for (StagedBatch& s : staged_) s.device.allocate(cfg.micro_batch, cfg.seq_len);
+    allocating("the device copies of the staged micro-batches", -1, [&] {
+      for (StagedBatch& s : staged_) s.device.allocate(cfg.micro_batch, cfg.seq_len);
+    });
   memory_.activations = held_bytes() - before;
   model_.bind(params_.data(), grads_.data());
   if (device_before >= 0) {
@@ -234,7 +239,9 @@ void Engine::init_params(uint64_t seed) {
   if constexpr (kernels::kHostBuffers) {
     paratrain::init_params(model_.layout(), seed, params_.data());
   } else {  // drawn on the host (the same values as the CPU's), then uploaded
-    std::vector<float> host(params_.size());
+    std::vector<float> host = allocating("a host copy of the parameters",
+                                         static_cast<int64_t>(params_.size() * sizeof(float)),
+                                         [&] { return std::vector<float>(params_.size()); });
     paratrain::init_params(model_.layout(), seed, host.data());
     write_params(host.data());
   }

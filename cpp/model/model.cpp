@@ -5,6 +5,8 @@
 
 #include <algorithm>  // std::fill
 
+#include "../common/allocation.h"  // allocating
+
 namespace paratrain {
 
 Model::Model(const ModelSpec& spec) : spec_(spec), layout_(spec.tp_rank, spec.tp_size) {
@@ -51,10 +53,13 @@ void Model::allocate(int max_batch, int max_seq, int max_preds, int threads) {
   threads_ = threads;
   max_preds_ = max_preds;
   for (auto& s : stacks_) s->allocate(max_batch, max_seq, threads);
-  for (auto& h : heads_) h->allocate(max_batch, max_seq, max_preds);
+  for (auto& h : heads_)
+    allocating("the " + h->spec().loss + " head's activations and logits", -1,
+               [&] { h->allocate(max_batch, max_seq, max_preds); });
   bool sampling = false;
   for (const auto& h : heads_) sampling = sampling || h->spec().sample;
-  sampled_.allocate(sampling ? static_cast<long>(max_batch) * max_seq : 0);
+  allocating("the generator's sampled tokens", -1,
+             [&] { sampled_.allocate(sampling ? static_cast<long>(max_batch) * max_seq : 0); });
 }
 
 void Model::bind(float* params, float* grads) {

@@ -2,6 +2,10 @@
 // H the stack's hidden size.
 #include "stack.h"
 
+#include <string>
+
+#include "../common/allocation.h"  // allocating
+
 namespace paratrain {
 
 using namespace kernels;
@@ -35,23 +39,35 @@ std::vector<int> Stack::backward_groups() const {
 
 void Stack::allocate(int batch, int seq, int threads) {
   const long N = static_cast<long>(batch) * seq, H = stack_.hidden, E = spec_.embeddings.dim;
-  embed_.allocate(spec_, N);
-  embed_out_.assign(stack_.projection ? N * E : 0, 0);
-  d_embed_out_.assign(stack_.projection ? N * E : 0, 0);
-  stream_.resize(static_cast<size_t>(stack_.layers) + 1);
-  for (auto& x : stream_) x.assign(N * H, 0);
+  // Each part is named, so that running out of memory says which one did not fit.
+  const std::string of_stack =
+      stack_.prefix.empty() ? "" : " of the " + stack_.prefix.substr(0, stack_.prefix.size() - 1);  // "generator."
+  allocating("the embeddings' activations" + of_stack, -1, [&] {
+    embed_.allocate(spec_, N);
+    embed_out_.assign(stack_.projection ? N * E : 0, 0);
+    d_embed_out_.assign(stack_.projection ? N * E : 0, 0);
+  });
+  allocating("the residual stream" + of_stack, -1, [&] {
+    stream_.resize(static_cast<size_t>(stack_.layers) + 1);
+    for (auto& x : stream_) x.assign(N * H, 0);
+  });
   layers_.resize(static_cast<size_t>(stack_.layers));
-  for (auto& la : layers_) la.allocate(stack_, spec_.tp_size, batch, seq);
-  const long final_rows = stack_.final_norm ? N : 0;
-  final_.assign(final_rows * H, 0);
-  final_mean_.assign(final_rows, 0);
-  final_rstd_.assign(final_rows, 0);
-  d_final_.assign(final_rows * H, 0);
-  const long pooled_rows = stack_.pooler ? batch : 0;
-  cls_rows_.assign(pooled_rows, 0);
-  for (auto* b : {&pool_in_, &pooled_, &d_pooled_, &d_cls_}) b->assign(pooled_rows * H, 0);
-  d_x_.assign(N * H, 0);
-  scratch_.allocate(stack_, spec_.tp_size, batch, seq, threads);
+  for (size_t i = 0; i < layers_.size(); i++)
+    allocating("the activations of layer " + std::to_string(i) + " of " + std::to_string(layers_.size()) + of_stack,
+               -1, [&] { layers_[i].allocate(stack_, spec_.tp_size, batch, seq); });
+  allocating("the final norm's and pooler's activations" + of_stack, -1, [&] {
+    const long final_rows = stack_.final_norm ? N : 0;
+    final_.assign(final_rows * H, 0);
+    final_mean_.assign(final_rows, 0);
+    final_rstd_.assign(final_rows, 0);
+    d_final_.assign(final_rows * H, 0);
+    const long pooled_rows = stack_.pooler ? batch : 0;
+    cls_rows_.assign(pooled_rows, 0);
+    for (auto* b : {&pool_in_, &pooled_, &d_pooled_, &d_cls_}) b->assign(pooled_rows * H, 0);
+    d_x_.assign(N * H, 0);
+  });
+  allocating("the layers' backward scratch and attention workspace" + of_stack, -1,
+             [&] { scratch_.allocate(stack_, spec_.tp_size, batch, seq, threads); });
   d_top_ = stack_.final_norm ? d_final_.data() : d_x_.data();
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>  // std::frexp
 #include <functional>
 #include <memory>
+#include <new>  // std::bad_alloc
 #include <string>
 
 #if defined(PARATRAIN_BACKEND_CUDA)
@@ -31,15 +32,27 @@ Napi::Error make_error(Napi::Env env, const std::string& code, const std::string
   return e;
 }
 
+// The code a C++ exception carries to JS: paratrain::Error's own; ERR_OUT_OF_MEMORY for a
+// std::bad_alloc that no allocating() named (cpp/common/allocation.h); ERR_NATIVE otherwise.
+std::string code_of(const std::exception& e) {
+  if (const auto* coded = dynamic_cast<const Error*>(&e)) return coded->code();
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return "ERR_OUT_OF_MEMORY";
+  return "ERR_NATIVE";
+}
+std::string message_of(const std::exception& e) {
+  if (dynamic_cast<const Error*>(&e) == nullptr && dynamic_cast<const std::bad_alloc*>(&e) != nullptr)
+    return std::string("out of memory (") + e.what() + "): the machine, or the process's memory limit, cannot hold "
+           "what the engine asked for";
+  return e.what();
+}
+
 // Runs `body` and converts paratrain::Error / std::exception into a thrown JS Error with a code.
 template <typename F>
 auto guarded(Napi::Env env, F&& body) -> decltype(body()) {
   try {
     return body();
-  } catch (const Error& e) {
-    throw make_error(env, e.code(), e.what());
   } catch (const std::exception& e) {
-    throw make_error(env, "ERR_NATIVE", e.what());
+    throw make_error(env, code_of(e), message_of(e));
   }
 }
 
@@ -264,12 +277,9 @@ class PoolJob : public Napi::AsyncWorker {
     try {
       kernels::bind_thread();  // the CUDA build: this pool thread runs kernels on the engine's device
       body_();
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
     } catch (const std::exception& e) {
-      code_ = "ERR_NATIVE";
-      SetError(e.what());
+      code_ = code_of(e);
+      SetError(message_of(e));
     }
   }
   void OnOK() override {

@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileDocuments, normaliseLineEnds, type DocumentSeparator } from './documents';
+import { CORPUS_FILE, fileDocuments, normaliseLineEnds, type DocumentSeparator, type TextFileRole } from './documents';
 import { DataError } from './errors';
 
 /** One training document; `id` is stable across runs (used for split bookkeeping and diagnostics). */
@@ -18,6 +18,8 @@ export interface CorpusOptions {
   maxDocumentChars?: number;
   /** JSON lines (.jsonl, .json): the field of each object that holds its document's text. */
   jsonKey?: string;
+  /** Whose files these are, for messages: the corpus (data.corpus) unless preprocess's --input. */
+  role?: TextFileRole;
 }
 
 export interface LoadCorpusOptions extends CorpusOptions {
@@ -123,7 +125,7 @@ export function* corpusDocuments(source: 'bundled' | string, opts: CorpusOptions
   for (const file of files) {
     const jsonKey = /\.jsonl?$/i.test(file.filePath) ? (opts.jsonKey ?? DEFAULT_JSON_KEY) : undefined;
     // An empty file in a directory holds no documents; an empty corpus file is an error.
-    const texts = fileDocuments(file.filePath, { splitAt, maxChars, jsonKey }, inDirectory);
+    const texts = fileDocuments(file.filePath, { splitAt, maxChars, jsonKey, role: opts.role }, inDirectory);
     // Ids: the file name when the file gives one document, name#k for the k-th of several.
     let k = 0;
     let held: string | undefined;
@@ -139,7 +141,7 @@ export function* corpusDocuments(source: 'bundled' | string, opts: CorpusOptions
     const what = files.length === 1 ? files[0].filePath : `every .txt / .jsonl file in ${resolved}`;
     throw new DataError(
       'ERR_CORPUS',
-      `corpus ${what} holds no text (only blank lines or empty documents); put text in it or point data.corpus elsewhere`,
+      `corpus ${what} holds no text (only blank lines or empty documents); ${(opts.role ?? CORPUS_FILE).whenEmpty}`,
     );
   }
 }

@@ -21,12 +21,26 @@ export interface TextFileRole {
   code: 'ERR_CORPUS' | 'ERR_TASK_DATA';
   /** What to do about an empty file. */
   whenEmpty: string;
+  /** What to give instead of a file that is not text; the default says to convert it. */
+  whenNotText?: string;
 }
 
 export const CORPUS_FILE: TextFileRole = {
   noun: 'corpus file',
   code: 'ERR_CORPUS',
   whenEmpty: 'put text in it or point data.corpus elsewhere',
+  whenNotText:
+    'give data.corpus UTF-8 text or JSON lines, or a preprocessed dataset as data.path (its .bin/.idx prefix)',
+};
+
+/** A file `paratrain preprocess --input` reads. */
+export const PREPROCESS_INPUT: TextFileRole = {
+  noun: 'input file',
+  code: 'ERR_CORPUS',
+  whenEmpty: 'put text in it or give --input another file',
+  whenNotText:
+    'preprocess reads UTF-8 text or JSON lines; a .bin/.idx pair is preprocessed already: train on it with ' +
+    'data.path=PREFIX',
 };
 
 function emptyFile(filePath: string, role: TextFileRole): DataError {
@@ -36,8 +50,36 @@ function emptyFile(filePath: string, role: TextFileRole): DataError {
 function notText(filePath: string, role: TextFileRole, why: string): DataError {
   return new DataError(
     role.code,
-    `${role.noun} ${filePath} is not text (${why}); convert the file to UTF-8 text first`,
+    `${role.noun} ${filePath} is not text (${why}); ${role.whenNotText ?? 'convert the file to UTF-8 text first'}`,
   );
+}
+
+const SNIFF_BYTES = 64 * 1024;
+
+/**
+ * What the first 64 KiB of a file are: 'empty', 'text', or why they are not text ('a NUL byte at
+ * offset N', 'not valid UTF-8'), for a file that should not have been text-or-not in the first place
+ * (data.path names a .bin/.idx prefix, not a file).
+ */
+export function sniffText(filePath: string): 'empty' | 'text' | { notText: string } {
+  const fd = fs.openSync(filePath, 'r');
+  try {
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const n = fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
+    if (n === 0) return 'empty';
+    const bytes = head.subarray(0, n);
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) return { notText: `a NUL byte at offset ${nul}` };
+    try {
+      // stream: a character cut at the 64 KiB mark is not an error
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: n === SNIFF_BYTES });
+    } catch {
+      return { notText: 'not valid UTF-8' };
+    }
+    return 'text';
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** A whole file as text (line ends normalised), or a message naming it when it is missing, empty or not UTF-8 text. */
@@ -114,6 +156,8 @@ export interface DocumentRules {
   maxChars: number;
   /** JSON lines: the field holding the text; undefined for plain text. */
   jsonKey?: string;
+  /** Whose file it is, for messages (default: the corpus). */
+  role?: TextFileRole;
 }
 
 /** The documents of one file, in order (empty ones skipped). */
@@ -144,7 +188,7 @@ export function* fileDocuments(filePath: string, rules: DocumentRules, skipEmpty
 
   const separator = rules.splitAt === 'blank-line' ? '' : rules.splitAt.trim();
   let lineNumber = 0;
-  for (const line of fileLines(filePath, CORPUS_FILE, skipEmptyFile)) {
+  for (const line of fileLines(filePath, rules.role ?? CORPUS_FILE, skipEmptyFile)) {
     lineNumber++;
     if (rules.jsonKey !== undefined) {
       if (line.trim() === '') continue;

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { corpusDocuments, corpusFilePaths, fingerprintDocuments, type CorpusOptions, type Document } from './corpus';
+import { PREPROCESS_INPUT } from './documents';
 import { DataError } from './errors';
 import { IndexedDatasetWriter, tokenDtypeFor } from './indexed-dataset';
 import type { PreprocessWorkerData, TokenizeReply, TokenizeRequest } from './preprocess-worker';
@@ -89,7 +90,7 @@ function* documentsOf(
   key: string,
   corpus: PreprocessOptions['corpus'],
 ): Generator<Document> {
-  for (const input of inputs) yield* corpusDocuments(input, { ...corpus, jsonKey: key });
+  for (const input of inputs) yield* corpusDocuments(input, { ...corpus, jsonKey: key, role: PREPROCESS_INPUT });
 }
 
 function inputBytes(inputs: readonly string[]): number {

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { Split } from './batch';
 import { BLEND_BLOCK, BlendedStream, blendingOrder, parseDataPath, type DataPath, type SampleStream } from './blend';
 import type { Dataset, DatasetOptions, SampleIndexUse } from './dataset';
+import { sniffText } from './documents';
 import { DataError } from './errors';
 import { buildStreamLayout, IndexedCausalLmDataset, splitDocuments } from './indexed-causal-lm-dataset';
 import { IndexedDataset } from './indexed-dataset';
@@ -61,6 +62,7 @@ export async function openPreprocessedDataset(
   const name = (prefix: string) =>
     weighted.length === 1 ? `data.path ${prefix}` : `data.path ${prefix} (${weighted.length} blended)`;
 
+  for (const { prefix } of weighted) refuseFileAsPrefix(prefix, name(prefix));
   const { tokenizer, tokenizerOf } = sharedTokenizer(
     weighted.map((s) => s.prefix),
     opts.tokenizerPath,
@@ -299,6 +301,40 @@ function sharedTokenizer(
       );
   }
   return { tokenizer, tokenizerOf };
+}
+
+/**
+ * data.path names a dataset by its prefix (PREFIX.bin + PREFIX.idx); a file at the prefix itself is a
+ * mistake worth naming before the tokenizer lookup or the missing .idx would hide it: a text corpus
+ * given to the wrong key, one file of the pair, or an empty or binary file.
+ */
+function refuseFileAsPrefix(prefix: string, name: string): void {
+  if (fs.existsSync(`${prefix}.idx`) || !fs.statSync(prefix, { throwIfNoEntry: false })?.isFile()) return;
+  const pairOf = /\.(bin|idx)$/.exec(prefix);
+  if (pairOf && fs.existsSync(`${prefix.slice(0, -4)}.idx`))
+    throw new DataError(
+      'ERR_DATA_CONFIG',
+      `${name} is the .${pairOf[1]} file of a dataset: give its prefix, data.path=${prefix.slice(0, -4)}`,
+    );
+  const content = sniffText(prefix);
+  const expected =
+    'data.path names a preprocessed dataset by its prefix (PREFIX.bin and PREFIX.idx, from `paratrain preprocess`)';
+  if (content === 'empty')
+    throw new DataError(
+      'ERR_CORPUS',
+      `${name} is empty: ${expected}; give that prefix, or a UTF-8 text corpus as data.corpus`,
+    );
+  if (content !== 'text')
+    throw new DataError(
+      'ERR_CORPUS',
+      `${name} is not text (${content.notText}): give a UTF-8 text corpus as data.corpus, or a preprocessed ` +
+        `.bin/.idx prefix as data.path`,
+    );
+  throw new DataError(
+    'ERR_DATA_CONFIG',
+    `${name} is a text file, and ${expected}: train on the text with data.corpus=${prefix}, or make the pair ` +
+      `with \`paratrain preprocess --input ${prefix} --output-prefix PREFIX\``,
+  );
 }
 
 /** data.tokenizer when set, else the tokenizer.json preprocess wrote beside the prefix. */

@@ -69,6 +69,26 @@ export interface RankPlace {
 
 const NO_LOSS_SCALE: LossScaleSnapshot = { enabled: false, scale: 1, growthTracker: 0, skippedSteps: 0 };
 
+/**
+ * Parameters and both moments, paged in; a V8 allocation failure (a RangeError naming nothing) is
+ * ERR_OUT_OF_MEMORY naming the copy, as the engine's own buffers are.
+ */
+function checkpointHostCopy(n: number): { params: Float32Array; m: Float32Array; v: Float32Array } {
+  try {
+    return { params: new Float32Array(n).fill(0), m: new Float32Array(n).fill(0), v: new Float32Array(n).fill(0) };
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const gib = ((3 * n * 4) / 2 ** 30).toFixed(1);
+    throw Object.assign(
+      new Error(
+        `out of memory allocating the checkpoint's host copy of the parameters and moments (${gib} GiB): ` +
+          `${error.message}. Lower the model's size, or split it with parallel.tensor`,
+      ),
+      { code: 'ERR_OUT_OF_MEMORY' },
+    );
+  }
+}
+
 /** Saves of one rank. `save` returns once the step loop may go on; `drain` waits for the last commit. */
 export class CheckpointSaver {
   private inFlight: Promise<SaveTiming> | undefined;
@@ -85,8 +105,7 @@ export class CheckpointSaver {
     private readonly onSaved: (t: SaveTiming) => void,
     private readonly tokenizerJson: string,
   ) {
-    const n = engine.numParams();
-    this.host = { params: new Float32Array(n).fill(0), m: new Float32Array(n).fill(0), v: new Float32Array(n).fill(0) };
+    this.host = checkpointHostCopy(engine.numParams());
   }
 
   /** Whether checkpoint.every_minutes has elapsed since the last save (rank 0's clock decides). */

@@ -104,7 +104,7 @@ describe('paratrain preprocess', () => {
     ).toEqual([[`${prefix}_title_document`, 5]]);
   });
 
-  it('names an empty input and a glob without matches, and leaves no half-written pair', () => {
+  it('names an empty input, a binary one and a glob without matches, and leaves no half-written pair', () => {
     const empty = path.join(scratch, 'empty', 'nothing.txt');
     fs.mkdirSync(path.dirname(empty));
     fs.writeFileSync(empty, '');
@@ -112,8 +112,17 @@ describe('paratrain preprocess', () => {
     const tokenizer = ['--tokenizer', path.join(scratch, 'bert_tokenizer.json')];
     const r = paratrain(['--input', empty, '--output-prefix', prefix, ...tokenizer]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`corpus file ${empty} is empty`);
+    expect(r.stderr).toContain(
+      `paratrain: error [ERR_CORPUS]: input file ${empty} is empty; put text in it or give --input`,
+    );
     expect(fs.readdirSync(path.dirname(empty))).toEqual(['nothing.txt']);
+    const binary = path.join(scratch, 'empty', 'model.bin');
+    fs.writeFileSync(binary, Buffer.from([65, 66, 0, 67]));
+    const b = paratrain(['--input', binary, '--output-prefix', prefix, ...tokenizer]);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toContain(
+      `input file ${binary} is not text (a NUL byte at offset 2); preprocess reads UTF-8 text`,
+    );
     const glob = paratrain(['--input', path.join(scratch, '*.none'), '--output-prefix', prefix, ...tokenizer]);
     expect(glob.code).toBe(1);
     expect(glob.stderr).toContain('*.none matches no file');

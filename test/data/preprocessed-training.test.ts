@@ -182,6 +182,41 @@ describe('training from a preprocessed dataset (data.path)', () => {
     expect(events.filter((e) => e.event === 'eval').length).toBeGreaterThan(0);
   }, 120_000);
 
+  it('names a file given as data.path: empty, binary, text, or one file of the pair', () => {
+    const train = (dataPath: string) =>
+      paratrain(['train', '--config', 'gpt-mini', '--set', 'train.steps=1', '--set', `data.path=${dataPath}`]);
+    const file = (name: string, content: string | Buffer) => {
+      const p = path.join(scratch, name);
+      fs.writeFileSync(p, content);
+      return p;
+    };
+    const empty = file('empty.txt', '');
+    const e = train(empty);
+    expect(e.code).toBe(1);
+    expect(e.stderr).toContain(
+      `paratrain: error [ERR_CORPUS]: data.path ${empty} is empty: data.path names a preprocessed`,
+    );
+    const binary = file('weights.dat', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x01]));
+    const b = train(binary);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toContain(
+      `[ERR_CORPUS]: data.path ${binary} is not text (a NUL byte at offset 4): give a UTF-8 text corpus as ` +
+        'data.corpus, or a preprocessed .bin/.idx prefix as data.path',
+    );
+    const latin1 = file('latin1.txt', Buffer.from('caf\xe9\n', 'latin1'));
+    expect(train(latin1).stderr).toContain(`data.path ${latin1} is not text (not valid UTF-8)`);
+    const text = path.join(scratch, 'book.txt');
+    const t = train(text);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toContain(`[ERR_DATA_CONFIG]: data.path ${text} is a text file`);
+    expect(t.stderr).toContain(`train on the text with data.corpus=${text}`);
+    const half = train(`${withEod}.bin`);
+    expect(half.code).toBe(1);
+    expect(half.stderr).toContain(
+      `data.path ${withEod}.bin is the .bin file of a dataset: give its prefix, data.path=${withEod}`,
+    );
+  });
+
   it('is refused for masked-LM families (GPT ids) and next to data.corpus', () => {
     const r = paratrain(['train', '--config', 'bert-mini', '--set', `data.path=${withEod}`]);
     expect(r.code).not.toBe(0);

@@ -6,7 +6,10 @@
 #include <cstddef>  // size_t
 #include <cstdint>  // int64_t
 #include <memory>   // std::allocator
+#include <new>      // std::bad_alloc
 #include <vector>
+
+#include "../../common/allocation.h"  // failed_request_bytes
 
 namespace paratrain::cpu {
 
@@ -23,7 +26,13 @@ struct CountingAllocator {
   template <typename U>
   CountingAllocator(const CountingAllocator<U>&) {}
   T* allocate(size_t n) {
-    T* p = std::allocator<T>().allocate(n);
+    T* p = nullptr;
+    try {
+      p = std::allocator<T>().allocate(n);
+    } catch (const std::bad_alloc&) {
+      failed_request_bytes() = static_cast<int64_t>(n * sizeof(T));  // the size allocating() reports
+      throw;
+    }
     buffer_bytes() += static_cast<int64_t>(n * sizeof(T));
     return p;
   }
