@@ -162,6 +162,23 @@ export async function writeSafetensors(
   return { path: file, sizeBytes: parts.reduce((n, p) => n + p.byteLength, 0), sha256: hash.digest('hex') };
 }
 
+/** Longest header value quoted in an error message. */
+const QUOTED_VALUE_CHARS = 80;
+
+/**
+ * A header value for an error message, cut to QUOTED_VALUE_CHARS: a hostile header may hold a value
+ * of any size, or nested too deep for JSON.stringify (a RangeError instead of the corrupt-file error).
+ */
+function quoted(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Array.isArray(v) ? '[nested too deep to show]' : '{nested too deep to show}';
+  }
+  return text.length > QUOTED_VALUE_CHARS ? `${text.slice(0, QUOTED_VALUE_CHARS)}…` : text;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -218,10 +235,10 @@ export async function parseSafetensorsHeader(fh: fsp.FileHandle, file: string): 
     if (!isPlainObject(info)) throw corrupt(file, `entry "${name}" is not an object`);
     const { dtype, shape, data_offsets: offs } = info;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-      throw corrupt(file, `tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}`);
+      throw corrupt(file, `tensor "${name}" has unknown dtype ${quoted(dtype)}`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw corrupt(file, `tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+      throw corrupt(file, `tensor "${name}" has an invalid shape ${quoted(shape)}`);
     }
     if (
       !Array.isArray(offs) ||
@@ -229,7 +246,7 @@ export async function parseSafetensorsHeader(fh: fsp.FileHandle, file: string): 
       !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) ||
       (offs[0] as number) > (offs[1] as number)
     ) {
-      throw corrupt(file, `tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}`);
+      throw corrupt(file, `tensor "${name}" has invalid data_offsets ${quoted(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (end > dataLen) {
