@@ -342,8 +342,10 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
           if (key->size() != 40)
             throw Error("ERR_ARGUMENT", "DataPlane curve keys must be 40 characters of Z85 each");
       }
-      tp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-tp", host, timeout_ms, "tensor-parallel",
-                                                  curve);
+      // A tensor-parallel group never leaves its node, so with an ipc directory its ring needs no TCP
+      // listener (one would only be a port for strangers to try).
+      tp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-tp", tag.empty() ? host : "", timeout_ms,
+                                                  "tensor-parallel", curve);
       dp_ = std::make_unique<ZmqRingCommunicator>(tag.empty() ? "" : tag + "-dp", host, timeout_ms, "data-parallel",
                                                   curve);
       return 0;

@@ -52,6 +52,26 @@ function refusalLog(log: pino.Logger): (address: string, text: string) => void {
   };
 }
 
+/**
+ * Handshakes that fail (no CURVE, another server key, a ZAP refusal) as the ROUTER's socket events
+ * see them. They happen on the ipc side, so they name no peer; the front names it when it sees the
+ * ROUTER drop the connection first (both ends often close at once, so not always).
+ */
+async function watchHandshakes(socket: zmq.Router, refused: (address: string, text: string) => void): Promise<void> {
+  try {
+    for await (const e of socket.events) {
+      if (!e.type.startsWith('handshake:error')) continue;
+      const why = 'error' in e && e.error ? e.error.message : e.type;
+      refused(
+        'handshake',
+        `refused a control connection: its CURVE handshake failed (${why}); the peer does not hold this job's key`,
+      );
+    }
+  } catch {
+    // the socket closed
+  }
+}
+
 export class ControlRouter {
   private readonly queue: SendQueue;
   private badFrames = 0;
@@ -79,8 +99,8 @@ export class ControlRouter {
   ): Promise<ControlRouter> {
     // Every refused handshake goes through one rate-limited log: a peer retries, and a flood is cheap.
     const refused = refusalLog(log);
-    // The ZAP handler must be listening before the first handshake. What it refuses, the front
-    // sees closed and logs with the peer's address (ZAP only sees the ipc side).
+    // The ZAP handler must be listening before the first handshake. What it refuses shows up in the
+    // socket's handshake events (below) and at the front.
     const zap = keys ? await ZapHandler.start(keys, () => undefined) : undefined;
     const socket = new zmq.Router({
       maxMessageSize: MAX_CONTROL_MESSAGE_BYTES,
@@ -108,6 +128,7 @@ export class ControlRouter {
         `cannot listen on tcp://${address}:${port}: ${(err as Error).message}`,
       );
     }
+    if (keys) void watchHandshakes(socket, refused);
     return new ControlRouter(socket, zap, front, log);
   }
 

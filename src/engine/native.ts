@@ -188,7 +188,10 @@ export interface NativeNcclPlane {
 export interface DataPlaneOptions {
   /** Directory for ipc:// sockets ('' = tcp only). */
   ipcDir: string;
-  /** Address to bind tcp:// sockets to ('' = ipc only). */
+  /**
+   * Address to bind tcp:// sockets to ('' = ipc only). With an ipcDir only the data-parallel ring
+   * listens on it: a tensor-parallel group never leaves its node.
+   */
   hostAddr: string;
   /** Bound on every data-plane wait; a collective that waits longer fails with ERR_COLLECTIVE_TIMEOUT. */
   timeoutMs: number;

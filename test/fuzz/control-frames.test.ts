@@ -13,6 +13,7 @@ import * as zmq from 'zeromq';
 import { CoordinatorLink } from '../../src/control/link';
 import type { ControlMessage } from '../../src/control/messages';
 import { ControlRouter } from '../../src/control/router';
+import { connectionLimits } from '../../src/control/tcp-front';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, WireError } from '../../src/control/wire';
 import { freePort } from '../launch/launch-harness';
 import { fuzzOptions, mutateAll, mutation } from './fuzz-options';
@@ -206,7 +207,7 @@ describe('the coordinator’s ROUTER under arbitrary multi-part messages', () =>
 
   beforeAll(async () => {
     const port = await freePort();
-    router = await ControlRouter.bind('127.0.0.1', port, undefined, silent);
+    router = await ControlRouter.bind('127.0.0.1', port, undefined, connectionLimits(1, 1), silent);
     router.listen({ onMessage: (_id, m) => received.push(m), onSocketError: (e) => socketErrors.push(e) });
     peer = new zmq.Dealer({ linger: 0, sendTimeout: 5000 });
     peer.connect(`tcp://127.0.0.1:${port}`);

@@ -1,7 +1,8 @@
 // The data plane of a multi-node job, attacked from outside it (issue 16: one random frame sent to
 // a ring port used to kill a job, and big frames into an unread socket grew a worker to 2.8 GB).
-// Two real launchers on loopback, so the rings between the nodes run over TCP; a stranger without
-// the job's key keeps sending to every TCP port the workers listen on while they train.
+// Two real launchers on this host, so every worker listens on TCP for its DP ring (the ranks reach
+// each other over ipc, having one host name; tcp+curve traffic itself is cpp/tests/comm_tests.cpp's);
+// a stranger without the job's key keeps sending to every one of those ports while they train.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
@@ -103,10 +104,11 @@ async function twoNodeJob(dir: string, auth: string[]) {
       bin,
     );
   const launchers = [node(0), node(1)];
-  // The rings are bound before the rendezvous; wait for all four workers' listeners.
+  // The rings are bound before the rendezvous; wait for all four workers' DP listeners (a TP
+  // group stays inside its node: ipc only).
   const deadline = Date.now() + 60_000;
   let ports: number[] = [];
-  while (Date.now() < deadline && ports.length < 8) {
+  while (Date.now() < deadline && ports.length < 4) {
     await new Promise((r) => setTimeout(r, 100));
     ports = workerTcpPorts(launchers);
   }
@@ -119,8 +121,8 @@ describe('the data plane of a two-node job, with strangers sending to its TCP po
     trainAlone(tiny('gpt', want, { 'train.grad_accum': 2, 'train.steps': SETS['train.steps'] }));
     const dir = tmp();
     const { launchers, ports } = await twoNodeJob(dir, ['--auth-key-file', sharedKeyFile]);
-    // Two rings (TP, DP) per worker, four workers.
-    expect(ports.length).toBe(8);
+    // One TCP listener (the DP ring's) per worker, four workers.
+    expect(ports.length).toBe(4);
     const stranger = attack(ports);
     const [r0, r1] = await Promise.all(launchers.map((l) => l.exited));
     const sends = await stranger.stop();
@@ -132,7 +134,7 @@ describe('the data plane of a two-node job, with strangers sending to its TCP po
   it('with --no-auth the same stranger breaks the job (the attack is real)', async () => {
     const dir = tmp();
     const { launchers, ports } = await twoNodeJob(dir, ['--no-auth']);
-    expect(ports.length).toBe(8);
+    expect(ports.length).toBe(4);
     const stranger = attack(ports);
     const [r0] = await Promise.all(launchers.map((l) => l.exited));
     await stranger.stop();
