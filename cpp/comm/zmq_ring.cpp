@@ -6,14 +6,21 @@
 // bits, run after run. docs/collectives.md has the schedule, framing and error codes.
 #include "zmq_ring.h"
 
-#include <unistd.h>  // unlink
-#include <zmq.h>     // zmq_ctx_*, zmq_socket, zmq_bind/connect, zmq_send, zmq_msg_*, zmq_poll
+#include <arpa/inet.h>   // inet_ntop
+#include <netinet/in.h>  // sockaddr_in, sockaddr_in6
+#include <sys/socket.h>  // getpeername
+#include <unistd.h>      // unlink
+#include <zmq.h>         // zmq_ctx_*, zmq_socket, zmq_bind/connect, zmq_send, zmq_msg_*, zmq_poll, zmq_socket_monitor
 
 #include <algorithm>  // std::min
 #include <cerrno>
+#include <cstdlib>  // atoi
 #include <chrono>   // steady_clock: receive deadlines
 #include <cstring>  // memcpy, memmove
-#include <new>      // std::bad_alloc
+#include <map>
+#include <mutex>
+#include <new>  // std::bad_alloc
+#include <utility>  // std::pair
 
 #include "../common/error.h"  // Error
 
@@ -81,6 +88,44 @@ bool set_key(void* socket, int option, const std::string& z85) {
   return zmq_setsockopt(socket, option, z85.c_str(), z85.size()) == 0;
 }
 
+// Refused handshakes of every ring in the process, by (ring, address), since the last take.
+std::mutex refused_mutex;
+std::map<std::pair<std::string, std::string>, uint64_t> refused_counts;
+
+void note_refused(const std::string& ring, const std::string& address) {
+  std::lock_guard<std::mutex> lock(refused_mutex);
+  std::pair<std::string, std::string> key{ring, address};
+  if (refused_counts.size() >= ZmqRingCommunicator::kRefusedAddresses && refused_counts.count(key) == 0)
+    key.second = "other addresses";
+  refused_counts[key]++;
+}
+
+// The address of the peer on socket fd ("10.0.0.7"; a peer that retries comes from new ports), read when the monitor thread hears that
+// the connection was accepted; ipc peers are processes of this user on this host. The connection
+// may be gone by then and the fd number reused by something else: a socket whose local port is not
+// our listener's gives "unknown" rather than another peer's name.
+std::string peer_address(int fd, int listening_port) {
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof local, peer_len = sizeof peer;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+      getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 || local.ss_family != peer.ss_family)
+    return "unknown";
+  char text[INET6_ADDRSTRLEN] = "";
+  if (peer.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&peer);
+    if (ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port) != listening_port) return "unknown";
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    return text;
+  }
+  if (peer.ss_family == AF_INET6) {
+    const auto* in = reinterpret_cast<const sockaddr_in6*>(&peer);
+    if (ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port) != listening_port) return "unknown";
+    inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof text);
+    return text;
+  }
+  return peer.ss_family == AF_UNIX ? "ipc (this host)" : "unknown";
+}
+
 std::string last_endpoint(void* socket) {
   char buf[1024];
   size_t len = sizeof buf;
@@ -115,7 +160,13 @@ ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std:
     recv_socket_ = zmq_socket(ctx_, ZMQ_PULL);
     if (!recv_socket_) throw Error("ERR_COMM_BIND", name + " communicator: zmq_socket failed: " + zmq_strerror(errno));
     set_int(recv_socket_, ZMQ_LINGER, 0);
-    set_int(recv_socket_, ZMQ_RCVHWM, 0);  // unlimited: a sender never waits on us (slicing bounds the queue)
+    // A bounded queue per connection: our own sender never blocks (its SNDHWM is unlimited, so past
+    // this it waits in the sender's memory, behind TCP flow control), and a peer that pushes frames
+    // nobody reads holds at most this many of ours.
+    set_int(recv_socket_, ZMQ_RCVHWM, 64);
+    // A connection that has not completed its handshake in 10 s is dropped (libzmq's default is
+    // 30 s): our peers finish it in milliseconds, idle strangers would each hold a descriptor.
+    set_int(recv_socket_, ZMQ_HANDSHAKE_IVL, std::min(timeout_ms, 10000));
     // No frame of ours is bigger than a chunk (CURVE adds a few dozen bytes of box and nonce to it on
     // the wire, where libzmq checks): a peer that sends a bigger one is dropped before it is buffered.
     const int64_t max_frame = kChunkBytes + 1024;
@@ -125,6 +176,20 @@ ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std:
       if (!set_key(recv_socket_, ZMQ_CURVE_SECRETKEY, curve_.server_secret))
         throw Error("ERR_COMM_BIND", name + " communicator: libzmq refused the CURVE server key: " + zmq_strerror(errno));
     }
+    // Connection events, read at once by a thread of ours so that the I/O thread never waits on them
+    // (an unlimited inproc queue), to count the handshakes that fail.
+    const std::string monitor_endpoint = "inproc://ring-monitor";
+    monitor_ = zmq_socket(ctx_, ZMQ_PAIR);
+    if (!monitor_ || zmq_socket_monitor(recv_socket_, monitor_endpoint.c_str(),
+                                        ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+      throw Error("ERR_COMM_BIND", name + " communicator: cannot monitor its socket: " + zmq_strerror(errno));
+    set_int(monitor_, ZMQ_LINGER, 0);
+    set_int(monitor_, ZMQ_RCVHWM, 0);
+    if (zmq_connect(monitor_, monitor_endpoint.c_str()) != 0)
+      throw Error("ERR_COMM_BIND", name + " communicator: cannot read its socket's events: " + zmq_strerror(errno));
+    monitor_thread_ = std::thread([this] { watch_handshakes(); });
     auto bind = [&](const std::string& endpoint) {
       if (zmq_bind(recv_socket_, endpoint.c_str()) != 0)
         throw Error("ERR_COMM_BIND", name + " communicator: cannot listen on " + endpoint + ": " + zmq_strerror(errno));
@@ -134,7 +199,10 @@ ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std:
       endpoints_.ipc = bind("ipc://" + ipc_path);
       ipc_path_ = ipc_path;
     }
-    if (!tcp_host.empty()) endpoints_.tcp = bind("tcp://" + tcp_host + ":*");
+    if (!tcp_host.empty()) {
+      endpoints_.tcp = bind("tcp://" + tcp_host + ":*");
+      tcp_port_ = std::atoi(endpoints_.tcp.substr(endpoints_.tcp.rfind(':') + 1).c_str());
+    }
   } catch (...) {
     close_all();
     throw;
@@ -147,12 +215,81 @@ void ZmqRingCommunicator::close_all() {
   if (send_socket_) zmq_close(send_socket_);
   if (recv_socket_) zmq_close(recv_socket_);
   send_socket_ = recv_socket_ = nullptr;
+  if (monitor_ && !monitor_thread_.joinable()) zmq_close(monitor_);  // else the thread closes it
+  // Terminating the context ends the monitor thread's wait (ETERM); it closes its socket, which
+  // lets the termination finish.
   if (ctx_)
     while (zmq_ctx_term(ctx_) != 0 && errno == EINTR) {
     }
+  if (monitor_thread_.joinable()) monitor_thread_.join();
+  monitor_ = nullptr;
   ctx_ = nullptr;
   if (!ipc_path_.empty()) unlink(ipc_path_.c_str());
   ipc_path_.clear();
+}
+
+// Events are [u16 event, u32 value] then the endpoint (ours, not the peer's). ACCEPTED and
+// DISCONNECTED carry the connection's fd, which is how a refusal finds its peer's address; the
+// handshake events carry none. A connection was refused when a HANDSHAKE_FAILED event comes just
+// before its DISCONNECTED (the same call in the one I/O thread), or when no handshake at all
+// succeeded while it was open: bytes that are not ZMTP end it with no handshake event. (One that
+// fails silently while a real peer completes its handshake is missed.)
+void ZmqRingCommunicator::watch_handshakes() {
+  struct Open {
+    std::string address;
+    uint64_t succeeded_before;  // handshakes that had succeeded when it was accepted
+  };
+  std::map<int, Open> open;  // accepted and not yet disconnected
+  uint64_t succeeded = 0;
+  bool failed = false;
+  for (;;) {
+    Msg event;
+    if (zmq_msg_recv(&event.m, monitor_, 0) < 0) {
+      if (errno == EINTR) continue;
+      break;  // ETERM: the communicator is closing
+    }
+    uint16_t id = 0;
+    uint32_t value = 0;
+    if (zmq_msg_size(&event.m) >= 6) {
+      std::memcpy(&id, event.data(), sizeof id);
+      std::memcpy(&value, event.data() + 2, sizeof value);
+    }
+    while (zmq_msg_more(&event.m))
+      if (zmq_msg_recv(&event.m, monitor_, 0) < 0 && errno != EINTR) break;
+    const int fd = static_cast<int>(value);
+    switch (id) {
+      case ZMQ_EVENT_ACCEPTED:
+        if (open.size() < 4096) open[fd] = {peer_address(fd, tcp_port_.load()), succeeded};
+        break;
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        succeeded++;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        failed = true;
+        break;
+      case ZMQ_EVENT_DISCONNECTED: {
+        const auto it = open.find(fd);
+        if (failed || (it != open.end() && it->second.succeeded_before == succeeded))
+          note_refused(name_, it != open.end() ? it->second.address : "unknown");
+        failed = false;
+        if (it != open.end()) open.erase(it);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  zmq_close(monitor_);
+}
+
+std::vector<RefusedHandshakes> ZmqRingCommunicator::take_refused_handshakes() {
+  std::lock_guard<std::mutex> lock(refused_mutex);
+  std::vector<RefusedHandshakes> out;
+  for (const auto& [key, count] : refused_counts) out.push_back({key.first, key.second, count});
+  refused_counts.clear();
+  return out;
 }
 
 std::string ZmqRingCommunicator::where(Op op) const {

@@ -4,9 +4,11 @@
 // FIFO order gives both ends the same message order. Algorithms, framing, timeouts and error codes:
 // docs/collectives.md.
 #pragma once
+#include <atomic>
 #include <cstddef>  // size_t
 #include <cstdint>  // uint64_t
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "communicator.h"  // Communicator
@@ -28,6 +30,13 @@ struct RingCurveKeys {
   bool on() const { return !server_public.empty(); }
 };
 
+// Connections to a ring's receive socket that never completed their handshake (no CURVE, another
+// job's key, not ZMTP at all, or dropped half way), counted by ring name and peer address.
+struct RefusedHandshakes {
+  std::string ring, address;
+  uint64_t count;
+};
+
 // Used by one thread at a time (which thread may change). Throws paratrain::Error with code
 // ERR_COLLECTIVE_TIMEOUT, ERR_COMM_CONNECT, ERR_COMM_PROTOCOL, ERR_COMM_BIND or ERR_ARGUMENT; after
 // a failed collective every later call throws (the group must be rebuilt). Never hangs: every wait
@@ -46,6 +55,12 @@ class ZmqRingCommunicator final : public Communicator {
   ZmqRingCommunicator& operator=(const ZmqRingCommunicator&) = delete;
 
   RingEndpoints endpoints() const { return endpoints_; }
+
+  // The refused handshakes of every ring in this process since the last call (a monitor thread per
+  // receive socket counts them as they happen, whatever the ring's owner is doing). At most
+  // kRefusedAddresses addresses are told apart; the rest are counted as "other addresses".
+  static constexpr size_t kRefusedAddresses = 64;
+  static std::vector<RefusedHandshakes> take_refused_handshakes();
 
   // Joins the ring: this rank's index, the group size, and the endpoint of rank (rank+1)%size.
   // Connects a PUSH socket to it and handshakes (hello to next, hello from prev, within timeout_ms),
@@ -93,9 +108,13 @@ class ZmqRingCommunicator final : public Communicator {
   [[noreturn]] void fail(Op op, const char* code, const std::string& what);
   std::string where(Op op) const;  // "<name> all-reduce (rank r of n)"
   void close_all();
+  void watch_handshakes();  // the monitor thread: reads recv_socket_'s events until the context ends
 
   void* ctx_ = nullptr;
   void* recv_socket_ = nullptr;  // PULL, bound; prev's PUSH connects to it
+  void* monitor_ = nullptr;      // PAIR: recv_socket_'s connection events, read by monitor_thread_ only
+  std::thread monitor_thread_;
+  std::atomic<int> tcp_port_{0};  // our TCP listener's port (0: none), for the monitor thread
   void* send_socket_ = nullptr;  // PUSH, connected to next
   RingCurveKeys curve_;
   int timeout_ms_;

@@ -879,6 +879,22 @@ std::string choose_device() {
 }
 #endif
 
+// takeRefusedHandshakes() → [{ring, address, count}]: the data-plane connections refused since the
+// last call (ZmqRingCommunicator::take_refused_handshakes); the worker logs them, rate-limited.
+Napi::Value TakeRefusedHandshakes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<RefusedHandshakes> refused = ZmqRingCommunicator::take_refused_handshakes();
+  Napi::Array out = Napi::Array::New(env, refused.size());
+  for (size_t i = 0; i < refused.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ring", refused[i].ring);
+    o.Set("address", refused[i].address);
+    o.Set("count", Napi::Number::New(env, static_cast<double>(refused[i].count)));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(PARATRAIN_BACKEND_CUDA)
   const std::string device = guarded(env, [] { return choose_device(); });
@@ -886,11 +902,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("paramTable", Napi::Function::New(env, ParamTableOf, "paramTable"));
   exports.Set("DataPlane", DataPlaneWrap::Define(env));
+  exports.Set("takeRefusedHandshakes", Napi::Function::New(env, TakeRefusedHandshakes, "takeRefusedHandshakes"));
 #if defined(PARATRAIN_BACKEND_CUDA)
   exports.Set("NcclPlane", NcclPlaneWrap::Define(env));
   exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueIdOf, "ncclUniqueId"));
 #endif
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
 #if defined(PARATRAIN_BACKEND_CUDA)
   exports.Set("backend", Napi::String::New(env, "cuda"));
   exports.Set("blasCore", Napi::String::New(env, "cuBLASLt on " + device));

@@ -4,10 +4,13 @@
 // ranks; each rank also reports a hash of its result, and the parent checks that the ranks agree
 // bit for bit (and that ipc and tcp give the same bits). Then the failure paths: a stuck or dead
 // peer (ERR_COLLECTIVE_TIMEOUT within the timeout), nobody listening or the wrong group
-// (ERR_COMM_CONNECT), ranks that disagree on the collective or its size (ERR_COMM_PROTOCOL).
+// (ERR_COMM_CONNECT), ranks that disagree on the collective or its size (ERR_COMM_PROTOCOL); and
+// strangers at a CURVE ring's port, whose failed handshakes are counted by address.
 // Prints one line per check and "N passed, N failed"; exits non-zero on any failure.
+#include <arpa/inet.h>   // inet_pton
 #include <netinet/in.h>  // sockaddr_in
-#include <sys/socket.h>  // socket, bind, getsockname
+#include <sys/socket.h>  // socket, bind, getsockname, connect
+#include <unistd.h>      // close, write
 
 #include <cmath>
 #include <cstdint>
@@ -334,6 +337,98 @@ static void failure_checks(const std::string& dir, int& group) {
   }
 }
 
+// A raw TCP connection from 127.0.0.<from> (all of 127/8 is this host) to 127.0.0.1:port that
+// writes `bytes` (nothing when empty) and closes.
+static bool raw_connection(int from, int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in local{}, to{};
+  local.sin_family = to.sin_family = AF_INET;
+  inet_pton(AF_INET, ("127.0.0." + std::to_string(from)).c_str(), &local.sin_addr);
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0 &&
+            connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  if (ok && !bytes.empty()) ok = write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the listener read it before the close
+  close(fd);
+  return ok;
+}
+
+// Strangers at a CURVE ring's TCP port: a zmq peer without CURVE, raw bytes that are not ZMTP, a
+// connection that says nothing; each failed handshake is counted under its peer's address, and
+// past kRefusedAddresses addresses the rest go under "other addresses".
+static void refused_handshake_checks(int& group) {
+  group++;
+  judge(run_group(1, [&](int rank, int fd) {
+          Reporter report{fd, rank};
+          ZmqRingCommunicator comm("", "127.0.0.1", 2000, "data-parallel", make_curve_keys());
+          const std::string endpoint = comm.endpoints().tcp;
+          const int port = std::atoi(endpoint.substr(endpoint.rfind(':') + 1).c_str());
+          void* ctx = zmq_ctx_new();
+          void* push = zmq_socket(ctx, ZMQ_PUSH);
+          int zero = 0;
+          zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+          zmq_connect(push, endpoint.c_str());
+          zmq_send(push, "hello", 5, ZMQ_DONTWAIT);
+          bool raw_ok = raw_connection(2, port, "GET / HTTP/1.0\r\n\r\n") && raw_connection(3, port, "");
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the zmq peer retries meanwhile
+          zmq_close(push);
+          zmq_ctx_term(ctx);
+          // The monitor thread counts as the events come: wait for them (bounded) on a loaded machine.
+          std::map<std::string, uint64_t> by_address;
+          const auto taken = [](std::map<std::string, uint64_t>& into) {
+            uint64_t n = 0;
+            for (const auto& r : ZmqRingCommunicator::take_refused_handshakes()) {
+              into[r.address] += r.count;
+              n += r.count;
+            }
+            return n;
+          };
+          uint64_t seen_total = 0;
+          for (const auto until = Clock::now() + std::chrono::seconds(5); seen_total < 4 && Clock::now() < until;) {
+            seen_total += taken(by_address);
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+          std::string seen;
+          for (const auto& [address, count] : by_address) seen += address + "×" + std::to_string(count) + " ";
+          // The zmq peer comes from 127.0.0.1 and retries; the raw ones from .2 and .3. An address
+          // is "unknown" only if the connection closed before the monitor thread read it.
+          const uint64_t named = by_address["127.0.0.1"] + by_address["127.0.0.2"] + by_address["127.0.0.3"];
+          const uint64_t total = named + by_address["unknown"];
+          report("refused handshakes: counted by peer address",
+                 raw_ok && total >= 3 && named >= 1 && by_address.size() <= 4 && comm.endpoints().tcp == endpoint, false,
+                 0, seen);
+          report("refused handshakes: a take clears them", ZmqRingCommunicator::take_refused_handshakes().empty(),
+                 false, 0, "");
+
+          const int strangers = static_cast<int>(ZmqRingCommunicator::kRefusedAddresses) + 16;
+          for (int i = 0; i < strangers; i++) raw_ok = raw_connection(10 + i, port, "not zmtp") && raw_ok;
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          // One take holds at most kRefusedAddresses addresses + "other addresses"; later takes (if
+          // the events came late) start afresh.
+          const auto flood = ZmqRingCommunicator::take_refused_handshakes();
+          std::map<std::string, uint64_t> later;
+          uint64_t counted = 0, other = 0;
+          for (const auto& r : flood) {
+            counted += r.count;
+            if (r.address == "other addresses") other = r.count;
+          }
+          for (const auto until = Clock::now() + std::chrono::seconds(5);
+               counted < static_cast<uint64_t>(strangers) && Clock::now() < until;) {
+            counted += taken(later);
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+          report("refused handshakes: at most " + std::to_string(ZmqRingCommunicator::kRefusedAddresses) +
+                     " addresses, the rest counted together",
+                 raw_ok && flood.size() <= ZmqRingCommunicator::kRefusedAddresses + 1 &&
+                     counted == static_cast<uint64_t>(strangers) && (other >= 1 || flood.size() < 64),
+                 false, 0,
+                 std::to_string(flood.size()) + " entries in the first take, " + std::to_string(counted) +
+                     " refused, " + std::to_string(other) + " as other addresses");
+        }, 30), 1);
+}
+
 // size 1: no sockets, every collective is the identity or a copy.
 static void single_rank_check(const std::string& dir, int& group) {
   const int g = group++;
@@ -382,6 +477,7 @@ int main() {
     }
   }
   failure_checks(dir, group);
+  refused_handshake_checks(group);
   single_rank_check(dir, group);
   remove_dir(dir, group);
   std::printf("%d passed, %d failed\n", passed, failed);

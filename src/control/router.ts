@@ -9,6 +9,7 @@ import * as zmq from 'zeromq';
 
 import { serverCurveOptions, ZapHandler, type ControlKeys } from './auth';
 import { ControlError } from './errors';
+import { refusalLog } from './refusal-log';
 import type { ControlMessage } from './messages';
 import { TcpFront, type ConnectionLimits } from './tcp-front';
 import { decodeMessage, describeFrame, encodeMessage, MAX_CONTROL_MESSAGE_BYTES, printableId, SendQueue } from './wire';
@@ -22,34 +23,6 @@ export interface RouterHandlers {
   onMessage: (routingId: Buffer, m: ControlMessage) => void;
   /** The socket itself failed (not a bad frame): the control plane is gone. */
   onSocketError: (err: Error) => void;
-}
-
-/** Addresses whose first refusal is logged; refusals after that are counted, one line per REFUSED_LOG_EVERY. */
-const REFUSED_ADDRESSES_LOGGED = 20;
-const REFUSED_LOG_EVERY = 1000;
-
-/**
- * One log for every refusal (a connection beyond the caps, a failed or missing handshake, a
- * message ZAP says no to): a peer retries, and a flood is cheap, so each address is named once
- * and the rest only counted.
- */
-function refusalLog(log: pino.Logger): (address: string, text: string) => void {
-  let count = 0;
-  let countedAloud = false;
-  const named = new Set<string>();
-  return (address, text) => {
-    count++;
-    if (!named.has(address) && named.size < REFUSED_ADDRESSES_LOGGED) {
-      named.add(address);
-      log.warn({ address, refused: count }, text);
-    } else if (!countedAloud || count % REFUSED_LOG_EVERY === 0) {
-      countedAloud = true;
-      log.warn(
-        { address, refused: count },
-        `${text} (${count} refused so far; each address is named once, then one line per ${REFUSED_LOG_EVERY})`,
-      );
-    }
-  };
 }
 
 /**

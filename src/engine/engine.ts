@@ -97,6 +97,14 @@ export function createDataPlane(c: Config, where: Omit<DataPlaneOptions, 'timeou
 }
 
 /**
+ * Connections to this process's ring sockets refused since the last call (failed handshakes), by
+ * ring and peer address; the trainer logs them (src/control/refusal-log.ts).
+ */
+export function takeRefusedHandshakes(c: Config): { ring: string; address: string; count: number }[] {
+  return loadNative(c.device).takeRefusedHandshakes();
+}
+
+/**
  * parallel.comm nccl: the CUDA addon's NCCL entry points, or a clear error when this addon has none
  * (the CPU addon; the config check refuses nccl without device: cuda before anything runs).
  */

@@ -209,6 +209,12 @@ export interface NativeAddon {
   /** The parameter table of the model `options` describe, without building an engine. */
   paramTable(options: NativeEngineOptions): ParamEntry[];
   DataPlane: new (options: DataPlaneOptions) => NativeDataPlane;
+  /**
+   * Connections to this process's ring sockets that failed their handshake (no CURVE, another job's
+   * key, not ZMTP) since the last call, by ring name and peer IP ("unknown" when the connection was
+   * gone before its address could be read; "other addresses" past 64 of them).
+   */
+  takeRefusedHandshakes(): { ring: string; address: string; count: number }[];
   /** The CUDA addon: a fresh NCCL unique id (128 bytes), for a group this worker leads. */
   ncclUniqueId?: () => Uint8Array;
   /** The CUDA addon: the two groups over NCCL. */
@@ -219,7 +225,7 @@ export interface NativeAddon {
   blasCore: string;
 }
 
-export const ADDON_ABI_VERSION = 4;
+export const ADDON_ABI_VERSION = 5;
 
 export class NativeLoadError extends Error {
   readonly code = 'ERR_NATIVE_LOAD';

@@ -21,7 +21,8 @@ import type { Config } from '../config/schema';
 import type { TrainBatch } from '../data/batch';
 import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
-import { createEngine, resolveThreads } from '../engine/engine';
+import { createEngine, resolveThreads, takeRefusedHandshakes } from '../engine/engine';
+import { refusalLog } from '../control/refusal-log';
 import { checkEngineMemory } from '../engine/memory';
 import { loadNative, REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
 import { cpuPeak, forgetCpuPeak, gpuPeak } from '../engine/peak';
@@ -416,6 +417,19 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     lastSaved = done;
   };
 
+  // A worker's rings count the connections they refuse (no key, not ZMTP); logged as steps go by.
+  const refusedRing = rank ? refusalLog(log) : undefined;
+  const logRefusedHandshakes = () => {
+    if (!refusedRing) return;
+    for (const r of takeRefusedHandshakes(c))
+      refusedRing(
+        `${r.ring} ${r.address}`,
+        `refused connections to the ${r.ring} ring from ${r.address}: their handshake failed ` +
+          `(the peer does not hold this job's key, or does not speak the ring's protocol)`,
+        r.count,
+      );
+  };
+
   while (step < c.train.steps) {
     const lr = learningRate(schedule, step);
     const t0 = Date.now();
@@ -464,6 +478,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     result.steps.push(record);
     const tokensPerS = Math.round((m.tokens / Math.max(ms, 1)) * 1000);
     rank?.onStep?.(record, { tokensPerS, stepMs: ms, skipped: m.skipped, consumedSamples: consumedAt(step) });
+    logRefusedHandshakes();
     const mfu = Number(
       stepMfu({
         flopsPerToken: modelFlops,
@@ -547,6 +562,7 @@ async function runTraining(c: Config, opts: TrainOptions, logger: RunLogger, ran
     }
   }
   await saver.drain();
+  logRefusedHandshakes();
   result.finalStep = step;
   return result;
 }

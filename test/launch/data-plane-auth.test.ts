@@ -4,6 +4,8 @@
 // each other over ipc, having one host name; tcp+curve traffic itself is cpp/tests/comm_tests.cpp's);
 // a stranger without the job's key keeps sending to every one of those ports while they train.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 
@@ -129,6 +131,19 @@ describe('the data plane of a two-node job, with strangers sending to its TCP po
     expect(sends).toBeGreaterThan(0);
     expect([r0.code, r1.code], r0.stderr + r1.stderr).toEqual([0, 0]);
     expectClose(stepLines(dir), stepLines(want));
+    // Every attacked worker logs the refusals of its ring: the stranger's address once, then a count.
+    const logs = fs.readdirSync(path.join(dir, 'logs')).filter((f) => f.startsWith('rank-'));
+    expect(logs.length).toBe(4);
+    for (const file of logs) {
+      const refusals = fs
+        .readFileSync(path.join(dir, 'logs', file), 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('to the data-parallel ring from'));
+      expect(refusals.length, file).toBeGreaterThan(0);
+      expect(refusals.join('\n')).toMatch(/ring from (127\.0\.0\.1|unknown): their handshake failed/);
+      // Named once per address (127.0.0.1, maybe "unknown"), then one counting line per thousand.
+      expect(refusals.length, refusals.join('\n')).toBeLessThanOrEqual(4);
+    }
   });
 
   it('with --no-auth the same stranger breaks the job (the attack is real)', async () => {
