@@ -14,12 +14,12 @@
 
 #include <algorithm>  // std::min
 #include <cerrno>
-#include <cstdlib>  // atoi
 #include <chrono>   // steady_clock: receive deadlines
+#include <cstdlib>  // atoi
 #include <cstring>  // memcpy, memmove
 #include <map>
 #include <mutex>
-#include <new>  // std::bad_alloc
+#include <new>      // std::bad_alloc
 #include <utility>  // std::pair
 
 #include "../common/error.h"  // Error
@@ -100,10 +100,11 @@ void note_refused(const std::string& ring, const std::string& address) {
   refused_counts[key]++;
 }
 
-// The address of the peer on socket fd ("10.0.0.7"; a peer that retries comes from new ports), read when the monitor thread hears that
-// the connection was accepted; ipc peers are processes of this user on this host. The connection
-// may be gone by then and the fd number reused by something else: a socket whose local port is not
-// our listener's gives "unknown" rather than another peer's name.
+// The IP of the peer on socket fd ("10.0.0.7", without the port: a peer that retries comes from
+// new ports), read when the monitor thread hears that the connection was accepted; ipc peers are
+// processes of this user on this host. The connection may be gone by then and the fd number reused
+// by something else: a socket whose local port is not our listener's gives "unknown" rather than
+// another peer's name.
 std::string peer_address(int fd, int listening_port) {
   sockaddr_storage local{}, peer{};
   socklen_t local_len = sizeof local, peer_len = sizeof peer;

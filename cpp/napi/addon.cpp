@@ -880,7 +880,7 @@ std::string choose_device() {
 #endif
 
 // takeRefusedHandshakes() → [{ring, address, count}]: the data-plane connections refused since the
-// last call (ZmqRingCommunicator::take_refused_handshakes); the worker logs them, rate-limited.
+// last call (ZmqRingCommunicator::take_refused_handshakes); the trainer logs them, rate-limited.
 Napi::Value TakeRefusedHandshakes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::vector<RefusedHandshakes> refused = ZmqRingCommunicator::take_refused_handshakes();

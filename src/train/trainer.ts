@@ -18,11 +18,11 @@ import {
 import { checkpointDirFor } from '../checkpoint';
 import { maxPredictionsPerSequence } from '../config/load';
 import type { Config } from '../config/schema';
+import { refusalLog } from '../control/refusal-log';
 import type { TrainBatch } from '../data/batch';
 import { openDataset, type Dataset } from '../data/dataset';
 import type { TextTokenizer } from '../data/tokenizer';
 import { createEngine, resolveThreads, takeRefusedHandshakes } from '../engine/engine';
-import { refusalLog } from '../control/refusal-log';
 import { checkEngineMemory } from '../engine/memory';
 import { loadNative, REQUEST_SAVE, REQUEST_STOP, type NativeEngine, type StepMetrics } from '../engine/native';
 import { cpuPeak, forgetCpuPeak, gpuPeak } from '../engine/peak';
