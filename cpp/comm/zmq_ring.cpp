@@ -177,20 +177,6 @@ ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std:
       if (!set_key(recv_socket_, ZMQ_CURVE_SECRETKEY, curve_.server_secret))
         throw Error("ERR_COMM_BIND", name + " communicator: libzmq refused the CURVE server key: " + zmq_strerror(errno));
     }
-    // Connection events, read at once by a thread of ours so that the I/O thread never waits on them
-    // (an unlimited inproc queue), to count the handshakes that fail.
-    const std::string monitor_endpoint = "inproc://ring-monitor";
-    monitor_ = zmq_socket(ctx_, ZMQ_PAIR);
-    if (!monitor_ || zmq_socket_monitor(recv_socket_, monitor_endpoint.c_str(),
-                                        ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
-      throw Error("ERR_COMM_BIND", name + " communicator: cannot monitor its socket: " + zmq_strerror(errno));
-    set_int(monitor_, ZMQ_LINGER, 0);
-    set_int(monitor_, ZMQ_RCVHWM, 0);
-    if (zmq_connect(monitor_, monitor_endpoint.c_str()) != 0)
-      throw Error("ERR_COMM_BIND", name + " communicator: cannot read its socket's events: " + zmq_strerror(errno));
-    monitor_thread_ = std::thread([this] { watch_handshakes(); });
     auto bind = [&](const std::string& endpoint) {
       if (zmq_bind(recv_socket_, endpoint.c_str()) != 0)
         throw Error("ERR_COMM_BIND", name + " communicator: cannot listen on " + endpoint + ": " + zmq_strerror(errno));
@@ -204,6 +190,21 @@ ZmqRingCommunicator::ZmqRingCommunicator(const std::string& ipc_path, const std:
       endpoints_.tcp = bind("tcp://" + tcp_host + ":*");
       tcp_port_ = std::atoi(endpoints_.tcp.substr(endpoints_.tcp.rfind(':') + 1).c_str());
     }
+    // Connection events, read at once by a thread of ours so that the I/O thread never waits on them
+    // (an unlimited inproc queue), to count the handshakes that fail. Started after the binds, so
+    // tcp_port_ is set before the thread reads it; a peer that connects in between goes unseen.
+    const std::string monitor_endpoint = "inproc://ring-monitor";
+    monitor_ = zmq_socket(ctx_, ZMQ_PAIR);
+    if (!monitor_ || zmq_socket_monitor(recv_socket_, monitor_endpoint.c_str(),
+                                        ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+      throw Error("ERR_COMM_BIND", name + " communicator: cannot monitor its socket: " + zmq_strerror(errno));
+    set_int(monitor_, ZMQ_LINGER, 0);
+    set_int(monitor_, ZMQ_RCVHWM, 0);
+    if (zmq_connect(monitor_, monitor_endpoint.c_str()) != 0)
+      throw Error("ERR_COMM_BIND", name + " communicator: cannot read its socket's events: " + zmq_strerror(errno));
+    monitor_thread_ = std::thread([this] { watch_handshakes(); });
   } catch (...) {
     close_all();
     throw;
@@ -260,7 +261,7 @@ void ZmqRingCommunicator::watch_handshakes() {
     const int fd = static_cast<int>(value);
     switch (id) {
       case ZMQ_EVENT_ACCEPTED:
-        if (open.size() < 4096) open[fd] = {peer_address(fd, tcp_port_.load()), succeeded};
+        if (open.size() < 4096) open[fd] = {peer_address(fd, tcp_port_), succeeded};
         break;
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         succeeded++;

@@ -4,7 +4,6 @@
 // FIFO order gives both ends the same message order. Algorithms, framing, timeouts and error codes:
 // docs/collectives.md.
 #pragma once
-#include <atomic>
 #include <cstddef>  // size_t
 #include <cstdint>  // uint64_t
 #include <string>
@@ -114,7 +113,7 @@ class ZmqRingCommunicator final : public Communicator {
   void* recv_socket_ = nullptr;  // PULL, bound; prev's PUSH connects to it
   void* monitor_ = nullptr;      // PAIR: recv_socket_'s connection events, read by monitor_thread_ only
   std::thread monitor_thread_;
-  std::atomic<int> tcp_port_{0};  // our TCP listener's port (0: none), for the monitor thread
+  int tcp_port_ = 0;  // our TCP listener's port (0: none), set before the monitor thread starts
   void* send_socket_ = nullptr;  // PUSH, connected to next
   RingCurveKeys curve_;
   int timeout_ms_;
