@@ -15,6 +15,7 @@ interface PreprocessFlags {
   tokenizer: string;
   tokenizerKind: TokenizerKind;
   vocabSize: string;
+  cased?: boolean;
   jsonKeys: string[];
   splitSentences?: boolean;
   appendEod?: boolean;
@@ -41,6 +42,7 @@ export function registerPreprocessCommand(program: Command): void {
         .default('wordpiece'),
     )
     .option('--vocab-size <n>', "what 'auto' trains (at most)", '30522')
+    .option('--cased', "'auto' wordpiece: keep case (BERT cased) instead of lower-casing the text")
     .option('--json-keys <key>', 'JSON lines: the field to take (repeatable: one output per key)', collect, [])
     .option('--split-sentences', 'a sequence per sentence (BERT-style data), not per document')
     .option('--append-eod', 'end every document with the end-of-document token')
@@ -89,6 +91,7 @@ export function registerPreprocessCommand(program: Command): void {
           tokenizer: o.tokenizer,
           tokenizerKind: o.tokenizerKind,
           vocabSize: Number(o.vocabSize),
+          ...(o.cased ? { lowercase: false } : {}),
           cacheDir: o.cacheDir,
           jsonKeys: o.jsonKeys,
           splitSentences: o.splitSentences,

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 
-import { generatorShape, isMaskedLm, layerGroups, lossNames, packing, pairTask } from './family';
+import { generatorShape, isMaskedLm, layerGroups, lossNames, packing, pairTask, tokenizerKind } from './family';
 import { configSchema, type Config } from './schema';
 import { PACKAGE_ROOT } from '../package-root';
 
@@ -167,6 +167,25 @@ function familyChecks(c: Config): string[] {
     problems.push(`data.packing: gpt reads windows of the token stream; remove the key`);
   if (packing(c) === 'full-sentences' && task !== 'none')
     problems.push(`data.pair_task: ${task} needs sentence pairs, but data.packing is full-sentences; use none`);
+  if (c.data.lowercase !== undefined && tokenizerKind(c) !== 'wordpiece')
+    problems.push(
+      `data.lowercase: ${m.arch} uses a byte-level BPE tokenizer, which keeps case and has no lowercasing; remove the key`,
+    );
+  else if (c.data.lowercase !== undefined && c.data.path !== undefined)
+    problems.push(
+      `data.lowercase: a preprocessed data.path brings its own tokenizer (PREFIX_tokenizer.json); remove the key, ` +
+        `or preprocess the text again with \`paratrain preprocess --cased\``,
+    );
+  else if (c.data.lowercase !== undefined && c.model.init !== undefined)
+    problems.push(
+      `data.lowercase: a fine-tuning run reads the tokenizer saved with model.init, so its case is already chosen; ` +
+        `remove the key`,
+    );
+  else if (c.data.lowercase !== undefined && c.data.tokenizer !== 'auto')
+    problems.push(
+      `data.lowercase: applies to a tokenizer that paratrain trains (data.tokenizer: auto); ` +
+        `${c.data.tokenizer} keeps its own normalizer; remove one of the two keys`,
+    );
   const names = lossNames(c);
   for (const key of Object.keys(m.loss_weights ?? {}))
     if (!names.includes(key))

@@ -179,6 +179,11 @@ export const dataSchema = z
     json_key: z.string().min(1).default(DEFAULT_JSON_KEY),
     /** 'auto' trains (and caches) a tokenizer on the corpus; or a path to any tokenizer.json. */
     tokenizer: z.string().min(1).default('auto'),
+    /**
+     * A WordPiece tokenizer that paratrain trains: lower-case the text first (BERT uncased, the default),
+     * or false to keep case (BERT cased), which keeps the capitals that mark names for tagging.
+     */
+    lowercase: z.boolean().optional(),
     cache_dir: z.string().min(1).default('.paratrain-cache'),
     /** Share held out for evaluation: whole documents, or the text's last share when there are few; 0 = no evaluation. */
     heldout_fraction: z.number().gte(0).lt(0.5).default(0.02),

@@ -56,6 +56,8 @@ export interface DatasetOptions {
   corpusOptions?: CorpusOptions;
   /** Use this tokenizer.json instead of training one. */
   tokenizerPath?: string;
+  /** WordPiece that is trained: lower-case first (the default), or keep case (see TokenizerRequest). */
+  lowercase?: boolean;
   /** Where trained tokenizers and token stores are cached (shared safely between processes). */
   cacheDir: string;
   /** model.vocab_size: the tokenizer may be smaller, never larger. */
@@ -136,6 +138,7 @@ export async function openDataset(opts: DatasetOptions): Promise<{ dataset: Data
     corpusKey: fingerprintDocuments(trainDocuments),
     cacheDir: opts.cacheDir,
     path: opts.tokenizerPath,
+    lowercase: opts.lowercase,
   });
   if (tokenizer.vocabSize > opts.vocabSize) {
     throw new DataError(

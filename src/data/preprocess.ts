@@ -20,6 +20,8 @@ export interface PreprocessOptions {
   tokenizer: string;
   tokenizerKind?: TokenizerKind;
   vocabSize?: number;
+  /** 'auto' wordpiece: false keeps case (BERT cased); lower-cased by default. */
+  lowercase?: boolean;
   cacheDir?: string;
   /** JSON lines: one output pair per key. Plain text files are read under the first key. */
   jsonKeys?: string[];
@@ -100,8 +102,14 @@ function inputBytes(inputs: readonly string[]): number {
 }
 
 async function tokenizerFor(opts: PreprocessOptions, inputs: string[], key: string): Promise<TextTokenizer> {
-  if (opts.tokenizer !== 'auto') return TextTokenizer.fromFile(opts.tokenizer);
   const kind = opts.tokenizerKind ?? 'wordpiece';
+  if (opts.lowercase === false && (opts.tokenizer !== 'auto' || kind !== 'wordpiece'))
+    throw new DataError(
+      'ERR_DATA_CONFIG',
+      `--cased applies to the wordpiece tokenizer that --tokenizer auto trains ` +
+        `(a tokenizer.json keeps its own normalizer, and byte-level BPE never lower-cases); remove --cased`,
+    );
+  if (opts.tokenizer !== 'auto') return TextTokenizer.fromFile(opts.tokenizer);
   const sample: Document[] = [];
   let chars = 0;
   for (const document of documentsOf(inputs, key, opts.corpus)) {
@@ -115,6 +123,7 @@ async function tokenizerFor(opts: PreprocessOptions, inputs: string[], key: stri
     corpus: sample,
     corpusKey: fingerprintDocuments(sample),
     cacheDir: opts.cacheDir ?? '.paratrain-cache',
+    lowercase: opts.lowercase,
   });
 }
 

@@ -18,7 +18,8 @@ import { DataError } from './errors';
 
 /**
  * The tokenizer conventions:
- * - 'wordpiece': BERT-style (lowercased; [PAD] [UNK] [CLS] [SEP] [MASK]), for BERT, ALBERT, ELECTRA;
+ * - 'wordpiece': BERT-style ([PAD] [UNK] [CLS] [SEP] [MASK]; lowercased like bert-base-uncased unless
+ *   trained cased, like bert-base-cased), for BERT, ALBERT, ELECTRA;
  * - 'bpe': GPT-2-style byte-level BPE with <|endoftext|>;
  * - 'roberta-bpe': byte-level BPE with RoBERTa's <s> <pad> </s> <unk> <mask>.
  */
@@ -301,6 +302,11 @@ export interface TokenizerRequest {
   cacheDir: string;
   /** An existing tokenizer.json to use instead of training. */
   path?: string;
+  /**
+   * WordPiece only: lower-case text before splitting (BERT uncased, the default), or keep case
+   * (BERT cased), which keeps the capitals that mark names. A given `path` decides for itself.
+   */
+  lowercase?: boolean;
 }
 
 /**
@@ -324,24 +330,28 @@ export async function loadOrTrainTokenizer(request: TokenizerRequest): Promise<T
   const cached = tryLoadCached(cachePath);
   if (cached) return cached;
 
-  const json = trainTokenizerJson(request.kind, request.vocabSize, request.corpus);
+  const lowercase = request.lowercase ?? true;
+  const json = trainTokenizerJson(request.kind, request.vocabSize, request.corpus, lowercase);
   const tokenizer = TextTokenizer.fromJSON(json, `trained ${request.kind}`);
-  await assertRoundTrip(tokenizer, request.corpus);
+  await assertRoundTrip(tokenizer, request.corpus, lowercase);
   await atomicWriteFile(cachePath, json, { createDir: true });
   return tokenizer;
 }
 
 export function tokenizerCachePath(
-  request: Pick<TokenizerRequest, 'kind' | 'vocabSize' | 'corpusKey' | 'cacheDir'>,
+  request: Pick<TokenizerRequest, 'kind' | 'vocabSize' | 'corpusKey' | 'cacheDir' | 'lowercase'>,
 ): string {
   // The older kinds' key must stay exactly this, so that their caches are reused.
-  const layout = request.kind === 'roberta-bpe' ? `roberta-bpe ${ROBERTA_BPE_LAYOUT_VERSION}|` : '';
+  let layout = request.kind === 'roberta-bpe' ? `roberta-bpe ${ROBERTA_BPE_LAYOUT_VERSION}|` : '';
+  const cased = request.kind === 'wordpiece' && request.lowercase === false;
+  if (cased) layout = 'cased|';
   const key = crypto
     .createHash('sha256')
     .update(`recipe ${TRAINING_RECIPE_VERSION}|${layout}${request.corpusKey}`)
     .digest('hex')
     .slice(0, 20);
-  return path.join(request.cacheDir, 'tokenizers', `${request.kind}-${request.vocabSize}-${key}.json`);
+  const name = `${request.kind}${cased ? '-cased' : ''}-${request.vocabSize}-${key}.json`;
+  return path.join(request.cacheDir, 'tokenizers', name);
 }
 
 function tryLoadCached(cachePath: string): TextTokenizer | null {
@@ -367,7 +377,12 @@ function tryLoadCached(cachePath: string): TextTokenizer | null {
  * without is a continuation ("##ing"). This is the same pair-merge algorithm
  * the WordPiece trainer runs internally.
  */
-function trainTokenizerJson(kind: TokenizerKind, vocabSize: number, corpus: readonly Document[]): string {
+function trainTokenizerJson(
+  kind: TokenizerKind,
+  vocabSize: number,
+  corpus: readonly Document[],
+  lowercase: boolean,
+): string {
   if (corpus.length === 0 || corpus.every((doc) => doc.text.trim() === '')) {
     throw new DataError('ERR_DATA_CONFIG', 'cannot train a tokenizer on an empty corpus');
   }
@@ -382,9 +397,9 @@ function trainTokenizerJson(kind: TokenizerKind, vocabSize: number, corpus: read
   try {
     const trainingFiles = writeTrainingFiles(corpus, scratchDir);
     const trainedPath = path.join(scratchDir, 'trained.json');
-    trainInChildProcess(kind, trainingFiles, trainedPath);
+    trainInChildProcess(kind, trainingFiles, trainedPath, lowercase);
     const trained = JSON.parse(fs.readFileSync(trainedPath, 'utf8')) as TokenizerJson;
-    if (kind === 'wordpiece') return buildWordPieceJson(trained, vocabSize, scratchDir);
+    if (kind === 'wordpiece') return buildWordPieceJson(trained, vocabSize, scratchDir, lowercase);
     if (kind === 'roberta-bpe') return buildRobertaBpeJson(trained, vocabSize);
     return buildByteLevelBpeJson(trained, vocabSize);
   } finally {
@@ -402,13 +417,13 @@ const MINIMUM_VOCAB: Readonly<Record<TokenizerKind, { minimum: number; why?: str
  * The binding's train() writes progress lines straight to the process's stdout, which would break
  * the JSON-lines log on stdout; so training runs in a short-lived child whose stdout is discarded.
  */
-function trainInChildProcess(kind: TokenizerKind, files: string[], outputPath: string): void {
+function trainInChildProcess(kind: TokenizerKind, files: string[], outputPath: string, lowercase: boolean): void {
   const program = `
     const t = require(process.argv[1]);
-    const [kind, marker, out, ...files] = process.argv.slice(2);
+    const [kind, marker, lowercase, out, ...files] = process.argv.slice(2);
     const tok = new t.Tokenizer(t.BPE.empty());
     if (kind === 'wordpiece') {
-      tok.setNormalizer(t.bertNormalizer({ lowercase: true }));
+      tok.setNormalizer(t.bertNormalizer({ lowercase: lowercase === 'lowercase' }));
       tok.setPreTokenizer(t.sequencePreTokenizer([t.bertPreTokenizer(), t.metaspacePreTokenizer(marker, 'always', false)]));
     } else {
       tok.setPreTokenizer(t.byteLevelPreTokenizer(false));
@@ -417,7 +432,16 @@ function trainInChildProcess(kind: TokenizerKind, files: string[], outputPath: s
     tok.save(out);`;
   const run = spawnSync(
     process.execPath,
-    ['-e', program, require.resolve('tokenizers'), kind, WORD_START_MARKER, outputPath, ...files],
+    [
+      '-e',
+      program,
+      require.resolve('tokenizers'),
+      kind,
+      WORD_START_MARKER,
+      lowercase ? 'lowercase' : 'cased',
+      outputPath,
+      ...files,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' },
   );
   if (run.status !== 0 || !fs.existsSync(outputPath))
@@ -476,7 +500,7 @@ function canContinueWord(character: string): boolean {
  * frequent first), cut at vocabSize. Built through the native API so the
  * JSON is exactly what tokenizers itself writes.
  */
-function buildWordPieceJson(trained: TokenizerJson, vocabSize: number, scratchDir: string): string {
+function buildWordPieceJson(trained: TokenizerJson, vocabSize: number, scratchDir: string, lowercase: boolean): string {
   const ordered = tokensInIdOrder(trained.model.vocab);
   const mergeResults = new Set(mergePairs(trained.model).map(([left, right]) => left + right));
   const alphabet = ordered.filter((token) => !mergeResults.has(token) && token !== WORD_START_MARKER);
@@ -499,7 +523,7 @@ function buildWordPieceJson(trained: TokenizerJson, vocabSize: number, scratchDi
   }
 
   const tokenizer = new Tokenizer(WordPiece.init(vocab, { unkToken: WORDPIECE_SPECIAL_TOKENS.unk }));
-  tokenizer.setNormalizer(bertNormalizer({ lowercase: true }));
+  tokenizer.setNormalizer(bertNormalizer({ lowercase }));
   tokenizer.setPreTokenizer(bertPreTokenizer());
   tokenizer.setDecoder(wordPieceDecoder());
   tokenizer.addSpecialTokens(Object.values(WORDPIECE_SPECIAL_TOKENS));
@@ -616,7 +640,11 @@ function mergesWithin(trained: TokenizerJson, vocab: Record<string, number>): Ar
  * Guards against a silently broken recipe (e.g. a future tokenizers release
  * changing its JSON): a tokenizer trained on this text must reproduce it.
  */
-async function assertRoundTrip(tokenizer: TextTokenizer, corpus: readonly Document[]): Promise<void> {
+async function assertRoundTrip(
+  tokenizer: TextTokenizer,
+  corpus: readonly Document[],
+  lowercase: boolean,
+): Promise<void> {
   const sample = corpus
     .slice(0, 3)
     .map((doc) => doc.text.slice(0, 2000))
@@ -630,14 +658,14 @@ async function assertRoundTrip(tokenizer: TextTokenizer, corpus: readonly Docume
     // some phrases, so compare the pieces with the normalized text instead.
     if (ids.includes(tokenizer.maskedLmSpecialIds().unk)) return; // a deliberately tiny vocabulary
     const pieces = ids.map((id) => (tokenizer.idToToken(id) ?? '').replace(/^##/, '')).join('');
-    reproduced = pieces === normalizeLikeBert(sample);
+    reproduced = pieces === normalizeLikeBert(sample, lowercase);
   }
   if (!reproduced) {
     throw new DataError('ERR_TOKENIZER', `trained ${tokenizer.kind} tokenizer does not reproduce its training text`);
   }
 }
 
-function normalizeLikeBert(text: string): string {
-  const normalizer = bertNormalizer({ lowercase: true });
+function normalizeLikeBert(text: string, lowercase: boolean): string {
+  const normalizer = bertNormalizer({ lowercase });
   return normalizer.normalizeString(text).replace(/\s+/g, '');
 }

@@ -83,6 +83,7 @@ export async function taskTokenizer(c: Config): Promise<TextTokenizer> {
       corpus: documents,
       corpusKey: fingerprintDocuments(documents),
       cacheDir: c.data.cache_dir,
+      lowercase: c.data.lowercase,
     });
   }
   if (tokenizer.kind !== kind)

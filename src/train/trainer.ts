@@ -155,6 +155,7 @@ export async function openRunData(
       jsonKey: c.data.json_key,
     },
     tokenizerPath: c.data.tokenizer === 'auto' ? undefined : c.data.tokenizer,
+    lowercase: c.data.lowercase,
     cacheDir: c.data.cache_dir,
     vocabSize: c.model.vocab_size,
     seqLen: c.model.seq_len,

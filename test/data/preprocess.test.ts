@@ -104,6 +104,27 @@ describe('paratrain preprocess', () => {
     ).toEqual([[`${prefix}_title_document`, 5]]);
   });
 
+  it('--cased trains a WordPiece that keeps case; with a BPE kind it is refused before anything is written', async () => {
+    const prefix = path.join(scratch, 'cased');
+    const r = paratrain([
+      ...['--input', textFile, '--output-prefix', prefix, '--cased', '--vocab-size', '300', '--json'],
+      ...['--cache-dir', path.join(scratch, 'cache')],
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const tokenizer = TextTokenizer.fromFile(`${prefix}_tokenizer.json`);
+    expect(JSON.parse(tokenizer.toJSON()).normalizer.lowercase).toBe(false);
+    const ds = IndexedDataset.open(`${prefix}_text_document`);
+    expect(Array.from(ds.sequence(0))).toEqual(await tokenizer.encode(paragraphs[0]));
+    expect(await tokenizer.decode(Array.from(ds.sequence(0)))).toMatch(/^The whale number 0/);
+    ds.close();
+
+    const bpePrefix = path.join(scratch, 'cased-bpe');
+    const bpe = paratrain(['--input', textFile, '--output-prefix', bpePrefix, '--cased', '--tokenizer-kind', 'bpe']);
+    expect(bpe.code).toBe(1);
+    expect(bpe.stderr).toContain('--cased applies to the wordpiece tokenizer that --tokenizer auto trains');
+    expect(fs.readdirSync(scratch).filter((name) => name.startsWith('cased-bpe'))).toEqual([]);
+  });
+
   it('names an empty input, a binary one and a glob without matches, and leaves no half-written pair', () => {
     const empty = path.join(scratch, 'empty', 'nothing.txt');
     fs.mkdirSync(path.dirname(empty));

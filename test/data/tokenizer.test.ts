@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { byteLevelAlphabet } from 'tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprintDocuments, loadCorpus, type Document } from '../../src/data/corpus';
+import { ConfigError, validateConfig } from '../../src/config/load';
 import { DataError } from '../../src/data/errors';
 import { TextTokenizer, loadOrTrainTokenizer, tokenizerCachePath } from '../../src/data/tokenizer';
 
@@ -66,6 +67,64 @@ describe('WordPiece tokenizer', () => {
     } finally {
       fs.rmSync(otherCache, { recursive: true, force: true });
     }
+  });
+});
+
+describe('cased WordPiece tokenizer (data.lowercase: false)', () => {
+  it('keeps capitals, round-trips its text, and is cached apart from the uncased one', async () => {
+    const request = { kind: 'wordpiece', vocabSize: 2000, corpus, corpusKey, cacheDir } as const;
+    const cased = await loadOrTrainTokenizer({ ...request, lowercase: false });
+    const uncased = await loadOrTrainTokenizer(request);
+    expect(cased.hash).not.toBe(uncased.hash);
+    expect(tokenizerCachePath({ ...request, lowercase: false })).not.toBe(tokenizerCachePath(request));
+    // The uncased key is the one it always was: lowercase true and unset name the same file.
+    expect(tokenizerCachePath({ ...request, lowercase: true })).toBe(tokenizerCachePath(request));
+    expect(fs.existsSync(tokenizerCachePath({ ...request, lowercase: false }))).toBe(true);
+    expect(cased.maskedLmSpecialIds()).toEqual({ pad: 0, unk: 1, cls: 2, sep: 3, mask: 4 });
+
+    const text = 'Call me Ishmael. The whale, the sea and the ship!';
+    const casedIds = await cased.encode(text);
+    expect(casedIds).not.toContain(cased.maskedLmSpecialIds().unk);
+    expect(await cased.decode(casedIds)).toBe(text);
+    expect(await uncased.decode(await uncased.encode(text))).toBe(text.toLowerCase());
+    // A name and the same letters in lower case are different tokens only when cased.
+    expect(await cased.encode('The')).not.toEqual(await cased.encode('the'));
+    expect(await uncased.encode('The')).toEqual(await uncased.encode('the'));
+    // The bundled text starts sentences with capitals, so the cased vocabulary learns them as pieces.
+    expect(cased.tokenToId('The')).not.toBeNull();
+    expect(uncased.tokenToId('The')).toBeNull();
+    // The saved JSON says so, for anyone loading it elsewhere (HF tokenizers).
+    expect(JSON.parse(cased.toJSON()).normalizer).toMatchObject({ type: 'BertNormalizer', lowercase: false });
+    expect(JSON.parse(uncased.toJSON()).normalizer).toMatchObject({ type: 'BertNormalizer', lowercase: true });
+  });
+});
+
+describe('data.lowercase in a config', () => {
+  const base = {
+    model: { arch: 'bert', layers: 1, hidden: 32, heads: 4, ffn: 64, vocab_size: 300, seq_len: 16 },
+    train: { steps: 1, micro_batch: 2, lr: 0.01 },
+  };
+  it('is taken where paratrain trains the WordPiece tokenizer', () => {
+    expect(validateConfig({ ...base, data: { lowercase: false } }).data.lowercase).toBe(false);
+  });
+  it('is refused, naming why, wherever it would be ignored', () => {
+    const refusal = (doc: Record<string, unknown>) => () => validateConfig({ ...base, ...doc });
+    const gpt = { ...base.model, arch: 'gpt' };
+    expect(refusal({ model: gpt, data: { lowercase: false } })).toThrow(/data\.lowercase: gpt uses a byte-level BPE/);
+    expect(refusal({ data: { lowercase: false, tokenizer: 'tok.json' } })).toThrow(
+      /data\.lowercase: applies to a tokenizer that paratrain trains .* tok\.json keeps its own normalizer/,
+    );
+    expect(refusal({ data: { lowercase: true, path: 'corpus_text_sentence' } })).toThrow(
+      /data\.lowercase: a preprocessed data\.path brings its own tokenizer/,
+    );
+    expect(
+      refusal({
+        model: { ...base.model, init: 'runs/x/checkpoints' },
+        task: { name: 'text-classification', train: 'train.jsonl' },
+        data: { lowercase: false },
+      }),
+    ).toThrow(/data\.lowercase: a fine-tuning run reads the tokenizer saved with model\.init/);
+    expect(refusal({ model: gpt, data: { lowercase: false } })).toThrow(ConfigError);
   });
 });
 
