@@ -138,7 +138,7 @@ describe.skipIf(!hasChromium)('the dashboard page in chromium', () => {
 
   it('lists the events (not the evals, which are on the loss chart)', async () => {
     const rows = page.locator('#events tbody tr');
-    expect(await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.event))).toEqual([
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-event')))).toEqual([
       'start',
       'checkpoint',
     ]);
