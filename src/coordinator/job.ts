@@ -29,6 +29,7 @@ import {
   type StepReport,
   type WorkerExited,
 } from '../control/messages';
+import { truncated } from '../text/quoted';
 
 /** What the job needs to know of its launch (node 0's options). */
 export interface JobSettings {
@@ -197,10 +198,6 @@ const REFUSAL_LOG_EVERY = 1000;
 /** Peer-supplied strings in refusals are cut to these lengths (a host name has at most 253). */
 const MAX_HOST_CHARS = 255;
 const MAX_REFUSAL_CHARS = 1000;
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
-}
 
 export class Job {
   readonly worldSize: number;
@@ -384,7 +381,7 @@ export class Job {
   // ---- rendezvous ------------------------------------------------------------------------------
 
   private onAgentHello(routingId: Buffer, hello: AgentHello): void {
-    const h = { ...hello, host: truncate(hello.host, MAX_HOST_CHARS) };
+    const h = { ...hello, host: truncated(hello.host, MAX_HOST_CHARS) };
     const existing = this.agents.get(h.nodeRank);
     if (existing && existing.routingId.equals(routingId)) {
       // A repeated hello; while restarting, the welcome of the next round is still to come.
@@ -445,7 +442,7 @@ export class Job {
   }
 
   private onRegister(routingId: Buffer, registration: Register): void {
-    const r = { ...registration, host: truncate(registration.host, MAX_HOST_CHARS) };
+    const r = { ...registration, host: truncated(registration.host, MAX_HOST_CHARS) };
     const workers = this.current.workers;
     const existing = workers.get(r.rank);
     if (existing?.routingId.equals(routingId)) return; // a repeated registration
@@ -568,16 +565,16 @@ export class Job {
     // line per REFUSAL_LOG_EVERY with the count.
     const entry: RejectedPeer = {
       ...peer,
-      reason: truncate(peer.reason, MAX_REFUSAL_CHARS),
-      ...(peer.host !== undefined ? { host: truncate(peer.host, MAX_HOST_CHARS) } : {}),
+      reason: truncated(peer.reason, MAX_REFUSAL_CHARS),
+      ...(peer.host !== undefined ? { host: truncated(peer.host, MAX_HOST_CHARS) } : {}),
       atUnixMs: this.now,
     };
     this.refusals++;
     if (this.rejected.length < MAX_REJECTED_KEPT) this.rejected.push(entry);
-    this.send(routingId, 'reject', { reason: truncate(reply, MAX_REFUSAL_CHARS) });
+    this.send(routingId, 'reject', { reason: truncated(reply, MAX_REFUSAL_CHARS) });
     const n = this.refusals;
     if (n <= REFUSALS_LOGGED) {
-      this.log('warn', `refused: ${entry.reason}`, { peer: truncate(printableId(routingId), MAX_HOST_CHARS) });
+      this.log('warn', `refused: ${entry.reason}`, { peer: truncated(printableId(routingId), MAX_HOST_CHARS) });
       this.emit({ type: 'rejected', peer: entry });
     } else if (n % REFUSAL_LOG_EVERY === 0 || n === REFUSALS_LOGGED + 1) {
       this.log(

@@ -19,6 +19,7 @@ import {
   type TextClassificationExample,
 } from './readers/text-classification';
 import { readTokenClassification, tagSet, type TaggedSentence } from './readers/token-classification';
+import { MAX_QUOTED_CHARS, truncated } from '../text/quoted';
 
 export type FineTuningTask = Exclude<TaskName, 'pretrain'>;
 
@@ -98,8 +99,8 @@ function checkTags(sentences: readonly TaggedSentence[], labels: readonly string
       if (!known.has(tag))
         throw new DataError(
           'ERR_TASK_DATA',
-          `${s.where}: unknown label '${tag}' (word ${i + 1}, '${s.words[i]}'); the model's labels are ` +
-            `${labels.map((l) => `'${l}'`).join(', ')}`,
+          `${s.where}: unknown label '${truncated(tag, MAX_QUOTED_CHARS)}' (word ${i + 1}, '${truncated(s.words[i] ?? '', MAX_QUOTED_CHARS)}'); the model's labels are ` +
+            truncated(labels.map((l) => `'${l}'`).join(', '), 1000),
         );
 }
 

@@ -97,6 +97,22 @@ describe('text classification', () => {
     const header = write('header-only.tsv', 'sentence\tlabel\n');
     expect(messageOf(() => readTextClassification(header))).toContain('holds no examples');
   });
+
+  it('keeps a message short and whole when the bad value is huge or nested past the recursion limit', () => {
+    // JSON.parse reads 100,000 nested lists; JSON.stringify of them would throw RangeError.
+    const deep = write('deep.jsonl', `{"text": "ok", "label": ${'['.repeat(100_000)}${']'.repeat(100_000)}}\n`);
+    expect(messageOf(() => readTextClassification(deep))).toBe(
+      `${deep}:1: "label" must be a string or a number, got a list nested too deeply to show`,
+    );
+    const wide = write('wide.jsonl', `{"text": "ok", "label": [${'1,'.repeat(500_000)}1]}\n`);
+    const message = messageOf(() => readTextClassification(wide));
+    expect(message.length).toBeLessThan(400);
+    expect(message).toMatch(/got \[1,1,1,.*… \(\d+ more characters\)$/);
+    const examples = readTextClassification(write('long-label.tsv', `good\t${'x'.repeat(1_000_000)}\n`));
+    const unknown = messageOf(() => labelSet(examples, { given: ['ham', 'spam'] }));
+    expect(unknown.length).toBeLessThan(500);
+    expect(unknown).toContain("… (999800 more characters)'; the model's labels are 'ham', 'spam'");
+  });
 });
 
 describe('token classification', () => {

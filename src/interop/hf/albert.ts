@@ -13,6 +13,7 @@ import {
   ENCODER_BUFFERS,
 } from './bert';
 import { HfFormatError, mapTable, requireCovered, renameListed } from './tensors';
+import { quoted } from '../../text/quoted';
 
 /** paratrain's sublayer names → ALBERT's (`albert_layer_groups.G.albert_layers.0.` + …). */
 const ALBERT_LAYER: Record<string, string> = {
@@ -45,8 +46,7 @@ export const albert: HfFamily = {
           `(paratrain shares each group's layer across consecutive hidden layers)`,
       );
     const tv = config['type_vocab_size'] ?? 2;
-    if (tv !== 2)
-      throw new HfFormatError(`config.json: type_vocab_size ${JSON.stringify(tv)} is unsupported (ALBERT has 2)`);
+    if (tv !== 2) throw new HfFormatError(`config.json: type_vocab_size ${quoted(tv)} is unsupported (ALBERT has 2)`);
     checkActivation(
       config,
       'hidden_act',

@@ -16,6 +16,7 @@ import {
   type HfFamily,
 } from './family';
 import { HfFormatError, mapTable, rename, requireCovered, type HfTensorMap, renameListed } from './tensors';
+import { quoted } from '../../text/quoted';
 
 /** paratrain's sublayer names → BERT's (`bert.encoder.layer.N.` + …). */
 const BERT_LAYER: Record<string, string> = {
@@ -95,8 +96,7 @@ export function bertStyleConfig(c: Config, hidden = c.model.hidden) {
 
 export function checkPositionType(config: HfConfig, warnings: string[]): void {
   const pet = config['position_embedding_type'] ?? 'absolute';
-  if (pet !== 'absolute')
-    warnings.push(`position_embedding_type ${JSON.stringify(pet)}: paratrain supports only "absolute"`);
+  if (pet !== 'absolute') warnings.push(`position_embedding_type ${quoted(pet)}: paratrain supports only "absolute"`);
 }
 
 /** Buffers HF models carry that are not parameters. */
@@ -110,7 +110,7 @@ export const bert: HfFamily = {
     const tv = config['type_vocab_size'] ?? 2;
     if (tv !== 2)
       throw new HfFormatError(
-        `config.json: type_vocab_size ${JSON.stringify(tv)} is unsupported (paratrain BERT has 2 segments)`,
+        `config.json: type_vocab_size ${quoted(tv)} is unsupported (paratrain BERT has 2 segments)`,
       );
     checkActivation(config, 'hidden_act', ['gelu', 'gelu_python'], 'the erf GELU ("gelu")', warnings);
     checkEps(config, 'layer_norm_eps', 1e-12, warnings);

@@ -16,6 +16,7 @@ import { gpt2 } from './gpt2';
 import { roberta } from './roberta';
 import { taskModel, taskOfHfConfig } from './tasks';
 import { HfFormatError } from './tensors';
+import { quoted } from '../../text/quoted';
 
 export const HF_FAMILIES: readonly HfFamily[] = [bert, gpt2, roberta, albert, electra];
 
@@ -29,8 +30,8 @@ function detectFamily(config: HfConfig, where: string): HfFamily {
   const f = HF_FAMILIES.find((x) => x.claims(config));
   if (f) return f;
   throw new HfFormatError(
-    `${where}: unsupported model_type ${JSON.stringify(config['model_type'])} / architectures ` +
-      `${JSON.stringify(config['architectures'] ?? null)}; paratrain reads ` +
+    `${where}: unsupported model_type ${quoted(config['model_type'])} / architectures ` +
+      `${quoted(config['architectures'] ?? null)}; paratrain reads ` +
       HF_FAMILIES.flatMap((x) => x.architectures).join(', '),
   );
 }

@@ -14,6 +14,7 @@ import {
 import { atomicWriteFile } from '../../files/atomic-write';
 import type { HfConfig } from './family';
 import { HfFormatError } from './tensors';
+import { quoted } from '../../text/quoted';
 
 export interface HfDirContents {
   dir: string;
@@ -82,7 +83,7 @@ export async function readHuggingFaceDir(dir: string): Promise<HfDirContents> {
     tensors = [];
     for (const shard of shards) {
       if (typeof shard !== 'string' || shard !== path.basename(shard) || shard.startsWith('.'))
-        throw new HfFormatError(`${index}: invalid shard file name ${JSON.stringify(shard)}`);
+        throw new HfFormatError(`${index}: invalid shard file name ${quoted(shard)}`);
       tensors.push(...(await readSafetensors(path.join(dir, shard), { filter: keepEntry })).tensors);
     }
   } else {

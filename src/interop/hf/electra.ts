@@ -23,13 +23,13 @@ import {
 } from './bert';
 import { taskOfHfConfig } from './tasks';
 import { HfFormatError, mapTable, requireCovered, type HfTensorMap, renameListed } from './tensors';
+import { quoted } from '../../text/quoted';
 
 const normaliseKey = (key: string) => (/^(embeddings|embeddings_project|encoder)\./.test(key) ? `electra.${key}` : key);
 
 function checkConfig(config: HfConfig, what: string, warnings: string[]): void {
   const tv = config['type_vocab_size'] ?? 2;
-  if (tv !== 2)
-    throw new HfFormatError(`${what}: type_vocab_size ${JSON.stringify(tv)} is unsupported (ELECTRA has 2)`);
+  if (tv !== 2) throw new HfFormatError(`${what}: type_vocab_size ${quoted(tv)} is unsupported (ELECTRA has 2)`);
   checkActivation(config, 'hidden_act', ['gelu', 'gelu_python'], 'the erf GELU ("gelu")', warnings);
   checkEps(config, 'layer_norm_eps', 1e-12, warnings);
   checkPositionType(config, warnings);

@@ -4,6 +4,7 @@
 import type { Config, ModelFamily } from '../../config/schema';
 import type { ParamEntry } from '../../engine/native';
 import { HfFormatError, type HfTensorMap } from './tensors';
+import { quoted } from '../../text/quoted';
 
 export type HfConfig = Record<string, unknown>;
 
@@ -66,7 +67,7 @@ export interface HfFamily {
 export function cfgInt(config: HfConfig, key: string, fallback?: number): number {
   const v = config[key] ?? fallback;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
-    throw new HfFormatError(`config.json: ${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
+    throw new HfFormatError(`config.json: ${key} must be a positive integer, got ${quoted(config[key])}`);
   return v;
 }
 
@@ -74,7 +75,7 @@ export function cfgNum(config: HfConfig, key: string, fallback: number): number 
   const v = config[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new HfFormatError(`config.json: ${key} must be a number, got ${JSON.stringify(v)}`);
+    throw new HfFormatError(`config.json: ${key} must be a number, got ${quoted(v)}`);
   return v;
 }
 
@@ -100,7 +101,7 @@ export function checkActivation(
 ): void {
   const act = config[key] ?? accepted[0];
   if (typeof act !== 'string' || !accepted.includes(act))
-    warnings.push(`${key} ${JSON.stringify(act)}: paratrain computes ${ours} here; outputs will differ`);
+    warnings.push(`${key} ${quoted(act)}: paratrain computes ${ours} here; outputs will differ`);
 }
 
 export function checkEps(config: HfConfig, key: string, ours: number, warnings: string[]): void {

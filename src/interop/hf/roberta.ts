@@ -11,6 +11,7 @@ import {
   ENCODER_BUFFERS,
 } from './bert';
 import { HfFormatError, mapTable, offsetRows, requireCovered, renameListed } from './tensors';
+import { quoted } from '../../text/quoted';
 
 /** RoBERTa's padding id (<pad>) and so its position offset pad + 1. */
 const ROBERTA_PAD = 1;
@@ -21,8 +22,7 @@ export const roberta: HfFamily = {
   claims: claimedBy('roberta', 'Roberta'),
   fromHfConfig({ main: config }, warnings) {
     const tv = config['type_vocab_size'] ?? 1;
-    if (tv !== 1)
-      throw new HfFormatError(`config.json: type_vocab_size ${JSON.stringify(tv)} is unsupported (RoBERTa has 1)`);
+    if (tv !== 1) throw new HfFormatError(`config.json: type_vocab_size ${quoted(tv)} is unsupported (RoBERTa has 1)`);
     checkActivation(config, 'hidden_act', ['gelu', 'gelu_python'], 'the erf GELU ("gelu")', warnings);
     checkEps(config, 'layer_norm_eps', 1e-5, warnings);
     checkPositionType(config, warnings);

@@ -5,6 +5,7 @@ import type { Config, TaskName } from '../../config/schema';
 import type { ParamEntry } from '../../engine/native';
 import { architectures, type ExportOptions, type HfConfig, type HfFamily, type HfModel } from './family';
 import { HfFormatError, mapTable, rename, requireCovered } from './tensors';
+import { quoted } from '../../text/quoted';
 
 /** The class-name prefix of each family's models (BertFor…, RobertaFor…). */
 const CLASS_PREFIX: Partial<Record<Config['model']['arch'], string>> = {
@@ -52,7 +53,7 @@ function labelList(config: HfConfig, where: string): string[] {
       const i = Number(id);
       if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof label !== 'string' || label === '')
         throw new HfFormatError(
-          `${where}: id2label must map the ids 0..${entries.length - 1} to label names, got ${JSON.stringify(id)}: ${JSON.stringify(label)}`,
+          `${where}: id2label must map the ids 0..${entries.length - 1} to label names, got ${quoted(id)}: ${quoted(label)}`,
         );
       labels[i] = label;
     }
@@ -60,7 +61,7 @@ function labelList(config: HfConfig, where: string): string[] {
   }
   const n = config['num_labels'] ?? 2;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1)
-    throw new HfFormatError(`${where}: num_labels must be a positive integer, got ${JSON.stringify(n)}`);
+    throw new HfFormatError(`${where}: num_labels must be a positive integer, got ${quoted(n)}`);
   return Array.from({ length: n }, (_, i) => `LABEL_${i}`);
 }
 

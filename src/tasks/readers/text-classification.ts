@@ -5,6 +5,7 @@
 // Labels stay as written here (strings); labelSet() maps them to ids.
 import { parseJsonLine, readTextFile } from '../../data/documents';
 import { TASK_DATA_FILE, taskDataError } from './errors';
+import { MAX_QUOTED_CHARS, quoted, truncated } from '../../text/quoted';
 
 export interface TextClassificationExample {
   textA: string;
@@ -74,7 +75,7 @@ function fromJsonLines(text: string, filePath: string): TextClassificationExampl
     const textB = pair ? stringField(record, 'text_b', where) : undefined;
     const label = record.label;
     if (typeof label !== 'string' && typeof label !== 'number') {
-      throw taskDataError(`${where}: "label" must be a string or a number, got ${JSON.stringify(label) ?? 'nothing'}`);
+      throw taskDataError(`${where}: "label" must be a string or a number, got ${quoted(label)}`);
     }
     examples.push({ textA, ...(textB !== undefined ? { textB } : {}), label: String(label), where });
   });
@@ -119,7 +120,8 @@ export function labelSet(
     for (const e of examples) {
       if (!known.has(e.label))
         throw taskDataError(
-          `${e.where}: unknown label '${e.label}'; the model's labels are ${options.given.map((l) => `'${l}'`).join(', ')}`,
+          `${e.where}: unknown label '${truncated(e.label, MAX_QUOTED_CHARS)}'; the model's labels are ` +
+            truncated(options.given.map((l) => `'${l}'`).join(', '), 1000),
         );
     }
     return { names: [...options.given], regression: false };
@@ -138,7 +140,7 @@ export function labelIds(examples: readonly TextClassificationExample[], labels:
   return Float64Array.from(examples, (e) => {
     if (labels.regression) return Number(e.label);
     const id = index.get(e.label);
-    if (id === undefined) throw taskDataError(`${e.where}: unknown label '${e.label}'`);
+    if (id === undefined) throw taskDataError(`${e.where}: unknown label '${truncated(e.label, MAX_QUOTED_CHARS)}'`);
     return id;
   });
 }
