@@ -19,7 +19,7 @@
 
 #if __has_include(<cublasLt.h>)
 #include <cublasLt.h>      // cublasLt*
-#include <cuda_runtime.h>  // cudaMalloc
+#include <cuda_runtime.h>  // cudaStream_t
 
 #include <algorithm>  // std::min
 #include <array>    // std::array (plan key)
@@ -28,6 +28,7 @@
 #include <string>   // std::string
 
 #include "../../common/error.h"  // paratrain::Error
+#include "buffer.h"              // device_alloc, device_free (ERR_CUDA_OOM when the device is full)
 #include "common.cuh"            // CUDA_CHECK, CUDA_CHECK_LAUNCH, current_stream, to_float, from_float
 
 namespace paratrain::cuda {
@@ -95,8 +96,8 @@ struct Context {
       cublasLtMatrixLayoutDestroy(kv.second.c);
       cublasLtMatmulDescDestroy(kv.second.desc);
     }
-    if (workspace) cudaFree(workspace);
-    if (bias_scratch) cudaFree(bias_scratch);
+    device_free(workspace);
+    device_free(bias_scratch);
     if (handle) cublasLtDestroy(handle);
   }
 };
@@ -236,16 +237,19 @@ void linear_init(size_t workspace_bytes, int max_bias) {
   Context& ctx = t_ctx;
   if (!ctx.handle) check_cublas(cublasLtCreate(&ctx.handle), "cublasLtCreate");
   if (workspace_bytes > ctx.workspace_bytes) {
-    if (ctx.workspace) CUDA_CHECK(cudaFree(ctx.workspace));
+    // Emptied before the allocation, so a failed one (ERR_CUDA_OOM) leaves no dangling pointer.
+    device_free(ctx.workspace);
     ctx.workspace = nullptr;
-    CUDA_CHECK(cudaMalloc(&ctx.workspace, workspace_bytes));
-    ctx.workspace_bytes = workspace_bytes;
+    ctx.workspace_bytes = 0;
     for (auto& kv : ctx.plans) kv.second.workspace = 0;  // plans stay valid: the limit only grew
+    ctx.workspace = device_alloc(workspace_bytes);
+    ctx.workspace_bytes = workspace_bytes;
   }
   if (max_bias > ctx.max_bias) {
-    if (ctx.bias_scratch) CUDA_CHECK(cudaFree(ctx.bias_scratch));
+    device_free(ctx.bias_scratch);
     ctx.bias_scratch = nullptr;
-    CUDA_CHECK(cudaMalloc(&ctx.bias_scratch, static_cast<size_t>(max_bias) * sizeof(float)));
+    ctx.max_bias = 0;
+    ctx.bias_scratch = static_cast<float*>(device_alloc(static_cast<size_t>(max_bias) * sizeof(float)));
     ctx.max_bias = max_bias;
   }
 }
