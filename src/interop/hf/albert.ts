@@ -2,6 +2,7 @@
 // projected by embedding_hidden_mapping_in, and layer groups whose one layer every hidden layer of
 // the group reuses.
 import { layerGroups, pairTask } from '../../config/family';
+import { quoted } from '../../text/quoted';
 import type { HfFamily } from './family';
 import { architectures, claimedBy, cfgInt, checkActivation, checkEps, checkTied, tokenIdEntries } from './family';
 import {
@@ -13,7 +14,6 @@ import {
   ENCODER_BUFFERS,
 } from './bert';
 import { HfFormatError, mapTable, requireCovered, renameListed } from './tensors';
-import { quoted } from '../../text/quoted';
 
 /** paratrain's sublayer names → ALBERT's (`albert_layer_groups.G.albert_layers.0.` + …). */
 const ALBERT_LAYER: Record<string, string> = {

@@ -2,6 +2,7 @@
 // encoder-layer names that RoBERTa and ELECTRA share with BERT.
 import { pairTask } from '../../config/family';
 import type { Config } from '../../config/schema';
+import { quoted } from '../../text/quoted';
 import {
   architectures,
   claimedBy,
@@ -16,7 +17,6 @@ import {
   type HfFamily,
 } from './family';
 import { HfFormatError, mapTable, rename, requireCovered, type HfTensorMap, renameListed } from './tensors';
-import { quoted } from '../../text/quoted';
 
 /** paratrain's sublayer names → BERT's (`bert.encoder.layer.N.` + …). */
 const BERT_LAYER: Record<string, string> = {

@@ -7,6 +7,7 @@ import { validateConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
 import { paramTableFor } from '../../engine/engine';
 import type { ParamEntry } from '../../engine/native';
+import { quoted } from '../../text/quoted';
 import { albert } from './albert';
 import { bert } from './bert';
 import { exists, readHuggingFaceDir, writeHuggingFaceDir, type HfDirContents } from './directory';
@@ -16,7 +17,6 @@ import { gpt2 } from './gpt2';
 import { roberta } from './roberta';
 import { taskModel, taskOfHfConfig } from './tasks';
 import { HfFormatError } from './tensors';
-import { quoted } from '../../text/quoted';
 
 export const HF_FAMILIES: readonly HfFamily[] = [bert, gpt2, roberta, albert, electra];
 

@@ -12,9 +12,9 @@ import {
   type SafetensorsEntry,
 } from '../../checkpoint';
 import { atomicWriteFile } from '../../files/atomic-write';
+import { quoted } from '../../text/quoted';
 import type { HfConfig } from './family';
 import { HfFormatError } from './tensors';
-import { quoted } from '../../text/quoted';
 
 export interface HfDirContents {
   dir: string;

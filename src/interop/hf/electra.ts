@@ -2,6 +2,7 @@
 // fine-tune) in the directory itself and ElectraForMaskedLM (the generator) in its generator/
 // subdirectory, each with its own copy of the embeddings paratrain shares between them.
 import { generatorShape } from '../../config/family';
+import { quoted } from '../../text/quoted';
 import type { HfConfig, HfFamily, HfModel } from './family';
 import {
   architectures,
@@ -23,7 +24,6 @@ import {
 } from './bert';
 import { taskOfHfConfig } from './tasks';
 import { HfFormatError, mapTable, requireCovered, type HfTensorMap, renameListed } from './tensors';
-import { quoted } from '../../text/quoted';
 
 const normaliseKey = (key: string) => (/^(embeddings|embeddings_project|encoder)\./.test(key) ? `electra.${key}` : key);
 

@@ -3,8 +3,8 @@
 // paratrain model of that family exports as. The modules: bert, gpt2, roberta, albert, electra.
 import type { Config, ModelFamily } from '../../config/schema';
 import type { ParamEntry } from '../../engine/native';
-import { HfFormatError, type HfTensorMap } from './tensors';
 import { quoted } from '../../text/quoted';
+import { HfFormatError, type HfTensorMap } from './tensors';
 
 export type HfConfig = Record<string, unknown>;
 

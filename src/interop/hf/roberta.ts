@@ -1,5 +1,6 @@
 // roberta.ts — RobertaForMaskedLM: BERT's encoder under roberta.*, one token type, lm_head.*, and
 // positions numbered from padding_idx + 1 (HF's create_position_ids_from_input_ids).
+import { quoted } from '../../text/quoted';
 import type { HfFamily } from './family';
 import { claimedBy, cfgInt, checkActivation, checkEps, checkTied, refuseSharedLayers, tokenIdEntries } from './family';
 import {
@@ -11,7 +12,6 @@ import {
   ENCODER_BUFFERS,
 } from './bert';
 import { HfFormatError, mapTable, offsetRows, requireCovered, renameListed } from './tensors';
-import { quoted } from '../../text/quoted';
 
 /** RoBERTa's padding id (<pad>) and so its position offset pad + 1. */
 const ROBERTA_PAD = 1;

@@ -3,9 +3,9 @@
 // TokenClassification,QuestionAnswering} architectures, with the label list in config.json.
 import type { Config, TaskName } from '../../config/schema';
 import type { ParamEntry } from '../../engine/native';
+import { quoted } from '../../text/quoted';
 import { architectures, type ExportOptions, type HfConfig, type HfFamily, type HfModel } from './family';
 import { HfFormatError, mapTable, rename, requireCovered } from './tensors';
-import { quoted } from '../../text/quoted';
 
 /** The class-name prefix of each family's models (BertFor…, RobertaFor…). */
 const CLASS_PREFIX: Partial<Record<Config['model']['arch'], string>> = {

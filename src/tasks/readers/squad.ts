@@ -3,8 +3,8 @@
 // Every answer must sit in its context at answer_start; a v2.0 unanswerable question has
 // is_impossible true and no answers.
 import { readTextFile } from '../../data/documents';
-import { TASK_DATA_FILE, taskDataError } from './errors';
 import { MAX_QUOTED_CHARS, quoted, truncated } from '../../text/quoted';
+import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface SquadAnswer {
   text: string;

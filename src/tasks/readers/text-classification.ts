@@ -4,8 +4,8 @@
 // - JSON lines: {"text": ..., "label": ...} or {"text_a": ..., "text_b": ..., "label": ...}.
 // Labels stay as written here (strings); labelSet() maps them to ids.
 import { parseJsonLine, readTextFile } from '../../data/documents';
-import { TASK_DATA_FILE, taskDataError } from './errors';
 import { MAX_QUOTED_CHARS, quoted, truncated } from '../../text/quoted';
+import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface TextClassificationExample {
   textA: string;
