@@ -4,10 +4,10 @@
 // - Token classification: a sentence's words, each tokenized; the label of a word sits on its
 //   first sub-word, every other position is ignored (-100), as BertForTokenClassification trains.
 import { IGNORE_INDEX } from '../data/batch';
+import { named } from '../text/quoted';
 import { layOut, specialTokenCount, truncateLongestFirst, type OffsetTokenizer, type PairLayout } from './layout';
 import type { TaggedSentence } from './readers/token-classification';
 import type { TextClassificationExample } from './readers/text-classification';
-import { MAX_QUOTED_CHARS, truncated } from '../text/quoted';
 
 export interface SequenceFeature {
   tokens: Int32Array;
@@ -94,7 +94,7 @@ export async function tokenClassificationFeatures(
       const tag = sentence.labels[w];
       const id = labelIds.get(tag);
       if (id === undefined && unknown === 'error')
-        throw new RangeError(`${sentence.where}: label '${truncated(tag, MAX_QUOTED_CHARS)}' is not in the label list`);
+        throw new RangeError(`${sentence.where}: label ${named(tag)} is not in the label list`);
       if (id === undefined) unknownTags++;
       labels[aStart + t] = id ?? IGNORE_INDEX;
       wordAt[aStart + t] = w;

@@ -8,6 +8,7 @@ import { DataError } from '../data/errors';
 import { SplitKey } from '../data/rng';
 import { EpochShuffle } from '../data/sample-order';
 import type { TextTokenizer } from '../data/tokenizer';
+import { listed, named } from '../text/quoted';
 import { textClassificationFeatures, tokenClassificationFeatures, type SequenceFeature } from './features';
 import type { PairLayout } from './layout';
 import { qaFeatures, type QaFeature } from './qa-features';
@@ -19,7 +20,6 @@ import {
   type TextClassificationExample,
 } from './readers/text-classification';
 import { readTokenClassification, tagSet, type TaggedSentence } from './readers/token-classification';
-import { MAX_QUOTED_CHARS, truncated } from '../text/quoted';
 
 export type FineTuningTask = Exclude<TaskName, 'pretrain'>;
 
@@ -99,8 +99,8 @@ function checkTags(sentences: readonly TaggedSentence[], labels: readonly string
       if (!known.has(tag))
         throw new DataError(
           'ERR_TASK_DATA',
-          `${s.where}: unknown label '${truncated(tag, MAX_QUOTED_CHARS)}' (word ${i + 1}, '${truncated(s.words[i] ?? '', MAX_QUOTED_CHARS)}'); the model's labels are ` +
-            truncated(labels.map((l) => `'${l}'`).join(', '), 1000),
+          `${s.where}: unknown label ${named(tag)} (word ${i + 1}, ${named(s.words[i] ?? '')}); the model's labels are ` +
+            listed(labels),
         );
 }
 

@@ -6,6 +6,8 @@
 
 /** Longest quoted value in a message, before the "… (N more characters)" tail. */
 export const MAX_QUOTED_CHARS = 200;
+/** Longest list of names (a model's labels) in a message. */
+const MAX_LISTED_CHARS = 1000;
 
 /** `text` itself when at most `max` characters, else its first `max` and how many were left off. */
 export function truncated(text: string, max: number): string {
@@ -25,4 +27,14 @@ export function quoted(value: unknown, max: number = MAX_QUOTED_CHARS): string {
     else text = `a ${typeof value} that cannot be shown`;
   }
   return truncated(text, max);
+}
+
+/** A name from a user's file in single quotes, cut to MAX_QUOTED_CHARS: `'B-PER'`. */
+export function named(text: string): string {
+  return `'${truncated(text, MAX_QUOTED_CHARS)}'`;
+}
+
+/** Names in single quotes, comma-separated, the whole list cut to MAX_LISTED_CHARS. */
+export function listed(names: readonly string[]): string {
+  return truncated(names.map((n) => `'${n}'`).join(', '), MAX_LISTED_CHARS);
 }

@@ -3,7 +3,7 @@
 // Every answer must sit in its context at answer_start; a v2.0 unanswerable question has
 // is_impossible true and no answers.
 import { readTextFile } from '../../data/documents';
-import { MAX_QUOTED_CHARS, quoted, truncated } from '../../text/quoted';
+import { named, quoted } from '../../text/quoted';
 import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface SquadAnswer {
@@ -48,19 +48,19 @@ export function readSquad(filePath: string): SquadQuestion[] {
         const { id, question, answers, is_impossible } = (qa ?? {}) as Record<string, unknown>;
         if (typeof id !== 'string' || id === '') throw taskDataError(`${filePath}: ${at}.qas[${q}] has no "id" string`);
         const where = `${filePath}:${lineOf(JSON.stringify(id))}`;
-        const idShown = truncated(id, MAX_QUOTED_CHARS);
-        if (seen.has(id)) throw taskDataError(`${where}: question id '${idShown}' appears twice`);
+        const idShown = named(id);
+        if (seen.has(id)) throw taskDataError(`${where}: question id ${idShown} appears twice`);
         seen.add(id);
         if (typeof question !== 'string' || question.trim() === '')
-          throw taskDataError(`${where}: question '${idShown}' has no "question" text`);
+          throw taskDataError(`${where}: question ${idShown} has no "question" text`);
         const isImpossible = is_impossible === true;
         const list = answers === undefined ? [] : answers;
-        if (!Array.isArray(list)) throw taskDataError(`${where}: question '${idShown}': "answers" must be a list`);
+        if (!Array.isArray(list)) throw taskDataError(`${where}: question ${idShown}: "answers" must be a list`);
         if (isImpossible && list.length > 0)
-          throw taskDataError(`${where}: question '${idShown}' is_impossible but lists ${list.length} answers`);
+          throw taskDataError(`${where}: question ${idShown} is_impossible but lists ${list.length} answers`);
         if (!isImpossible && list.length === 0)
           throw taskDataError(
-            `${where}: question '${idShown}' has no answers; mark an unanswerable question with "is_impossible": true`,
+            `${where}: question ${idShown} has no answers; mark an unanswerable question with "is_impossible": true`,
           );
         const checked = list.map((answer: unknown, k: number) => checkAnswer(answer, context, idShown, k, where));
         questions.push({ id, question, context, answers: checked, isImpossible, where });
@@ -73,7 +73,7 @@ export function readSquad(filePath: string): SquadQuestion[] {
 
 function checkAnswer(answer: unknown, context: string, idShown: string, k: number, where: string): SquadAnswer {
   const { text, answer_start } = (answer ?? {}) as { text?: unknown; answer_start?: unknown };
-  const name = `question '${idShown}' answer ${k}`;
+  const name = `question ${idShown} answer ${k}`;
   if (typeof text !== 'string' || text === '') throw taskDataError(`${where}: ${name} has no "text"`);
   if (typeof answer_start !== 'number' || !Number.isInteger(answer_start) || answer_start < 0)
     throw taskDataError(`${where}: ${name}: "answer_start" must be a non-negative integer`);

@@ -4,7 +4,7 @@
 // - JSON lines: {"text": ..., "label": ...} or {"text_a": ..., "text_b": ..., "label": ...}.
 // Labels stay as written here (strings); labelSet() maps them to ids.
 import { parseJsonLine, readTextFile } from '../../data/documents';
-import { MAX_QUOTED_CHARS, quoted, truncated } from '../../text/quoted';
+import { listed, named, quoted } from '../../text/quoted';
 import { TASK_DATA_FILE, taskDataError } from './errors';
 
 export interface TextClassificationExample {
@@ -120,8 +120,7 @@ export function labelSet(
     for (const e of examples) {
       if (!known.has(e.label))
         throw taskDataError(
-          `${e.where}: unknown label '${truncated(e.label, MAX_QUOTED_CHARS)}'; the model's labels are ` +
-            truncated(options.given.map((l) => `'${l}'`).join(', '), 1000),
+          `${e.where}: unknown label ${named(e.label)}; the model's labels are ${listed(options.given)}`,
         );
     }
     return { names: [...options.given], regression: false };
@@ -140,7 +139,7 @@ export function labelIds(examples: readonly TextClassificationExample[], labels:
   return Float64Array.from(examples, (e) => {
     if (labels.regression) return Number(e.label);
     const id = index.get(e.label);
-    if (id === undefined) throw taskDataError(`${e.where}: unknown label '${truncated(e.label, MAX_QUOTED_CHARS)}'`);
+    if (id === undefined) throw taskDataError(`${e.where}: unknown label ${named(e.label)}`);
     return id;
   });
 }
