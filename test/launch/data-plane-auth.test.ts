@@ -88,7 +88,7 @@ function attack(ports: number[]): { stop: () => Promise<number> } {
   };
 }
 
-async function twoNodeJob(dir: string, auth: string[]) {
+async function twoNodeJob(dir: string, auth: string[], sets: Record<string, number> = SETS) {
   const port = String(await freePort());
   const node = (rank: number) =>
     startLauncher(
@@ -103,7 +103,7 @@ async function twoNodeJob(dir: string, auth: string[]) {
         '--master-port',
         port,
         ...auth,
-        ...tiny('gpt', dir, SETS),
+        ...tiny('gpt', dir, sets),
       ],
       {},
       bin,
@@ -151,7 +151,9 @@ describe('the data plane of a two-node job, with strangers sending to its TCP po
 
   it('with --no-auth the same stranger breaks the job (the attack is real)', async () => {
     const dir = tmp();
-    const { launchers, ports } = await twoNodeJob(dir, ['--no-auth']);
+    // Long enough that the job is still training when the first frames land (12 steps can be over
+    // by then on a fast machine); a broken job stops at once, so the test stays short.
+    const { launchers, ports } = await twoNodeJob(dir, ['--no-auth'], { ...SETS, 'train.steps': 5000 });
     expect(ports.length).toBe(4);
     const stranger = attack(ports);
     const [r0] = await Promise.all(launchers.map((l) => l.exited));
