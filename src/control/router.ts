@@ -17,6 +17,8 @@ import { decodeMessage, describeFrame, encodeMessage, MAX_CONTROL_MESSAGE_BYTES,
 /** Bad frames logged individually before the log switches to a count every BAD_FRAME_LOG_EVERY. */
 const BAD_FRAMES_LOGGED = 20;
 const BAD_FRAME_LOG_EVERY = 1000;
+/** How long the ROUTER flushes after close (a last Reject or Shutdown), and the front passes it on. */
+const ROUTER_LINGER_MS = 500;
 
 export interface RouterHandlers {
   /** A verified message from a peer. */
@@ -80,7 +82,7 @@ export class ControlRouter {
       // A peer sends a few messages at a time; beyond this many queued, libzmq stops reading from
       // it (TCP pushes back) rather than holding up to 1 MiB per message for it.
       receiveHighWaterMark: 100,
-      linger: 500,
+      linger: ROUTER_LINGER_MS,
       // A peer that reconnects with its routing id takes over its old connection.
       handover: true,
       // A connection that has not authenticated within 10 s is dropped, and its slot with it.
@@ -94,7 +96,7 @@ export class ControlRouter {
     } catch (err) {
       socket.close();
       zap?.close();
-      front.close();
+      void front.close();
       if (err instanceof ControlError) throw err;
       throw new ControlError(
         'ERR_COORDINATOR_BIND',
@@ -129,7 +131,8 @@ export class ControlRouter {
     this.front.closing = true;
     this.socket.close();
     this.zap?.close();
-    this.front.close();
+    // libzmq flushes for the socket's linger after close; the front passes that on before it goes.
+    await this.front.close(ROUTER_LINGER_MS);
   }
 
   private onFrames(frames: Buffer[], h: RouterHandlers): void {

@@ -29,6 +29,9 @@ export function connectionLimits(nnodes: number, nprocPerNode: number): Connecti
   return { total, perAddress: nnodes === 1 ? total : 2 * (nprocPerNode + 1) + 16 };
 }
 
+/** How long a peer's connection may take to drain after the coordinator's side closed. */
+const CLIENT_END_MS = 1000;
+
 export class TcpFront {
   private server: net.Server | undefined;
   private readonly perAddress = new Map<string, number>();
@@ -113,7 +116,9 @@ export class TcpFront {
           `refused a control connection from ${who}: no CURVE handshake with this job's key within 10 s, or a ` +
             `failed one: the peer does not hold this job's key`,
         );
-      client.destroy();
+      // end, not destroy: what the ROUTER wrote last (a Reject) may still be on its way to the peer.
+      client.end();
+      setTimeout(() => client.destroy(), CLIENT_END_MS).unref();
     });
     client.on('close', () => {
       clientGone = true;
@@ -128,10 +133,15 @@ export class TcpFront {
   /** Set before the ROUTER closes: its connections going then are no refusals. */
   closing = false;
 
-  /** Stops listening, closes every connection and removes the directory. */
-  close(): void {
+  /**
+   * Stops listening, gives open connections up to `drainMs` to pass on what the closing ROUTER
+   * still flushes (its linger), then closes them and removes the directory.
+   */
+  async close(drainMs = 0): Promise<void> {
     this.closing = true;
     this.server?.close();
+    const deadline = Date.now() + drainMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.sockets) s.destroy();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
